@@ -1,0 +1,52 @@
+"""deepscope: deep learning for microscopy images.
+
+Load image sets faithfully with their metadata, count and segment cells with
+trained models, measure every object, restore images and record where every
+number came from.
+
+Importing :mod:`deepscope` is cheap: it never imports torch or dask. Sub-packages
+are imported on first use::
+
+    >>> import deepscope
+    >>> img = deepscope.io.read_image  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "DeepscopeError",
+    "io",
+    "data",
+    "provenance",
+    "models",
+    "train",
+    "predict",
+    "measure",
+    "evaluate",
+    "pipeline",
+    "report",
+]
+
+from deepscope.errors import DeepscopeError  # noqa: E402  (tiny module, no heavy imports)
+
+_SUBPACKAGES = {"io", "data", "provenance", "models", "train", "predict", "measure", "evaluate",
+                "pipeline", "report", "cli"}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from deepscope import data, io  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"deepscope.{name}")
+    raise AttributeError(f"module 'deepscope' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _SUBPACKAGES)

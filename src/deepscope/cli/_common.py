@@ -1,0 +1,92 @@
+"""Helpers shared by CLI commands: console, logging, error handling, progress bars."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from deepscope.errors import DeepscopeError
+
+T = TypeVar("T")
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def setup_logging(verbose: int = 0) -> None:
+    """Configure logging for the CLI (library code only logs; the CLI decides what is shown)."""
+    from rich.logging import RichHandler
+
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    root = logging.getLogger("deepscope")
+    root.setLevel(level)
+    if not any(isinstance(h, RichHandler) for h in root.handlers):
+        root.addHandler(RichHandler(console=err_console, show_time=False, show_path=False))
+
+
+def handle_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """Turn deepscope's user-facing errors into a one-line message and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except (DeepscopeError, FileNotFoundError, FileExistsError) as exc:
+            err_console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(code=2) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]")
+            raise typer.Exit(code=130) from None
+
+    return wrapper
+
+
+def progress(items: Iterable[T], *, total: int | None = None, description: str = "working",
+             disable: bool | None = None) -> Iterator[T]:
+    """Iterate with a rich progress bar (images done, rate, ETA) on stderr."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    if disable is None:
+        disable = not err_console.is_terminal
+    if disable:
+        yield from items
+        return
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.speed:>6.1f}/s" if False else ""), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err_console, transient=False) as bar:
+        task = bar.add_task(description, total=total)
+        for item in items:
+            yield item
+            bar.advance(task)
+
+
+def parse_int_list(text: str, *, name: str) -> list[int]:
+    """Parse ``"1,5,10"`` or ``"1-5"`` ranges into integers, with a clear error."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part[1:]:
+                a, b = part.split("-", 1) if not part.startswith("-") else ("-" + part[1:].split("-", 1)[0],
+                                                                               part[1:].split("-", 1)[1])
+                out.extend(range(int(a), int(b) + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise typer.BadParameter(f"{name}: {part!r} is not an integer or a range like 1-5") from None
+    if not out:
+        raise typer.BadParameter(f"{name}: give at least one integer")
+    return out
+
+
+def stdout_is_tty() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,63 @@
+"""The ``deepscope`` command-line application (typer).
+
+Every command is a thin layer over public library functions; heavy libraries (torch,
+dask) are imported inside commands, so ``deepscope --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+import deepscope
+from deepscope.cli._common import setup_logging
+
+app = typer.Typer(name="deepscope", help="Deep learning for microscopy images: load, count, segment, measure, "
+                  "restore, with provenance.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"deepscope {deepscope.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-v, -vv)."),
+) -> None:
+    """deepscope command line."""
+    setup_logging(verbose)
+
+
+def _register() -> None:
+    from deepscope.cli import inspect_cmd
+
+    app.command("inspect")(inspect_cmd.inspect)
+    # further command groups register here (one module each)
+    import importlib
+
+    for mod_name, attr, name in _COMMANDS:
+        mod = importlib.import_module(f"deepscope.cli.{mod_name}")
+        obj = getattr(mod, attr)
+        if isinstance(obj, typer.Typer):
+            app.add_typer(obj, name=name)
+        else:
+            app.command(name)(obj)
+
+
+#: (module in deepscope.cli, attribute, command name): a Typer sub-app or a function.
+_COMMANDS: list[tuple[str, str, str]] = []
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,110 @@
+"""Explicit, recorded intensity transforms and geometric augmentation helpers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from deepscope.errors import InputError
+
+__all__ = ["normalize_percentile", "to_uint8", "to_grey", "dihedral", "DIHEDRAL"]
+
+#: The 8 symmetries of the square: (k quarter-turns, transpose first).
+DIHEDRAL = tuple((k, t) for t in (False, True) for k in range(4))
+
+
+def normalize_percentile(image: np.ndarray, low: float = 1.0, high: float = 99.8, *,
+                         axis: Any = None, clip: bool = False, eps: float = 1e-6) -> np.ndarray:
+    """Scale so the ``low`` and ``high`` percentiles map to 0 and 1; returns float32.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Any shape and dtype.
+    low, high : float
+        Percentiles in [0, 100], ``low < high``.
+    axis : int or tuple, optional
+        Axes over which percentiles are taken (all by default; e.g. ``(0, 1)`` for per-channel
+        on a ``(H, W, C)`` image).
+    clip : bool, default False
+        Clip the result to [0, 1].
+    eps : float
+        Added to the denominator so flat images do not divide by zero.
+
+    Returns
+    -------
+    numpy.ndarray of float32, same shape as ``image``.
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        If the percentiles are out of order or range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = normalize_percentile(np.arange(101, dtype=np.uint8), 0, 100)
+    >>> float(x.min()), float(x.max())
+    (0.0, 1.0)
+    """
+    if not (0 <= low < high <= 100):
+        raise InputError(f"percentiles must satisfy 0 <= low < high <= 100; got low={low}, high={high}")
+    x = np.asarray(image, dtype=np.float32)
+    lo, hi = np.percentile(x, [low, high], axis=axis, keepdims=True)
+    out = (x - lo) / (hi - lo + eps)
+    if clip:
+        out = np.clip(out, 0.0, 1.0)
+    return out.astype(np.float32, copy=False)
+
+
+def to_uint8(image: np.ndarray, *, low: float = 0.5, high: float = 99.8) -> np.ndarray:
+    """Percentile-scale any image into uint8 for display (overlays, previews)."""
+    x = normalize_percentile(image, low, high, clip=True)
+    return np.round(x * 255).astype(np.uint8)
+
+
+def to_grey(image: np.ndarray, *, axes: str = "YX", rule: str = "error", path: str = "") -> np.ndarray:
+    """Return a single-channel ``(H, W)`` view of an image for one-channel models.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``(H, W)`` or ``(H, W, C)``.
+    rule : {"error", "mean", "first", "max"}
+        What to do with several channels: refuse, average, take the first, take the maximum.
+        RGB(A) images whose colour channels are all equal are always accepted (alpha dropped).
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        Several distinct channels and ``rule="error"``, or an image that is not 2-D.
+    """
+    x = np.asarray(image)
+    if x.ndim == 2:
+        return x
+    if x.ndim != 3:
+        raise InputError(f"{path or 'image'}: expected a 2-D image (H, W) or (H, W, C), got shape {x.shape}")
+    c = x.shape[-1]
+    if c == 1:
+        return x[..., 0]
+    colour = x[..., :3] if c in (3, 4) else x
+    if c in (2, 4):  # grey+alpha or RGBA: drop alpha
+        colour = x[..., :-1]
+    if colour.shape[-1] == 1 or all(np.array_equal(colour[..., 0], colour[..., j]) for j in range(1, colour.shape[-1])):
+        return colour[..., 0]
+    if rule == "mean":
+        return colour.mean(axis=-1).astype(np.float32)
+    if rule == "first":
+        return colour[..., 0]
+    if rule == "max":
+        return colour.max(axis=-1)
+    raise InputError(f"{path or 'image'} has {c} distinct channels but the model takes one; pass "
+                     "channel=<index> or grey='mean'|'first'|'max' to choose how to reduce them")
+
+
+def dihedral(x: np.ndarray, k: int, transpose: bool, axes: tuple[int, int] = (0, 1)) -> np.ndarray:
+    """Apply one of the 8 square symmetries to the two spatial ``axes``."""
+    if transpose:
+        x = np.swapaxes(x, *axes)
+    return np.rot90(x, k, axes=axes)

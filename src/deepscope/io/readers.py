@@ -1,0 +1,407 @@
+"""Faithful image readers: every page, every bit, no silent rescaling.
+
+TIFF, BigTIFF, OME-TIFF and ImageJ TIFF are read with :mod:`tifffile` (with
+:mod:`imagecodecs` for fast PackBits/zlib/LZW/JPEG decoding), PNG with
+imagecodecs' libpng (8- and 16-bit, grey and colour; palettes expanded), JPEG with
+imagecodecs or Pillow, and OME-Zarr folders with :mod:`zarr`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepscope.errors import ImageReadError, UnsupportedFormatError
+from deepscope.io.image import FileMeta, Image
+
+__all__ = ["read_image", "SUPPORTED_EXTENSIONS", "image_format", "sha256_file"]
+
+logger = logging.getLogger(__name__)
+
+#: File name endings deepscope reads, lower-cased. OME-Zarr is a folder ending in ``.zarr``.
+SUPPORTED_EXTENSIONS = (".ome.tif", ".ome.tiff", ".tif", ".tiff", ".btf", ".tf8", ".png", ".jpg",
+                        ".jpeg", ".zarr", ".ome.zarr")
+
+_TIFF_EXT = (".tif", ".tiff", ".btf", ".tf8")
+_JPEG_EXT = (".jpg", ".jpeg")
+
+_UM_PER_UNIT = {
+    "nm": 1e-3, "nanometer": 1e-3, "µm": 1.0, "um": 1.0, "μm": 1.0, "micron": 1.0, "microns": 1.0,
+    "micrometer": 1.0, "\\u00B5m": 1.0, "mm": 1e3, "millimeter": 1e3, "cm": 1e4, "centimeter": 1e4,
+    "m": 1e6, "meter": 1e6, "Å": 1e-4, "angstrom": 1e-4, "pm": 1e-6,
+}
+
+
+def image_format(path: str | os.PathLike[str]) -> str | None:
+    """Return the reader deepscope uses for ``path`` from its name, or None if unsupported.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        File (or OME-Zarr folder) name. Case does not matter (``.TIF`` works).
+
+    Returns
+    -------
+    str or None
+        ``"tiff"``, ``"png"``, ``"jpeg"``, ``"zarr"`` or None.
+
+    Examples
+    --------
+    >>> image_format("SIMCEPImages_A01_C1_F1_s01_w1.TIF")
+    'tiff'
+    >>> image_format("notes.txt") is None
+    True
+    """
+    name = os.fspath(path).lower().rstrip("/\\")
+    if name.endswith(_TIFF_EXT):
+        return "tiff"
+    if name.endswith(".png"):
+        return "png"
+    if name.endswith(_JPEG_EXT):
+        return "jpeg"
+    if name.endswith(".zarr"):
+        return "zarr"
+    return None
+
+
+def sha256_file(path: str | os.PathLike[str], *, chunk: int = 1 << 20) -> str:
+    """Return the SHA-256 hex digest of a file's bytes (or of a folder's files, sorted by name).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.bin"); _ = open(p, "wb").write(b"abc")
+    >>> sha256_file(p)[:12]
+    'ba7816bf8f01'
+    """
+    p = Path(path)
+    h = hashlib.sha256()
+    if p.is_dir():
+        for f in sorted(q for q in p.rglob("*") if q.is_file()):
+            h.update(f.relative_to(p).as_posix().encode())
+            h.update(b"\0")
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(chunk), b""):
+                    h.update(block)
+        return h.hexdigest()
+    with open(p, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_image(path: str | os.PathLike[str], *, series: int | None = None,
+               checksum: bool = True) -> Image:
+    """Read one image file with every page and every bit.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A TIFF / BigTIFF / OME-TIFF (``.tif``, ``.tiff``, ``.TIF``, ``.ome.tif``), PNG, JPEG
+        file or an OME-Zarr folder (``.zarr``).
+    series : int, optional
+        For TIFF files holding several image series of different shapes, which one to read.
+        By default a file with one series is read whole, and a file with several series of
+        the same shape and dtype is read as a stack along a new ``I`` axis.
+    checksum : bool, default True
+        Compute the SHA-256 of the file's bytes into ``meta.sha256`` (the image's identity in
+        the provenance catalog). The file is read into memory once and decoded from there, so
+        this costs one hash of the (compressed) bytes, not a second read.
+
+    Returns
+    -------
+    Image
+        ``data`` (same dtype as stored), ``axes`` (e.g. ``"YX"``, ``"YXC"``, ``"ZYX"``,
+        ``"CYX"``) and ``meta`` (:class:`~deepscope.io.FileMeta`).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    deepscope.errors.UnsupportedFormatError
+        If the extension is not one of :data:`SUPPORTED_EXTENSIONS`.
+    deepscope.errors.ImageReadError
+        If the file is not a valid image, is truncated, or holds several series of different
+        shapes and ``series`` was not given.
+
+    Examples
+    --------
+    >>> import numpy as np, tifffile, tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "stack.tif")
+    >>> tifffile.imwrite(p, np.arange(3 * 4 * 5, dtype=np.uint16).reshape(3, 4, 5))
+    >>> img = read_image(p)
+    >>> img.data.shape, img.data.dtype.name, img.meta.pages
+    ((3, 4, 5), 'uint16', 3)
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"No such image file or folder: '{p}'. Check the path and try again.")
+    fmt = image_format(p)
+    if fmt is None:
+        raise UnsupportedFormatError(
+            p, f"unsupported file type {''.join(p.suffixes) or '(no extension)'!r}; deepscope reads "
+               f"{', '.join(SUPPORTED_EXTENSIONS)} (case-insensitive)")
+    if fmt == "zarr":
+        return _read_zarr(p, checksum=checksum)
+    if p.is_dir():
+        raise ImageReadError(p, "is a folder, not an image file")
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ImageReadError(p, f"cannot be read ({exc.strerror or exc})") from exc
+    if not raw:
+        raise ImageReadError(p, "is empty (0 bytes)")
+    digest = hashlib.sha256(raw).hexdigest() if checksum else ""
+    if fmt == "tiff":
+        return _read_tiff(p, raw, digest, series)
+    if fmt == "png":
+        return _read_png(p, raw, digest)
+    return _read_jpeg(p, raw, digest)
+
+
+# --------------------------------------------------------------------------- TIFF
+
+def _normalise_axes(axes: str) -> str:
+    axes = axes.upper().replace("Q", "I")
+    if "S" in axes and "C" not in axes:
+        axes = axes.replace("S", "C")
+    # other tifffile letters (E lambda, R tile, H, A ...) are mapped to I (unknown pages)
+    return "".join(a if a in "TZCIYXS" else "I" for a in axes)
+
+
+def _read_tiff(p: Path, raw: bytes, digest: str, series: int | None) -> Image:
+    import io as _io
+    import warnings
+
+    import tifffile
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # tifffile warns (not raises) on some corruption
+            with tifffile.TiffFile(_io.BytesIO(raw), name=p.name) as tf:
+                all_series = list(tf.series)
+                if not all_series:
+                    raise ImageReadError(p, "TIFF holds no image data")
+                if series is not None:
+                    if not 0 <= series < len(all_series):
+                        raise ImageReadError(
+                            p, f"series={series} requested but the file has {len(all_series)} "
+                               f"series (0..{len(all_series) - 1})")
+                    chosen = [all_series[series]]
+                else:
+                    chosen = all_series
+                    if len(all_series) > 1:
+                        shapes = {(s.shape, s.dtype.str) for s in all_series}
+                        if len(shapes) > 1:
+                            desc = "; ".join(f"{i}: {s.shape} {s.dtype}" for i, s in enumerate(all_series))
+                            raise ImageReadError(
+                                p, f"holds {len(all_series)} image series of different shapes ({desc}); "
+                                   "pass series=<index> to choose one")
+                arrays = [s.asarray(maxworkers=1) for s in chosen]
+                axes = _normalise_axes(chosen[0].axes)
+                data = arrays[0] if len(arrays) == 1 else np.stack(arrays)
+                if len(arrays) > 1:
+                    axes = "I" + axes
+                page0 = tf.pages.first if hasattr(tf.pages, "first") else tf.pages[0]
+                n_pages = len(tf.pages)
+                ome_xml = tf.ome_metadata if tf.is_ome else None
+                ij = tf.imagej_metadata if tf.is_imagej else None
+                fmt = "ome-tiff" if tf.is_ome else ("imagej-tiff" if tf.is_imagej else "tiff")
+                bits = int(page0.bitspersample)
+                compression = getattr(page0.compression, "name", str(page0.compression))
+                extra: dict[str, Any] = {"bigtiff": tf.is_bigtiff, "series": len(all_series)}
+                res = _tiff_resolution(page0)
+                if res:
+                    extra["resolution"] = res
+                if ij:
+                    extra["imagej"] = {k: v for k, v in ij.items() if isinstance(v, (int, float, str))}
+                desc = page0.description
+                if desc and not tf.is_ome and not tf.is_imagej:
+                    extra["description"] = desc[:2000]
+    except ImageReadError:
+        raise
+    except Exception as exc:  # tifffile raises many types for corrupt files
+        raise ImageReadError(p, f"not a readable TIFF ({type(exc).__name__}: {exc}). Is the file "
+                                "truncated or of another format?") from exc
+
+    pixel_size, z_step, names = None, None, ()
+    if ome_xml:
+        pixel_size, z_step, names = _parse_ome_pixels(ome_xml)
+    elif ij:
+        pixel_size, z_step, names = _imagej_pixels(ij, res)
+    elif res and res.get("unit") == "CENTIMETER":
+        pixel_size = res["pixel_size_um"]
+    if data.dtype.byteorder == ">" or (data.dtype.byteorder == "=" and not np.little_endian):
+        data = data.astype(data.dtype.newbyteorder("<"))
+    meta = FileMeta(
+        path=str(p.resolve()), format=fmt, shape=tuple(data.shape), dtype=data.dtype.name,
+        bit_depth=bits, pages=n_pages, axes=axes, pixel_size=pixel_size, z_step=z_step,
+        channel_names=tuple(names), ome_xml=ome_xml, sha256=digest, compression=compression,
+        extra=extra)
+    return Image(data=data, axes=axes, meta=meta)
+
+
+def _tiff_resolution(page: Any) -> dict[str, Any] | None:
+    tags = page.tags
+    if "XResolution" not in tags or "YResolution" not in tags:
+        return None
+    try:
+        xr = tags["XResolution"].value
+        yr = tags["YResolution"].value
+        xres = xr[0] / xr[1] if isinstance(xr, tuple) else float(xr)
+        yres = yr[0] / yr[1] if isinstance(yr, tuple) else float(yr)
+        unit_tag = tags.get("ResolutionUnit")
+        unit = getattr(unit_tag.value, "name", str(unit_tag.value)) if unit_tag else "INCH"
+    except (ZeroDivisionError, TypeError, ValueError, IndexError):
+        return None
+    out: dict[str, Any] = {"x": xres, "y": yres, "unit": unit}
+    if xres > 0 and yres > 0:
+        per_unit = {"CENTIMETER": 1e4, "INCH": 25400.0, "MILLIMETER": 1e3, "MICROMETER": 1.0}.get(unit)
+        if per_unit:
+            out["pixel_size_um"] = (per_unit / yres, per_unit / xres)
+    return out
+
+
+def _imagej_pixels(ij: dict[str, Any], res: dict[str, Any] | None) -> tuple[Any, Any, tuple[str, ...]]:
+    unit = str(ij.get("unit", "")).strip()
+    scale = _UM_PER_UNIT.get(unit.replace("\\u00B5", "µ"))
+    pixel_size = None
+    if scale and res and res["x"] > 0 and res["y"] > 0:
+        pixel_size = (scale / res["y"], scale / res["x"])
+    z = ij.get("spacing")
+    z_step = float(z) * scale if (z is not None and scale) else None
+    labels = ij.get("Labels") or ij.get("labels") or ()
+    if isinstance(labels, str):
+        labels = (labels,)
+    return pixel_size, z_step, tuple(str(x) for x in labels)
+
+
+def _parse_ome_pixels(xml: str) -> tuple[Any, Any, tuple[str, ...]]:
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        logger.warning("OME-XML could not be parsed; pixel size left unknown")
+        return None, None, ()
+    pixels = next((el for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+    if pixels is None:
+        return None, None, ()
+
+    def size(axis: str) -> float | None:
+        v = pixels.get(f"PhysicalSize{axis}")
+        if v is None:
+            return None
+        unit = pixels.get(f"PhysicalSize{axis}Unit", "µm")
+        return float(v) * _UM_PER_UNIT.get(unit, 1.0)
+
+    sx, sy, sz = size("X"), size("Y"), size("Z")
+    names = tuple(ch.get("Name", ch.get("ID", "")) for ch in pixels
+                  if ch.tag.rsplit("}", 1)[-1] == "Channel")
+    pixel_size = (sy if sy is not None else sx, sx) if sx is not None else None
+    return pixel_size, sz, names
+
+
+# --------------------------------------------------------------------------- PNG / JPEG
+
+def _read_png(p: Path, raw: bytes, digest: str) -> Image:
+    import imagecodecs
+
+    if not raw.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ImageReadError(p, "is not a PNG file (bad signature); was it renamed from another format?")
+    try:
+        data = imagecodecs.png_decode(raw)
+    except Exception as exc:
+        raise ImageReadError(p, f"PNG could not be decoded ({exc}); the file may be truncated") from exc
+    bits = _png_bit_depth(raw) or data.dtype.itemsize * 8
+    axes = "YX" if data.ndim == 2 else "YXC"
+    meta = FileMeta(path=str(p.resolve()), format="png", shape=tuple(data.shape), dtype=data.dtype.name,
+                    bit_depth=bits, pages=1, axes=axes, sha256=digest,
+                    extra={"png_color_type": _png_color_type(raw)})
+    return Image(data=data, axes=axes, meta=meta)
+
+
+def _png_bit_depth(raw: bytes) -> int | None:
+    # IHDR: 8 sig + 4 len + 4 'IHDR' + 4 w + 4 h + 1 bitdepth + 1 colortype
+    return raw[24] if len(raw) > 26 and raw[12:16] == b"IHDR" else None
+
+
+def _png_color_type(raw: bytes) -> str | None:
+    if len(raw) <= 26 or raw[12:16] != b"IHDR":
+        return None
+    return {0: "grey", 2: "rgb", 3: "palette", 4: "grey+alpha", 6: "rgba"}.get(raw[25], "unknown")
+
+
+def _read_jpeg(p: Path, raw: bytes, digest: str) -> Image:
+    if not raw.startswith(b"\xff\xd8"):
+        raise ImageReadError(p, "is not a JPEG file (bad signature); was it renamed from another format?")
+    try:
+        import imagecodecs
+
+        data = imagecodecs.jpeg8_decode(raw)
+    except Exception:
+        try:
+            import io as _io
+
+            from PIL import Image as PILImage
+
+            with PILImage.open(_io.BytesIO(raw)) as im:
+                im.load()
+                data = np.asarray(im)
+        except Exception as exc:
+            raise ImageReadError(p, f"JPEG could not be decoded ({exc}); the file may be truncated") from exc
+    axes = "YX" if data.ndim == 2 else "YXC"
+    meta = FileMeta(path=str(p.resolve()), format="jpeg", shape=tuple(data.shape), dtype=data.dtype.name,
+                    bit_depth=data.dtype.itemsize * 8, pages=1, axes=axes, sha256=digest,
+                    extra={"lossy": True})
+    return Image(data=data, axes=axes, meta=meta)
+
+
+# --------------------------------------------------------------------------- OME-Zarr
+
+def _read_zarr(p: Path, *, checksum: bool) -> Image:
+    import zarr
+
+    if not p.is_dir():
+        raise ImageReadError(p, "an OME-Zarr image must be a folder ending in .zarr")
+    try:
+        group = zarr.open_group(str(p), mode="r")
+        attrs = dict(group.attrs)
+    except Exception as exc:
+        raise ImageReadError(p, f"not a readable Zarr group ({type(exc).__name__}: {exc})") from exc
+    ome = attrs.get("ome", attrs)  # OME-Zarr 0.5 nests under "ome"
+    ms = ome.get("multiscales")
+    if not ms:
+        raise ImageReadError(p, "Zarr group has no OME 'multiscales' metadata; not an OME-Zarr image")
+    m0 = ms[0]
+    axes_meta = m0.get("axes") or [{"name": a} for a in "tczyx"[-len(group[m0["datasets"][0]["path"]].shape):]]
+    names = [a["name"] if isinstance(a, dict) else str(a) for a in axes_meta]
+    ds0 = m0["datasets"][0]
+    data = np.asarray(group[ds0["path"]][...])
+    axes = "".join({"t": "T", "c": "C", "z": "Z", "y": "Y", "x": "X"}.get(n.lower(), "I") for n in names)
+    pixel_size, z_step = None, None
+    for tr in ds0.get("coordinateTransformations", []):
+        if tr.get("type") == "scale":
+            sc = dict(zip(names, tr["scale"]))
+            units = {a["name"]: a.get("unit") for a in axes_meta if isinstance(a, dict)}
+            f = {n: _UM_PER_UNIT.get(str(units.get(n) or "micrometer"), 1.0) for n in names}
+            if "y" in sc and "x" in sc:
+                pixel_size = (float(sc["y"]) * f["y"], float(sc["x"]) * f["x"])
+            if "z" in sc:
+                z_step = float(sc["z"]) * f["z"]
+    ch = tuple(c.get("label", "") for c in ome.get("omero", {}).get("channels", []))
+    n_planes = int(np.prod([s for s, a in zip(data.shape, axes) if a not in "YX"] or [1]))
+    meta = FileMeta(
+        path=str(p.resolve()), format="ome-zarr", shape=tuple(data.shape), dtype=data.dtype.name,
+        bit_depth=data.dtype.itemsize * 8, pages=n_planes, axes=axes, pixel_size=pixel_size,
+        z_step=z_step, channel_names=ch, sha256=sha256_file(p) if checksum else "",
+        extra={"levels": len(m0["datasets"]), "multiscales": json.loads(json.dumps(m0, default=str))})
+    return Image(data=data, axes=axes, meta=meta)
+
+

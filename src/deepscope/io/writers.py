@@ -1,0 +1,151 @@
+"""Atomic writers: a file is written under a temporary name, then renamed into place.
+
+A crash mid-write never leaves a half-written file under the final name, and an
+existing file is replaced only once the new one is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepscope.errors import InputError
+
+__all__ = ["atomic_path", "write_tiff", "write_png", "write_labels", "write_text"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it to ``path``.
+
+    On an exception the temporary file is removed and ``path`` is left untouched.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> with atomic_path(os.path.join(d, "a.txt")) as tmp:
+    ...     _ = tmp.write_text("hello")
+    >>> open(os.path.join(d, "a.txt")).read()
+    'hello'
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # keep the real suffix so libraries that look at it (tifffile, pyarrow) behave
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part" + "".join(final.suffixes[-1:]),
+                               dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+
+
+def write_tiff(path: str | os.PathLike[str], data: np.ndarray, *, axes: str | None = None,
+               compression: str | None = "zlib", pixel_size: tuple[float, float] | None = None,
+               description: dict[str, Any] | None = None, ome: bool = False) -> Path:
+    """Write an array to a TIFF (or OME-TIFF) atomically, keeping its dtype.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Destination (parents are created).
+    data : numpy.ndarray
+        Pixels of any shape and dtype tifffile supports.
+    axes : str, optional
+        Axis letters; stored in OME/ImageJ metadata so readers can recover them.
+    compression : str or None, default "zlib"
+        Lossless compression (``"zlib"``, ``"lzw"``, ``"packbits"``, ``"zstd"`` or None).
+    pixel_size : (float, float), optional
+        Pixel size in micrometres as (row, col); stored as TIFF resolution in centimetres
+        (and as OME PhysicalSize when ``ome=True``).
+    description : dict, optional
+        JSON-serialisable record (e.g. provenance) stored in the ImageDescription tag for plain TIFFs.
+    ome : bool, default False
+        Write OME-TIFF metadata.
+
+    Returns
+    -------
+    pathlib.Path
+        The written path.
+
+    Examples
+    --------
+    >>> import tempfile, os, numpy as np
+    >>> p = write_tiff(os.path.join(tempfile.mkdtemp(), "a.tif"), np.ones((3, 4), np.uint16))
+    >>> p.suffix
+    '.tif'
+    """
+    import tifffile
+
+    data = np.asarray(data)
+    if axes is not None and len(axes) != data.ndim:
+        raise InputError(f"axes={axes!r} has {len(axes)} letters but data has {data.ndim} dimensions")
+    kwargs: dict[str, Any] = {"compression": compression}
+    if pixel_size is not None:
+        kwargs["resolution"] = (1e4 / pixel_size[1], 1e4 / pixel_size[0])
+        kwargs["resolutionunit"] = "CENTIMETER"
+    if ome:
+        md: dict[str, Any] = {}
+        if axes:
+            md["axes"] = axes.replace("I", "Q")
+        if pixel_size is not None:
+            md.update(PhysicalSizeY=pixel_size[0], PhysicalSizeX=pixel_size[1],
+                      PhysicalSizeYUnit="µm", PhysicalSizeXUnit="µm")
+        kwargs["metadata"] = md
+    else:
+        kwargs["metadata"] = None
+        if description is not None:
+            kwargs["description"] = json.dumps(description, default=str)
+    if data.nbytes > 2**32 - 2**25:
+        kwargs["bigtiff"] = True
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, data, ome=ome, **kwargs)
+    return Path(path)
+
+
+def write_labels(path: str | os.PathLike[str], labels: np.ndarray, *,
+                 description: dict[str, Any] | None = None) -> Path:
+    """Write an instance label image as an int32 zlib-compressed TIFF (0 = background).
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        If ``labels`` is not an integer array.
+    """
+    labels = np.asarray(labels)
+    if not np.issubdtype(labels.dtype, np.integer) and labels.dtype != bool:
+        raise InputError(f"labels for {path} must be an integer array, got dtype {labels.dtype}")
+    return write_tiff(path, labels.astype(np.int32, copy=False), compression="zlib",
+                      description=description)
+
+
+def write_png(path: str | os.PathLike[str], data: np.ndarray) -> Path:
+    """Write a uint8 or uint16 grey / RGB / RGBA array as PNG, atomically."""
+    import imagecodecs
+
+    data = np.asarray(data)
+    if data.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"PNG holds uint8 or uint16 pixels; got {data.dtype} for {path}. "
+                         "Convert explicitly (e.g. deepscope.data.to_uint8).")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(imagecodecs.png_encode(data))
+    return Path(path)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write text atomically (UTF-8)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
