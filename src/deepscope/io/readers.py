@@ -179,53 +179,49 @@ def _normalise_axes(axes: str) -> str:
 
 def _read_tiff(p: Path, raw: bytes, digest: str, series: int | None) -> Image:
     import io as _io
-    import warnings
-
     import tifffile
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # tifffile warns (not raises) on some corruption
-            with tifffile.TiffFile(_io.BytesIO(raw), name=p.name) as tf:
-                all_series = list(tf.series)
-                if not all_series:
-                    raise ImageReadError(p, "TIFF holds no image data")
-                if series is not None:
-                    if not 0 <= series < len(all_series):
+        with tifffile.TiffFile(_io.BytesIO(raw), name=p.name) as tf:
+            all_series = list(tf.series)
+            if not all_series:
+                raise ImageReadError(p, "TIFF holds no image data")
+            if series is not None:
+                if not 0 <= series < len(all_series):
+                    raise ImageReadError(
+                        p, f"series={series} requested but the file has {len(all_series)} "
+                           f"series (0..{len(all_series) - 1})")
+                chosen = [all_series[series]]
+            else:
+                chosen = all_series
+                if len(all_series) > 1:
+                    shapes = {(s.shape, s.dtype.str) for s in all_series}
+                    if len(shapes) > 1:
+                        desc = "; ".join(f"{i}: {s.shape} {s.dtype}" for i, s in enumerate(all_series))
                         raise ImageReadError(
-                            p, f"series={series} requested but the file has {len(all_series)} "
-                               f"series (0..{len(all_series) - 1})")
-                    chosen = [all_series[series]]
-                else:
-                    chosen = all_series
-                    if len(all_series) > 1:
-                        shapes = {(s.shape, s.dtype.str) for s in all_series}
-                        if len(shapes) > 1:
-                            desc = "; ".join(f"{i}: {s.shape} {s.dtype}" for i, s in enumerate(all_series))
-                            raise ImageReadError(
-                                p, f"holds {len(all_series)} image series of different shapes ({desc}); "
-                                   "pass series=<index> to choose one")
-                arrays = [s.asarray(maxworkers=1) for s in chosen]
-                axes = _normalise_axes(chosen[0].axes)
-                data = arrays[0] if len(arrays) == 1 else np.stack(arrays)
-                if len(arrays) > 1:
-                    axes = "I" + axes
-                page0 = tf.pages.first if hasattr(tf.pages, "first") else tf.pages[0]
-                n_pages = len(tf.pages)
-                ome_xml = tf.ome_metadata if tf.is_ome else None
-                ij = tf.imagej_metadata if tf.is_imagej else None
-                fmt = "ome-tiff" if tf.is_ome else ("imagej-tiff" if tf.is_imagej else "tiff")
-                bits = int(page0.bitspersample)
-                compression = getattr(page0.compression, "name", str(page0.compression))
-                extra: dict[str, Any] = {"bigtiff": tf.is_bigtiff, "series": len(all_series)}
-                res = _tiff_resolution(page0)
-                if res:
-                    extra["resolution"] = res
-                if ij:
-                    extra["imagej"] = {k: v for k, v in ij.items() if isinstance(v, (int, float, str))}
-                desc = page0.description
-                if desc and not tf.is_ome and not tf.is_imagej:
-                    extra["description"] = desc[:2000]
+                            p, f"holds {len(all_series)} image series of different shapes ({desc}); "
+                               "pass series=<index> to choose one")
+            arrays = [s.asarray(maxworkers=1) for s in chosen]
+            axes = _normalise_axes(chosen[0].axes)
+            data = arrays[0] if len(arrays) == 1 else np.stack(arrays)
+            if len(arrays) > 1:
+                axes = "I" + axes
+            page0 = tf.pages.first if hasattr(tf.pages, "first") else tf.pages[0]
+            n_pages = len(tf.pages)
+            ome_xml = tf.ome_metadata if tf.is_ome else None
+            ij = tf.imagej_metadata if tf.is_imagej else None
+            fmt = "ome-tiff" if tf.is_ome else ("imagej-tiff" if tf.is_imagej else "tiff")
+            bits = int(page0.bitspersample)
+            compression = getattr(page0.compression, "name", str(page0.compression))
+            extra: dict[str, Any] = {"bigtiff": tf.is_bigtiff, "series": len(all_series)}
+            res = _tiff_resolution(page0)
+            if res:
+                extra["resolution"] = res
+            if ij:
+                extra["imagej"] = {k: v for k, v in ij.items() if isinstance(v, (int, float, str))}
+            desc = page0.description
+            if desc and not tf.is_ome and not tf.is_imagej:
+                extra["description"] = desc[:2000]
     except ImageReadError:
         raise
     except Exception as exc:  # tifffile raises many types for corrupt files
@@ -242,7 +238,7 @@ def _read_tiff(p: Path, raw: bytes, digest: str, series: int | None) -> Image:
     if data.dtype.byteorder == ">" or (data.dtype.byteorder == "=" and not np.little_endian):
         data = data.astype(data.dtype.newbyteorder("<"))
     meta = FileMeta(
-        path=str(p.resolve()), format=fmt, shape=tuple(data.shape), dtype=data.dtype.name,
+        path=os.path.abspath(p), format=fmt, shape=tuple(data.shape), dtype=data.dtype.name,
         bit_depth=bits, pages=n_pages, axes=axes, pixel_size=pixel_size, z_step=z_step,
         channel_names=tuple(names), ome_xml=ome_xml, sha256=digest, compression=compression,
         extra=extra)
@@ -251,14 +247,15 @@ def _read_tiff(p: Path, raw: bytes, digest: str, series: int | None) -> Image:
 
 def _tiff_resolution(page: Any) -> dict[str, Any] | None:
     tags = page.tags
-    if "XResolution" not in tags or "YResolution" not in tags:
+    xr_tag = tags.get(282)  # XResolution
+    yr_tag = tags.get(283)  # YResolution
+    if xr_tag is None or yr_tag is None:
         return None
     try:
-        xr = tags["XResolution"].value
-        yr = tags["YResolution"].value
+        xr, yr = xr_tag.value, yr_tag.value
         xres = xr[0] / xr[1] if isinstance(xr, tuple) else float(xr)
         yres = yr[0] / yr[1] if isinstance(yr, tuple) else float(yr)
-        unit_tag = tags.get("ResolutionUnit")
+        unit_tag = tags.get(296)  # ResolutionUnit
         unit = getattr(unit_tag.value, "name", str(unit_tag.value)) if unit_tag else "INCH"
     except (ZeroDivisionError, TypeError, ValueError, IndexError):
         return None
@@ -321,7 +318,7 @@ def _read_png(p: Path, raw: bytes, digest: str) -> Image:
         raise ImageReadError(p, f"PNG could not be decoded ({exc}); the file may be truncated") from exc
     bits = _png_bit_depth(raw) or data.dtype.itemsize * 8
     axes = "YX" if data.ndim == 2 else "YXC"
-    meta = FileMeta(path=str(p.resolve()), format="png", shape=tuple(data.shape), dtype=data.dtype.name,
+    meta = FileMeta(path=os.path.abspath(p), format="png", shape=tuple(data.shape), dtype=data.dtype.name,
                     bit_depth=bits, pages=1, axes=axes, sha256=digest,
                     extra={"png_color_type": _png_color_type(raw)})
     return Image(data=data, axes=axes, meta=meta)
@@ -357,7 +354,7 @@ def _read_jpeg(p: Path, raw: bytes, digest: str) -> Image:
         except Exception as exc:
             raise ImageReadError(p, f"JPEG could not be decoded ({exc}); the file may be truncated") from exc
     axes = "YX" if data.ndim == 2 else "YXC"
-    meta = FileMeta(path=str(p.resolve()), format="jpeg", shape=tuple(data.shape), dtype=data.dtype.name,
+    meta = FileMeta(path=os.path.abspath(p), format="jpeg", shape=tuple(data.shape), dtype=data.dtype.name,
                     bit_depth=data.dtype.itemsize * 8, pages=1, axes=axes, sha256=digest,
                     extra={"lossy": True})
     return Image(data=data, axes=axes, meta=meta)
@@ -398,7 +395,7 @@ def _read_zarr(p: Path, *, checksum: bool) -> Image:
     ch = tuple(c.get("label", "") for c in ome.get("omero", {}).get("channels", []))
     n_planes = int(np.prod([s for s, a in zip(data.shape, axes) if a not in "YX"] or [1]))
     meta = FileMeta(
-        path=str(p.resolve()), format="ome-zarr", shape=tuple(data.shape), dtype=data.dtype.name,
+        path=os.path.abspath(p), format="ome-zarr", shape=tuple(data.shape), dtype=data.dtype.name,
         bit_depth=data.dtype.itemsize * 8, pages=n_planes, axes=axes, pixel_size=pixel_size,
         z_step=z_step, channel_names=ch, sha256=sha256_file(p) if checksum else "",
         extra={"levels": len(m0["datasets"]), "multiscales": json.loads(json.dumps(m0, default=str))})
