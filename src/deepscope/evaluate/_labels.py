@@ -11,7 +11,7 @@ import numpy as np
 
 from deepscope.errors import InputError
 
-__all__ = ["as_labels", "check_same_shape", "consecutive", "joint_histogram"]
+__all__ = ["as_labels", "check_same_shape", "ids_areas", "joint_histogram"]
 
 # Above this id, relabelling through a lookup table would waste memory: fall back to np.unique.
 _LUT_MAX_ID = 1 << 20
@@ -49,59 +49,56 @@ def check_same_shape(a: np.ndarray, b: np.ndarray, *, names: tuple[str, str]) ->
                          "they must have the same shape (same image, same size)")
 
 
-def consecutive(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Relabel a flat non-negative label array to ``0..n`` (0 stays background).
-
-    Returns
-    -------
-    relabelled : ndarray of intp, same length as ``flat``
-    ids : ndarray, (n,)
-        The original ids, sorted; ``ids[k - 1]`` is the original id of new label ``k``.
-    areas : ndarray of int64, (n,)
-        Pixel count of each object.
-    """
+def ids_areas(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted non-zero ids of a flat non-negative label array and their pixel counts."""
     if flat.size == 0:
-        return np.zeros(0, np.intp), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     top = int(flat.max())
     if top <= max(_LUT_MAX_ID, 2 * flat.size):
         counts = np.bincount(flat.astype(np.intp, copy=False), minlength=top + 1)
         ids = np.flatnonzero(counts)
         ids = ids[ids > 0]
-        lut = np.zeros(top + 1, np.intp)
-        lut[ids] = np.arange(1, len(ids) + 1)
-        return lut[flat], ids.astype(np.int64), counts[ids].astype(np.int64)
-    ids, inv, counts = np.unique(flat, return_inverse=True, return_counts=True)
-    inv = inv.reshape(-1).astype(np.intp)
-    if ids[0] == 0:
-        return inv, ids[1:].astype(np.int64), counts[1:].astype(np.int64)
-    return inv + 1, ids.astype(np.int64), counts.astype(np.int64)
+        return ids.astype(np.int64), counts[ids].astype(np.int64)
+    ids, counts = np.unique(flat, return_counts=True)
+    keep = ids > 0
+    return ids[keep].astype(np.int64), counts[keep].astype(np.int64)
 
 
-def joint_histogram(a: np.ndarray, b: np.ndarray, n_a: int, n_b: int
+def joint_histogram(a: np.ndarray, b: np.ndarray, a_ids: np.ndarray, b_ids: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixel counts of every (a-label, b-label) pair with both labels > 0, computed sparsely.
+    """Pixel counts of every (a-object, b-object) pair that overlaps, computed sparsely.
 
-    ``a`` and ``b`` are flat consecutive label arrays (from :func:`consecutive`) with ``n_a`` and
-    ``n_b`` objects. Returns ``(ia, ib, count)`` with 0-based object indices, sorted by
-    ``(ia, ib)``. The cost is linear in the number of pixels, whatever the number of objects.
+    ``a`` and ``b`` are flat label arrays of the same length; ``a_ids`` and ``b_ids`` their sorted
+    non-zero ids (from :func:`ids_areas`). Returns ``(ia, ib, count)``: indices into ``a_ids``
+    and ``b_ids`` of every overlapping pair, sorted by ``(ia, ib)``, and the shared pixel count.
+
+    The cost is linear in the number of pixels whatever the number of objects: the pixels where
+    both images have an object are run-length encoded in raster order (objects are compact, so
+    runs are long), and only the runs are histogrammed.
     """
     both = (a > 0) & (b > 0)
     ka = a[both]
     kb = b[both]
-    if ka.size == 0:
+    n = ka.size
+    if n == 0:
         empty = np.zeros(0, np.intp)
         return empty, empty, np.zeros(0, np.int64)
-    n_pairs = n_a * n_b
-    if n_pairs <= max(1 << 22, 4 * ka.size):
-        # dense histogram over pair keys is cheap
-        keys = (ka - 1) * n_b + (kb - 1)
-        hist = np.bincount(keys, minlength=n_pairs)
+    change = np.empty(n, bool)
+    change[0] = True
+    np.not_equal(ka[1:], ka[:-1], out=change[1:])
+    change[1:] |= kb[1:] != kb[:-1]
+    starts = np.flatnonzero(change)
+    lengths = np.diff(np.append(starts, n))
+    ia = np.searchsorted(a_ids, ka[starts])
+    ib = np.searchsorted(b_ids, kb[starts])
+    n_b = len(b_ids)
+    keys = ia.astype(np.int64) * n_b + ib
+    n_pairs = len(a_ids) * n_b
+    if n_pairs <= max(1 << 20, 4 * keys.size):
+        hist = np.bincount(keys, weights=lengths, minlength=n_pairs)
         nz = np.flatnonzero(hist)
-        return (nz // n_b).astype(np.intp), (nz % n_b).astype(np.intp), hist[nz].astype(np.int64)
-    from scipy import sparse
-
-    m = sparse.coo_matrix((np.ones(ka.size, np.int64), (ka - 1, kb - 1)), shape=(n_a, n_b)).tocsr()
-    m.sum_duplicates()
-    m.sort_indices()
-    rows = np.repeat(np.arange(n_a, dtype=np.intp), np.diff(m.indptr))
-    return rows, m.indices.astype(np.intp), m.data.astype(np.int64)
+        counts = hist[nz]
+    else:
+        nz, inv = np.unique(keys, return_inverse=True)
+        counts = np.bincount(inv.reshape(-1), weights=lengths, minlength=len(nz))
+    return (nz // n_b).astype(np.intp), (nz % n_b).astype(np.intp), np.rint(counts).astype(np.int64)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from deepscope.errors import InputError
-from deepscope.evaluate._labels import as_labels, check_same_shape, consecutive, joint_histogram
+from deepscope.evaluate._labels import as_labels, check_same_shape, ids_areas, joint_histogram
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -173,7 +173,7 @@ def count_instances(labels: Any) -> int:
     a = as_labels(labels, name="labels").reshape(-1)
     if a.size == 0:
         return 0
-    return len(consecutive(a)[1])
+    return len(ids_areas(a)[0])
 
 
 # --------------------------------------------------------------------------- overlaps
@@ -250,9 +250,10 @@ def label_overlap(true: Any, pred: Any) -> LabelOverlap:
     t = as_labels(true, name="true labels")
     p = as_labels(pred, name="predicted labels")
     check_same_shape(t, p, names=("true labels", "predicted labels"))
-    tc, tid, tarea = consecutive(t.reshape(-1))
-    pc, pid, parea = consecutive(p.reshape(-1))
-    it, ip, inter = joint_histogram(tc, pc, len(tid), len(pid))
+    tf, pf = t.reshape(-1), p.reshape(-1)
+    tid, tarea = ids_areas(tf)
+    pid, parea = ids_areas(pf)
+    it, ip, inter = joint_histogram(tf, pf, tid, pid)
     union = tarea[it] + parea[ip] - inter
     ious = inter / np.maximum(union, 1)
     return LabelOverlap(tid, pid, tarea, parea, it, ip, inter, ious.astype(np.float64))
@@ -357,7 +358,7 @@ def match_labels(true: Any, pred: Any, *, threshold: float = 0.5) -> Matching:
     --------
     >>> import numpy as np
     >>> t = np.array([[1, 1, 0, 2, 2]])
-    >>> p = np.array([[4, 4, 0, 0, 9]])
+    >>> p = np.array([[4, 4, 9, 0, 0]])
     >>> m = match_labels(t, p, threshold=0.5)
     >>> m.true_ids.tolist(), m.pred_ids.tolist(), m.iou.tolist()
     ([1], [4], [1.0])
