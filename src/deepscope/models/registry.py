@@ -1,0 +1,132 @@
+"""Model registry: shipped models in ``models/zoo`` (safetensors + JSON card) and loading by name or path."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deepscope.errors import ModelError
+
+__all__ = ["ZOO", "list_models", "load_model", "model_card", "ModelInfo", "resolve_model_path"]
+
+#: Folder of the shipped models (inside the package: works offline).
+ZOO = Path(__file__).parent / "zoo"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One line of :func:`list_models`."""
+
+    name: str
+    task: str
+    description: str
+    path: str
+
+
+def list_models(task: str | None = None) -> list[ModelInfo]:
+    """Shipped models, optionally only those of one task (``count``, ``segment``, ``restore``).
+
+    Examples
+    --------
+    >>> [m.name for m in list_models("count")]  # doctest: +SKIP
+    ['count-bbbc005']
+    """
+    out = []
+    for card_path in sorted(ZOO.glob("*.json")):
+        try:
+            card = json.loads(card_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if task is not None and card.get("task") != task:
+            continue
+        out.append(ModelInfo(card.get("name", card_path.stem), card.get("task", "?"),
+                             card.get("description", ""), str(card_path)))
+    return out
+
+
+def model_card(ref: str | os.PathLike[str]) -> dict[str, Any]:
+    """The model card (dict) of a shipped model name or a saved model path."""
+    card_path, _ = resolve_model_path(ref)
+    return json.loads(card_path.read_text())
+
+
+def resolve_model_path(ref: str | os.PathLike[str]) -> tuple[Path, Path | None]:
+    """Find the card and weights of a model name, run folder, ``.json`` card or ``.safetensors`` file.
+
+    Raises
+    ------
+    FileNotFoundError
+        A path that does not exist.
+    deepscope.errors.ModelError
+        An unknown name, a folder without a model, or a file that is not a deepscope model.
+    """
+    s = os.fspath(ref)
+    zoo_card = ZOO / f"{s}.json"
+    if "/" not in s and os.sep not in s and zoo_card.exists():
+        return zoo_card, ZOO / f"{s}.safetensors"
+    p = Path(s)
+    if not p.exists():
+        names = [m.name for m in list_models()]
+        if "/" not in s and not p.suffix:
+            raise ModelError(f"unknown model {s!r}; shipped models are {names}, or give a run folder or a "
+                             "model .json/.safetensors file")
+        raise FileNotFoundError(f"No such model file or folder: '{p}'")
+    if p.is_dir():
+        card = p / "model.json"
+        if not card.exists():
+            raise ModelError(f"'{p}' holds no deepscope model (model.json + model.safetensors); is training "
+                             "finished? (checkpoint.pt alone is resumable, not loadable)")
+        return card, None
+    if p.suffix == ".json":
+        return p, None
+    if p.suffix == ".safetensors":
+        for cand in (p.with_suffix(".json"), p.parent / "model.json"):
+            if cand.exists():
+                return cand, p
+        raise ModelError(f"'{p}' has no model card beside it ({p.with_suffix('.json').name}); deepscope needs the "
+                         "card to know the architecture")
+    raise ModelError(f"'{p}' is not a deepscope model: expected a model name, a run folder, a .json model card or a "
+                     ".safetensors weights file (deepscope never loads pickled files such as .pt/.pth/.pkl; nothing "
+                     "was loaded or executed)")
+
+
+def load_model(ref: str | os.PathLike[str], *, device: str = "auto", task: str | None = None) -> Any:
+    """Load a model by shipped name (``"count-bbbc005"``, ``"nuclei"`` ...), run folder, card or weights file.
+
+    Weights are read with safetensors only and checked against the card's sha256.
+
+    Parameters
+    ----------
+    ref : str or PathLike
+    device : str
+        ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``.
+    task : str, optional
+        Refuse a model of another task (e.g. ``"segment"``).
+
+    Returns
+    -------
+    CountModel, SegmentModel or RestoreModel
+
+    Raises
+    ------
+    deepscope.errors.ModelError
+        Unknown name, not a deepscope model, invalid card, checksum mismatch, or wrong task.
+    """
+    from deepscope.models.base import DeepscopeModel
+
+    card_path, weights = resolve_model_path(ref)
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"'{card_path}' is not a valid model card (JSON): {exc}") from exc
+    if not isinstance(card, dict) or "architecture" not in card or "task" not in card:
+        raise ModelError(f"'{card_path}' is not a deepscope model card (no 'task'/'architecture')")
+    if task is not None and card["task"] != task:
+        raise ModelError(f"model '{ref}' is a {card['task']} model; this command needs a {task} model")
+    if weights is None:
+        wname = card.get("weights", {}).get("file", "model.safetensors")
+        weights = card_path.parent / wname
+    return DeepscopeModel.from_card(card, weights, device=device)
