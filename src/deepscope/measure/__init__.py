@@ -1,0 +1,20 @@
+"""Per-object measurements with CellProfiler-compatible column names.
+
+>>> from deepscope.measure import measure_objects, summarize_image, relate_objects, filter_objects
+
+:func:`measure_objects` gives one row per object (``ObjectNumber``, ``AreaShape_*``,
+``Location_*``, ``Intensity_*_<channel>``); :func:`summarize_image` the per-image summary
+(``Count_<objects>``, mean/median area, confluence); :func:`relate_objects` links children to
+parents (CellProfiler's RelateObjects); :func:`filter_objects` keeps objects by measurement.
+"""
+
+from __future__ import annotations
+
+from deepscope.measure.objects import (INTENSITY_FEATURES, SHAPE_COLUMNS, intensity_columns, measure_objects,
+                                       summarize_image)
+from deepscope.measure.relate import Relation, filter_objects, relate_objects
+
+__all__ = [
+    "measure_objects", "summarize_image", "relate_objects", "Relation", "filter_objects", "SHAPE_COLUMNS",
+    "INTENSITY_FEATURES", "intensity_columns",
+]
