@@ -49,7 +49,10 @@ def _register() -> None:
 
 
 #: (module in deepscope.cli, attribute, command name): a Typer sub-app or a function.
-_COMMANDS: list[tuple[str, str, str]] = []
+_COMMANDS: list[tuple[str, str, str]] = [
+    ("catalog_cmd", "app", "catalog"),
+    ("lineage_cmd", "lineage", "lineage"),
+]
 
 _register()
 
