@@ -52,6 +52,7 @@ def _register() -> None:
 _COMMANDS: list[tuple[str, str, str]] = [
     ("catalog_cmd", "app", "catalog"),
     ("lineage_cmd", "lineage", "lineage"),
+    ("evaluate_cmd", "app", "evaluate"),
 ]
 
 _register()

@@ -12,11 +12,15 @@ Counting
     :func:`count_summary`.
 Restoration
     :func:`psnr`, :func:`ssim`, :func:`pearson`, :func:`false_structure` (hallucinated objects).
+Files
+    :func:`evaluate_label_folders` (``deepscope evaluate segment``), :func:`pair_label_files`,
+    :func:`read_label_image`.
 """
 
 from __future__ import annotations
 
 from deepscope.evaluate.counting import CountMetrics, count_metrics, count_summary
+from deepscope.evaluate.files import LABELS_SUFFIX, evaluate_label_folders, pair_label_files, read_label_image
 from deepscope.evaluate.restoration import FalseStructure, false_structure, pearson, psnr, ssim
 from deepscope.evaluate.segmentation import (DSB_THRESHOLDS, InstanceReport, LabelOverlap, Matching, MatchResult,
                                              count_instances, dice, dsb_score, evaluate_instances, iou,
@@ -26,5 +30,6 @@ __all__ = [
     "DSB_THRESHOLDS", "pixel_accuracy", "dice", "iou", "count_instances", "label_overlap", "LabelOverlap",
     "match_labels", "Matching", "match_instances", "MatchResult", "dsb_score", "evaluate_instances",
     "InstanceReport", "count_metrics", "count_summary", "CountMetrics", "psnr", "ssim", "pearson",
-    "false_structure", "FalseStructure",
+    "false_structure", "FalseStructure", "LABELS_SUFFIX", "pair_label_files", "read_label_image",
+    "evaluate_label_folders",
 ]
