@@ -50,7 +50,7 @@ def test_add_query_and_idempotence(db_url, tmp_path):
         img = cat.get(cat.query("blur=48")[0].sha256[:10])
         assert img.meta.instrument.microscope == "SIMCEP simulation" and img.meta.extras["blur"] == 48
         assert cat.metadata_sources(img.sha256)["extras.blur"] == "pattern"
-        assert cat.get(img.path).sha256 == img.sha256
+        assert cat.get(img.path).sha256 == img.sha256 == cat.get(img.name).sha256
         # adding the same folder again adds nothing new
         again = cat.add(tmp_path / "imgs", pattern="bbbc005", meta=tmp_path / "d.yaml")
         assert again.counts["unchanged"] == 12 and again.counts["added"] == 0
@@ -162,6 +162,13 @@ def test_catalog_errors(tmp_path):
             cat.check(criterion="sparrow")
         with pytest.raises(CatalogError, match="no run 'abc'"):
             cat.get_run("abc")
+        (tmp_path / "x").mkdir()
+        (tmp_path / "y").mkdir()
+        tifffile.imwrite(tmp_path / "x" / "same.tif", np.zeros((3, 3), np.uint8))
+        tifffile.imwrite(tmp_path / "y" / "same.tif", np.ones((3, 3), np.uint8))
+        cat.add([tmp_path / "x", tmp_path / "y"])
+        with pytest.raises(CatalogError, match="several catalogued images are named 'same.tif'"):
+            cat.get("same.tif")
 
 
 def test_postgres_server_down_is_a_catalog_error():

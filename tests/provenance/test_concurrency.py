@@ -132,3 +132,25 @@ def _safe_count(db: Path) -> int:
         return _counts(str(db))[0]
     except sa.exc.OperationalError:  # tables not created yet
         return 0
+
+
+def test_writer_waits_for_a_lock_held_by_another_connection(tmp_path):
+    """A catalog busy with another writer's transaction waits (busy timeout) instead of failing."""
+    import sqlite3
+    import threading
+
+    db = tmp_path / "c.db"
+    Catalog(db).close()
+    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO runs (run_id, command, params_json, started, status) "
+                  "VALUES ('r1', 'hold', '{}', 'now', 'running')")
+    timer = threading.Timer(0.5, other.execute, args=("COMMIT",))
+    timer.start()
+    try:
+        with Catalog(db) as cat:
+            rep = cat.add(make_images(tmp_path / "imgs", 5))
+            assert rep.counts["added"] == 5 and cat.get_run("r1")["command"] == "hold"
+    finally:
+        timer.join()
+        other.close()

@@ -57,6 +57,18 @@ def test_changed_output_warns(tmp_path):
         assert lineage.read(out).command == "segment"
 
 
+def test_folder_output_gets_a_sidecar(tmp_path):
+    out = tmp_path / "labels.ome.zarr"
+    (out / "0").mkdir(parents=True)
+    (out / "0" / "c").write_bytes(b"chunk")
+    run = lineage.Run.start(command="segment")
+    assert lineage.attach(out, run.record(out)) == tmp_path / "labels.ome.zarr.prov.json"
+    assert lineage.read(out).output_sha256 is not None
+    (out / "0" / "c").write_bytes(b"other")
+    with pytest.warns(lineage.LineageWarning, match="has changed"):
+        lineage.read(out)
+
+
 def test_parquet_embeds_record_and_keeps_the_table(tmp_path):
     import pandas as pd
 

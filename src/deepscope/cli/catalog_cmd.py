@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from deepscope.cli._common import err_console, handle_errors, progress
 
@@ -90,7 +91,7 @@ def add(
     for _, note in report.notes:
         notes[note] = notes.get(note, 0) + 1
     for note, n in notes.items():
-        err_console.print(f"[yellow]note:[/] {n} file(s): {note}", markup=True, highlight=False)
+        err_console.print(f"[yellow]note:[/] {n} file(s): {escape(note)}", highlight=False)
     if report.conflicts:
         shown = report.conflicts if show_conflicts else report.conflicts[:5]
         for path, c in shown:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from deepscope.cli._common import err_console, handle_errors
 
@@ -62,7 +63,7 @@ def lineage(
         warnings.simplefilter("always", lin.LineageWarning)
         rec = lin.read(file)
     for w in caught:
-        err_console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+        err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False)
     if db is None:
         if rec is None:
             raise InputError(f"'{file}' carries no provenance record (none embedded, no "
@@ -91,7 +92,7 @@ def lineage(
         runs = [cat.get_run(r) for r in run_ids]
         catalogued = cat.images_by_sha(i["sha256"] for r in runs for i in r["inputs"])
     if note:
-        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     for r in runs:
         for i in r["inputs"]:
             img = catalogued.get(i["sha256"])

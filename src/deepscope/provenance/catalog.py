@@ -417,21 +417,22 @@ class Catalog:
 
     def _write(self, fn: Callable[[sa.Connection], Any], *, what: str) -> Any:
         """Run ``fn(conn)`` in one write transaction, retrying on lock timeouts and deadlocks."""
-        delay = 0.05
-        for attempt in range(8):
+        delay, attempts = 0.05, 8
+        while True:
+            attempts -= 1
             try:
                 with self._engine.begin() as conn:
                     return fn(conn)
-            except sa.exc.OperationalError as exc:
+            except sa.exc.DBAPIError as exc:
                 msg = str(getattr(exc, "orig", exc)).lower()
-                retry = any(s in msg for s in ("locked", "busy", "deadlock", "could not serialize"))
-                if not retry or attempt == 7:
+                retry = isinstance(exc, sa.exc.OperationalError) and any(
+                    s in msg for s in ("locked", "busy", "deadlock", "could not serialize"))
+                if not retry or attempts == 0:
                     raise CatalogError(f"catalog {_mask(self.url)}: {what} failed: {getattr(exc, 'orig', exc)}"
                                        ) from None
                 logger.info("catalog busy (%s); retrying %s", msg.splitlines()[0], what)
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 2.0)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _insert(self, table: sa.Table) -> Any:
         if self.dialect == "postgresql":
@@ -623,7 +624,11 @@ class Catalog:
             out.append(AddResult(path, status, sha, detail))
         if new_images:
             new_images.sort(key=lambda r: r["sha256"])
-            inserted = {r[0] for r in conn.execute(self._insert(images).returning(images.c.sha256), new_images)}
+            if self._engine.dialect.insert_executemany_returning:
+                inserted = {r[0] for r in conn.execute(self._insert(images).returning(images.c.sha256), new_images)}
+            else:  # old SQLite without RETURNING: count them all as ours
+                conn.execute(self._insert(images), new_images)
+                inserted = {r["sha256"] for r in new_images}
             lost = {r["sha256"] for r in new_images} - inserted  # another process inserted them first
             if lost:
                 out = [AddResult(r.path, "unchanged", r.sha256) if r.sha256 in lost and r.status == "added" else r
@@ -765,12 +770,12 @@ class Catalog:
             return int(conn.execute(stmt).scalar() or 0)
 
     def get(self, ref: str | os.PathLike[str]) -> CatalogImage:
-        """One image by SHA-256 (or a unique prefix of at least 6 hex digits) or by path.
+        """One image by SHA-256 (or a unique prefix of at least 6 hex digits), path or unique file name.
 
         Raises
         ------
         CatalogError
-            If no image (or several, for a short prefix) matches.
+            If no image (or several, for a short prefix or a file name) matches.
         """
         images = self._t["images"]
         s = os.fspath(ref)
@@ -786,6 +791,14 @@ class Catalog:
                                      .order_by(images.c.replaced_by.is_not(None), images.c.updated.desc())))
             if rows:
                 return self._to_image(rows[0])
+            if "/" not in s and os.sep not in s:  # a bare file name: fine when it is unique
+                rows = list(conn.execute(sa.select(images).where(images.c.name == s,
+                                                                 images.c.replaced_by.is_(None)).limit(2)))
+                if len(rows) == 1:
+                    return self._to_image(rows[0])
+                if len(rows) > 1:
+                    raise CatalogError(f"several catalogued images are named {s!r}; give the full path or the "
+                                       "SHA-256")
         raise CatalogError(f"no image {s!r} in catalog {_mask(self.url)}; give a SHA-256 (or a prefix) or a "
                            "catalogued path (see 'deepscope catalog list')")
 

@@ -79,6 +79,10 @@ def _now() -> str:
 
 
 def _sha256_file(path: Path) -> str:
+    if path.is_dir():  # an OME-Zarr or other folder output: its files, as the catalog hashes them
+        from deepscope.io import sha256_file
+
+        return sha256_file(path)
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -462,7 +466,7 @@ def attach(output_path: str | os.PathLike[str], rec: Record) -> Path:
     Parameters
     ----------
     output_path : str or PathLike
-        The output file, already written.
+        The output file (or folder, e.g. OME-Zarr), already written.
     rec : Record
         From :meth:`Run.record`.
 
@@ -481,9 +485,9 @@ def attach(output_path: str | os.PathLike[str], rec: Record) -> Path:
     if not isinstance(rec, Record):
         raise InputError(f"rec must be a lineage.Record (from Run.record); got {type(rec).__name__}")
     p = Path(output_path)
-    if not p.is_file():
+    if not p.exists():
         raise FileNotFoundError(f"No such output file: '{p}'; write the file first, then attach its record")
-    if p.suffix.lower() == ".parquet":
+    if p.suffix.lower() == ".parquet" and p.is_file():
         _embed_parquet(p, rec)
         where = p
         final = rec
@@ -611,7 +615,7 @@ def read(path: str | os.PathLike[str], *, verify: bool = True) -> Record | None:
         rec = Record.from_dict(data)
     except InputError as exc:
         raise InputError(f"'{p}': {exc}") from exc
-    if verify and rec.output_sha256 and p.is_file():
+    if verify and rec.output_sha256:
         actual = _sha256_file(p)
         if actual != rec.output_sha256:
             warnings.warn(f"'{p}' has changed since its provenance record was written (SHA-256 "
