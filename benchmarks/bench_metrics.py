@@ -70,7 +70,8 @@ def main() -> int:
              "intensity_min", "intensity_std")
     res["regionprops_table_s"] = _best(lambda: regionprops_table(true, intensity_image=img, properties=props), 1)
     print(f"{n_true} objects on {res['image']} pixels")
-    print(f"match_instances (10 thresholds)  {res['match_instances_s']:.3f} s   (label_overlap {res['label_overlap_s']:.3f} s)")
+    print(f"match_instances (10 thresholds)  {res['match_instances_s']:.3f} s   "
+          f"(label_overlap {res['label_overlap_s']:.3f} s)")
     print(f"measure_objects (shape + 1 ch.)  {res['measure_objects_s']:.3f} s   "
           f"(skimage regionprops_table, same features: {res['regionprops_table_s']:.2f} s)")
     print("wrote", write_result("metrics", res))

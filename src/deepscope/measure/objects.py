@@ -135,7 +135,8 @@ def _pixel_size(pixel_size: Any) -> float | None:
     try:
         ps = np.atleast_1d(np.asarray(pixel_size, dtype=float))
     except (TypeError, ValueError):
-        raise InputError(f"pixel_size must be a number or a (row, col) pair in micrometres, got {pixel_size!r}") from None
+        raise InputError(f"pixel_size must be a number or a (row, col) pair in micrometres, "
+                         f"got {pixel_size!r}") from None
     if ps.ndim != 1 or len(ps) not in (1, 2) or np.any(~np.isfinite(ps)) or np.any(ps <= 0):
         raise InputError(f"pixel_size must be a positive number or a (row, col) pair in micrometres, "
                          f"got {pixel_size!r}")
