@@ -114,12 +114,15 @@ def pg_url(pg_server: str) -> Iterator[str]:
     import psycopg
 
     name = "t_" + uuid.uuid4().hex[:12]
-    dsn = pg_server.replace("postgresql://", "postgresql://", 1)
+    dsn = pg_server
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield pg_server.rsplit("/", 1)[0] + "/" + name
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        try:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # PostgreSQL >= 13
+        except psycopg.Error:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

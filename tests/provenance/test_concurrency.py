@@ -103,8 +103,12 @@ def test_killed_add_leaves_a_consistent_catalog_that_a_rerun_completes(db_url, t
     assert _counts(db_url) == (60, 60, 60, 0)
 
 
+@pytest.mark.slow
 def test_cli_add_killed_by_signal_then_rerun(tmp_path):
-    """The real command, stopped by a signal at an arbitrary moment, then rerun."""
+    """The real command, stopped by a signal at an arbitrary moment, then rerun.
+
+    Slow (two CLI processes); the library-level test above covers the same guarantee with a kill
+    placed inside a transaction."""
     import time
 
     make_images(tmp_path / "imgs", 120, seed=5)
