@@ -28,7 +28,8 @@ def _bbbc_like(folder, n_sites=3):
 
 DEFAULTS = ("instrument: {microscope: SIMCEP simulation, modality: widefield}\n"
             "objective: {magnification: 10, na: 0.3}\n"
-            "rules:\n  - match: {stain: 1}\n    set: {channels: [{name: w1, stain: DAPI, emission_wavelength_nm: 461}]}\n"
+            "rules:\n  - match: {stain: 1}\n"
+            "    set: {channels: [{name: w1, stain: DAPI, emission_wavelength_nm: 461}]}\n"
             "  - match: {stain: 2}\n    set: {channels: [{name: w2, stain: phalloidin}]}\n")
 
 

@@ -750,7 +750,8 @@ class MetadataSources:
         if pattern is not None:
             parsed = pattern.parse(p.name)
             if parsed is None:
-                notes.append(f"file name does not match pattern {pattern.name if pattern.name != 'custom' else pattern.regex!r}")
+                label = pattern.name if pattern.name != "custom" else pattern.regex
+                notes.append(f"file name does not match pattern {label!r}")
             else:
                 fields.update(parsed)
         rows = [t[p.name] for t in tables if p.name in t]
