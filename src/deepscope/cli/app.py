@@ -53,6 +53,7 @@ _COMMANDS: list[tuple[str, str, str]] = [
     ("catalog_cmd", "app", "catalog"),
     ("lineage_cmd", "lineage", "lineage"),
     ("evaluate_cmd", "app", "evaluate"),
+    ("synth_cmd", "synth", "synth"),
 ]
 
 _register()
