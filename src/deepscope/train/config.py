@@ -51,6 +51,9 @@ class TrainConfig:
         ``"auto"`` (CUDA if present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
     time_budget : float or None
         Stop training (cleanly, with a final validation and checkpoint) after this many seconds.
+    clock : {"steps", "time"}
+        What the cosine / one-cycle schedules count: optimiser steps, or (with ``time_budget``) the
+        fraction of the time budget used, for runs sized by time rather than steps.
     """
 
     epochs: int = 50
@@ -73,8 +76,13 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     time_budget: float | None = None
+    clock: str = "steps"
 
     def __post_init__(self) -> None:
+        if self.clock not in ("steps", "time"):
+            raise ConfigError(f"clock={self.clock!r} is not one of ('steps', 'time')")
+        if self.clock == "time" and not self.time_budget:
+            raise ConfigError("clock='time' needs time_budget (seconds)")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer={self.optimizer!r} is not one of {OPTIMIZERS}")
         if self.schedule not in SCHEDULES:

@@ -145,9 +145,13 @@ class CountTask:
         loss = F.smooth_l1_loss(count, y, beta=1.0)
         if var is not None:
             loss = loss + 0.1 * (0.5 * ((y - count.detach()) ** 2 / var + torch.log(var))).mean()
-        if "density" in targets:
-            d = F.softplus(outputs[:, 0:1])
-            loss = loss + self.density_weight * F.mse_loss(d, targets["density"], reduction="sum") / d.shape[0]
+        if "density" in targets:  # exact density maps where known (NaN marks images without one)
+            dt = targets["density"]
+            known = torch.isfinite(dt)
+            if bool(known.any()):
+                d = F.softplus(outputs[:, 0:1])
+                diff = torch.where(known, d - torch.nan_to_num(dt), torch.zeros_like(d))
+                loss = loss + self.density_weight * (diff ** 2).sum() / d.shape[0]
         return loss
 
     def predict(self, net: nn.Module, images: Sequence[torch.Tensor], device: torch.device
@@ -285,6 +289,8 @@ class SegmentTask:
             yield x.to(device), torch.stack(ts).to(device)
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if outputs.shape[-2:] != targets.shape[-2:]:  # networks that bin their input
+            outputs = F.interpolate(outputs, size=targets.shape[-2:], mode="bilinear", align_corners=False)
         fg = targets[:, 0]
         loss = F.binary_cross_entropy_with_logits(outputs[:, 0], fg)
         if self.mode == "foreground":
@@ -306,6 +312,9 @@ class SegmentTask:
 
         out = run_network(net, [image if image.ndim == 3 else image[..., None]], stride=self.stride,
                           device=device, batch_size=1)[0]
+        if out.shape[-2:] != image.shape[:2]:
+            out = F.interpolate(torch.from_numpy(out)[None], size=image.shape[:2], mode="bilinear",
+                                align_corners=False)[0].numpy()
         return activate_segmentation(out, self.mode, self.n_classes)
 
     def validate(self, net: nn.Module, device: torch.device) -> dict[str, float]:

@@ -116,6 +116,7 @@ class Trainer:
 
     def __init__(self, net: nn.Module, task: Task, config: TrainConfig, run_dir: str | os.PathLike[str], *,
                  progress: bool | None = None, on_epoch_end: Any = None) -> None:
+        self._t0 = time.perf_counter()
         self.net = net
         self.task = task
         self.config = config
@@ -173,13 +174,18 @@ class Trainer:
         if c.schedule == "constant":
             return warm
         if c.schedule == "onecycle":
-            peak = max(1, int(0.3 * self.total_steps))
-            if step < peak:
-                return 0.04 + 0.96 * step / peak
-            t = (step - peak) / max(1, self.total_steps - peak)
+            prog = self._progress(step)
+            if prog < 0.3:
+                return 0.04 + 0.96 * prog / 0.3
+            t = (prog - 0.3) / 0.7
             return max(0.5 * (1 + math.cos(math.pi * min(t, 1.0))), 1e-3)
-        t = min(step / max(1, self.total_steps), 1.0)
+        t = min(self._progress(step), 1.0)
         return warm * max(0.5 * (1 + math.cos(math.pi * t)), 1e-3)
+
+    def _progress(self, step: int) -> float:
+        if self.config.clock == "time" and self.config.time_budget:
+            return (time.perf_counter() - self._t0) / self.config.time_budget
+        return step / max(1, self.total_steps)
 
     # ---------------------------------------------------------------- checkpoints
     def save_checkpoint(self) -> Path:
@@ -255,7 +261,7 @@ class Trainer:
         if resume:
             self.load_checkpoint()
         (self.run_dir / "train_config.json").write_text(json.dumps(c.to_dict(), indent=2))
-        t0 = time.perf_counter()
+        t0 = self._t0 = time.perf_counter()
         stopped_early = False
         out_of_time = False
         bar = _Bar(total=self.total_steps, done=self.step, enabled=self.progress)

@@ -1,0 +1,121 @@
+"""Pack the shared training data into compact arrays for a GPU run (and record the splits).
+
+    .venv/bin/python recipes/pack_data.py --out .gpu/data
+
+Splits (the same ones every recipe and benchmark uses):
+- BBBC005: GroupSplitter(by="field"), 80/10/10, seed 0 -> train / valid / test fields.
+- DSB2018: RandomSplitter (images are independent fields), 80/10/10, seed 0.
+
+Writes (LZMA .npy.xz, see recipes/_pack.py):
+- bbbc005_half: 2x2-binned means (rounded to uint8) of the train and valid images, with counts, blur,
+  stain, split, and the 1 / 99.8 percentiles of each full-resolution image (so normalisation matches
+  full-resolution inference, where the network itself bins 2x2 by an exact average).
+- bbbc005_crops: one 256 x 256 crop per train/valid field, at the same place in every image of that
+  field (all blur levels and stains), full resolution uint8, for restoration / stain prediction.
+- dsb2018: images (uint8) and instance labels (uint16) of the train and valid parts.
+The test parts stay here: they are evaluated on this machine after training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _pack  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def bbbc005_split(seed: int = 0):  # type: ignore[no-untyped-def]
+    from deepscope.data import GroupSplitter, ImageLoader
+
+    ds = ImageLoader(pattern="bbbc005", labels="count").load(SHARED / "bbbc005" / "images")
+    tr, va, te = GroupSplitter(by="field").split(ds, 0.8, 0.1, 0.1, seed=seed)
+    part = np.empty(len(ds), dtype=object)
+    part[tr], part[va], part[te] = "train", "valid", "test"
+    return ds, part
+
+
+def dsb_split(seed: int = 0):  # type: ignore[no-untyped-def]
+    from deepscope.data import ImageLoader, PairRule, RandomSplitter
+
+    ds = ImageLoader(masks=PairRule(SHARED / "dsb2018" / "labels")).load(SHARED / "dsb2018" / "images")
+    tr, va, te = RandomSplitter().split(ds, 0.8, 0.1, 0.1, seed=seed)
+    part = np.empty(len(ds), dtype=object)
+    part[tr], part[va], part[te] = "train", "valid", "test"
+    return ds, part
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(ROOT / ".gpu" / "data"))
+    ap.add_argument("--crop", type=int, default=256)
+    ap.add_argument("--only", choices=["half", "crops", "dsb"], default=None)
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    ds, part = bbbc005_split()
+    md = ds.metadata
+    half, p_lo, p_hi = [], [], []
+    sel = np.flatnonzero(part != "test")
+    for i in range(len(ds)):
+        a = ds.get_image(i).astype(np.uint16)
+        lo, hi = np.percentile(a, [1, 99.8])
+        p_lo.append(lo)
+        p_hi.append(hi)
+        if part[i] == "test" or args.only not in (None, "half"):
+            continue
+        h, w = a.shape
+        s4 = (a[: h // 2 * 2: 2, : w // 2 * 2: 2] + a[1::2, : w // 2 * 2: 2] + a[: h // 2 * 2: 2, 1::2]
+              + a[1::2, 1::2])
+        half.append(((s4 + 2) // 4).astype(np.uint8))
+    fields = md["field"].to_numpy()
+    if args.only in (None, "half"):
+        _pack.save(out, "bbbc005_half", np.stack(half))
+        _pack.save(out, "bbbc005_count", ds.y[sel].astype(np.int16))
+        _pack.save(out, "bbbc005_blur", md["blur"].to_numpy(np.int16)[sel])
+        _pack.save(out, "bbbc005_stain", md["stain"].to_numpy(np.int16)[sel])
+        _pack.save(out, "bbbc005_p", np.stack([p_lo, p_hi], 1).astype(np.float32)[sel])
+        _pack.save(out, "bbbc005_split", np.array([{"train": 0, "valid": 1}[p] for p in part[sel]], np.int8))
+        _pack.save(out, "bbbc005_field", np.unique(fields, return_inverse=True)[1].astype(np.int32)[sel])
+    if args.only == "half":
+        return 0
+
+    # restoration crops: one per train/valid field, same place for every image of the field
+    rng = np.random.default_rng(0)
+    crops, cmeta = [], []
+    c = args.crop
+    for fi, f in enumerate(sorted(set(fields[part != "test"]))):
+        idx = np.flatnonzero(fields == f)
+        r0 = int(rng.integers(0, 520 - c + 1))
+        c0 = int(rng.integers(0, 696 - c + 1))
+        for i in idx:
+            crops.append(ds.get_image(int(i))[r0:r0 + c, c0:c0 + c])
+            cmeta.append((fi, int(md["blur"][i]), int(md["stain"][i]), 0 if part[i] == "train" else 1,
+                          float(p_lo[i]), float(p_hi[i])))
+    _pack.save(out, "bbbc005_crops", np.stack(crops).astype(np.uint8))
+    _pack.save(out, "bbbc005_crops_meta", np.array(cmeta, dtype=np.float32))
+
+    dsb, dpart = dsb_split()
+    keep = [i for i in range(len(dsb)) if dpart[i] != "test"]
+    _pack.save_ragged(out, "dsb_images", [dsb.get_image(i) for i in keep])
+    _pack.save_ragged(out, "dsb_labels", [dsb.get_label(i).astype(np.uint16) for i in keep])
+    _pack.save(out, "dsb_split", np.array([0 if dpart[i] == "train" else 1 for i in keep], np.int8))
+    info = {"bbbc005": {p: int((part == p).sum()) for p in ("train", "valid", "test")},
+            "bbbc005_crops": len(crops),
+            "dsb2018": {p: int((dpart == p).sum()) for p in ("train", "valid", "test")}}
+    (out / "info.json").write_text(json.dumps(info, indent=2))
+    total = sum(f.stat().st_size for f in out.glob("*.xz"))
+    print(json.dumps(info), f"total {total / 1e6:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
