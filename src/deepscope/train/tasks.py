@@ -154,6 +154,7 @@ class CountTask:
                 loss = loss + self.density_weight * (diff ** 2).sum() / d.shape[0]
         return loss
 
+    @torch.no_grad()
     def predict(self, net: nn.Module, images: Sequence[torch.Tensor], device: torch.device
                 ) -> tuple[np.ndarray, np.ndarray]:
         counts, vars_ = [], []
