@@ -1,0 +1,401 @@
+"""Executors: where the image sets of a run are processed.
+
+- :class:`SerialExecutor`: in this process, one set after another (debugging, tiny runs).
+- :class:`LocalExecutor`: a pool of worker processes on this machine (the default); each
+  process loads the models once, when it starts.
+- :class:`DaskExecutor`: a Dask distributed cluster, either a ``LocalCluster`` it starts
+  (``workers=N``) or an existing scheduler (``scheduler="tcp://host:8786"``); each worker loads
+  the models on its first image set and keeps them.
+
+Every executor keeps only a window of tasks in flight (a few per worker), so the driver's memory
+and the scheduler's task graph stay the same size whether a run has a hundred image sets or a
+million. A worker that dies while processing a set (killed, out of memory) is replaced and the
+set retried (Dask does this itself; the local pool is rebuilt); a set that kills its worker twice
+comes back as :class:`WorkerLost` and becomes an error row.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from deepscope.errors import ConfigError, DeepscopeError
+from deepscope.pipeline.steps import Task, TaskResult, init_worker
+
+__all__ = ["Executor", "SerialExecutor", "LocalExecutor", "DaskExecutor", "WorkerLost", "SchedulerError",
+           "default_jobs", "connect"]
+
+logger = logging.getLogger(__name__)
+
+TaskFn = Callable[[str, Task], TaskResult]
+Outcome = tuple[Task, "TaskResult | BaseException"]
+
+
+class SchedulerError(DeepscopeError, ConnectionError):
+    """The Dask scheduler cannot be reached (or was lost)."""
+
+
+class WorkerLost(DeepscopeError, RuntimeError):
+    """The worker processing an image set died (more than once) before it could report."""
+
+
+def default_jobs() -> int:
+    """Worker processes for the local executor: the CPU cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+class Executor:
+    """Base class: runs ``fn(job_json, task)`` for every task and yields ``(task, result or exception)``.
+
+    Use as a context manager (``with executor: ...``) around :meth:`map_unordered`; the runner
+    does. Subclasses implement :meth:`_start`, :meth:`_submit`, :meth:`_wait` and :meth:`close`.
+    """
+
+    #: Short description for logs and the run summary.
+    name = "executor"
+
+    def __init__(self) -> None:
+        self._job: str | None = None
+
+    def start(self, job_json: str) -> None:
+        """Start workers for a job (called once before :meth:`map_unordered`)."""
+        self._job = job_json
+        self._start(job_json)
+
+    def _start(self, job_json: str) -> None:
+        pass
+
+    def close(self) -> None:
+        """Stop the workers this executor started."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def slots(self) -> int:
+        """How many tasks run at once."""
+        return 1
+
+    def map_unordered(self, fn: TaskFn, tasks: Iterable[Task], *, window: int | None = None) -> Iterator[Outcome]:
+        """Run ``fn(job_json, task)`` for each task, keeping at most ``window`` in flight.
+
+        Yields ``(task, TaskResult)``, or ``(task, exception)`` when the task could not run to the
+        end (:class:`WorkerLost`, or an exception ``fn`` raised), in completion order.
+        """
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.name
+
+
+class SerialExecutor(Executor):
+    """Process image sets one after another in this process.
+
+    Examples
+    --------
+    >>> ex = SerialExecutor()
+    >>> ex.describe()
+    'serial (this process)'
+    """
+
+    name = "serial"
+
+    def map_unordered(self, fn: TaskFn, tasks: Iterable[Task], *, window: int | None = None) -> Iterator[Outcome]:
+        assert self._job is not None, "start() first"
+        for t in tasks:
+            try:
+                yield t, fn(self._job, t)
+            except Exception as exc:  # reported to the runner, which decides
+                yield t, exc
+
+    def describe(self) -> str:
+        return "serial (this process)"
+
+
+class LocalExecutor(Executor):
+    """A pool of ``jobs`` worker processes on this machine (``concurrent.futures``, spawn start).
+
+    Each process loads the models once, in its initializer. Processes are started with *spawn*
+    (not fork), so the pool behaves the same on Linux, macOS and Windows and never inherits the
+    driver's threads or locks.
+
+    Parameters
+    ----------
+    jobs : int, optional
+        Worker processes; default :func:`default_jobs`.
+
+    Raises
+    ------
+    deepscope.errors.ConfigError
+        If ``jobs`` < 1.
+
+    Examples
+    --------
+    >>> LocalExecutor(2).describe()
+    'local, 2 processes'
+    """
+
+    name = "local"
+
+    def __init__(self, jobs: int | None = None) -> None:
+        super().__init__()
+        jobs = default_jobs() if jobs is None else jobs
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+            raise ConfigError(f"jobs={jobs!r}: give a number of worker processes >= 1")
+        self.jobs = jobs
+        self._pool: Any = None
+
+    @property
+    def slots(self) -> int:
+        return self.jobs
+
+    def _new_pool(self) -> Any:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        assert self._job is not None
+        return ProcessPoolExecutor(max_workers=self.jobs, mp_context=mp.get_context("spawn"),
+                                   initializer=init_worker, initargs=(self._job,))
+
+    def _start(self, job_json: str) -> None:
+        self._pool = self._new_pool()
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            procs = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for p in procs:  # a Ctrl-C does not wait for a long image to finish
+                if p.is_alive():
+                    p.terminate()
+            for p in procs:
+                p.join(timeout=5)
+
+    def map_unordered(self, fn: TaskFn, tasks: Iterable[Task], *, window: int | None = None) -> Iterator[Outcome]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        assert self._pool is not None, "start() first"
+        window = window or 4 * self.jobs
+        source = iter(tasks)
+        retry: deque[Task] = deque()
+        attempts: dict[str, int] = {}
+        pending: dict[Any, Task] = {}
+
+        def fill() -> None:
+            while len(pending) < window:
+                t = retry.popleft() if retry else next(source, None)
+                if t is None:
+                    return
+                pending[self._pool.submit(fn, self._job, t)] = t
+
+        fill()
+        while pending:
+            finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            broken: list[Task] = []
+            for fut in finished:
+                t = pending.pop(fut)
+                try:
+                    yield t, fut.result()
+                except BrokenProcessPool:
+                    broken.append(t)
+                except Exception as exc:
+                    yield t, exc
+            if broken:
+                # a worker died (killed, out of memory): every task in flight is lost with the pool
+                lost = broken + list(pending.values())
+                pending.clear()
+                self.close()
+                self._pool = self._new_pool()
+                logger.warning("a worker process died; restarted the pool and retrying %d image set(s)", len(lost))
+                for t in lost:
+                    attempts[t.key] = attempts.get(t.key, 0) + 1
+                    if attempts[t.key] >= 2:
+                        yield t, WorkerLost(f"the worker process died twice while processing {t.set_id} (out of "
+                                            "memory, or a crash in a library); it was not retried again")
+                    else:
+                        retry.append(t)
+            fill()
+
+    def describe(self) -> str:
+        return f"local, {self.jobs} process{'es' if self.jobs != 1 else ''}"
+
+
+def _normalise_address(address: str) -> str:
+    a = address.strip()
+    if not re.match(r"^[a-z]+://", a):
+        a = "tcp://" + a
+    if not re.match(r"^(tcp|tls|ucx|inproc|ws|wss)://[^\s/]+(:\d+)?/?$", a):
+        raise ConfigError(f"scheduler address {address!r} is not like tcp://HOST:8786")
+    return a
+
+
+def connect(address: str, *, timeout: float = 10.0) -> Any:
+    """Connect a Dask client to a running scheduler, failing within ``timeout`` seconds.
+
+    Parameters
+    ----------
+    address : str
+        ``tcp://HOST:PORT`` (``HOST:PORT`` is taken as TCP).
+    timeout : float
+        Seconds to wait for the connection.
+
+    Returns
+    -------
+    distributed.Client
+
+    Raises
+    ------
+    SchedulerError
+        If no scheduler answers at ``address`` within ``timeout``.
+    deepscope.errors.ConfigError
+        If ``address`` is not a scheduler address.
+    """
+    addr = _normalise_address(address)
+    from distributed import Client
+
+    try:
+        return Client(addr, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise SchedulerError(f"could not reach the Dask scheduler at {addr} within {timeout:g} s ({exc}). Check "
+                             "that `dask scheduler` runs there and the port is open, or leave out --scheduler to "
+                             "run on this machine") from None
+
+
+class DaskExecutor(Executor):
+    """Run image sets on Dask distributed: a new ``LocalCluster`` or an existing scheduler.
+
+    The run folder and the input files must be visible to every worker at the same paths
+    (a shared file system), and the workers need the same deepscope installed.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address of a running scheduler (``tcp://HOST:8786``).
+    workers : int, optional
+        Without ``scheduler``: start a ``LocalCluster`` of this many single-threaded worker
+        processes (default :func:`default_jobs`).
+    client : distributed.Client, optional
+        Use this client (and its cluster) instead; it is not closed by :meth:`close`.
+    connect_timeout : float, default 10
+        Seconds to wait for the scheduler before :class:`SchedulerError`.
+    processes : bool, default True
+        ``LocalCluster`` workers as processes (False: threads of this process, for tests).
+
+    Raises
+    ------
+    deepscope.errors.ConfigError
+        If both ``scheduler`` and ``workers`` or ``client`` are given, or ``workers`` < 1.
+
+    Examples
+    --------
+    >>> DaskExecutor(workers=2).describe()
+    'dask LocalCluster, 2 workers'
+    """
+
+    name = "dask"
+
+    def __init__(self, scheduler: str | None = None, *, workers: int | None = None, client: Any = None,
+                 connect_timeout: float = 10.0, processes: bool = True) -> None:
+        super().__init__()
+        if sum(x is not None for x in (scheduler, workers, client)) > 1:
+            raise ConfigError("give one of scheduler= (an existing cluster), workers= (a new LocalCluster) or "
+                              "client=")
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise ConfigError(f"workers={workers!r}: give a number of Dask workers >= 1")
+        if scheduler is not None:
+            _normalise_address(scheduler)
+        self.scheduler = scheduler
+        self.workers = workers
+        self.connect_timeout = connect_timeout
+        self.processes = processes
+        self.client = client
+        self._own_client = client is None
+        self._cluster: Any = None
+
+    def _start(self, job_json: str) -> None:
+        if self.client is not None:
+            return
+        if self.scheduler is not None:
+            self.client = connect(self.scheduler, timeout=self.connect_timeout)
+            return
+        from distributed import Client, LocalCluster
+
+        n = self.workers or default_jobs()
+        self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=self.processes,
+                                     dashboard_address=None, silence_logs=logging.ERROR)
+        self.client = Client(self._cluster, set_as_default=False)
+
+    @property
+    def slots(self) -> int:
+        if self.client is None:
+            return self.workers or 1
+        return max(1, sum(self.client.nthreads().values()))
+
+    def close(self) -> None:
+        if self._own_client and self.client is not None:
+            try:
+                self.client.close()
+            finally:
+                self.client = None
+        if self._cluster is not None:
+            cluster, self._cluster = self._cluster, None
+            cluster.close()
+
+    def map_unordered(self, fn: TaskFn, tasks: Iterable[Task], *, window: int | None = None) -> Iterator[Outcome]:
+        from distributed import as_completed
+        from distributed.scheduler import KilledWorker
+
+        assert self.client is not None, "start() first"
+        window = window or 4 * self.slots
+        source = iter(tasks)
+        futures: dict[str, Task] = {}
+
+        def submit() -> Any:
+            t = next(source, None)
+            if t is None:
+                return None
+            fut = self.client.submit(fn, self._job, t, key=f"deepscope-{t.key}-{uuid.uuid4().hex[:8]}", pure=False)
+            futures[fut.key] = t
+            return fut
+
+        first = [f for f in (submit() for _ in range(window)) if f is not None]
+        if not first:
+            return
+        ac = as_completed(first)
+        for fut in ac:
+            t = futures.pop(fut.key)
+            try:
+                yield t, fut.result()
+            except KilledWorker as exc:
+                yield t, WorkerLost(f"Dask workers died repeatedly while processing {t.set_id} (out of memory, "
+                                    f"or a crash in a library; {type(exc).__name__})")
+            except (OSError, TimeoutError) as exc:
+                raise SchedulerError(f"lost the Dask cluster while processing {t.set_id} ({exc}); the results "
+                                     "written so far are kept: run the same command again to finish") from exc
+            except Exception as exc:
+                yield t, exc
+            finally:
+                fut.release()
+            nxt = submit()
+            if nxt is not None:
+                ac.add(nxt)
+
+    def describe(self) -> str:
+        if self.scheduler is not None:
+            return f"dask scheduler {_normalise_address(self.scheduler)}"
+        if self.client is not None and self._cluster is None:
+            return "dask (given client)"
+        n = self.workers or default_jobs()
+        return f"dask LocalCluster, {n} worker{'s' if n != 1 else ''}"

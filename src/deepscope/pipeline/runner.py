@@ -1,0 +1,456 @@
+"""Running a pipeline over all its image sets: resumable, fault-tolerant, local or on Dask.
+
+:func:`run_pipeline` finds the image sets, checks the run folder (same pipeline? changed
+inputs?), sends the sets that still need processing to an executor, and, once every set has a
+result part, commits ``images.*`` and ``objects.*`` with their lineage records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deepscope.errors import ConfigError, InputError
+from deepscope.pipeline.executors import DaskExecutor, Executor, LocalExecutor, SerialExecutor, WorkerLost
+from deepscope.pipeline.inputs import ImageSet, discover_image_sets
+from deepscope.pipeline.spec import OBJECT_COUNT, CountStep, Pipeline, SegmentStep, load_pipeline, zoo_dir
+from deepscope.pipeline.steps import Task, image_value_types, objects_schema, part_path, run_task
+from deepscope.pipeline.store import (ON_CHANGE, RunDirError, _now, lock_run_dir, plan_resume, prepare_run_dir,
+                                      scan_parts, write_error_part, write_manifest)
+
+__all__ = ["RunResult", "run_pipeline", "resolve_models", "default_pipeline", "Progress", "INLINE_INPUTS_MAX",
+           "DEFAULT_SEGMENT_MODEL"]
+
+logger = logging.getLogger(__name__)
+
+#: Table lineage records list every input file up to this many; beyond, they give a digest of them
+#: (every row of ``images.*`` carries its own SHA-256s).
+INLINE_INPUTS_MAX = 10_000
+#: The segmentation model of ``deepscope analyze`` (otsu-watershed when it is not installed).
+DEFAULT_SEGMENT_MODEL = "nuclei"
+
+#: ``progress(done, total, failed)``: image sets finished (including those of earlier sessions).
+Progress = Callable[[int, int, int], None]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of :func:`run_pipeline`.
+
+    Attributes
+    ----------
+    run_dir : pathlib.Path
+    pipeline_hash : str
+    n_sets : int
+        Image sets in the tables (each exactly once).
+    n_done_before : int
+        Sets whose results were already in the run folder (resumed).
+    n_processed : int
+        Sets processed by this call.
+    n_failed : int
+        Sets with an error row in the tables.
+    n_objects : int
+        Rows of the objects table.
+    n_changed : int
+        Sets whose input files changed since their results were made (processed again).
+    skipped : tuple of (str, str)
+        Image sets left out (incomplete channel groups) and why.
+    failures : tuple of (str, str)
+        ``(set_id, error)`` of the failed sets (the first 20).
+    tables : dict of str to pathlib.Path
+        Written tables by file name (``images.parquet`` ...).
+    seconds : float
+        Wall time of this call.
+    executor : str
+        Where the sets ran.
+    """
+
+    run_dir: Path
+    pipeline_hash: str
+    n_sets: int
+    n_done_before: int
+    n_processed: int
+    n_failed: int
+    n_objects: int
+    n_changed: int = 0
+    skipped: tuple[tuple[str, str], ...] = ()
+    failures: tuple[tuple[str, str], ...] = ()
+    tables: dict[str, Path] = field(default_factory=dict)
+    seconds: float = 0.0
+    executor: str = ""
+
+    def summary(self) -> str:
+        """One line: sets, objects, failures, time.
+
+        Examples
+        --------
+        >>> RunResult(Path("r"), "ab", 10, 4, 6, 1, 250, seconds=3.2).summary()
+        '10 image sets (6 processed now, 4 already done), 250 objects, 1 failed, in 3.2 s'
+        """
+        s = (f"{self.n_sets} image sets ({self.n_processed} processed now, {self.n_done_before} already done), "
+             f"{self.n_objects} objects, {self.n_failed} failed, in {self.seconds:.1f} s")
+        if self.skipped:
+            s += f"; {len(self.skipped)} incomplete sets skipped"
+        return s
+
+
+def _classical_ref(name: str, options: Mapping[str, Any] | None = None) -> Any:
+    import deepscope
+    from deepscope.provenance.lineage import ModelRef
+
+    text = f"deepscope.predict.classical:{name}:{deepscope.__version__}"
+    return ModelRef(name, hashlib.sha256(text.encode()).hexdigest())
+
+
+def resolve_models(pipeline: Pipeline) -> dict[str, Any]:
+    """Model reference -> :class:`~deepscope.provenance.lineage.ModelRef` (name and weights SHA-256).
+
+    Reads the model cards only (no weights, no torch); the workers check the weights against
+    the card's SHA-256 when they load them.
+
+    Raises
+    ------
+    deepscope.errors.ModelError
+        A model card is invalid or has no weights SHA-256.
+    """
+    from deepscope.errors import ModelError
+    from deepscope.models.registry import model_card
+    from deepscope.provenance.lineage import ModelRef
+
+    out: dict[str, Any] = {}
+    for ref in pipeline.model_refs:
+        if ref == "otsu-watershed":
+            out[ref] = _classical_ref(ref)
+            continue
+        card = model_card(ref)
+        sha = (card.get("weights") or {}).get("sha256")
+        if not sha:
+            raise ModelError(f"model {ref!r} has no weights SHA-256 in its card; save it with deepscope "
+                             "(SegmentModel.save / training) so its weights can be identified")
+        out[ref] = ModelRef(str(card.get("name") or ref), str(sha))
+    return out
+
+
+def _model_columns(pipeline: Pipeline, models: Mapping[str, Any]) -> dict[str, str]:
+    cols: dict[str, str] = {}
+    for s in pipeline.steps:
+        if isinstance(s, SegmentStep):
+            name = s.objects
+        elif isinstance(s, CountStep) and s.model != OBJECT_COUNT:
+            name = f"Count_{s.name}"
+        else:
+            continue
+        cols[f"Model_{name}"] = models[s.model].name
+        cols[f"ModelSha256_{name}"] = models[s.model].sha256
+    return cols
+
+
+def _make_executor(*, jobs: int | None, workers: int | None, scheduler: str | None, executor: Executor | None,
+                   connect_timeout: float) -> Executor:
+    given = [n for n, v in (("jobs", jobs), ("workers", workers), ("scheduler", scheduler), ("executor", executor))
+             if v is not None]
+    if len(given) > 1:
+        raise ConfigError(f"give one of jobs (local processes), workers (a Dask LocalCluster), scheduler (an "
+                          f"existing Dask cluster) or executor; got {', '.join(given)}")
+    if executor is not None:
+        if not isinstance(executor, Executor):
+            raise ConfigError(f"executor must be a deepscope.pipeline Executor; got {type(executor).__name__}")
+        return executor
+    if scheduler is not None:
+        return DaskExecutor(scheduler, connect_timeout=connect_timeout)
+    if workers is not None:
+        return DaskExecutor(workers=workers)
+    if jobs == 0:
+        return SerialExecutor()
+    return LocalExecutor(jobs)
+
+
+def run_pipeline(pipeline: Pipeline | str | os.PathLike[str], out: str | os.PathLike[str], *,
+                 jobs: int | None = None, workers: int | None = None, scheduler: str | None = None,
+                 executor: Executor | None = None, on_change: str = "refuse", retry_failed: bool = False,
+                 rehash: bool = False, connect_timeout: float = 10.0, device: str = "auto",
+                 command: str = "run", progress: Progress | None = None) -> RunResult:
+    """Run a pipeline over all its image sets into a run folder, resuming what is already done.
+
+    Parameters
+    ----------
+    pipeline : Pipeline or path
+        A :class:`Pipeline`, or the path of its YAML file.
+    out : str or PathLike
+        The run folder. A new folder, an empty one, or one holding an earlier (interrupted or
+        finished) run of the *same* pipeline, which is then completed.
+    jobs : int, optional
+        Local worker processes (default: the CPU cores; 0 = in this process).
+    workers : int, optional
+        Run on a new Dask ``LocalCluster`` with this many worker processes instead.
+    scheduler : str, optional
+        Run on an existing Dask cluster (``tcp://HOST:8786``); RUN_DIR and the inputs must be on
+        a file system the workers share.
+    executor : Executor, optional
+        Run on this executor (advanced; excludes ``jobs``/``workers``/``scheduler``).
+    on_change : {"refuse", "rerun"}, default "refuse"
+        When the run folder holds another pipeline's results, or inputs changed since their
+        results were made: stop with an error that lists them, or process them again.
+    retry_failed : bool, default False
+        Process again the image sets that failed in an earlier session.
+    rehash : bool, default False
+        Compare every input's SHA-256 with the one its results were made from (default: only
+        for files whose size or modification time changed).
+    connect_timeout : float, default 10
+        Seconds to wait for a Dask scheduler.
+    device : str, default "auto"
+        Device of the models in the workers (``"cpu"``, ``"cuda"``, ``"auto"``).
+    command : str
+        Command name in the lineage records.
+    progress : callable, optional
+        ``progress(done, total, failed)``, called as image sets finish.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    FileNotFoundError
+        The pipeline file or an input path does not exist.
+    deepscope.errors.ConfigError
+        Invalid pipeline or options.
+    deepscope.errors.InputError
+        No images, or channels that do not group into complete fields.
+    RunDirError
+        The folder holds another pipeline's results or changed inputs (with ``on_change="refuse"``),
+        or files that are not a run.
+    SchedulerError
+        The Dask scheduler cannot be reached within ``connect_timeout``.
+
+    Examples
+    --------
+    >>> from deepscope.pipeline import Pipeline, run_pipeline
+    >>> p = Pipeline.from_dict({"inputs": {"paths": ["images/"]},
+    ...                         "steps": [{"segment": {"model": "otsu-watershed"}}, {"measure": {}}]})
+    >>> result = run_pipeline(p, "run1", jobs=2)             # doctest: +SKIP
+    >>> print(result.summary())                              # doctest: +SKIP
+    10 image sets (10 processed now, 0 already done), 412 objects, 0 failed, in 4.1 s
+    """
+    import json
+
+    import deepscope
+    from deepscope.provenance import lineage
+
+    t0 = time.perf_counter()
+    if on_change not in ON_CHANGE:
+        raise ConfigError(f"on_change={on_change!r} is not one of {', '.join(ON_CHANGE)}")
+    if not isinstance(pipeline, Pipeline):
+        pipeline = load_pipeline(pipeline)
+    ex = _make_executor(jobs=jobs, workers=workers, scheduler=scheduler, executor=executor,
+                        connect_timeout=connect_timeout)
+    run_dir = Path(out).resolve()
+    models = resolve_models(pipeline)
+    phash = pipeline.hash({ref: m.sha256 for ref, m in models.items()})
+    sets, skipped = discover_image_sets(pipeline.inputs, exclude_dirs=[run_dir])
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"--out '{run_dir}' is a file; give a folder for the run's results")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with lock_run_dir(run_dir):
+        manifest, fresh = prepare_run_dir(run_dir, pipeline_hash=phash, pipeline_name=pipeline.name,
+                                          on_change=on_change)
+        parts = {} if fresh else scan_parts(run_dir)
+        plan = plan_resume(sets, parts, pipeline_hash=phash, retry_failed=retry_failed, rehash=rehash)
+        if plan.changed and on_change == "refuse":
+            shown = "; ".join(f"{sid}: {why}" for sid, why in plan.changed[:5])
+            more = f"; and {len(plan.changed) - 5} more" if len(plan.changed) > 5 else ""
+            raise RunDirError(f"{len(plan.changed)} image set(s) changed since their results in '{run_dir}' were "
+                              f"made: {shown}{more}. Pass --on-change rerun to process them again, or use another "
+                              "--out to keep both")
+        if plan.stale:
+            warnings.warn(f"{plan.stale} result part(s) in '{run_dir}' belong to image sets that are no longer "
+                          "among the inputs; they are left out of the tables", stacklevel=2)
+        from deepscope.io import write_text
+
+        write_text(run_dir / "pipeline.yaml", pipeline.to_yaml())
+        if skipped:
+            import csv
+            import io
+
+            buf = io.StringIO()
+            w = csv.writer(buf)
+            w.writerow(["set_id", "reason"])
+            w.writerows(skipped)
+            write_text(run_dir / "skipped.csv", buf.getvalue())
+        catalog = None
+        if pipeline.outputs.catalog:
+            from deepscope.provenance import Catalog
+
+            catalog = Catalog(pipeline.outputs.catalog)
+        run = lineage.Run.start(command=command, params={"pipeline": pipeline.to_dict(), "pipeline_hash": phash,
+                                                         "run_dir": str(run_dir)},
+                                models=list(models.values()), catalog=catalog)
+        session = {"run_id": run.run_id, "started": run.started, "executor": ex.describe(),
+                   "todo": len(plan.todo), "done_before": plan.done, "status": "running"}
+        manifest.setdefault("sessions", []).append(session)
+        manifest.update(status="running", n_sets=len(sets), deepscope_version=deepscope.__version__)
+        write_manifest(run_dir, manifest)
+        total = len(sets)
+        done = plan.done
+        failed_now = 0
+        processed = 0
+        schema = objects_schema(pipeline)
+        try:
+            if progress is not None:
+                progress(done, total, 0)
+            if plan.todo:
+                runr = run.to_dict()
+                job = {"pipeline": pipeline.to_dict(), "pipeline_hash": phash, "run_dir": str(run_dir),
+                       "device": device, "run": {k: runr[k] for k in ("run_id", "command", "params", "models",
+                                                                     "user", "host", "started",
+                                                                     "deepscope_version", "software")}}
+                by_key = {s.key: s for s in plan.todo}
+                tasks = (Task(s.key, s.set_id, s.files) for s in plan.todo)
+                with ex:
+                    job["threads"] = max(1, (os.cpu_count() or 1) // max(1, ex.slots)) if not isinstance(
+                        ex, DaskExecutor) else 0
+                    job_json = json.dumps(job, sort_keys=True, default=str)
+                    ex.start(job_json)
+                    for task, res in ex.map_unordered(run_task, tasks):
+                        if isinstance(res, BaseException):
+                            if not isinstance(res, WorkerLost):
+                                raise res
+                            write_error_part(run_dir, by_key[task.key], f"WorkerLost: {res}", pipeline_hash=phash,
+                                             run_id=run.run_id, objects_schema=schema)
+                            failed_now += 1
+                        elif not res.ok:
+                            failed_now += 1
+                        processed += 1
+                        done += 1
+                        if progress is not None:
+                            progress(done, total, failed_now)
+            missing = [s for s in sets if not part_path(run_dir, s.key).is_file()]
+            for s in missing:  # cannot happen unless an executor drops a task: never leave a hole
+                write_error_part(run_dir, s, "no result was reported for this image set", pipeline_hash=phash,
+                                 run_id=run.run_id, objects_schema=schema)
+            committed = _commit(run_dir, sets, pipeline, models, run, catalog)
+        except BaseException as exc:
+            session.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                           finished=_now(), processed=processed, error=f"{type(exc).__name__}: {exc}")
+            manifest["status"] = session["status"]
+            write_manifest(run_dir, manifest)
+            run.finish("failed", {"error": f"{type(exc).__name__}: {exc}", "processed": processed})
+            if catalog is not None:
+                catalog.close()
+            raise
+        n_failed, n_objects, failures, tables = (committed.n_failed, committed.n_objects, committed.failures,
+                                                 committed.tables)
+        seconds = time.perf_counter() - t0
+        summary = {"n_sets": total, "n_failed": n_failed, "n_objects": n_objects, "processed": processed,
+                   "done_before": plan.done, "changed": len(plan.changed), "skipped": len(skipped),
+                   "seconds": round(seconds, 3)}
+        session.update(status="complete", finished=_now(), processed=processed, failed=failed_now)
+        manifest.update(status="complete", summary=summary, tables=sorted(tables))
+        write_manifest(run_dir, manifest)
+        run.finish("ok", summary)
+        if catalog is not None:
+            catalog.close()
+    return RunResult(run_dir=run_dir, pipeline_hash=phash, n_sets=total, n_done_before=plan.done,
+                     n_processed=processed, n_failed=n_failed, n_objects=n_objects, n_changed=len(plan.changed),
+                     skipped=tuple(skipped), failures=tuple(failures), tables=tables, seconds=seconds,
+                     executor=ex.describe())
+
+
+def _commit(run_dir: Path, sets: Sequence[ImageSet], pipeline: Pipeline, models: Mapping[str, Any], run: Any,
+            catalog: Any) -> Any:
+    from deepscope.io import sha256_file
+    from deepscope.pipeline.store import commit_tables
+    from deepscope.provenance import lineage
+
+    file_channels = ([pipeline.inputs.channel] if pipeline.inputs.channels is None
+                     else list(pipeline.inputs.channel_names))
+    records: dict[Path, Any] = {}
+
+    def record_for(path: Path, inputs: list[Any], extra: dict[str, Any]) -> Any:
+        records[path] = run.record(path, inputs=inputs, extra=extra)
+        return records[path]
+
+    committed = commit_tables(run_dir, sets, file_channels=file_channels, objects_schema=objects_schema(pipeline),
+                              value_types=image_value_types(pipeline), model_cols=_model_columns(pipeline, models),
+                              formats=pipeline.outputs.tables, record_for=record_for,
+                              inline_inputs=INLINE_INPUTS_MAX)
+    for name, path in committed.tables.items():
+        if name.endswith(".csv"):
+            lineage.attach(path, run.record(path, inputs=committed.inputs, extra=committed.extra))
+        elif catalog is not None:
+            catalog.add_lineage(records[path], output_path=str(path), output_sha256=sha256_file(path))
+    if catalog is not None:
+        try:
+            catalog.add([p for s in sets for p in s.paths], pattern=pipeline.inputs.pattern)
+        except Exception as exc:  # the catalog is a record of the run; never lose the run's results to it
+            warnings.warn(f"could not add the input images to the catalog {pipeline.outputs.catalog}: {exc}",
+                          stacklevel=3)
+    return committed
+
+
+def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | None = None,
+                     count_model: str | None = None, pattern: str | None = None,
+                     include: Sequence[str] = (), recursive: bool = False, overlays: bool = True,
+                     labels: bool = True, pixel_size: float | None = None, name: str = "analyze") -> Pipeline:
+    """The one-line analysis of ``deepscope analyze``: segment nuclei, count, measure; tables and overlays.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Folders (not descended into unless ``recursive``), image files or globs.
+    model : str, optional
+        Segmentation model; default ``nuclei``, or ``otsu-watershed`` with a warning when the
+        shipped ``nuclei`` model is not installed.
+    count_model : str, optional
+        Also count with this model (e.g. ``count-bbbc005``) into ``Count_Cells``.
+    pattern : str, optional
+        File-name pattern for ``Metadata_`` columns.
+    include : sequence of str
+        File-name globs.
+    recursive : bool
+        Scan sub-folders.
+    overlays, labels : bool
+        Write overlays and label images.
+    pixel_size : float, optional
+        Micrometres per pixel for physical measurement columns.
+
+    Returns
+    -------
+    Pipeline
+
+    Raises
+    ------
+    deepscope.errors.ConfigError
+        An unknown model or invalid option.
+
+    Examples
+    --------
+    >>> p = default_pipeline(["images/"], model="otsu-watershed")
+    >>> [next(iter(s.__dict__)) and s.kind for s in p.steps]
+    ['segment', 'count', 'measure']
+    """
+    if not paths:
+        raise InputError("give at least one folder, image file or glob to analyze")
+    if model is None:
+        model = DEFAULT_SEGMENT_MODEL
+        if not (zoo_dir() / f"{model}.json").is_file():
+            warnings.warn(f"the shipped '{model}' model is not installed; segmenting with the classical "
+                          "otsu-watershed instead (pass --model to choose)", stacklevel=2)
+            model = "otsu-watershed"
+    steps: list[dict[str, Any]] = [{"segment": {"objects": "Nuclei", "model": model}},
+                                   {"count": {"model": OBJECT_COUNT, "objects": "Nuclei"}}]
+    if count_model:
+        steps.append({"count": {"model": count_model, "name": "Cells"}})
+    steps.append({"measure": {"objects": ["Nuclei"]} | ({"pixel_size": pixel_size} if pixel_size else {})})
+    spec = {"name": name,
+            "inputs": {"paths": [os.fspath(p) for p in paths], "include": list(include), "recursive": recursive,
+                       "pattern": pattern},
+            "steps": steps, "outputs": {"labels": labels, "overlays": overlays}}
+    return Pipeline.from_dict(spec, source="deepscope analyze")

@@ -1,0 +1,539 @@
+"""Running a pipeline's steps on one image set, in a worker (a local process or a Dask worker).
+
+:func:`apply_steps` is the pure part: channel images in, label images, per-object tables and
+per-image values out. :func:`run_task` wraps it for one image set of a run: read the files
+(SHA-256 of their bytes on the way), apply the steps with the models of this process, write the
+label images and overlays, and write the set's result atomically to ``RUN_DIR/parts/<key>.parquet``.
+An image set that fails becomes a part with its error, never an exception.
+
+Models are loaded once per process (:func:`worker_context`, cached by the job), not per image.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from deepscope.errors import InputError
+from deepscope.pipeline.spec import (OBJECT_COUNT, CountStep, FilterStep, MeasureStep, NormalizeStep, Pipeline,
+                                     RelateStep, SegmentStep)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+__all__ = ["Task", "TaskResult", "SetResult", "apply_steps", "run_task", "worker_context", "init_worker",
+           "objects_schema", "image_value_types", "part_path", "write_part", "read_part_meta", "PART_META_KEY",
+           "PART_SCHEMA"]
+
+logger = logging.getLogger(__name__)
+
+#: Key of a part's description in its Parquet schema metadata.
+PART_META_KEY = b"deepscope.part"
+#: Schema tag of a part's description.
+PART_SCHEMA = "deepscope.part/1"
+
+#: Outline colours of the object sets in overlays (RGB), in the order the sets are made.
+_PALETTE = ((0, 255, 0), (255, 0, 255), (0, 200, 255), (255, 200, 0), (255, 64, 64), (160, 120, 255))
+
+
+@dataclass(frozen=True)
+class Task:
+    """One image set to process: its key (part file name), id and ``(channel, path)`` files."""
+
+    key: str
+    set_id: str
+    files: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What a worker reports back for one image set (the results themselves are in its part file)."""
+
+    key: str
+    set_id: str
+    ok: bool
+    error: str | None
+    n_objects: int
+    seconds: float
+
+
+@dataclass(frozen=True, eq=False)
+class SetResult:
+    """The results of the steps on one image set.
+
+    Attributes
+    ----------
+    labels : dict of str to ndarray
+        Object set name -> int32 label image.
+    objects : dict of str to pandas.DataFrame
+        Object set name -> per-object table (measured object sets only).
+    values : dict of str to object
+        Per-image values: each object set's summary (``Count_<name>``, mean area, confluence) and
+        the count steps' ``Count_<name>[_Low|_High|_Std]``.
+    """
+
+    labels: dict[str, np.ndarray]
+    objects: dict[str, pd.DataFrame]
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+Segmenter = Callable[[SegmentStep, np.ndarray], np.ndarray]
+Counter = Callable[[CountStep, np.ndarray], Any]
+
+
+def _merge_columns(table: pd.DataFrame, extra: pd.DataFrame, *, ids: bool) -> pd.DataFrame:
+    """Join ``extra``'s columns onto ``table`` by ``ObjectNumber`` (``extra``'s win); ``ids``: relation
+    columns, which stay integers (0 = no parent)."""
+    cols = [c for c in extra.columns if c != "ObjectNumber"]
+    base = table.drop(columns=[c for c in cols if c in table.columns])
+    out = base.merge(extra, on="ObjectNumber", how="left", sort=False)
+    if ids:
+        for c in cols:
+            out[c] = out[c].fillna(0).astype(np.int64)
+    out.attrs.update(table.attrs)
+    return out
+
+
+def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment: Segmenter,
+                count: Counter) -> SetResult:
+    """Apply a pipeline's steps to the channel images of one image set.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        The validated pipeline.
+    images : mapping of str to ndarray (H, W)
+        One 2-D image per channel name of the pipeline.
+    segment : callable
+        ``segment(step, image) -> int32 labels`` (the models of this process).
+    count : callable
+        ``count(step, image) -> CountResult`` for count steps with a model.
+
+    Returns
+    -------
+    SetResult
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        A channel is missing or the channels differ in shape; a filter query fails.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from deepscope.pipeline import Pipeline
+    >>> p = Pipeline.from_dict({"inputs": {"paths": ["/d"]}, "steps": [
+    ...     {"segment": {"model": "otsu-watershed"}}, {"measure": {}}]})
+    >>> img = np.zeros((32, 32), np.uint8); img[4:12, 4:12] = 200; img[20:28, 18:30] = 180
+    >>> lab = (img > 0).astype(np.int32) * (1 + (np.arange(32) >= 16))[None, :]
+    >>> r = apply_steps(p, {"Image": img}, segment=lambda step, im: lab, count=None)
+    >>> r.values["Count_Nuclei"], r.objects["Nuclei"]["AreaShape_Area"].tolist()
+    (2, [64, 96])
+    """
+    from deepscope.data.transforms import normalize_percentile
+    from deepscope.measure import filter_objects, measure_objects, relate_objects, summarize_image
+
+    imgs = dict(images)
+    shapes = {k: np.shape(v) for k, v in imgs.items()}
+    for ch in pipeline.channels:
+        if ch not in imgs:
+            raise InputError(f"no image for channel {ch!r}; got {sorted(imgs)}")
+    if len(set(shapes.values())) > 1:
+        raise InputError(f"the channels of this image set differ in size: {shapes}; every channel of a field "
+                         "of view must have the same height and width")
+    labels: dict[str, np.ndarray] = {}
+    tables: dict[str, pd.DataFrame] = {}
+    relations: dict[str, list[pd.DataFrame]] = {}
+    values: dict[str, Any] = {}
+    for step in pipeline.steps:
+        if isinstance(step, NormalizeStep):
+            for ch in step.channels:
+                imgs[ch] = normalize_percentile(imgs[ch], step.low, step.high, clip=step.clip)
+        elif isinstance(step, SegmentStep):
+            lab = np.asarray(segment(step, imgs[step.channel]))
+            if lab.shape != shapes[step.channel]:
+                raise InputError(f"model {step.model!r} returned labels of shape {lab.shape} for an image of shape "
+                                 f"{shapes[step.channel]}")
+            labels[step.objects] = lab.astype(np.int32, copy=False)
+        elif isinstance(step, CountStep):
+            if step.model == OBJECT_COUNT:
+                assert step.objects is not None
+                values[f"Count_{step.objects}"] = int(len(np.unique(labels[step.objects])) - 1
+                                                      if labels[step.objects].any() else 0)
+            else:
+                assert step.channel is not None
+                r = count(step, imgs[step.channel])
+                values.update({f"Count_{step.name}": float(r.count), f"Count_{step.name}_Low": float(r.low),
+                               f"Count_{step.name}_High": float(r.high), f"Count_{step.name}_Std": float(r.std)})
+        elif isinstance(step, RelateStep):
+            rel = relate_objects(labels[step.parents], labels[step.children], parent_name=step.parents,
+                                 child_name=step.children)
+            for name, frame in ((step.children, rel.children), (step.parents, rel.parents)):
+                relations.setdefault(name, []).append(frame)
+                if name in tables:
+                    tables[name] = _merge_columns(tables[name], frame, ids=True)
+        elif isinstance(step, MeasureStep):
+            for obj in step.objects:
+                t = measure_objects(labels[obj], {ch: imgs[ch] for ch in step.channels}, object_name=obj,
+                                    pixel_size=step.pixel_size)
+                if obj in tables:  # measured again (e.g. other channels): new columns win
+                    t = _merge_columns(tables[obj], t, ids=False)
+                for frame in relations.get(obj, []):
+                    t = _merge_columns(t, frame, ids=True)
+                tables[obj] = t
+        elif isinstance(step, FilterStep):
+            where: Any = step.where if isinstance(step.where, str) else {k: tuple(v) for k, v in step.where.items()}
+            new_lab, kept = filter_objects(labels[step.objects], tables[step.objects], where,
+                                           relabel=step.into is not None, object_name=step.objects)
+            target = step.into or step.objects
+            labels[target] = new_lab
+            kept.attrs["object_name"] = target
+            tables[target] = kept
+    summary: dict[str, Any] = {}
+    for name, lab in labels.items():
+        summary.update(summarize_image(lab, object_name=name))
+    for k, v in values.items():  # model counts after the object summaries
+        summary.setdefault(k, v)
+    return SetResult(labels=labels, objects=tables, values=summary)
+
+
+# ---------------------------------------------------------------------------------------------- schemas
+def _empty(pipeline: Pipeline) -> SetResult:
+    @dataclass(frozen=True)
+    class _NaNCount:
+        count: float = float("nan")
+        low: float = float("nan")
+        high: float = float("nan")
+        std: float = float("nan")
+
+    blank = {ch: np.zeros((4, 4), np.float32) for ch in pipeline.channels}
+    return apply_steps(pipeline, blank, segment=lambda step, im: np.zeros(im.shape, np.int32),
+                       count=lambda step, im: _NaNCount())
+
+
+@functools.lru_cache(maxsize=8)
+def _schemas(pipeline_json: str) -> tuple[pa.Schema, tuple[tuple[str, str], ...]]:
+    import pyarrow as pa
+
+    pipeline = Pipeline.from_dict(json.loads(pipeline_json))
+    empty = _empty(pipeline)
+    fields: dict[str, pa.DataType] = {"ObjectName": pa.string()}
+    for name, t in empty.objects.items():
+        for col, dtype in t.dtypes.items():
+            typ = pa.int64() if np.issubdtype(dtype, np.integer) else pa.float64()
+            if col in fields and fields[col] != typ:
+                typ = pa.float64()
+            fields[str(col)] = typ
+    values = tuple((k, "int64" if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else "float64")
+                   for k, v in empty.values.items())
+    return pa.schema(list(fields.items())), values
+
+
+def _pipeline_json(pipeline: Pipeline) -> str:
+    return json.dumps(pipeline.to_dict(), sort_keys=True, default=str)
+
+
+def objects_schema(pipeline: Pipeline) -> pa.Schema:
+    """The Arrow schema of every part's object rows (``ObjectName`` + the union of the measured columns).
+
+    It is derived by running the steps on a blank image, so it is the same for every image set,
+    whatever its objects (or its failure).
+    """
+    return _schemas(_pipeline_json(pipeline))[0]
+
+
+def image_value_types(pipeline: Pipeline) -> tuple[tuple[str, str], ...]:
+    """The per-image value columns of a pipeline and their types (``"int64"``/``"float64"``), in order."""
+    return _schemas(_pipeline_json(pipeline))[1]
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Cast ``table`` to ``schema``: columns in schema order, missing ones as nulls.
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        If ``table`` has a column the schema lacks.
+    """
+    import pyarrow as pa
+
+    extra = [n for n in table.column_names if n not in schema.names]
+    if extra:
+        raise InputError(f"object table has columns {extra} that the pipeline's schema lacks")
+    cols = []
+    for f in schema:
+        if f.name in table.column_names:
+            cols.append(table.column(f.name).cast(f.type))
+        else:
+            cols.append(pa.nulls(len(table), f.type))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+# ---------------------------------------------------------------------------------------------- parts
+def part_path(run_dir: str | os.PathLike[str], key: str) -> Path:
+    """``RUN_DIR/parts/<key[:2]>/<key>.parquet`` (256 sub-folders keep folders small at a million sets).
+
+    Examples
+    --------
+    >>> part_path("/runs/a", "1c1bd4a4f09ec1af5e6d40cf").as_posix()
+    '/runs/a/parts/1c/1c1bd4a4f09ec1af5e6d40cf.parquet'
+    """
+    return Path(run_dir) / "parts" / key[:2] / f"{key}.parquet"
+
+
+def write_part(path: str | os.PathLike[str], objects: pa.Table, meta: Mapping[str, Any]) -> Path:
+    """Write one image set's result atomically: object rows as the table, the rest as schema metadata."""
+    import pyarrow.parquet as pq
+
+    from deepscope.io import atomic_path
+
+    md = dict(objects.schema.metadata or {})
+    md[PART_META_KEY] = json.dumps(dict(meta), default=_jsonable).encode()
+    table = objects.replace_schema_metadata(md)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return Path(path)
+
+
+def read_part_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The description stored in a part (status, error, files with SHA-256, the image row).
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        If the file is not a readable part.
+    """
+    import pyarrow.parquet as pq
+
+    try:
+        md = pq.read_schema(path).metadata or {}
+        meta = json.loads(md[PART_META_KEY])
+    except Exception as exc:  # pyarrow raises several types for damaged files
+        raise InputError(f"'{path}' is not a readable result part ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(meta, dict) or meta.get("schema") != PART_SCHEMA:
+        raise InputError(f"'{path}' is not a deepscope result part (schema {meta.get('schema')!r})")
+    return meta
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+# ---------------------------------------------------------------------------------------------- worker context
+class _Context:
+    """What one worker process keeps between image sets: the pipeline, its models, the lineage run."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        from deepscope.provenance.lineage import ModelRef, Run
+
+        self.job = job
+        self.pipeline = Pipeline.from_dict(job["pipeline"])
+        self.pipeline_json = _pipeline_json(self.pipeline)
+        self.run_dir = Path(job["run_dir"])
+        r = job["run"]
+        self.run = Run(run_id=r["run_id"], command=r["command"], params=r["params"],
+                       models=tuple(ModelRef(m["name"], m["sha256"], m.get("card")) for m in r["models"]),
+                       user=r["user"], host=r["host"], started=r["started"],
+                       deepscope_version=r["deepscope_version"], software=r["software"])
+        self.models: dict[str, Any] = {}
+        refs = {s.model: ("segment" if isinstance(s, SegmentStep) else "count") for s in self.pipeline.steps
+                if isinstance(s, (SegmentStep, CountStep)) and s.model not in (OBJECT_COUNT, "otsu-watershed")}
+        if refs:
+            import torch
+
+            from deepscope.models import load_model
+
+            threads = int(job.get("threads") or 0)
+            if threads > 0:
+                torch.set_num_threads(threads)
+            for ref, task in refs.items():
+                self.models[ref] = load_model(ref, device=job.get("device", "cpu"), task=task)
+        objects_schema(self.pipeline)  # compute once per process
+
+    def segment(self, step: SegmentStep, image: np.ndarray) -> np.ndarray:
+        if step.model == "otsu-watershed":
+            from deepscope.predict.classical import otsu_watershed
+
+            return otsu_watershed(image, **step.options)
+        return self.models[step.model].predict_image(image, tile=step.tile, overlap=step.overlap, tta=step.tta)
+
+    def count(self, step: CountStep, image: np.ndarray) -> Any:
+        return self.models[step.model].count_images([image])[0]
+
+
+_CONTEXT_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_context(job_json: str) -> _Context:
+    return _Context(json.loads(job_json))
+
+
+def worker_context(job_json: str) -> _Context:
+    """The context of ``job_json`` in this process, made (models loaded) on first use only.
+
+    The cache is per process and holds the last two jobs; a lock makes threads of one Dask worker
+    share one copy of the models.
+    """
+    with _CONTEXT_LOCK:
+        return _cached_context(job_json)
+
+
+def init_worker(job_json: str) -> None:
+    """Process-pool initializer: ignore Ctrl-C (the driver handles it) and load the models now."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread (in-process use)
+        pass
+    worker_context(job_json)
+
+
+# ---------------------------------------------------------------------------------------------- one image set
+def _channel_images(img: Any, channel: str, pipeline: Pipeline) -> dict[str, np.ndarray]:
+    from deepscope.data.transforms import to_grey
+
+    yxc = img.to_yxc()
+    planes = pipeline.inputs.planes
+    if planes is not None:
+        if yxc.shape[-1] != len(planes):
+            raise InputError(f"{img.meta.path}: the image has {yxc.shape[-1]} channels but inputs.planes names "
+                             f"{len(planes)} ({', '.join(planes)})")
+        return {name: yxc[..., i] for i, name in enumerate(planes)}
+    if yxc.shape[-1] == 1:
+        return {channel: yxc[..., 0]}
+    try:
+        return {channel: to_grey(yxc, path=str(img.meta.path))}
+    except InputError:
+        raise InputError(f"{img.meta.path}: the image has {yxc.shape[-1]} distinct channels; name them with "
+                         "inputs.planes (e.g. planes: [DNA, Actin]) to use them") from None
+
+
+def _overlay(base: np.ndarray, labels: Mapping[str, np.ndarray]) -> np.ndarray:
+    from skimage.segmentation import find_boundaries
+
+    from deepscope.data.transforms import to_uint8
+
+    grey = to_uint8(np.asarray(base, dtype=np.float32))
+    rgb = np.repeat(grey[..., None], 3, axis=-1)
+    for i, lab in enumerate(labels.values()):
+        edge = find_boundaries(lab, mode="inner")
+        rgb[edge] = _PALETTE[i % len(_PALETTE)]
+    return rgb
+
+
+def _set_sha256(files: list[dict[str, Any]]) -> str | None:
+    import hashlib
+
+    if any(f.get("sha256") is None for f in files):
+        return None
+    if len(files) == 1:
+        return str(files[0]["sha256"])
+    text = "\n".join(f"{f['channel']}:{f['sha256']}" for f in files)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run_task(job_json: str, task: Task) -> TaskResult:
+    """Process one image set of a run and write its part; failures of the image become an error part.
+
+    Parameters
+    ----------
+    job_json : str
+        The run's job description (pipeline, run folder, lineage run, models), made by the runner.
+    task : Task
+        The image set.
+
+    Returns
+    -------
+    TaskResult
+
+    Raises
+    ------
+    OSError
+        Only if the part itself cannot be written (disk full, run folder gone): nothing else escapes.
+    """
+    import pyarrow as pa
+
+    from deepscope.io import read_image, sha256_file, write_labels, write_png
+    from deepscope.pipeline.inputs import set_stem
+    from deepscope.provenance import lineage
+
+    t0 = time.perf_counter()
+    ctx = worker_context(job_json)
+    pipeline = ctx.pipeline
+    files: list[dict[str, Any]] = []
+    row: dict[str, Any] = {}
+    schema = objects_schema(pipeline)
+    objects = schema.empty_table()
+    error: str | None = None
+    try:
+        images: dict[str, np.ndarray] = {}
+        for channel, path in task.files:
+            st = os.stat(path)
+            info: dict[str, Any] = {"channel": channel, "path": path, "size": st.st_size,
+                                    "mtime_ns": st.st_mtime_ns, "sha256": None}
+            files.append(info)
+            img = read_image(path)
+            info["sha256"] = img.meta.sha256
+            images.update(_channel_images(img, channel, pipeline))
+        first = next(iter(images.values()))
+        row["Height"], row["Width"] = int(first.shape[0]), int(first.shape[1])
+        result = apply_steps(pipeline, images, segment=ctx.segment, count=ctx.count)
+        row.update({k: (v.item() if isinstance(v, np.generic) else v) for k, v in result.values.items()})
+        inputs = [lineage.InputRef(f["path"], f["sha256"]) for f in files]
+        stem = set_stem(task.set_id)
+        if pipeline.outputs.labels:
+            for name, lab in result.labels.items():
+                out = ctx.run_dir / "labels" / f"{stem}.{name}.tif"
+                rec = ctx.run.record(out, inputs=inputs, extra={"image_set": task.set_id, "objects": name})
+                write_labels(out, lab, description=lineage.embed_metadata(rec))
+        if pipeline.outputs.overlays and result.labels:
+            out = ctx.run_dir / "overlays" / f"{stem}.png"
+            write_png(out, _overlay(images[pipeline.channels[0]], result.labels))
+            lineage.attach(out, ctx.run.record(out, inputs=inputs, extra={"image_set": task.set_id}))
+        tables = []
+        for name, t in result.objects.items():
+            tab = pa.Table.from_pandas(t, preserve_index=False)
+            tab = tab.add_column(0, "ObjectName", pa.array([name] * len(t), pa.string()))
+            tables.append(conform(tab.replace_schema_metadata(None), schema))
+        if tables:
+            objects = pa.concat_tables(tables)
+    except Exception as exc:  # one bad image set never stops the run: it gets an error row
+        error = f"{type(exc).__name__}: {exc}"
+        logger.warning("image set %s failed: %s", task.set_id, error)
+        objects = schema.empty_table()
+        row = {}
+        for channel, path in task.files[len(files):]:
+            files.append({"channel": channel, "path": path, "sha256": None, "size": None, "mtime_ns": None})
+        for f in files:
+            if f["sha256"] is None and os.path.isfile(f["path"]):
+                try:  # recorded so a resumed run can tell a changed file from the same bad file
+                    st = os.stat(f["path"])
+                    f.update(size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256_file(f["path"]))
+                except OSError:
+                    pass
+    seconds = time.perf_counter() - t0
+    meta = {"schema": PART_SCHEMA, "key": task.key, "set_id": task.set_id, "status": "failed" if error else "ok",
+            "error": error, "files": files, "input_sha256": _set_sha256(files), "image": row,
+            "seconds": round(seconds, 6), "pipeline_hash": ctx.job["pipeline_hash"], "run_id": ctx.run.run_id,
+            "deepscope_version": ctx.run.deepscope_version}
+    write_part(part_path(ctx.run_dir, task.key), objects, meta)
+    return TaskResult(task.key, task.set_id, error is None, error, objects.num_rows, seconds)
