@@ -121,14 +121,14 @@ def camera_noise(rng: np.random.Generator, size: tuple[int, int], sd: float, mea
 def polar_grid(half: int) -> tuple[np.ndarray, np.ndarray]:
     """Radius and angle bin of every offset in a (2*half+1)^2 grid centred on a pixel.
 
-    Returns ``(rho, bins)``: float32 distances and int16 indices into a radial table of
-    :data:`N_BINS` angles. Cached; treat the arrays as read-only.
+    Returns ``(rho, bins)``: float32 distances and indices (intp, the fastest for
+    :func:`numpy.take`) into a radial table of :data:`N_BINS` angles. Cached; read-only.
     """
     ax = np.arange(-half, half + 1, dtype=np.float32)
     dy, dx = np.meshgrid(ax, ax, indexing="ij")
     rho = np.hypot(dy, dx).astype(np.float32)
     phi = np.arctan2(dy, dx)
-    bins = (np.floor((phi + math.pi) / (2 * math.pi) * N_BINS).astype(np.int32) % N_BINS).astype(np.int16)
+    bins = (np.floor((phi + math.pi) / (2 * math.pi) * N_BINS).astype(np.intp) % N_BINS).astype(np.intp)
     rho.setflags(write=False)
     bins.setflags(write=False)
     return rho, bins

@@ -114,13 +114,13 @@ class CellParams:
     0.2
     """
 
-    nucleus_area: float = 780.0
+    nucleus_area: float = 800.0
     nucleus_area_cv: float = 0.06
     nucleus_vertices: tuple[int, int] = (7, 11)
     nucleus_irregularity: float = 0.07
     nucleus_elongation: float = 0.15
     nucleus_curvature: tuple[float, float] = (-0.06, 0.0)
-    cell_area: float = 3150.0
+    cell_area: float = 3230.0
     cell_area_cv: float = 0.10
     cell_vertices: tuple[int, int] = (4, 8)
     cell_irregularity: float = 0.3
@@ -130,13 +130,13 @@ class CellParams:
     min_distance: float = 0.8
     cluster_distance: tuple[float, float] = (1.1, 1.7)
     nucleus_intensity: float = 154.0
-    nucleus_intensity_cv: float = 0.15
-    nucleus_texture: tuple[float, float] = (0.06, 0.15)
-    nucleus_gradient: float = 0.15
-    cell_intensity: float = 155.0
+    nucleus_intensity_cv: float = 0.14
+    nucleus_texture: tuple[float, float] = (0.08, 0.21)
+    nucleus_gradient: float = 0.25
+    cell_intensity: float = 152.0
     cell_intensity_cv: float = 0.075
-    cell_texture: tuple[float, float] = (0.10, 0.08)
-    texture_scales: tuple[float, float] = (1.2, 4.0)
+    cell_texture: tuple[float, float] = (0.10, 0.13)
+    texture_scales: tuple[float, float] = (1.2, 5.0)
     cytoplasm_in_nuclear_stain: float = 1.0
     edge_sigma: tuple[float, float] = (1.5, 2.6)
     sharp_fraction: float = 0.5
