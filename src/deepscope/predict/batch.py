@@ -1,0 +1,885 @@
+"""Batch inference over files: count, segment and restore many images, one error row per bad image.
+
+The ``deepscope count``, ``segment`` and ``restore`` commands are thin layers over these
+functions. Each one
+
+* takes files and folders (folders are scanned for images),
+* never stops on one bad image: an unreadable file or an image the model cannot take gets a
+  row with its ``error`` and the run goes on,
+* writes every output atomically (temporary name, then rename) with its provenance record
+  (:mod:`deepscope.provenance.lineage`), and
+* reports progress through a callback ``progress(done, total)``.
+
+The evaluation helpers :func:`evaluate_counts` and :func:`evaluate_restoration` run a model over
+a labelled :class:`~deepscope.data.ImageDataset` and score it with :mod:`deepscope.evaluate`.
+
+Importing this module does not import torch; loading a model does.
+
+Examples
+--------
+>>> from deepscope.predict.batch import count_paths
+>>> result = count_paths(["a.tif", "b.tif"], model="count-bbbc005", output="counts.csv")  # doctest: +SKIP
+>>> result.table[["path", "count", "count_low", "count_high"]]                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from deepscope.errors import DeepscopeError, InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from deepscope.data import ImageDataset
+    from deepscope.io import Image
+
+__all__ = ["BatchResult", "CountEvaluation", "RestoreEvaluation", "Progress", "COUNT_COLUMNS", "expand_paths",
+           "resolve_model", "image_array", "model_input", "overlay_outlines", "count_paths", "segment_paths",
+           "restore_paths", "evaluate_counts", "evaluate_restoration", "PER_IMAGE_ERRORS"]
+
+logger = logging.getLogger(__name__)
+
+#: ``progress(done, total)``, called after each image.
+Progress = Callable[[int, int], None]
+#: Columns of the counts table written by :func:`count_paths`.
+COUNT_COLUMNS = ("path", "count", "count_low", "count_high", "std", "error")
+#: Errors that fail one image of a batch (an error row) rather than the whole run.
+PER_IMAGE_ERRORS: tuple[type[BaseException], ...] = (DeepscopeError, OSError, ValueError, RuntimeError,
+                                                     MemoryError)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a batch run did.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per input file, in input order, with an ``error`` column (empty when it worked).
+    outputs : tuple of str
+        Files written (label images, overlays, restored images, the counts CSV).
+    n_images : int
+        Input files.
+    n_failed : int
+        Inputs with an error row.
+    run_id : str
+        Provenance run id recorded with every output.
+    """
+
+    table: pd.DataFrame
+    outputs: tuple[str, ...]
+    n_images: int
+    n_failed: int
+    run_id: str
+
+    @property
+    def all_failed(self) -> bool:
+        """True when every input failed (the CLI then exits non-zero)."""
+        return self.n_images > 0 and self.n_failed == self.n_images
+
+    def summary(self) -> str:
+        """One line: images done and failed."""
+        return f"{self.n_images - self.n_failed} of {self.n_images} image(s) done, {self.n_failed} failed"
+
+
+# --------------------------------------------------------------------------- inputs
+
+def expand_paths(paths: Iterable[str | os.PathLike[str]], *, include: str | Sequence[str] | None = None,
+                 recursive: bool = True, exclude_dirs: Sequence[str | os.PathLike[str]] = ()) -> list[Path]:
+    """Files and folders -> image files (folders scanned in natural order; files kept as given).
+
+    Paths that do not exist are kept, so that they get an error row.
+
+    Parameters
+    ----------
+    paths : iterable of str or PathLike
+    include : str or sequence of str, optional
+        File-name globs for folder scans, e.g. ``"*_w1.TIF"``.
+    recursive : bool, default True
+        Scan sub-folders.
+    exclude_dirs : sequence of paths
+        Folders whose files are left out (an output folder inside an input folder).
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        If no path was given, or a folder holds no image files.
+
+    Examples
+    --------
+    >>> expand_paths(["missing.tif"])
+    [PosixPath('missing.tif')]
+    """
+    from deepscope.io import find_images, image_format
+
+    excluded = [Path(d).resolve() for d in exclude_dirs]
+    out: list[Path] = []
+    given = [Path(p) for p in paths]
+    if not given:
+        raise InputError("no input paths given; pass image files or folders")
+    for p in given:
+        if p.is_dir() and image_format(p) != "zarr":
+            files = find_images(p, include=include, recursive=recursive)
+            files = [f for f in files if not any(d == f.resolve().parent or d in f.resolve().parents
+                                                 for d in excluded)]
+            if not files:
+                what = f" matching {include!r}" if include else ""
+                raise InputError(f"no image files{what} found in folder '{p}' (.tif/.tiff/.png/.jpg/.jpeg/.zarr)")
+            out.extend(files)
+        else:
+            out.append(p)
+    return out
+
+
+def resolve_model(model: Any, *, task: str, device: str = "auto") -> Any:
+    """A loaded model: ``model`` itself, or :func:`deepscope.models.load_model` of a name or path.
+
+    Raises
+    ------
+    deepscope.errors.ModelError
+        Unknown name, not a deepscope model (nothing unpickled or executed), or a model of another task.
+    """
+    from deepscope.errors import ModelError
+    from deepscope.models import load_model
+    from deepscope.models.base import DeepscopeModel
+
+    if isinstance(model, DeepscopeModel):
+        if model.task != task:
+            raise ModelError(f"model {model.name!r} is a {model.task} model; this needs a {task} model")
+        if device != "auto" and model.device_name != device:
+            model.to(device)
+        return model
+    return load_model(model, device=device, task=task)
+
+
+def image_array(image: Image) -> np.ndarray:
+    """The 2-D pixels of an :class:`~deepscope.io.Image`: ``(H, W)`` or ``(H, W, C)``, dtype kept.
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        For a volume or time series (index it first).
+    """
+    x = image.to_yxc()
+    return x[..., 0] if x.shape[-1] == 1 else x
+
+
+def model_input(x: np.ndarray, model: Any, *, channel: int | None = None, path: str = "") -> np.ndarray:
+    """Choose the channel(s) a model takes from a raw image, with a clear error.
+
+    For a one-channel model, ``channel`` picks one channel of a multi-channel image (grey images
+    ignore it); without it, RGB images whose channels are all equal are accepted and images with
+    distinct channels are refused (unless the model's card names a reduction rule).
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        ``channel`` out of range, or several distinct channels and no ``channel``: the message
+        names the file and the ``--channel`` fix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> from deepscope.models import InputSpec
+    >>> m = SimpleNamespace(spec=InputSpec(), name="m")
+    >>> model_input(np.dstack([np.eye(3), np.zeros((3, 3))]), m, channel=0).shape
+    (3, 3)
+    """
+    from deepscope.data.transforms import to_grey
+
+    arr = np.asarray(x)
+    if arr.ndim not in (2, 3):
+        raise InputError(f"{path or 'image'}: expected a 2-D image (H, W) or (H, W, C), got shape {arr.shape}")
+    spec = model.spec
+    if arr.ndim == 3 and channel is not None:
+        if not -arr.shape[-1] <= channel < arr.shape[-1]:
+            raise InputError(f"{path or 'image'}: --channel {channel} but the image has {arr.shape[-1]} channel(s) "
+                             f"(0..{arr.shape[-1] - 1})")
+        if spec.channels == 1:
+            return arr[..., channel]
+    if spec.channels == 1 and arr.ndim == 3:
+        try:
+            return to_grey(arr, rule=spec.grey, path=path)
+        except InputError:
+            raise InputError(f"{path or 'image'} has {arr.shape[-1]} distinct channels but model {model.name!r} takes "
+                             f"one grey channel; choose one with --channel N (Python: channel=N), N in "
+                             f"0..{arr.shape[-1] - 1}") from None
+    return arr
+
+
+def _read(path: Path) -> Image:
+    from deepscope.io import read_image
+
+    if not path.exists():
+        raise FileNotFoundError(f"No such file: '{path}'")
+    return read_image(path)
+
+
+def _model_ref(model: Any, ref: Any) -> Any:
+    from deepscope.provenance import lineage
+
+    sha = str(model.card.get("weights", {}).get("sha256", ""))
+    return lineage.ModelRef(str(model.name), sha, card={"ref": str(ref), "task": model.task,
+                                                         "name": model.name})
+
+
+def _stems(paths: list[Path]) -> tuple[list[str], dict[int, str]]:
+    """Output stems per input, and an error for inputs whose stem an earlier input already uses."""
+    from deepscope.data import image_stem
+
+    stems, seen, clash = [], {}, {}
+    for i, p in enumerate(paths):
+        s = image_stem(p)
+        stems.append(s)
+        if s in seen:
+            clash[i] = (f"output name '{s}' is already used by '{paths[seen[s]]}'; rename one of them or run them "
+                        "into different output folders")
+        else:
+            seen[s] = i
+    return stems, clash
+
+
+def _overlap(model: Any, tile: int | None, overlap: int | None) -> int | None:
+    """The tile overlap: as given, else the card's, shrunk to a quarter of a small ``tile`` that cannot hold it."""
+    if overlap is not None or tile is None:
+        return overlap
+    card = int(model.card.get("output", {}).get("overlap", 0))
+    return card if tile > 2 * card else max(tile // 4, 0)
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, DeepscopeError) else f"{type(exc).__name__}: {text}"
+
+
+def _log_error(path: object, error: str) -> None:
+    logger.warning("%s", error if str(path) in error else f"{path}: {error}")
+
+
+# --------------------------------------------------------------------------- display
+
+def overlay_outlines(image: np.ndarray, labels: np.ndarray, *, color: tuple[int, int, int] = (255, 220, 0),
+                     classes: dict[int, int] | None = None) -> np.ndarray:
+    """Outlines of instances drawn over the percentile-scaled image, as an RGB uint8 array.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, (H, W) or (H, W, C)
+        Raw image (any dtype); shown percentile-scaled (0.5-99.8) in grey, or the first three
+        channels as colour.
+    labels : numpy.ndarray of int, (H, W)
+        Instance labels, 0 = background.
+    color : (int, int, int)
+        Outline colour.
+    classes : dict of int to int, optional
+        Class (1..K) of each instance: outlines coloured per class instead.
+
+    Returns
+    -------
+    numpy.ndarray of uint8, (H, W, 3)
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        If image and labels differ in height/width.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lab = np.zeros((8, 8), np.int32); lab[2:6, 2:6] = 1
+    >>> ov = overlay_outlines(np.zeros((8, 8), np.uint8), lab)
+    >>> ov.shape, ov[2, 2].tolist(), ov[3, 3].tolist()
+    ((8, 8, 3), [255, 220, 0], [0, 0, 0])
+    """
+    from skimage.segmentation import find_boundaries
+
+    from deepscope.data.transforms import to_uint8
+
+    img = np.asarray(image)
+    lab = np.asarray(labels)
+    if img.shape[:2] != lab.shape[:2]:
+        raise InputError(f"image {img.shape[:2]} and labels {lab.shape[:2]} differ in height/width")
+    if img.ndim == 3 and img.shape[-1] >= 3:
+        rgb = np.stack([to_uint8(img[..., k]) for k in range(3)], axis=-1)
+    else:
+        grey = to_uint8(img if img.ndim == 2 else img[..., 0])
+        rgb = np.repeat(grey[..., None], 3, axis=-1)
+    edges = find_boundaries(lab, mode="inner")
+    if classes:
+        palette = np.array([(255, 220, 0), (0, 200, 255), (255, 64, 160), (120, 255, 80), (255, 128, 0)], np.uint8)
+        lut = np.zeros(int(lab.max()) + 1, np.int64)
+        for k, c in classes.items():
+            if 0 < int(k) < len(lut):
+                lut[int(k)] = int(c)
+        cls = lut[lab[edges]]
+        rgb[edges] = palette[(np.maximum(cls, 1) - 1) % len(palette)]
+    else:
+        rgb[edges] = np.asarray(color, np.uint8)
+    return rgb
+
+
+# --------------------------------------------------------------------------- count
+
+def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-bbbc005",
+                output: str | os.PathLike[str] | None = None, device: str = "auto", channel: int | None = None,
+                batch_size: int = 8, include: str | Sequence[str] | None = None, recursive: bool = True,
+                progress: Progress | None = None) -> BatchResult:
+    """Count objects in image files; one row per file (an error row for a file that fails).
+
+    Counting looks at the pixels only, never at the file name.
+
+    Parameters
+    ----------
+    paths : iterable of str or PathLike
+        Image files and folders.
+    model : str, PathLike or CountModel, default "count-bbbc005"
+        Shipped model name, run folder, model card / weights file, or a loaded model.
+    output : str or PathLike, optional
+        Write the table here as CSV (atomically), with its provenance record beside it
+        (``<output>.prov.json``).
+    device : str, default "auto"
+    channel : int, optional
+        Channel of multi-channel images to count in.
+    batch_size : int, default 8
+    include : str or sequence of str, optional
+        File-name globs for folder scans.
+    recursive : bool, default True
+        Scan sub-folders of folders.
+    progress : callable, optional
+        ``progress(done, total)`` after each image.
+
+    Returns
+    -------
+    BatchResult
+        ``table`` has the columns :data:`COUNT_COLUMNS`: the count is a float estimate with its
+        95% interval ``[count_low, count_high]`` and the standard deviation behind it.
+
+    Raises
+    ------
+    deepscope.errors.ModelError
+        The model cannot be loaded or is not a counting model.
+    deepscope.errors.InputError
+        No inputs, or a folder without images.
+
+    Examples
+    --------
+    >>> res = count_paths(["../shared/data/bbbc005/images"], output="counts.csv")  # doctest: +SKIP
+    >>> res.summary()                                                             # doctest: +SKIP
+    '1191 of 1191 image(s) done, 0 failed'
+    """
+    import pandas as pd
+
+    from deepscope.provenance import lineage
+
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    files = expand_paths(paths, include=include, recursive=recursive)
+    net = resolve_model(model, task="count", device=device)
+    run = lineage.Run.start(command="count", params={"model": str(model if isinstance(model, (str, os.PathLike))
+                                                                      else net.name),
+                                                     "channel": channel, "batch_size": batch_size,
+                                                     "device": device, "n_inputs": len(files)},
+                            models=[_model_ref(net, model)])
+    rows: list[dict[str, Any]] = [{"path": str(p), "count": np.nan, "count_low": np.nan, "count_high": np.nan,
+                                   "std": np.nan, "error": ""} for p in files]
+    inputs: list[Any] = []
+    done = 0
+    for start in range(0, len(files), batch_size):
+        idx, arrays = [], []
+        for i in range(start, min(start + batch_size, len(files))):
+            try:
+                img = _read(files[i])
+                arrays.append(model_input(image_array(img), net, channel=channel, path=str(files[i])))
+                idx.append(i)
+                inputs.append(lineage.InputRef(img.meta.path, img.meta.sha256 or None))
+            except PER_IMAGE_ERRORS as exc:
+                rows[i]["error"] = _error_text(exc)
+        results: list[Any] = []
+        if arrays:
+            try:
+                results = net.count_images(arrays, batch_size=batch_size, paths=[str(files[i]) for i in idx])
+            except PER_IMAGE_ERRORS:  # isolate the image that failed
+                results = []
+                for i, a in zip(idx, arrays):
+                    try:
+                        results.append(net.count_images([a], paths=[str(files[i])])[0])
+                    except PER_IMAGE_ERRORS as exc:
+                        rows[i]["error"] = _error_text(exc)
+                        results.append(None)
+        for i, r in zip(idx, results):
+            if r is not None:
+                rows[i].update(count=r.count, count_low=r.low, count_high=r.high, std=r.std)
+        for i in range(start, min(start + batch_size, len(files))):
+            done += 1
+            if rows[i]["error"]:
+                _log_error(files[i], rows[i]["error"])
+            if progress is not None:
+                progress(done, len(files))
+    table = pd.DataFrame(rows, columns=list(COUNT_COLUMNS))
+    n_failed = int((table["error"] != "").sum())
+    outputs: list[str] = []
+    if output is not None:
+        from deepscope.io import write_text
+
+        out = write_text(output, table.to_csv(index=False))
+        lineage.attach(out, run.record(out, inputs=inputs, extra={"n_images": len(files), "n_failed": n_failed}))
+        outputs.append(str(out))
+    run.finish("ok" if n_failed < len(files) else "failed", {"images": len(files), "failed": n_failed})
+    return BatchResult(table, tuple(outputs), len(files), n_failed, run.run_id)
+
+
+# --------------------------------------------------------------------------- segment
+
+def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.PathLike[str], *,
+                  model: Any = "nuclei", device: str = "auto", tile: int | None = None, overlap: int | None = None,
+                  tta: str = "none",
+                  channel: int | None = None, overlay: bool = True, include: str | Sequence[str] | None = None,
+                  recursive: bool = True, progress: Progress | None = None) -> BatchResult:
+    """Segment image files into instance label images, overlays and a counts table.
+
+    Writes, per input, ``<output_dir>/<stem>.labels.tif`` (int32, 0 = background, the input's
+    height and width, provenance record embedded in the TIFF) and ``<stem>.overlay.png``
+    (outlines over the percentile-scaled image), and ``<output_dir>/counts.csv`` (``path``,
+    ``count``, per-class counts for multi-class models, ``error``) with its provenance sidecar.
+
+    Parameters
+    ----------
+    paths : iterable of str or PathLike
+        Image files and folders (files inside ``output_dir`` are left out).
+    output_dir : str or PathLike
+        Created if missing; existing files of the same names are replaced atomically.
+    model : str, PathLike or SegmentModel, default "nuclei"
+    device : str, default "auto"
+    tile : int, optional
+        Tile size for large images (default from the model card); tiles overlap and objects are
+        never cut or duplicated at tile borders.
+    overlap : int, optional
+        Context added around each tile (default from the card, or a quarter of a small ``tile``).
+    tta : {"none", "flips", "d8"}, default "none"
+        Test-time augmentation.
+    channel : int, optional
+        Channel of multi-channel images to segment.
+    overlay : bool, default True
+        Write the overlay PNGs.
+    include : str or sequence of str, optional
+    recursive : bool, default True
+    progress : callable, optional
+
+    Returns
+    -------
+    BatchResult
+
+    Raises
+    ------
+    deepscope.errors.ModelError
+        The model cannot be loaded or is not a segmentation model.
+    deepscope.errors.InputError
+        No inputs, a folder without images, or an unknown ``tta``.
+
+    Examples
+    --------
+    >>> res = segment_paths(["../shared/data/dsb2018/images"], "out")  # doctest: +SKIP
+    >>> res.table[["path", "count"]].head()                           # doctest: +SKIP
+    """
+    import pandas as pd
+
+    from deepscope.evaluate import count_instances
+    from deepscope.io import write_labels, write_png, write_text
+    from deepscope.provenance import lineage
+
+    if tta not in ("none", "flips", "d8"):
+        raise InputError(f"tta={tta!r} is not one of ('none', 'flips', 'd8')")
+    out_dir = Path(output_dir)
+    files = expand_paths(paths, include=include, recursive=recursive, exclude_dirs=[out_dir])
+    net = resolve_model(model, task="segment", device=device)
+    ov = _overlap(net, tile, overlap)
+    class_names = list(net.card.get("output", {}).get("class_names") or [])
+    n_classes = int(getattr(net, "n_classes", 1))
+    if n_classes > 1 and len(class_names) != n_classes:
+        class_names = [f"class{k}" for k in range(1, n_classes + 1)]
+    run = lineage.Run.start(command="segment", params={"model": str(model if isinstance(model, (str, os.PathLike))
+                                                                        else net.name),
+                                                       "tile": tile, "overlap": ov, "tta": tta,
+                                                       "channel": channel,
+                                                       "device": device, "n_inputs": len(files)},
+                            models=[_model_ref(net, model)])
+    stems, clash = _stems(files)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    outputs: list[str] = []
+    inputs: list[Any] = []
+    for i, p in enumerate(files):
+        row: dict[str, Any] = {"path": str(p), "count": np.nan, **{f"count_{c}": np.nan for c in class_names},
+                               "labels": "", "error": ""}
+        try:
+            if i in clash:
+                raise InputError(clash[i])
+            img = _read(p)
+            x = model_input(image_array(img), net, channel=channel, path=str(p))
+            if n_classes > 1:
+                labels, classes = net.predict_image(x, tile=tile, overlap=ov, tta=tta, return_classes=True)
+            else:
+                labels, classes = net.predict_image(x, tile=tile, overlap=ov, tta=tta), {}
+            labels = np.asarray(labels, dtype=np.int32)
+            n = count_instances(labels)
+            lab_path = out_dir / f"{stems[i]}.labels.tif"
+            rec = run.record(lab_path, inputs=[img], extra={"count": n})
+            write_labels(lab_path, labels, description=lineage.embed_metadata(rec))
+            outputs.append(str(lab_path))
+            if overlay:
+                ov_path = write_png(out_dir / f"{stems[i]}.overlay.png", overlay_outlines(x, labels, classes=classes))
+                outputs.append(str(ov_path))
+            row.update(count=n, labels=str(lab_path))
+            for k, name in enumerate(class_names, start=1):
+                row[f"count_{name}"] = sum(1 for c in classes.values() if int(c) == k)
+            inputs.append(img)
+        except PER_IMAGE_ERRORS as exc:
+            row["error"] = _error_text(exc)
+            _log_error(p, row["error"])
+        rows.append(row)
+        if progress is not None:
+            progress(i + 1, len(files))
+    table = pd.DataFrame(rows)
+    for col in ["count"] + [f"count_{c}" for c in class_names]:
+        table[col] = table[col].astype("Int64")  # whole numbers, empty for failed images
+    n_failed = int((table["error"] != "").sum())
+    csv_path = write_text(out_dir / "counts.csv", table.drop(columns=["labels"]).to_csv(index=False))
+    lineage.attach(csv_path, run.record(csv_path, inputs=inputs, extra={"n_images": len(files),
+                                                                        "n_failed": n_failed}))
+    outputs.append(str(csv_path))
+    run.finish("ok" if n_failed < len(files) else "failed", {"images": len(files), "failed": n_failed})
+    return BatchResult(table, tuple(outputs), len(files), n_failed, run.run_id)
+
+
+# --------------------------------------------------------------------------- restore
+
+def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.PathLike[str], *, model: Any,
+                  device: str = "auto", dtype: str = "input", tile: int | None = None, overlap: int | None = None,
+                  channel: int | None = None,
+                  include: str | Sequence[str] | None = None, recursive: bool = True,
+                  progress: Progress | None = None) -> BatchResult:
+    """Restore image files (deblur, predict a stain, 2x super-resolution) into ``<stem>.restored.tif``.
+
+    Each output keeps the input's dtype (``dtype="input"``, values rounded and clipped to its
+    range) or is float32 (``dtype="float32"``), with the provenance record embedded in the TIFF.
+    A model that finds an image unlike its training data warns; the warning is kept in the
+    table's ``warning`` column.
+
+    Parameters
+    ----------
+    paths : iterable of str or PathLike
+        Image files and folders (files inside ``output_dir`` are left out).
+    output_dir : str or PathLike
+    model : str, PathLike or RestoreModel
+        E.g. ``"deblur-bbbc005"`` or a run folder of ``deepscope train restore``.
+    device : str, default "auto"
+    dtype : {"input", "float32"}, default "input"
+    tile : int, optional
+        Tile size for large images (default from the model card).
+    overlap : int, optional
+        Context added around each tile (default from the card, or a quarter of a small ``tile``).
+    channel : int, optional
+    include : str or sequence of str, optional
+    recursive : bool, default True
+    progress : callable, optional
+
+    Returns
+    -------
+    BatchResult
+        ``table`` columns: ``path``, ``output``, ``dtype``, ``warning``, ``error``.
+
+    Raises
+    ------
+    deepscope.errors.ModelError
+        The model cannot be loaded or is not a restoration model.
+    deepscope.errors.InputError
+        No inputs, a folder without images, or an unknown ``dtype``.
+
+    Examples
+    --------
+    >>> res = restore_paths(["blurred/"], "restored", model="deblur-bbbc005")  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    from deepscope.io import write_tiff
+    from deepscope.provenance import lineage
+
+    if dtype not in ("input", "float32"):
+        raise InputError(f"dtype={dtype!r} is not one of ('input', 'float32')")
+    out_dir = Path(output_dir)
+    files = expand_paths(paths, include=include, recursive=recursive, exclude_dirs=[out_dir])
+    net = resolve_model(model, task="restore", device=device)
+    ov = _overlap(net, tile, overlap)
+    run = lineage.Run.start(command="restore", params={"model": str(model if isinstance(model, (str, os.PathLike))
+                                                                        else net.name),
+                                                       "dtype": dtype, "tile": tile, "overlap": ov,
+                                                       "channel": channel,
+                                                       "device": device, "n_inputs": len(files)},
+                            models=[_model_ref(net, model)])
+    stems, clash = _stems(files)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    outputs: list[str] = []
+    for i, p in enumerate(files):
+        row: dict[str, Any] = {"path": str(p), "output": "", "dtype": "", "warning": "", "error": ""}
+        try:
+            if i in clash:
+                raise InputError(clash[i])
+            img = _read(p)
+            x = model_input(image_array(img), net, channel=channel, path=str(p))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                restored = net.predict_image(x, dtype=dtype, tile=tile, overlap=ov)
+            for w in caught:
+                logger.warning("%s: %s", p, w.message)
+            row["warning"] = "; ".join(str(w.message) for w in caught)
+            out_path = out_dir / f"{stems[i]}.restored.tif"
+            rec = run.record(out_path, inputs=[img], extra={"dtype": str(restored.dtype)})
+            write_tiff(out_path, restored, description=lineage.embed_metadata(rec))
+            outputs.append(str(out_path))
+            row.update(output=str(out_path), dtype=str(restored.dtype))
+        except PER_IMAGE_ERRORS as exc:
+            row["error"] = _error_text(exc)
+            _log_error(p, row["error"])
+        rows.append(row)
+        if progress is not None:
+            progress(i + 1, len(files))
+    table = pd.DataFrame(rows, columns=["path", "output", "dtype", "warning", "error"])
+    n_failed = int((table["error"] != "").sum())
+    run.finish("ok" if n_failed < len(files) else "failed", {"images": len(files), "failed": n_failed})
+    return BatchResult(table, tuple(outputs), len(files), n_failed, run.run_id)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+@dataclass(frozen=True)
+class CountEvaluation:
+    """Counting scores of a model on labelled images.
+
+    Attributes
+    ----------
+    per_image : pandas.DataFrame
+        ``path``, ``true``, ``count``, ``count_low``, ``count_high``, ``std``, ``error`` and the
+        stratum columns.
+    metrics : pandas.DataFrame
+        :func:`deepscope.evaluate.count_metrics` over the images that worked: overall, then per
+        stratum (``stratum``, ``value``, ``n``, ``mae``, ``rmse``, ``bias``, ``exact``,
+        ``coverage``, ``mean_width``).
+    n_failed : int
+        Images that could not be counted (left out of the scores).
+    """
+
+    per_image: pd.DataFrame
+    metrics: pd.DataFrame
+    n_failed: int
+
+
+def evaluate_counts(dataset: ImageDataset, *, model: Any = "count-bbbc005", by: Sequence[str] = ("blur", "stain"),
+                    device: str = "auto", channel: int | None = None, batch_size: int = 8,
+                    progress: Progress | None = None) -> CountEvaluation:
+    """Count every image of a dataset with value labels and score the counts, overall and per stratum.
+
+    Parameters
+    ----------
+    dataset : ImageDataset
+        Lazy dataset with one true count per image (e.g. ``ImageLoader(pattern="bbbc005",
+        labels="count")``).
+    model : str, PathLike or CountModel, default "count-bbbc005"
+    by : sequence of str, default ("blur", "stain")
+        Metadata columns to break the scores down by (those missing from the metadata are skipped).
+    device, channel, batch_size, progress
+        As for :func:`count_paths`.
+
+    Returns
+    -------
+    CountEvaluation
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        A dataset without value labels or without file paths, or every image failed.
+
+    Examples
+    --------
+    >>> from deepscope.data import ImageLoader
+    >>> ds = ImageLoader(pattern="bbbc005", labels="count").load("../shared/data/bbbc005/images")  # doctest: +SKIP
+    >>> evaluate_counts(ds).metrics.head(1)                                                        # doctest: +SKIP
+    """
+    from deepscope.evaluate import count_metrics
+
+    if dataset.label_kind != "value":
+        raise InputError("evaluate_counts needs one true count per image (load with labels='count' or a CSV)")
+    if dataset.paths is None:
+        raise InputError("evaluate_counts needs a dataset of image files (a lazy ImageLoader dataset)")
+    res = count_paths(dataset.paths, model=model, device=device, channel=channel, batch_size=batch_size,
+                      progress=progress)
+    table = res.table.copy()
+    table.insert(1, "true", np.asarray(dataset.y, dtype=float))
+    md = dataset.metadata
+    cols = [c for c in by if c in md.columns]
+    for c in cols:
+        table[c] = md[c].to_numpy()
+    ok = (table["error"] == "").to_numpy()
+    if not ok.any():
+        raise InputError(f"none of the {len(table)} images could be counted; first error: {table['error'].iloc[0]}")
+    good = table[ok]
+    metrics = count_metrics(good["true"], good["count"], low=good["count_low"], high=good["count_high"],
+                            strata=good[cols] if cols else None)
+    return CountEvaluation(table, metrics, res.n_failed)
+
+
+@dataclass(frozen=True)
+class RestoreEvaluation:
+    """Restoration scores: image similarity to the target and the downstream effect on counting/segmenting.
+
+    Attributes
+    ----------
+    per_image : pandas.DataFrame
+        Per pair: ``input``, ``target``, ``psnr_raw``/``psnr_restored``, ``ssim_raw``/``ssim_restored``
+        (raw = the input itself, or its bicubic upsampling for a super-resolution model), ``true``
+        (count from the metadata, if any), ``count_raw``/``count_restored``/``count_target`` (count
+        model), ``objects_raw``/``objects_restored``/``objects_target`` (segmentation model),
+        ``error``.
+    summary : dict
+        Means over the pairs that worked, counting MAE against the true count (or against the
+        target image's count when there is none) and segmentation object-count MAE, for raw,
+        restored and target images.
+    """
+
+    per_image: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _data_range(truth: np.ndarray) -> float:
+    if np.issubdtype(truth.dtype, np.integer):
+        info = np.iinfo(truth.dtype)
+        return float(info.max - info.min)
+    rng = float(np.max(truth) - np.min(truth))
+    return rng if rng > 0 else 1.0
+
+
+def _upsample(x: np.ndarray, factor: int) -> np.ndarray:
+    from skimage.transform import resize
+
+    out = resize(np.asarray(x, np.float64), (x.shape[0] * factor, x.shape[1] * factor), order=3,
+                 preserve_range=True, anti_aliasing=False)
+    if np.issubdtype(x.dtype, np.integer):
+        info = np.iinfo(x.dtype)
+        return np.clip(np.rint(out), info.min, info.max).astype(x.dtype)
+    return out.astype(x.dtype)
+
+
+def evaluate_restoration(pairs: ImageDataset, *, model: Any, count_model: Any = None, segment_model: Any = None,
+                         device: str = "auto", true_column: str = "count",
+                         progress: Progress | None = None) -> RestoreEvaluation:
+    """Score a restoration model on (input, target) pairs, and its effect on counting and segmentation.
+
+    PSNR and SSIM use the data range of the target's dtype (255 for uint8, 65535 for uint16; the
+    target's value range for float images) and are given for the restored image and, as the
+    baseline, for the raw input (bicubic-upsampled for a super-resolution model). With a
+    ``count_model`` the raw, restored and target images are counted; with a ``segment_model``
+    they are segmented and their objects counted.
+
+    Parameters
+    ----------
+    pairs : ImageDataset
+        ``label_kind="image"`` pairs, e.g. from :func:`deepscope.data.pair_by_metadata` (or
+        :func:`deepscope.data.downscale_pairs` for a super-resolution model).
+    model : str, PathLike or RestoreModel
+    count_model : str, PathLike or CountModel, optional
+    segment_model : str, PathLike or SegmentModel, optional
+    device : str, default "auto"
+    true_column : str, default "count"
+        Metadata column with the true object count (used when present).
+    progress : callable, optional
+
+    Returns
+    -------
+    RestoreEvaluation
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        Not an image-pair dataset, or every pair failed.
+    deepscope.errors.ModelError
+        A model cannot be loaded or is of the wrong task.
+
+    Examples
+    --------
+    >>> ev = evaluate_restoration(pairs, model="deblur-bbbc005", count_model="count-bbbc005")  # doctest: +SKIP
+    >>> ev.summary["psnr_restored"] > ev.summary["psnr_raw"]                                  # doctest: +SKIP
+    True
+    """
+    import pandas as pd
+
+    from deepscope.evaluate import count_instances, psnr, ssim
+
+    if pairs.label_kind != "image":
+        raise InputError("evaluate_restoration needs (input, target) image pairs (label_kind='image'); build them "
+                         "with deepscope.data.pair_by_metadata")
+    net = resolve_model(model, task="restore", device=device)
+    counter = resolve_model(count_model, task="count", device=device) if count_model is not None else None
+    segmenter = resolve_model(segment_model, task="segment", device=device) if segment_model is not None else None
+    md = pairs.metadata
+    truth_counts = md[true_column].to_numpy() if true_column in md.columns else None
+    in_paths = pairs.paths or [str(i) for i in pairs.ids]
+    tg_paths = pairs.label_paths or [f"target of {i}" for i in pairs.ids]
+    rows: list[dict[str, Any]] = []
+    for i in range(len(pairs)):
+        row: dict[str, Any] = {"input": in_paths[i], "target": tg_paths[i]}
+        try:
+            raw = model_input(pairs.get_image(i), net, path=in_paths[i])
+            target = model_input(pairs.get_label(i), net, path=tg_paths[i])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                restored = net.predict_image(raw)
+            base = raw if net.upscale == 1 else _upsample(raw, net.upscale)
+            if restored.shape != target.shape:
+                raise InputError(f"restored '{in_paths[i]}' has shape {restored.shape} but its target "
+                                 f"'{tg_paths[i]}' has {target.shape}")
+            dr = _data_range(target)
+            row.update(psnr_raw=psnr(target, base, data_range=dr), psnr_restored=psnr(target, restored, data_range=dr),
+                       ssim_raw=ssim(target, base, data_range=dr), ssim_restored=ssim(target, restored, data_range=dr))
+            if truth_counts is not None:
+                row["true"] = float(truth_counts[i])
+            images = {"raw": base, "restored": restored, "target": target}
+            if counter is not None:
+                res = counter.count_images(list(images.values()))
+                for k, r in zip(images, res):
+                    row[f"count_{k}"] = r.count
+            if segmenter is not None:
+                for k, im in images.items():
+                    row[f"objects_{k}"] = count_instances(segmenter.predict_image(im))
+            row["error"] = ""
+        except PER_IMAGE_ERRORS as exc:
+            row["error"] = _error_text(exc)
+            _log_error(in_paths[i], row["error"])
+        rows.append(row)
+        if progress is not None:
+            progress(i + 1, len(pairs))
+    table = pd.DataFrame(rows)
+    ok = table[table["error"] == ""]
+    if ok.empty:
+        raise InputError(f"none of the {len(table)} pairs could be evaluated; first error: {table['error'].iloc[0]}")
+    summary: dict[str, Any] = {"n_pairs": int(len(table)), "n_failed": int(len(table) - len(ok)),
+                               "model": str(net.name), "upscale": int(net.upscale)}
+    for key in ("psnr_raw", "psnr_restored", "ssim_raw", "ssim_restored"):
+        summary[key] = float(ok[key].mean())
+    for prefix, what in (("count", "count_mae"), ("objects", "objects_mae")):
+        if f"{prefix}_raw" not in ok.columns:
+            continue
+        ref = ok["true"] if "true" in ok.columns else ok[f"{prefix}_target"]
+        summary[f"{what}_reference"] = "true count" if "true" in ok.columns else "target image"
+        for k in ("raw", "restored", "target"):
+            summary[f"{what}_{k}"] = float(np.mean(np.abs(ok[f"{prefix}_{k}"].astype(float) - ref.astype(float))))
+    return RestoreEvaluation(table, summary)
