@@ -54,6 +54,11 @@ _COMMANDS: list[tuple[str, str, str]] = [
     ("lineage_cmd", "lineage", "lineage"),
     ("evaluate_cmd", "app", "evaluate"),
     ("synth_cmd", "synth", "synth"),
+    ("count_cmd", "count", "count"),
+    ("segment_cmd", "segment", "segment"),
+    ("restore_cmd", "restore", "restore"),
+    ("train_cmd", "app", "train"),
+    ("models_cmd", "app", "models"),
 ]
 
 _register()

@@ -112,3 +112,139 @@ def segment(
     write_reports(document, per_image, json_path=json_out, csv_path=csv_out)
     if s["n_failed"]:
         raise typer.Exit(code=1)
+
+
+# --------------------------------------------------------------------------- count
+
+def _print_count_metrics(metrics: Any, *, title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("stratum", "n", "MAE", "RMSE", "bias", "exact", "coverage", "width"):
+        table.add_column(col, justify="left" if col == "stratum" else "right")
+    for r in metrics.to_dict("records"):
+        name = "all" if r["stratum"] == "all" else f"{r['stratum']}={r['value']}"
+        table.add_row(name, str(r["n"]), fmt(r["mae"], 2), fmt(r["rmse"], 2), fmt(r["bias"], 2), fmt(r["exact"]),
+                      fmt(r["coverage"]), fmt(r["mean_width"], 1))
+    console.print(table)
+
+
+@app.command("count")
+@handle_errors
+def count(
+    data: Path = typer.Option(..., "--data", help="Folder of images with known counts."),
+    pattern: str | None = typer.Option(None, "--pattern", "-p", help="File-name pattern (bbbc005 or a regex); its "
+                                       "'count' group is the true count."),
+    model: str = typer.Option("count-bbbc005", "--model", "-m", help="Shipped name, run folder or model file."),
+    labels: Path | None = typer.Option(None, "--labels", help="CSV of true counts keyed by file name."),
+    label_column: str | None = typer.Option(None, "--label-column", help="Column holding the true count."),
+    subset: str = typer.Option("all", "--subset", help="all, or the train/valid/test part of the split "
+                               "`deepscope train` makes with the same --split/--seed/--fractions."),
+    split: str | None = typer.Option(None, "--split", help="random or field (default: field when there is one)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split."),
+    fractions: str = typer.Option("0.8,0.1,0.1", "--fractions", help="Train, validation, test fractions."),
+    by: str = typer.Option("blur,stain", "--by", help="Metadata columns to break the scores down by."),
+    include: str | None = typer.Option(None, "--include", help="Glob on file names, e.g. '*_w1.TIF'."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda ..."),
+    channel: int | None = typer.Option(None, "--channel", help="Channel of multi-channel images."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write overall and per-stratum scores as JSON."),
+    csv_out: Path | None = typer.Option(None, "--csv", help="Write the per-image table as CSV."),
+) -> None:
+    """Score a counting model: MAE, RMSE, bias, exact-count share and 95%-interval coverage, overall and per stratum."""
+    from deepscope.cli.count_cmd import progress_bar, report_errors
+    from deepscope.cli.train_cmd import select_subset
+    from deepscope.data import ImageLoader
+    from deepscope.predict.batch import evaluate_counts
+
+    label = label_column or (None if labels is not None else "count")
+    ds = ImageLoader(pattern=pattern, labels=labels if labels is not None else label, label_column=label_column,
+                     include=include, recursive=False).load(data)
+    ds = select_subset(ds, subset, split=split, seed=seed, fractions=fractions)
+    strata = tuple(c.strip() for c in by.split(",") if c.strip())
+    with progress_bar("count") as report:
+        ev = evaluate_counts(ds, model=model, by=strata, device=device, channel=channel, progress=report)
+    _print_count_metrics(ev.metrics, title=f"{len(ds)} image(s) ({subset}), model {model}")
+    report_errors(ev.per_image)
+    overall = ev.metrics.iloc[0]
+    console.print(f"MAE {fmt(float(overall['mae']), 2)} cells, RMSE {fmt(float(overall['rmse']), 2)}, "
+                  f"bias {fmt(float(overall['bias']), 2)}, exact {fmt(float(overall['exact']))}, 95% interval "
+                  f"coverage {fmt(float(overall['coverage']))} | images {len(ds)}, failed {ev.n_failed}")
+    document = {"task": "count", "data": str(data), "model": model, "subset": subset, "split": split, "seed": seed,
+                "fractions": fractions, "n_images": len(ds), "n_failed": ev.n_failed,
+                "overall": ev.metrics.iloc[0].to_dict(), "strata": ev.metrics.iloc[1:].to_dict("records"),
+                "errors": ev.per_image[ev.per_image["error"] != ""][["path", "error"]].to_dict("records")}
+    write_reports(document, ev.per_image, json_path=json_out, csv_path=csv_out)
+    if ev.n_failed:
+        raise typer.Exit(code=1)
+
+
+# --------------------------------------------------------------------------- restore
+
+@app.command("restore")
+@handle_errors
+def restore(
+    data: Path = typer.Option(..., "--data", help="Folder of images (inputs and targets together)."),
+    model: str = typer.Option(..., "--model", "-m", help="Restoration model: shipped name (deblur-bbbc005 ...), "
+                              "run folder or model file."),
+    target: str = typer.Option(..., "--target", help="Metadata rule of the target images, e.g. 'blur=1'."),
+    input_rule: str | None = typer.Option(None, "--input", help="Metadata rule of the input images, e.g. 'blur=48' "
+                                          "(omit for a 2x super-resolution model: inputs = targets reduced)."),
+    pattern: str | None = typer.Option(None, "--pattern", "-p", help="File-name pattern (bbbc005 or a regex)."),
+    same: str = typer.Option("field", "--same", help="Columns an input and its target share (comma-separated)."),
+    count_model: str = typer.Option("count-bbbc005", "--count-model", help="Counting model for the downstream "
+                                    "effect (counting MAE on raw vs restored images); 'none' to skip."),
+    segment_model: str = typer.Option("none", "--segment-model", help="Segmentation model for object-count "
+                                      "agreement on raw vs restored images (e.g. cells-bbbc005); 'none' to skip."),
+    subset: str = typer.Option("all", "--subset", help="all, or the train/valid/test part of the split."),
+    split: str | None = typer.Option(None, "--split", help="random or field (default: field when there is one)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split."),
+    fractions: str = typer.Option("0.8,0.1,0.1", "--fractions", help="Train, validation, test fractions."),
+    limit: int | None = typer.Option(None, "--limit", help="Score at most this many pairs, spread evenly."),
+    include: str | None = typer.Option(None, "--include", help="Glob on file names."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda ..."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the summary and per-pair scores as JSON."),
+    csv_out: Path | None = typer.Option(None, "--csv", help="Write the per-pair table as CSV."),
+) -> None:
+    """Score a restoration model: PSNR and SSIM against the targets, and counting/segmentation on raw vs restored."""
+    import numpy as np
+
+    from deepscope.cli.count_cmd import progress_bar
+    from deepscope.cli.train_cmd import restore_pairs, select_subset
+    from deepscope.data import ImageLoader
+    from deepscope.models import load_model
+    from deepscope.predict.batch import evaluate_restoration
+
+    net = load_model(model, device=device, task="restore")
+    ds = ImageLoader(pattern=pattern, include=include, recursive=False).load(data)
+    pairs = restore_pairs(ds, input_rule=input_rule, target_rule=target, same=same, upscale=net.upscale)
+    pairs = select_subset(pairs, subset, split=split, seed=seed, fractions=fractions)
+    if limit is not None and limit < len(pairs):
+        pairs = pairs.select(np.unique(np.linspace(0, len(pairs) - 1, max(limit, 1)).round().astype(int)))
+    with progress_bar("restore") as report:
+        ev = evaluate_restoration(pairs, model=net, device=device, progress=report,
+                                  count_model=None if count_model == "none" else count_model,
+                                  segment_model=None if segment_model == "none" else segment_model)
+    s = ev.summary
+    from rich.table import Table
+
+    base = "raw input" if s["upscale"] == 1 else "bicubic"
+    table = Table(title=f"{s['n_pairs']} pair(s) ({subset}), model {model}")
+    for col in ("", base, "restored", "target"):
+        table.add_column(col, justify="left" if not col else "right")
+    table.add_row("PSNR (dB)", fmt(s["psnr_raw"], 2), fmt(s["psnr_restored"], 2), "-")
+    table.add_row("SSIM", fmt(s["ssim_raw"]), fmt(s["ssim_restored"]), "-")
+    if "count_mae_raw" in s:
+        table.add_row(f"count MAE vs {s['count_mae_reference']}", fmt(s["count_mae_raw"], 2),
+                      fmt(s["count_mae_restored"], 2), fmt(s["count_mae_target"], 2))
+    if "objects_mae_raw" in s:
+        table.add_row(f"object-count MAE vs {s['objects_mae_reference']}", fmt(s["objects_mae_raw"], 2),
+                      fmt(s["objects_mae_restored"], 2), fmt(s["objects_mae_target"], 2))
+    console.print(table)
+    for rec in ev.per_image[ev.per_image["error"] != ""].head(10).to_dict("records"):
+        err_console.print(f"[bold red]error:[/] {rec['input']}: {rec['error']}")
+    console.print(f"pairs {s['n_pairs']}, failed {s['n_failed']}; PSNR data range from the target dtype")
+    document = {"task": "restore", "data": str(data), "model": model, "input": input_rule, "target": target,
+                "subset": subset, "summary": s, "pairs": ev.per_image.to_dict("records")}
+    write_reports(document, ev.per_image, json_path=json_out, csv_path=csv_out)
+    if s["n_failed"]:
+        raise typer.Exit(code=1)

@@ -1,0 +1,89 @@
+"""``deepscope count``: count cells in images with a trained model (a float estimate and a 95% interval)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from deepscope.cli._common import console, err_console, handle_errors
+
+#: Rows of a batch table printed to the terminal (the output file has all).
+SHOWN_ROWS = 20
+
+
+@contextlib.contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr driven by a ``progress(done, total)`` callback (off when not a terminal)."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    with Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
+                  disable=not err_console.is_terminal) as bar:
+        task = bar.add_task(description, total=None)
+
+        def report(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield report
+
+
+def report_errors(table: Any, *, limit: int = 10) -> None:
+    """Print the error rows of a batch table to stderr (at most ``limit``)."""
+    bad = table[table["error"] != ""]
+    for rec in bad.head(limit).to_dict("records"):
+        err_console.print(f"[bold red]error:[/] {rec['error']}" if str(rec["path"]) in rec["error"]
+                          else f"[bold red]error:[/] {rec['path']}: {rec['error']}")
+    if len(bad) > limit:
+        err_console.print(f"... and {len(bad) - limit} more error(s); see the output table")
+
+
+def _num(v: Any, digits: int = 1) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{float(v):.{digits}f}"
+
+
+@handle_errors
+def count(
+    paths: list[Path] = typer.Argument(..., help="Image files or folders (folders are scanned for images)."),
+    model: str = typer.Option("count-bbbc005", "--model", "-m", help="Shipped model name, run folder of "
+                              "`deepscope train count`, or model .json/.safetensors file."),
+    output: Path = typer.Option(Path("counts.csv"), "--output", "-o", help="CSV: path,count,count_low,count_high,"
+                                "std,error (one row per image), with a provenance sidecar."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda, cuda:1 ..."),
+    channel: int | None = typer.Option(None, "--channel", help="Channel of multi-channel (e.g. RGB) images to "
+                                       "count in (0-based)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Images per network batch."),
+    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Scan sub-folders of folders."),
+    include: str | None = typer.Option(None, "--include", help="Glob on file names in folders, e.g. '*_w1.TIF'."),
+) -> None:
+    """Count cells per image: a float estimate with a 95% interval. Counting never looks at file names.
+
+    Exits with code 1 only when every image failed; unreadable files get an error row.
+    """
+    from deepscope.predict.batch import count_paths
+
+    with progress_bar("count") as report:
+        res = count_paths(paths, model=model, output=output, device=device, channel=channel,
+                          batch_size=batch_size, include=include, recursive=recursive,
+                          progress=report)
+    ok = res.table[res.table["error"] == ""]
+    if res.n_images <= SHOWN_ROWS:
+        from rich.table import Table
+
+        table = Table(title=f"{res.n_images} image(s)")
+        for col in ("image", "count", "95% interval"):
+            table.add_column(col, justify="left" if col == "image" else "right")
+        for rec in ok.to_dict("records"):
+            table.add_row(Path(rec["path"]).name, _num(rec["count"]),
+                          f"{_num(rec['count_low'])} - {_num(rec['count_high'])}")
+        console.print(table)
+    report_errors(res.table)
+    mean = f", mean count {ok['count'].mean():.1f}" if len(ok) else ""
+    console.print(f"{res.summary()}{mean}; wrote {output}")
+    if res.all_failed:
+        raise typer.Exit(code=1)

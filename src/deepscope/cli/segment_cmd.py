@@ -1,0 +1,46 @@
+"""``deepscope segment``: instance label images, overlays and per-image object counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from deepscope.cli._common import console, handle_errors
+from deepscope.cli.count_cmd import SHOWN_ROWS, progress_bar, report_errors
+
+
+@handle_errors
+def segment(
+    paths: list[Path] = typer.Argument(..., help="Image files or folders (folders are scanned for images)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder: <stem>.labels.tif, <stem>.overlay.png, "
+                                "counts.csv."),
+    model: str = typer.Option("nuclei", "--model", "-m", help="Shipped model name (nuclei, cells-bbbc005), run "
+                              "folder of `deepscope train segment`, or model .json/.safetensors file."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda ..."),
+    tile: int | None = typer.Option(None, "--tile", help="Tile size for large images (default from the model "
+                                    "card); tiles overlap, objects are never cut at tile borders."),
+    tta: str = typer.Option("none", "--tta", help="Test-time augmentation: none, flips, d8."),
+    channel: int | None = typer.Option(None, "--channel", help="Channel of multi-channel images to segment."),
+    overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write outline overlays (PNG)."),
+    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Scan sub-folders of folders."),
+    include: str | None = typer.Option(None, "--include", help="Glob on file names in folders."),
+) -> None:
+    """Segment objects into instances: int32 label images (0 = background), overlays and counts.csv.
+
+    Exits with code 1 only when every image failed; unreadable files get an error row.
+    """
+    from deepscope.predict.batch import segment_paths
+
+    with progress_bar("segment") as report:
+        res = segment_paths(paths, output, model=model, device=device, tile=tile, tta=tta, channel=channel,
+                            overlay=overlay, include=include, recursive=recursive, progress=report)
+    ok = res.table[res.table["error"] == ""]
+    if res.n_images <= SHOWN_ROWS:
+        for rec in ok.to_dict("records"):
+            console.print(f"{Path(rec['path']).name}: {int(rec['count'])} object(s)")
+    report_errors(res.table)
+    console.print(f"{res.summary()}; {int(ok['count'].sum()) if len(ok) else 0} objects; wrote label images, "
+                  f"{'overlays, ' if overlay else ''}counts.csv to {output}")
+    if res.all_failed:
+        raise typer.Exit(code=1)

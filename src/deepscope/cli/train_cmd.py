@@ -1,0 +1,382 @@
+"""``deepscope train``: train counting, segmentation and restoration models on your own images.
+
+Every sub-command loads the images (with a file-name pattern), splits them (by field of view
+where the metadata has one, seeded), trains with the shared :class:`~deepscope.train.Trainer`
+and writes the run folder: ``model.safetensors`` + ``model.json`` (loadable with ``--model
+RUN_DIR``), ``checkpoint.pt`` (a rerun with the same ``--out`` resumes), ``metrics.jsonl``,
+``train.yaml`` (the resolved training config, reusable as ``--config``), ``run.yaml`` (data,
+split, model) and ``split.csv`` (which image went to which part).
+
+Training settings come from ``--config train.yaml`` (keys of :class:`~deepscope.train.TrainConfig`,
+plus a ``task:`` mapping of task options such as ``crop``), overridden by command-line options.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from deepscope.cli._common import console, err_console, handle_errors
+
+app = typer.Typer(help="Train counting, segmentation and restoration models (the run folder is loadable with "
+                       "--model RUN_DIR).", no_args_is_help=True, add_completion=False)
+
+#: Split fractions (train, valid, test) used by `train` and `evaluate --subset`.
+DEFAULT_FRACTIONS = "0.8,0.1,0.1"
+#: Names of the parts of a split, in the order of the fractions.
+PARTS = ("train", "valid", "test")
+#: Task constructor arguments the commands set themselves (not options a config may give).
+_TASK_OWNED = {"images", "counts", "labels", "inputs", "targets", "valid_images", "valid_counts", "valid_labels",
+               "valid_inputs", "valid_targets", "valid_classes", "classes", "densities", "head", "n_classes", "mode",
+               "postprocess", "stride", "upscale", "loss", "batch_size", "device"}
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+def parse_fractions(text: str) -> tuple[float, float, float]:
+    """``"0.8,0.1,0.1"`` -> (0.8, 0.1, 0.1), with a clear error."""
+    try:
+        vals = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"--fractions: {text!r} is not three numbers like 0.8,0.1,0.1") from None
+    if len(vals) != 3:
+        raise typer.BadParameter(f"--fractions: give three fractions (train, valid, test), got {text!r}")
+    return vals  # type: ignore[return-value]
+
+
+def resolve_split(dataset: Any, split: str | None) -> str:
+    """The splitter name: ``split``, or ``field`` when the metadata has a field column, else ``random``."""
+    if split is not None:
+        return split
+    return "field" if "field" in dataset.metadata.columns else "random"
+
+
+def split_parts(dataset: Any, *, split: str | None, seed: int, fractions: tuple[float, float, float]) -> dict[str, Any]:
+    """Split a dataset into ``{"train", "valid", "test"}`` parts (``split=None``: by field when there is one)."""
+    from deepscope.data import get_splitter
+
+    parts = get_splitter(resolve_split(dataset, split)).train_valid_test_split(dataset, *fractions, seed=seed)
+    return dict(zip(PARTS, parts))
+
+
+def select_subset(dataset: Any, subset: str, *, split: str | None, seed: int, fractions: str) -> Any:
+    """The part ``subset`` (all, train, valid, test) of a dataset split as ``deepscope train`` splits it."""
+    if subset == "all":
+        return dataset
+    if subset not in PARTS:
+        raise typer.BadParameter(f"--subset {subset!r} is not one of all, {', '.join(PARTS)}")
+    part = split_parts(dataset, split=split, seed=seed, fractions=parse_fractions(fractions))[subset]
+    if not len(part):
+        raise typer.BadParameter(f"--subset {subset}: the split leaves no image in this part (fractions {fractions})")
+    return part
+
+
+def load_config(path: Path | None, *, task_class: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a training YAML: TrainConfig keys and a ``task:`` mapping; unknown keys are errors naming the key."""
+    from deepscope.errors import ConfigError
+    from deepscope.train.config import TrainConfig
+
+    if path is None:
+        return {}, {}
+    import yaml
+
+    if not path.exists():
+        raise FileNotFoundError(f"No such config file: '{path}'")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"'{path}' is not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"'{path}' must hold a mapping of settings (key: value), got {type(doc).__name__}")
+    task = doc.pop("task", None) or {}
+    if not isinstance(task, dict):
+        raise ConfigError(f"'{path}': 'task' must be a mapping of task options (e.g. crop: 256)")
+    known = set(TrainConfig.__dataclass_fields__)
+    for key in doc:
+        if key not in known:
+            raise ConfigError(f"'{path}': unknown training setting {key!r}; known: {sorted(known)} and 'task' "
+                              f"(task options: {sorted(task_options(task_class))})")
+    allowed = task_options(task_class)
+    for key in task:
+        if key not in allowed:
+            raise ConfigError(f"'{path}': unknown task option {key!r} under 'task'; known: {sorted(allowed)}")
+    return dict(doc), dict(task)
+
+
+def task_options(task_class: Any) -> set[str]:
+    """Keyword options of a training task a config may set (crop, jitter ...)."""
+    params = inspect.signature(task_class.__init__).parameters
+    return {n for n, p in params.items() if p.kind == p.KEYWORD_ONLY and n not in _TASK_OWNED}
+
+
+def _resolve(model: Any, cfg: dict[str, Any], overrides: dict[str, Any], *, has_valid: bool) -> Any:
+    from deepscope.train.config import TrainConfig
+
+    merged = {**cfg, **{k: v for k, v in overrides.items() if v is not None}}
+    if "monitor" not in merged:
+        monitor, mode = model.default_monitor() if has_valid else ("train_loss", "min")
+        merged["monitor"] = monitor
+        merged.setdefault("mode", mode)
+    return TrainConfig.from_dict(merged)
+
+
+def _write_run_files(out: Path, config: Any, task_opts: dict[str, Any], run_info: dict[str, Any],
+                     parts: dict[str, Any]) -> None:
+    import pandas as pd
+    import yaml
+
+    from deepscope import __version__
+    from deepscope.io import write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    doc = config.to_dict()
+    if task_opts:
+        doc["task"] = dict(task_opts)
+    write_text(out / "train.yaml", "# resolved training config (reusable with --config)\n"
+               + yaml.safe_dump(doc, sort_keys=False))
+    info = {"deepscope_version": __version__, **run_info, "parts": {k: len(v) for k, v in parts.items()}}
+    write_text(out / "run.yaml", yaml.safe_dump(_plain(info), sort_keys=False))
+    rows = []
+    for name, part in parts.items():
+        paths = part.paths or [str(i) for i in part.ids]
+        rows += [{"path": p, "part": name} for p in paths]
+    write_text(out / "split.csv", pd.DataFrame(rows, columns=["path", "part"]).to_csv(index=False))
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        return obj.item()
+    return obj
+
+
+def _fit(model: Any, parts: dict[str, Any], out: Path, config: Any, task_opts: dict[str, Any],
+         run_info: dict[str, Any]) -> None:
+    if not len(parts["train"]):
+        raise typer.BadParameter("the split leaves no training images; use more images or other --fractions")
+    if not len(parts["valid"]):
+        err_console.print("[yellow]warning:[/] the split leaves no validation images; the last epoch's weights are "
+                          "kept (monitor train_loss)")
+    _write_run_files(out, config, task_opts, run_info, parts)
+    opts = {k: v for k, v in config.to_dict().items() if k != "epochs"}
+    console.print(f"training on {len(parts['train'])} image(s), validating on {len(parts['valid'])}, "
+                  f"{len(parts['test'])} held out for testing -> {out}")
+    result = model.fit(parts["train"], nb_epoch=config.epochs, valid_dataset=parts["valid"] or None,
+                       model_dir=out, **opts, **task_opts)
+    best = f", best {config.monitor} {result.best_score:.4g} at epoch {result.best_epoch}" if result.best_epoch else ""
+    console.print(f"done: {result.epochs_done} epoch(s), {result.steps_done} step(s) in {result.seconds:.0f} s{best}; "
+                  f"model: {out} (use --model {out})")
+
+
+def _common(epochs: int | None, lr: float | None, batch_size: int | None, device: str | None,
+            seed: int | None) -> dict[str, Any]:
+    return {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device, "seed": seed}
+
+
+# --------------------------------------------------------------------------- count
+
+@app.command("count")
+@handle_errors
+def count(
+    data: Path = typer.Option(..., "--data", help="Folder (or zip) of training images."),
+    out: Path = typer.Option(..., "--out", help="Run folder (a rerun with the same folder resumes)."),
+    pattern: str | None = typer.Option(None, "--pattern", "-p", help="File-name pattern: a preset (bbbc005) or a "
+                                       "regex with named groups; its 'count' group is the label."),
+    labels: Path | None = typer.Option(None, "--labels", help="CSV of counts keyed by file name, instead of the "
+                                       "pattern's count group."),
+    label_column: str | None = typer.Option(None, "--label-column", help="Column holding the count (pattern group "
+                                            "or CSV column; default 'count', or the CSV's only value column)."),
+    split: str | None = typer.Option(None, "--split", help="random, field (default when the pattern gives a field), "
+                                     "group, stratified."),
+    fractions: str = typer.Option(DEFAULT_FRACTIONS, "--fractions", help="Train, validation, test fractions."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default from --config, else 50)."),
+    config: Path | None = typer.Option(None, "--config", help="Training YAML (TrainConfig keys + task: options)."),
+    model: str = typer.Option("density", "--model", help="density (deepscope's density U-Net with 95% intervals) "
+                              "or book (the chapter's CountNet)."),
+    base: int = typer.Option(8, "--base", help="U-Net filters of the first level (density)."),
+    depth: int = typer.Option(4, "--depth", help="U-Net down-sampling steps (density)."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda ..."),
+    lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Batch size."),
+    seed: int | None = typer.Option(None, "--seed", help="Seeds the split, the weights and the data stream "
+                                    "(default from --config, else 0)."),
+    include: str | None = typer.Option(None, "--include", help="Glob on file names, e.g. '*_w1.TIF'."),
+) -> None:
+    """Train a counting model on images with known counts (e.g. BBBC005, split by field)."""
+    from deepscope.data import ImageLoader
+    from deepscope.models import ArchConfig, CountModel
+    from deepscope.train.tasks import CountTask
+
+    if model not in ("density", "book"):
+        raise typer.BadParameter(f"--model {model!r} is not one of density, book")
+    cfg, task_opts = load_config(config, task_class=CountTask)
+    seed = int(seed if seed is not None else cfg.get("seed", 0))
+    label = label_column or (None if labels is not None else "count")
+    loader = ImageLoader(pattern=pattern, labels=labels if labels is not None else label, label_column=label_column,
+                         include=include, recursive=False)
+    ds = loader.load(data)
+    parts = split_parts(ds, split=split, seed=seed, fractions=parse_fractions(fractions))
+    if model == "book":
+        first = parts["train"].get_image(0) if len(parts["train"]) else ds.get_image(0)
+        net = CountModel.book(input_size=tuple(first.shape[:2]))
+    else:
+        net = CountModel(ArchConfig("unet", in_channels=1, out_channels=2, base=base, depth=depth, pool_input=2))
+    tc = _resolve(net, cfg, _common(epochs, lr, batch_size, device, seed), has_valid=bool(len(parts["valid"])))
+    _fit(net, parts, out, tc, task_opts, {"command": "train count", "data": str(data), "pattern": pattern,
+                                          "labels": str(labels) if labels else label, "split": resolve_split(ds, split),
+                                          "seed": seed, "fractions": fractions, "model": model,
+                                          "architecture": net.arch.to_dict()})
+
+
+# --------------------------------------------------------------------------- segment
+
+def parse_pairing(text: str, masks: Path) -> Any:
+    """``same-stem`` | ``sub:REGEX=>REPL`` | ``template:TEXT`` -> a :class:`~deepscope.data.PairRule`."""
+    import re
+
+    from deepscope.data import PairRule
+
+    if text == "same-stem":
+        return PairRule(masks)
+    if text.startswith("sub:"):
+        body = text[4:]
+        if "=>" not in body:
+            raise typer.BadParameter(f"--pairing {text!r}: write sub:REGEX=>REPLACEMENT, e.g. 'sub:_F\\d+_=>_F1_'")
+        regex, repl = body.split("=>", 1)
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            raise typer.BadParameter(f"--pairing: {regex!r} is not a valid regular expression ({exc})") from None
+        return PairRule(masks, sub=(regex, repl))
+    if text.startswith("template:"):
+        return PairRule(masks, template=text[len("template:"):])
+    raise typer.BadParameter(f"--pairing {text!r} is not one of same-stem, sub:REGEX=>REPL, template:TEXT")
+
+
+@app.command("segment")
+@handle_errors
+def segment(
+    images: Path = typer.Option(..., "--images", help="Folder of training images."),
+    masks: Path = typer.Option(..., "--masks", help="Folder of instance label images (0 = background)."),
+    out: Path = typer.Option(..., "--out", help="Run folder (a rerun with the same folder resumes)."),
+    pairing: str = typer.Option("same-stem", "--pairing", help="How an image finds its mask: same-stem, "
+                                "'sub:REGEX=>REPL' on the file name, or 'template:{stem}_mask.png' over metadata."),
+    pattern: str | None = typer.Option(None, "--pattern", "-p", help="File-name pattern (bbbc005 or a regex) for "
+                                       "metadata, e.g. the field to split by and template fields."),
+    split: str | None = typer.Option(None, "--split", help="random or field (default: field when the pattern gives "
+                                     "one, else random)."),
+    fractions: str = typer.Option(DEFAULT_FRACTIONS, "--fractions", help="Train, validation, test fractions."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default from --config, else 50)."),
+    config: Path | None = typer.Option(None, "--config", help="Training YAML (TrainConfig keys + task: options)."),
+    model: str = typer.Option("unet", "--model", help="unet (foreground + distance, watershed instances) or book "
+                              "(the chapter's U-Net, foreground only)."),
+    base: int = typer.Option(8, "--base", help="U-Net filters of the first level (unet)."),
+    depth: int = typer.Option(4, "--depth", help="U-Net down-sampling steps (unet)."),
+    crop: int | None = typer.Option(None, "--crop", help="Training crop size (default 256)."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda ..."),
+    lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Batch size."),
+    seed: int | None = typer.Option(None, "--seed", help="Seeds the split, the weights and the data stream "
+                                    "(default from --config, else 0)."),
+    include: str | None = typer.Option(None, "--include", help="Glob on image file names."),
+) -> None:
+    """Train an instance segmentation model on images paired with label images."""
+    from deepscope.data import ImageLoader
+    from deepscope.models import ArchConfig, SegmentModel
+    from deepscope.train.tasks import SegmentTask
+
+    if model not in ("unet", "book"):
+        raise typer.BadParameter(f"--model {model!r} is not one of unet, book")
+    cfg, task_opts = load_config(config, task_class=SegmentTask)
+    seed = int(seed if seed is not None else cfg.get("seed", 0))
+    if crop is not None:
+        task_opts["crop"] = crop
+    ds = ImageLoader(pattern=pattern, masks=parse_pairing(pairing, masks), include=include).load(images)
+    parts = split_parts(ds, split=split, seed=seed, fractions=parse_fractions(fractions))
+    net = (SegmentModel.book() if model == "book" else
+           SegmentModel(ArchConfig("unet", in_channels=1, out_channels=2, base=base, depth=depth)))
+    tc = _resolve(net, cfg, _common(epochs, lr, batch_size, device, seed), has_valid=bool(len(parts["valid"])))
+    _fit(net, parts, out, tc, task_opts, {"command": "train segment", "images": str(images), "masks": str(masks),
+                                          "pairing": pairing, "pattern": pattern, "split": resolve_split(ds, split),
+                                          "seed": seed, "fractions": fractions, "model": model,
+                                          "architecture": net.arch.to_dict()})
+
+
+# --------------------------------------------------------------------------- restore
+
+def restore_pairs(ds: Any, *, input_rule: str | None, target_rule: str, same: str, upscale: int) -> Any:
+    """(input, target) pairs for ``train restore`` / ``evaluate restore`` from CLI rules."""
+    from deepscope.data import downscale_pairs, pair_by_metadata, parse_rule
+
+    target = parse_rule(target_rule, name="--target")
+    if input_rule is None:
+        if upscale < 2:
+            raise typer.BadParameter("--input is required (e.g. --input blur=48), except for super-resolution "
+                                     "(--upscale 2), whose inputs are the --target images reduced")
+        return downscale_pairs(ds.where(**{k: list(v) for k, v in target.items()}), upscale)
+    pairs = pair_by_metadata(ds, input=parse_rule(input_rule, name="--input"), target=target,
+                             same=[s.strip() for s in same.split(",") if s.strip()], on_missing="skip")
+    if pairs.skipped:
+        err_console.print(f"[yellow]note:[/] {len(pairs.skipped)} input image(s) have no target in the same field "
+                          f"and were left out, e.g. {Path(pairs.skipped[0][0]).name}")
+    return downscale_pairs(pairs, upscale) if upscale > 1 else pairs
+
+
+@app.command("restore")
+@handle_errors
+def restore(
+    data: Path = typer.Option(..., "--data", help="Folder of images (inputs and targets together)."),
+    out: Path = typer.Option(..., "--out", help="Run folder (a rerun with the same folder resumes)."),
+    target: str = typer.Option(..., "--target", help="Metadata rule of the target images, e.g. 'blur=1', 'stain=2'."),
+    input_rule: str | None = typer.Option(None, "--input", help="Metadata rule of the input images, e.g. 'blur=48' "
+                                          "or 'blur=23,48' (omit with --upscale 2: inputs = targets reduced)."),
+    pattern: str | None = typer.Option(None, "--pattern", "-p", help="File-name pattern (bbbc005 or a regex) that "
+                                       "gives the rule columns and the field."),
+    same: str = typer.Option("field", "--same", help="Columns an input and its target share (comma-separated)."),
+    upscale: int = typer.Option(1, "--upscale", help="1 (same size) or 2 (2x super-resolution)."),
+    loss: str = typer.Option("l1", "--loss", help="l1, l2, ssim or l1+ssim."),
+    split: str | None = typer.Option(None, "--split", help="field (default when the pattern gives one) or random."),
+    fractions: str = typer.Option(DEFAULT_FRACTIONS, "--fractions", help="Train, validation, test fractions."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default from --config, else 50)."),
+    config: Path | None = typer.Option(None, "--config", help="Training YAML (TrainConfig keys + task: options)."),
+    base: int = typer.Option(16, "--base", help="U-Net filters of the first level."),
+    depth: int = typer.Option(4, "--depth", help="U-Net down-sampling steps."),
+    crop: int | None = typer.Option(None, "--crop", help="Training crop size (default 256)."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda ..."),
+    lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Batch size."),
+    seed: int | None = typer.Option(None, "--seed", help="Seeds the split, the weights and the data stream "
+                                    "(default from --config, else 0)."),
+    include: str | None = typer.Option(None, "--include", help="Glob on image file names."),
+) -> None:
+    """Train an image-to-image model (deblurring, stain prediction, 2x super-resolution) on metadata pairs."""
+    from deepscope.data import ImageLoader
+    from deepscope.models import ArchConfig, RestoreModel
+    from deepscope.train.tasks import LOSSES, RestoreTask
+
+    if upscale not in (1, 2):
+        raise typer.BadParameter(f"--upscale {upscale} is not 1 or 2")
+    if loss not in LOSSES:
+        raise typer.BadParameter(f"--loss {loss!r} is not one of {', '.join(LOSSES)}")
+    cfg, task_opts = load_config(config, task_class=RestoreTask)
+    seed = int(seed if seed is not None else cfg.get("seed", 0))
+    if crop is not None:
+        task_opts["crop"] = crop
+    ds = ImageLoader(pattern=pattern, include=include, recursive=False).load(data)
+    pairs = restore_pairs(ds, input_rule=input_rule, target_rule=target, same=same, upscale=upscale)
+    parts = split_parts(pairs, split=split, seed=seed, fractions=parse_fractions(fractions))
+    net = RestoreModel(ArchConfig("unet", in_channels=1, out_channels=1, base=base, depth=depth), upscale=upscale,
+                       loss=loss)
+    tc = _resolve(net, cfg, _common(epochs, lr, batch_size, device, seed), has_valid=bool(len(parts["valid"])))
+    _fit(net, parts, out, tc, task_opts, {"command": "train restore", "data": str(data), "pattern": pattern,
+                                          "input": input_rule, "target": target, "same": same, "upscale": upscale,
+                                          "loss": loss, "split": resolve_split(ds, split), "seed": seed,
+                                          "fractions": fractions, "architecture": net.arch.to_dict()})
