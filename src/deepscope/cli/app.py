@@ -59,6 +59,8 @@ _COMMANDS: list[tuple[str, str, str]] = [
     ("restore_cmd", "restore", "restore"),
     ("train_cmd", "app", "train"),
     ("models_cmd", "app", "models"),
+    ("run_cmd", "run", "run"),
+    ("run_cmd", "analyze", "analyze"),
 ]
 
 _register()

@@ -65,6 +65,9 @@ class Executor:
     def __init__(self) -> None:
         self._job: str | None = None
 
+    def open(self) -> None:
+        """Check the executor can run now, before any work (a Dask scheduler is connected here)."""
+
     def start(self, job_json: str) -> None:
         """Start workers for a job (called once before :meth:`map_unordered`)."""
         self._job = job_json
@@ -324,11 +327,13 @@ class DaskExecutor(Executor):
         self._own_client = client is None
         self._cluster: Any = None
 
-    def _start(self, job_json: str) -> None:
-        if self.client is not None:
-            return
-        if self.scheduler is not None:
+    def open(self) -> None:
+        if self.client is None and self.scheduler is not None:
             self.client = connect(self.scheduler, timeout=self.connect_timeout)
+
+    def _start(self, job_json: str) -> None:
+        self.open()
+        if self.client is not None:
             return
         from distributed import Client, LocalCluster
 
@@ -373,7 +378,7 @@ class DaskExecutor(Executor):
         first = [f for f in (submit() for _ in range(window)) if f is not None]
         if not first:
             return
-        ac = as_completed(first)
+        ac = as_completed(first, loop=self.client.loop)
         for fut in ac:
             t = futures.pop(fut.key)
             try:

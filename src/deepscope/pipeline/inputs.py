@@ -65,7 +65,7 @@ def set_key(set_id: str) -> str:
     Examples
     --------
     >>> set_key("img1.tif")
-    '1c1bd4a4f09ec1af5e6d40cf'
+    '50744d61c0cb557f202efd5a'
     """
     return hashlib.sha256(set_id.encode("utf-8")).hexdigest()[:24]
 

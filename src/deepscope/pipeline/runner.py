@@ -239,11 +239,6 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike[str], out: str | os.Path
     >>> print(result.summary())                              # doctest: +SKIP
     10 image sets (10 processed now, 0 already done), 412 objects, 0 failed, in 4.1 s
     """
-    import json
-
-    import deepscope
-    from deepscope.provenance import lineage
-
     t0 = time.perf_counter()
     if on_change not in ON_CHANGE:
         raise ConfigError(f"on_change={on_change!r} is not one of {', '.join(ON_CHANGE)}")
@@ -257,106 +252,121 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike[str], out: str | os.Path
     sets, skipped = discover_image_sets(pipeline.inputs, exclude_dirs=[run_dir])
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"--out '{run_dir}' is a file; give a folder for the run's results")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with lock_run_dir(run_dir):
-        manifest, fresh = prepare_run_dir(run_dir, pipeline_hash=phash, pipeline_name=pipeline.name,
-                                          on_change=on_change)
-        parts = {} if fresh else scan_parts(run_dir)
-        plan = plan_resume(sets, parts, pipeline_hash=phash, retry_failed=retry_failed, rehash=rehash)
-        if plan.changed and on_change == "refuse":
-            shown = "; ".join(f"{sid}: {why}" for sid, why in plan.changed[:5])
-            more = f"; and {len(plan.changed) - 5} more" if len(plan.changed) > 5 else ""
-            raise RunDirError(f"{len(plan.changed)} image set(s) changed since their results in '{run_dir}' were "
-                              f"made: {shown}{more}. Pass --on-change rerun to process them again, or use another "
-                              "--out to keep both")
-        if plan.stale:
-            warnings.warn(f"{plan.stale} result part(s) in '{run_dir}' belong to image sets that are no longer "
-                          "among the inputs; they are left out of the tables", stacklevel=2)
-        from deepscope.io import write_text
+    with ex:
+        ex.open()  # an unreachable scheduler fails here, before the run folder is touched
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with lock_run_dir(run_dir):
+            return _run_locked(pipeline, run_dir, ex, sets, skipped, models, phash, on_change=on_change,
+                               retry_failed=retry_failed, rehash=rehash, device=device, command=command,
+                               progress=progress, t0=t0)
 
-        write_text(run_dir / "pipeline.yaml", pipeline.to_yaml())
-        if skipped:
-            import csv
-            import io
 
-            buf = io.StringIO()
-            w = csv.writer(buf)
-            w.writerow(["set_id", "reason"])
-            w.writerows(skipped)
-            write_text(run_dir / "skipped.csv", buf.getvalue())
-        catalog = None
-        if pipeline.outputs.catalog:
-            from deepscope.provenance import Catalog
+def _run_locked(pipeline: Pipeline, run_dir: Path, ex: Executor, sets: list[ImageSet],
+                skipped: list[tuple[str, str]], models: dict[str, Any], phash: str, *, on_change: str,
+                retry_failed: bool, rehash: bool, device: str, command: str, progress: Progress | None,
+                t0: float) -> RunResult:
+    import json
 
-            catalog = Catalog(pipeline.outputs.catalog)
-        run = lineage.Run.start(command=command, params={"pipeline": pipeline.to_dict(), "pipeline_hash": phash,
-                                                         "run_dir": str(run_dir)},
-                                models=list(models.values()), catalog=catalog)
-        session = {"run_id": run.run_id, "started": run.started, "executor": ex.describe(),
-                   "todo": len(plan.todo), "done_before": plan.done, "status": "running"}
-        manifest.setdefault("sessions", []).append(session)
-        manifest.update(status="running", n_sets=len(sets), deepscope_version=deepscope.__version__)
+    import deepscope
+    from deepscope.provenance import lineage
+
+    manifest, fresh = prepare_run_dir(run_dir, pipeline_hash=phash, pipeline_name=pipeline.name,
+                                      on_change=on_change)
+    parts = {} if fresh else scan_parts(run_dir)
+    plan = plan_resume(sets, parts, pipeline_hash=phash, retry_failed=retry_failed, rehash=rehash)
+    if plan.changed and on_change == "refuse":
+        shown = "; ".join(f"{sid}: {why}" for sid, why in plan.changed[:5])
+        more = f"; and {len(plan.changed) - 5} more" if len(plan.changed) > 5 else ""
+        raise RunDirError(f"{len(plan.changed)} image set(s) changed since their results in '{run_dir}' were "
+                          f"made: {shown}{more}. Pass --on-change rerun to process them again, or use another "
+                          "--out to keep both")
+    if plan.stale:
+        warnings.warn(f"{plan.stale} result part(s) in '{run_dir}' belong to image sets that are no longer "
+                      "among the inputs; they are left out of the tables", stacklevel=2)
+    from deepscope.io import write_text
+
+    write_text(run_dir / "pipeline.yaml", pipeline.to_yaml())
+    if skipped:
+        import csv
+        import io
+
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["set_id", "reason"])
+        w.writerows(skipped)
+        write_text(run_dir / "skipped.csv", buf.getvalue())
+    catalog = None
+    if pipeline.outputs.catalog:
+        from deepscope.provenance import Catalog
+
+        catalog = Catalog(pipeline.outputs.catalog)
+    run = lineage.Run.start(command=command, params={"pipeline": pipeline.to_dict(), "pipeline_hash": phash,
+                                                     "run_dir": str(run_dir)},
+                            models=list(models.values()), catalog=catalog)
+    session = {"run_id": run.run_id, "started": run.started, "executor": ex.describe(),
+               "todo": len(plan.todo), "done_before": plan.done, "status": "running"}
+    manifest.setdefault("sessions", []).append(session)
+    manifest.update(status="running", n_sets=len(sets), deepscope_version=deepscope.__version__)
+    write_manifest(run_dir, manifest)
+    total = len(sets)
+    done = plan.done
+    failed_now = 0
+    processed = 0
+    schema = objects_schema(pipeline)
+    try:
+        if progress is not None:
+            progress(done, total, 0)
+        if plan.todo:
+            runr = run.to_dict()
+            job = {"pipeline": pipeline.to_dict(), "pipeline_hash": phash, "run_dir": str(run_dir),
+                   "device": device, "run": {k: runr[k] for k in ("run_id", "command", "params", "models",
+                                                                 "user", "host", "started",
+                                                                 "deepscope_version", "software")}}
+            by_key = {s.key: s for s in plan.todo}
+            tasks = (Task(s.key, s.set_id, s.files) for s in plan.todo)
+            job["threads"] = max(1, (os.cpu_count() or 1) // max(1, ex.slots)) if not isinstance(
+                ex, DaskExecutor) else 0
+            job_json = json.dumps(job, sort_keys=True, default=str)
+            ex.start(job_json)
+            for task, res in ex.map_unordered(run_task, tasks):
+                if isinstance(res, BaseException):
+                    if not isinstance(res, WorkerLost):
+                        raise res
+                    write_error_part(run_dir, by_key[task.key], f"WorkerLost: {res}", pipeline_hash=phash,
+                                     run_id=run.run_id, objects_schema=schema)
+                    failed_now += 1
+                elif not res.ok:
+                    failed_now += 1
+                processed += 1
+                done += 1
+                if progress is not None:
+                    progress(done, total, failed_now)
+        missing = [s for s in sets if not part_path(run_dir, s.key).is_file()]
+        for s in missing:  # cannot happen unless an executor drops a task: never leave a hole
+            write_error_part(run_dir, s, "no result was reported for this image set", pipeline_hash=phash,
+                             run_id=run.run_id, objects_schema=schema)
+        committed = _commit(run_dir, sets, pipeline, models, run, catalog)
+    except BaseException as exc:
+        session.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                       finished=_now(), processed=processed, error=f"{type(exc).__name__}: {exc}")
+        manifest["status"] = session["status"]
         write_manifest(run_dir, manifest)
-        total = len(sets)
-        done = plan.done
-        failed_now = 0
-        processed = 0
-        schema = objects_schema(pipeline)
-        try:
-            if progress is not None:
-                progress(done, total, 0)
-            if plan.todo:
-                runr = run.to_dict()
-                job = {"pipeline": pipeline.to_dict(), "pipeline_hash": phash, "run_dir": str(run_dir),
-                       "device": device, "run": {k: runr[k] for k in ("run_id", "command", "params", "models",
-                                                                     "user", "host", "started",
-                                                                     "deepscope_version", "software")}}
-                by_key = {s.key: s for s in plan.todo}
-                tasks = (Task(s.key, s.set_id, s.files) for s in plan.todo)
-                with ex:
-                    job["threads"] = max(1, (os.cpu_count() or 1) // max(1, ex.slots)) if not isinstance(
-                        ex, DaskExecutor) else 0
-                    job_json = json.dumps(job, sort_keys=True, default=str)
-                    ex.start(job_json)
-                    for task, res in ex.map_unordered(run_task, tasks):
-                        if isinstance(res, BaseException):
-                            if not isinstance(res, WorkerLost):
-                                raise res
-                            write_error_part(run_dir, by_key[task.key], f"WorkerLost: {res}", pipeline_hash=phash,
-                                             run_id=run.run_id, objects_schema=schema)
-                            failed_now += 1
-                        elif not res.ok:
-                            failed_now += 1
-                        processed += 1
-                        done += 1
-                        if progress is not None:
-                            progress(done, total, failed_now)
-            missing = [s for s in sets if not part_path(run_dir, s.key).is_file()]
-            for s in missing:  # cannot happen unless an executor drops a task: never leave a hole
-                write_error_part(run_dir, s, "no result was reported for this image set", pipeline_hash=phash,
-                                 run_id=run.run_id, objects_schema=schema)
-            committed = _commit(run_dir, sets, pipeline, models, run, catalog)
-        except BaseException as exc:
-            session.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
-                           finished=_now(), processed=processed, error=f"{type(exc).__name__}: {exc}")
-            manifest["status"] = session["status"]
-            write_manifest(run_dir, manifest)
-            run.finish("failed", {"error": f"{type(exc).__name__}: {exc}", "processed": processed})
-            if catalog is not None:
-                catalog.close()
-            raise
-        n_failed, n_objects, failures, tables = (committed.n_failed, committed.n_objects, committed.failures,
-                                                 committed.tables)
-        seconds = time.perf_counter() - t0
-        summary = {"n_sets": total, "n_failed": n_failed, "n_objects": n_objects, "processed": processed,
-                   "done_before": plan.done, "changed": len(plan.changed), "skipped": len(skipped),
-                   "seconds": round(seconds, 3)}
-        session.update(status="complete", finished=_now(), processed=processed, failed=failed_now)
-        manifest.update(status="complete", summary=summary, tables=sorted(tables))
-        write_manifest(run_dir, manifest)
-        run.finish("ok", summary)
+        run.finish("failed", {"error": f"{type(exc).__name__}: {exc}", "processed": processed})
         if catalog is not None:
             catalog.close()
+        raise
+    n_failed, n_objects, failures, tables = (committed.n_failed, committed.n_objects, committed.failures,
+                                             committed.tables)
+    seconds = time.perf_counter() - t0
+    summary = {"n_sets": total, "n_failed": n_failed, "n_objects": n_objects, "processed": processed,
+               "done_before": plan.done, "changed": len(plan.changed), "skipped": len(skipped),
+               "seconds": round(seconds, 3)}
+    session.update(status="complete", finished=_now(), processed=processed, failed=failed_now)
+    manifest.update(status="complete", summary=summary, tables=sorted(tables))
+    write_manifest(run_dir, manifest)
+    run.finish("ok", summary)
+    if catalog is not None:
+        catalog.close()
     return RunResult(run_dir=run_dir, pipeline_hash=phash, n_sets=total, n_done_before=plan.done,
                      n_processed=processed, n_failed=n_failed, n_objects=n_objects, n_changed=len(plan.changed),
                      skipped=tuple(skipped), failures=tuple(failures), tables=tables, seconds=seconds,

@@ -257,7 +257,7 @@ class Pipeline:
     steps: tuple[Step, ...]
     outputs: Outputs = field(default_factory=Outputs)
     name: str = "pipeline"
-    source: str | None = None
+    source: str | None = field(default=None, compare=False)
 
     # ------------------------------------------------------------------ views
     @property

@@ -229,7 +229,7 @@ def _schemas(pipeline_json: str) -> tuple[pa.Schema, tuple[tuple[str, str], ...]
     pipeline = Pipeline.from_dict(json.loads(pipeline_json))
     empty = _empty(pipeline)
     fields: dict[str, pa.DataType] = {"ObjectName": pa.string()}
-    for name, t in empty.objects.items():
+    for t in empty.objects.values():
         for col, dtype in t.dtypes.items():
             typ = pa.int64() if np.issubdtype(dtype, np.integer) else pa.float64()
             if col in fields and fields[col] != typ:

@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from deepscope.provenance.lineage import Record
 
 __all__ = ["RunDirError", "RUN_SCHEMA", "MANIFEST", "ON_CHANGE", "Resume", "read_manifest", "write_manifest",
-           "prepare_run_dir", "lock_run_dir", "scan_parts", "plan_resume", "write_error_part", "commit_tables", "Committed",
-           "TABLE_NAMES"]
+           "prepare_run_dir", "lock_run_dir", "scan_parts", "plan_resume", "write_error_part", "commit_tables",
+           "Committed", "TABLE_NAMES"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +81,9 @@ def read_manifest(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     except (OSError, ValueError) as exc:
         raise RunDirError(f"'{p}' is not a readable run manifest ({exc}); was the folder made by something "
                           "else? Choose another --out") from None
-    if not isinstance(data, dict) or data.get("schema") != RUN_SCHEMA:
-        raise RunDirError(f"'{p}' is not a deepscope run manifest (schema {data.get('schema') if isinstance(data, dict) else None!r}); "
-                          "choose another --out")
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or schema != RUN_SCHEMA:
+        raise RunDirError(f"'{p}' is not a deepscope run manifest (schema {schema!r}); choose another --out")
     return data
 
 

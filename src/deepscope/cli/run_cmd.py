@@ -1,0 +1,166 @@
+"""``deepscope run PIPELINE.yaml`` and ``deepscope analyze PATH...``: analysis pipelines, local or on Dask."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from deepscope.cli._common import console, err_console, handle_errors
+
+_ON_CHANGE_HELP = ("When RUN_DIR holds another pipeline's results or inputs changed since their results were made: "
+                   "'refuse' (stop and list them) or 'rerun' (process them again).")
+
+
+@contextmanager
+def _bar(description: str) -> Iterator[Callable[[int, int, int], None]]:
+    """A rich progress bar on stderr (images done, rate, ETA), as a ``progress(done, total, failed)`` callback."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:5.1f} img/s" if speed else "    - img/s", style="progress.data.speed")
+
+    bar = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("images"), Rate(), TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(),
+                   TextColumn("ETA"), TimeRemainingColumn(), console=err_console,
+                   disable=not err_console.is_terminal)
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int, failed: int) -> None:
+        if "task" not in state:
+            # start the bar at the sets already done, so rate and ETA count this session's work only
+            state["task"] = bar.add_task(description, total=total, completed=done, failed=failed)
+        else:
+            bar.update(state["task"], completed=done, total=total, failed=failed)
+
+    with bar:
+        yield update
+
+
+def _report(result: Any, started: float) -> None:
+    style = "green" if result.n_failed == 0 else "yellow"
+    console.print(f"[{style}]{result.summary()}[/] ({result.executor})")
+    for sid, err in result.failures[:5]:
+        console.print(f"  [red]failed[/] {sid}: {err}")
+    if result.n_failed > 5:
+        console.print(f"  ... and {result.n_failed - 5} more: rows with status 'failed' in images.*")
+    for sid, why in result.skipped[:3]:
+        console.print(f"  [yellow]skipped[/] {sid}: {why}")
+    names = ", ".join(sorted(result.tables))
+    console.print(f"results in {result.run_dir}: {names}; how they were made: deepscope lineage "
+                  f"{result.run_dir / next(iter(sorted(result.tables)))}")
+
+
+def _execute(pipeline: Any, out: Path, *, jobs: int | None, workers: int | None, scheduler: str | None,
+             on_change: str, retry_failed: bool, rehash: bool, connect_timeout: float, device: str,
+             command: str) -> None:
+    from deepscope.pipeline import run_pipeline
+
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings(record=True) as caught, _bar(pipeline.name) as progress:
+            warnings.simplefilter("always")
+            result = run_pipeline(pipeline, out, jobs=jobs, workers=workers, scheduler=scheduler,
+                                  on_change=on_change, retry_failed=retry_failed, rehash=rehash,
+                                  connect_timeout=connect_timeout, device=device, command=command,
+                                  progress=progress)
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted[/]: the image sets finished so far are kept in {out}; run the same "
+                          "command again to finish the rest")
+        raise typer.Exit(code=130) from None
+    for w in caught:
+        if not issubclass(w.category, DeprecationWarning):
+            err_console.print(f"[yellow]warning:[/] {w.message}")
+    _report(result, t0)
+
+
+def _check_on_change(value: str) -> str:
+    from deepscope.pipeline import ON_CHANGE
+
+    if value not in ON_CHANGE:
+        raise typer.BadParameter(f"--on-change must be one of {', '.join(ON_CHANGE)}; got {value!r}")
+    return value
+
+
+@handle_errors
+def run(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML file (see docs/pipelines.md).", show_default=False),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: new or empty, or an earlier run of the same "
+                             "pipeline, which is then resumed."),
+    jobs: int | None = typer.Option(None, "--jobs", "-j", help="Local worker processes (default: CPU cores; 0 = "
+                                    "this process)."),
+    workers: int | None = typer.Option(None, "--workers", help="Run on a new Dask LocalCluster with N workers."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="Run on an existing Dask cluster, e.g. "
+                                         "tcp://HOST:8786 (RUN_DIR and inputs on a shared file system)."),
+    on_change: str = typer.Option("refuse", "--on-change", help=_ON_CHANGE_HELP, callback=_check_on_change),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Process again the image sets that failed in "
+                                      "an earlier run."),
+    rehash: bool = typer.Option(False, "--rehash", help="On resume, compare every input's SHA-256 (default: only "
+                                "files whose size or modification time changed)."),
+    connect_timeout: float = typer.Option(10.0, "--connect-timeout", help="Seconds to wait for --scheduler."),
+    device: str = typer.Option("auto", "--device", help="Device of the models: auto, cpu, cuda."),
+) -> None:
+    """Run an analysis pipeline over all its images into RUN_DIR (resumable).
+
+    Writes RUN_DIR/images.{parquet,csv} (one row per image set, with its path, SHA-256 and
+    lineage), RUN_DIR/objects.{parquet,csv} (one row per object) and label images/overlays.
+    Rerunning with the same RUN_DIR finishes what is left; an image that fails gets an error
+    row and the run goes on.
+    """
+    from deepscope.pipeline import load_pipeline
+
+    _execute(load_pipeline(pipeline), out, jobs=jobs, workers=workers, scheduler=scheduler, on_change=on_change,
+             retry_failed=retry_failed, rehash=rehash, connect_timeout=connect_timeout, device=device,
+             command="run")
+
+
+@handle_errors
+def analyze(
+    paths: list[Path] = typer.Argument(..., help="Folders (not their sub-folders unless --recursive), image files "
+                                       "or globs.", show_default=False),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder (resumed when it holds the same analysis)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Segmentation model: nuclei (default), "
+                                     "cells-bbbc005, otsu-watershed, or a model folder / .json card."),
+    count_model: str | None = typer.Option(None, "--count-model", help="Also count with this model (e.g. "
+                                           "count-bbbc005) into Count_Cells."),
+    pattern: str | None = typer.Option(None, "--pattern", help="File-name pattern for Metadata_ columns: a preset "
+                                       "(bbbc005) or a regex with named groups."),
+    include: list[str] = typer.Option([], "--include", help="Only files whose name matches this glob (repeat)."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Scan sub-folders too."),
+    overlays: bool = typer.Option(True, "--overlays/--no-overlays", help="Write overlay PNGs."),
+    labels: bool = typer.Option(True, "--labels/--no-labels", help="Write label images."),
+    pixel_size: float | None = typer.Option(None, "--pixel-size", help="Micrometres per pixel (adds _um columns)."),
+    jobs: int | None = typer.Option(None, "--jobs", "-j", help="Local worker processes (default: CPU cores)."),
+    workers: int | None = typer.Option(None, "--workers", help="Run on a new Dask LocalCluster with N workers."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="Run on an existing Dask cluster."),
+    on_change: str = typer.Option("refuse", "--on-change", help=_ON_CHANGE_HELP, callback=_check_on_change),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Process failed image sets again."),
+    connect_timeout: float = typer.Option(10.0, "--connect-timeout", help="Seconds to wait for --scheduler."),
+    device: str = typer.Option("auto", "--device", help="Device of the models: auto, cpu, cuda."),
+) -> None:
+    """Segment nuclei, count and measure them in every image: tables, label images and overlays.
+
+    The one-line default pipeline; RUN_DIR/pipeline.yaml holds it, resolved, as a starting point
+    for `deepscope run`.
+    """
+    from deepscope.pipeline import default_pipeline
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipe = default_pipeline(paths, model=model, count_model=count_model, pattern=pattern, include=include,
+                                recursive=recursive, overlays=overlays, labels=labels, pixel_size=pixel_size)
+    for w in caught:
+        if not issubclass(w.category, DeprecationWarning):
+            err_console.print(f"[yellow]warning:[/] {w.message}")
+    _execute(pipe, out, jobs=jobs, workers=workers, scheduler=scheduler, on_change=on_change,
+             retry_failed=retry_failed, rehash=False, connect_timeout=connect_timeout, device=device,
+             command="analyze")
