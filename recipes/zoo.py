@@ -46,6 +46,8 @@ VARIANTS: dict[str, tuple[str, str, int]] = {
     "countnet-book": ("count", "train_countnet_book", 4),
     "nuclei-b8": ("nuclei", "train_nuclei", 5),
     "nuclei-b16": ("nuclei", "train_nuclei", 6),
+    "nuclei-b8-ft": ("nuclei", "train_nuclei", 12),
+    "nuclei-b16-ft": ("nuclei", "train_nuclei", 13),
     "cells-bbbc005": ("cells", "train_cells", 7),
     "deblur-bbbc005": ("deblur", "train_deblur", 8),
     "label-bbbc005-w2": ("label", "train_label", 9),
@@ -271,22 +273,30 @@ def train_nuclei(variant: str, args: argparse.Namespace, run: Path) -> None:
     spec = InputSpec(normalize="percentile", low=1, high=99.8)
     norm = [spec.normalize_image(im)[..., None] if im.ndim == 2 else spec.normalize_image(im.mean(-1))[..., None]
             for im in images]
-    base = 16 if variant.endswith("b16") else 8
+    base = 16 if "b16" in variant else 8
     arch = ArchConfig("unet", 1, 2, base=base, depth=4)
+    finetune = variant.endswith("-ft")
     model = SegmentModel(arch, spec, card=_card(variant, "nuclei", args, {
         "description": "Fluorescence nuclei instance segmentation (U-Net: foreground + distance, seeded watershed), "
                        "trained on DSB2018 stage1 (grey fluorescence)", "init_seed": args.seed}))
     tr = np.flatnonzero(split == 0)
     va = np.flatnonzero(split == 1)
     pp = PostprocessConfig(fg_threshold=0.5, seed_threshold=0.5, min_size=8)
-    va = va[:24]  # validation each epoch on 24 images (the full held-out evaluation runs after training)
+    if not finetune:
+        va = va[:24]  # validation each epoch on 24 images (the full held-out evaluation runs after training)
+    # fine-tuning continues a first run with zoom and gamma augmentation (objects of other sizes, dim objects)
     task = SegmentTask([norm[i] for i in tr], [labels[i].astype(np.int32) for i in tr], crop=64 if args.tiny else 256,
                        batch_size=4 if args.tiny else 16, valid_images=[norm[i] for i in va],
                        valid_labels=[labels[i].astype(np.int32) for i in va], postprocess=pp, stride=arch.stride,
-                       device=torch.device(args.device), samples_per_epoch=2048, jitter=0.3)
+                       device=torch.device(args.device), samples_per_epoch=4096 if finetune else 2048, jitter=0.3,
+                       scale_range=(0.6, 1.6) if finetune else None, gamma_range=(0.5, 2.0) if finetune else None)
     net = model.net
-    cfg = _config(args, batch_size=16, lr=3e-3, weight_decay=1e-4, schedule="cosine", warmup_steps=200,
-                  monitor="val_dsb", mode="max")
+    if finetune:
+        init = Path(args.init) / variant.removesuffix("-ft") / "model.safetensors"
+        model.load_weights(init)
+        model.card["training"]["initialised_from"] = f"{variant.removesuffix('-ft')} (first run, 420 s)"
+    cfg = _config(args, batch_size=16, lr=1e-3 if finetune else 3e-3, weight_decay=1e-4, schedule="cosine",
+                  warmup_steps=50 if finetune else 200, monitor="val_dsb", mode="max")
     result = Trainer(net, task, cfg, run, progress=False).fit()
     _finish(model, run, result, t0)
 
@@ -497,7 +507,8 @@ def train_all(args: argparse.Namespace) -> int:
     env.setdefault("OMP_NUM_THREADS", "2")
     for v in variants:
         cmd = [sys.executable, __file__, "one", "--only", v, "--data", args.data, "--out", str(out), "--device",
-               args.device, "--budget", str(args.budget), "--synth", str(synth), "--amp", args.amp] + (
+               args.device, "--budget", str(args.budget), "--synth", str(synth), "--amp", args.amp,
+               "--init", args.init] + (
                    ["--tiny"] if args.tiny else [])
         procs[v] = subprocess.Popen(cmd, env=env)
     deadline = time.perf_counter() + args.budget + args.grace
@@ -546,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="", help="comma-separated variants (default: all)")
     ap.add_argument("--only", default="")
     ap.add_argument("--pack", default="", help="folder for the <family>.tar archives (default: --out)")
+    ap.add_argument("--init", default="", help="folder of first-run models that -ft variants continue from")
     ap.add_argument("--synth", default="/tmp/deepscope-synth")
     ap.add_argument("--synth-fields", type=int, default=400)
     ap.add_argument("--tiny", action="store_true", help="toy sizes, for a CPU check of the recipe")

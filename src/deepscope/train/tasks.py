@@ -212,7 +212,8 @@ class SegmentTask:
                  valid_images: Sequence[np.ndarray] = (), valid_labels: Sequence[np.ndarray] = (),
                  valid_classes: Sequence[dict[int, int]] | None = None, postprocess: Any = None,
                  stride: int = 16, dist_weight: float = 2.0, device: torch.device | str = "cpu",
-                 samples_per_epoch: int | None = None) -> None:
+                 samples_per_epoch: int | None = None, scale_range: tuple[float, float] | None = None,
+                 gamma_range: tuple[float, float] | None = None) -> None:
         from deepscope.predict.instances import PostprocessConfig, instance_targets
 
         if mode not in ("instances", "foreground"):
@@ -231,6 +232,8 @@ class SegmentTask:
         self.device = torch.device(device)
         self.postprocess = postprocess or PostprocessConfig(mode="components" if mode == "foreground" else "watershed")
         self.samples_per_epoch = samples_per_epoch
+        self.scale_range = scale_range
+        self.gamma_range = gamma_range
         self._x, self._t = [], []
         for i, (img, lab) in enumerate(zip(images, labels)):
             lab = np.asarray(lab)
@@ -266,7 +269,12 @@ class SegmentTask:
         return max(1, math.ceil(n / self.batch_size))
 
     def _crop(self, x: torch.Tensor, t: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        c = self.crop
+        out = self.crop
+        zoom = 1.0
+        if self.scale_range is not None:  # log-uniform zoom: objects of other sizes
+            lo, hi = self.scale_range
+            zoom = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        c = max(8, int(round(out / zoom)))
         h, w = x.shape[-2:]
         if h < c or w < c:
             ph, pw = max(0, c - h), max(0, c - w)
@@ -275,7 +283,16 @@ class SegmentTask:
             h, w = x.shape[-2:]
         r0 = int(rng.integers(0, h - c + 1))
         c0 = int(rng.integers(0, w - c + 1))
-        return x[..., r0:r0 + c, c0:c0 + c], t[..., r0:r0 + c, c0:c0 + c]
+        x, t = x[..., r0:r0 + c, c0:c0 + c], t[..., r0:r0 + c, c0:c0 + c]
+        if c != out:
+            x = F.interpolate(x[None], size=(out, out), mode="bilinear", align_corners=False)[0]
+            tt = F.interpolate(t[None, :2], size=(out, out), mode="bilinear", align_corners=False)[0]
+            tt[0] = (tt[0] > 0.5).float()
+            if t.shape[0] > 2:  # class map: nearest
+                cls = F.interpolate(t[None, 2:], size=(out, out), mode="nearest")[0]
+                tt = torch.cat([tt, cls * tt[0:1]], 0)
+            t = tt
+        return x, t
 
     def batches(self, rng: np.random.Generator, device: torch.device) -> Iterator[tuple[Any, Any]]:
         for _ in range(self.steps_per_epoch()):
@@ -287,6 +304,11 @@ class SegmentTask:
                 xs.append(_d8(x, k, tr))
                 ts.append(_d8(t, k, tr))
             x = _jitter(torch.stack(xs), rng, self.jitter)
+            if self.gamma_range is not None:  # contrast of dim vs bright objects
+                lo, hi = self.gamma_range
+                g = torch.tensor(np.exp(rng.uniform(np.log(lo), np.log(hi), len(idx))), dtype=x.dtype,
+                                 device=x.device).view(-1, 1, 1, 1)
+                x = x.clamp(min=0) ** g
             yield x.to(device), torch.stack(ts).to(device)
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
