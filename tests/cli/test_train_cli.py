@@ -133,9 +133,10 @@ def test_train_segment_unpaired_masks_are_named(tmp_path, syn):
 
 def test_train_segment_book_unet_with_sub_pairing(tmp_path, syn):
     run = tmp_path / "book"
+    rule = r"sub:^SIMCEPImages_[A-P](\d\d)_(C\d+)_F\d+_=>SIMCEPImages_A\1_\2_F1_"
     r = runner.invoke(app, ["train", "segment", "--images", str(syn), "--masks", str(syn / "masks"), "--pattern",
-                            "bbbc005", "--pairing", r"sub:^SIMCEPImages_[A-P](\d\d)_(C\d+)_F\d+_=>SIMCEPImages_A\1_\2_F1_",
-                            "--model", "book", "--epochs", "1", "--crop", "64", "--out", str(run), "--device", "cpu"])
+                            "bbbc005", "--pairing", rule, "--model", "book", "--epochs", "1", "--crop", "64",
+                            "--out", str(run), "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert load_model(run, device="cpu").arch.arch == "book-unet"
 
@@ -143,8 +144,8 @@ def test_train_segment_book_unet_with_sub_pairing(tmp_path, syn):
 def test_train_restore_deblur_and_super_resolution(tmp_path, syn):
     run = tmp_path / "deblur"
     r = runner.invoke(app, ["train", "restore", "--data", str(syn), "--pattern", "bbbc005", "--input", "blur=48",
-                            "--target", "blur=1", "--split", "field", "--epochs", "1", "--crop", "64", "--out", str(run),
-                            *TINY])
+                            "--target", "blur=1", "--split", "field", "--epochs", "1", "--crop", "64",
+                            "--out", str(run), *TINY])
     assert r.exit_code == 0, r.output
     assert "training on" in _out(r)
     info = yaml.safe_load((run / "run.yaml").read_text())
