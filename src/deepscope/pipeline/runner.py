@@ -312,7 +312,6 @@ def _run_locked(pipeline: Pipeline, run_dir: Path, ex: Executor, sets: list[Imag
     done = plan.done
     failed_now = 0
     processed = 0
-    schema = objects_schema(pipeline)
     try:
         if progress is not None:
             progress(done, total, 0)
@@ -333,7 +332,7 @@ def _run_locked(pipeline: Pipeline, run_dir: Path, ex: Executor, sets: list[Imag
                     if not isinstance(res, WorkerLost):
                         raise res
                     write_error_part(run_dir, by_key[task.key], f"WorkerLost: {res}", pipeline_hash=phash,
-                                     run_id=run.run_id, objects_schema=schema)
+                                     run_id=run.run_id, objects_schema=objects_schema(pipeline))
                     failed_now += 1
                 elif not res.ok:
                     failed_now += 1
@@ -344,7 +343,7 @@ def _run_locked(pipeline: Pipeline, run_dir: Path, ex: Executor, sets: list[Imag
         missing = [s for s in sets if not part_path(run_dir, s.key).is_file()]
         for s in missing:  # cannot happen unless an executor drops a task: never leave a hole
             write_error_part(run_dir, s, "no result was reported for this image set", pipeline_hash=phash,
-                             run_id=run.run_id, objects_schema=schema)
+                             run_id=run.run_id, objects_schema=objects_schema(pipeline))
         committed = _commit(run_dir, sets, pipeline, models, run, catalog)
     except BaseException as exc:
         session.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",

@@ -268,15 +268,40 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """
     import pyarrow as pa
 
-    extra = [n for n in table.column_names if n not in schema.names]
+    if table.schema.equals(schema, check_metadata=False):
+        return table
+    have = dict(zip(table.column_names, table.columns))
+    wanted = set(schema.names)
+    extra = [n for n in have if n not in wanted]
     if extra:
         raise InputError(f"object table has columns {extra} that the pipeline's schema lacks")
     cols = []
     for f in schema:
-        if f.name in table.column_names:
-            cols.append(table.column(f.name).cast(f.type))
-        else:
+        col = have.get(f.name)
+        if col is None:
             cols.append(pa.nulls(len(table), f.type))
+        else:
+            cols.append(col if col.type == f.type else col.cast(f.type))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def _to_arrow(table: pd.DataFrame, name: str, schema: pa.Schema) -> pa.Table:
+    """One object set's table as Arrow in ``schema`` (NaN -> null, as pandas' missing values)."""
+    import pyarrow as pa
+
+    n = len(table)
+    wanted = set(schema.names)
+    extra = [c for c in table.columns if c not in wanted]
+    if extra:
+        raise InputError(f"object table of {name!r} has columns {extra} that the pipeline's schema lacks")
+    cols = []
+    for f in schema:
+        if f.name == "ObjectName":
+            cols.append(pa.array([name] * n, pa.string()))
+        elif f.name in table.columns:
+            cols.append(pa.array(table[f.name].to_numpy(), from_pandas=True).cast(f.type))
+        else:
+            cols.append(pa.nulls(n, f.type))
     return pa.Table.from_arrays(cols, schema=schema)
 
 
@@ -509,11 +534,7 @@ def run_task(job_json: str, task: Task) -> TaskResult:
             out = ctx.run_dir / "overlays" / f"{stem}.png"
             write_png(out, _overlay(images[pipeline.channels[0]], result.labels))
             lineage.attach(out, ctx.run.record(out, inputs=inputs, extra={"image_set": task.set_id}))
-        tables = []
-        for name, t in result.objects.items():
-            tab = pa.Table.from_pandas(t, preserve_index=False)
-            tab = tab.add_column(0, "ObjectName", pa.array([name] * len(t), pa.string()))
-            tables.append(conform(tab.replace_schema_metadata(None), schema))
+        tables = [_to_arrow(t, name, schema) for name, t in result.objects.items()]
         if tables:
             objects = pa.concat_tables(tables)
     except Exception as exc:  # one bad image set never stops the run: it gets an error row

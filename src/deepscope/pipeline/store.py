@@ -404,8 +404,8 @@ def _image_rows(metas: Sequence[Mapping[str, Any]], numbers: Sequence[int], sche
         row.update(model_cols)
         for name, values in cols.items():
             values.append(row.get(name))
-    arrays = [meta_chunk.column(f.name) if f.name in meta_chunk.column_names else pa.array(cols[f.name], type=f.type)
-              for f in schema]
+    arrays = [meta_chunk.column(f.name) if f.name in meta_chunk.column_names
+              else pa.array(cols[f.name], type=f.type, from_pandas=True) for f in schema]
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
@@ -504,7 +504,7 @@ def commit_tables(run_dir: str | os.PathLike[str], sets: Sequence[ImageSet], *, 
         if not p.is_file():
             raise InputError(f"image set {s.set_id} has no result part ({p}); the run is not finished")
         try:
-            t = pq.read_table(p)
+            t = pq.ParquetFile(p).read(use_threads=False)  # ~2x faster than read_table for small files
             meta = json.loads((t.schema.metadata or {})[b"deepscope.part"])
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise InputError(f"result part '{p}' of {s.set_id} cannot be read ({exc}); delete it and run "
