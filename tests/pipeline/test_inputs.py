@@ -39,7 +39,8 @@ def test_incomplete_fields_are_listed(plate_dir):
     inp = _inputs(paths=[str(plate_dir)], pattern=PLATE_PATTERN,
                   channels={"by": "channel", "names": {1: "DNA", 2: "Cells"}})
     with pytest.raises(InputError, match=r"2 of 3 fields do not have every channel \(DNA, Cells\): "
-                                         r"plate=plate1,well=A02,site=1: missing Cells \(has DNA: plate1_A02_s1_w1\.tif\); "
+                                         r"plate=plate1,well=A02,site=1: missing Cells "
+                                         r"\(has DNA: plate1_A02_s1_w1\.tif\); "
                                          r"plate=plate1,well=B01,site=1: missing DNA .*incomplete: skip"):
         discover_image_sets(inp)
     inp = _inputs(paths=[str(plate_dir)], pattern=PLATE_PATTERN,

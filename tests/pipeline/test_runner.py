@@ -137,7 +137,8 @@ def test_changed_input_is_refused_or_rerun_and_new_images_are_added(nuclei_dir, 
 def test_folder_that_is_not_a_run_is_refused(nuclei_dir, tmp_path):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "thesis.docx").write_text("precious")
-    with pytest.raises(RunDirError, match=r"is not empty and holds no deepscope run \(no run\.json; found thesis\.docx\)"):
+    with pytest.raises(RunDirError, match=r"is not empty and holds no deepscope run "
+                                          r"\(no run\.json; found thesis\.docx\)"):
         run_pipeline(Pipeline.from_dict(segment_pipeline(nuclei_dir)), tmp_path / "busy", jobs=0)
     assert (tmp_path / "busy" / "thesis.docx").read_text() == "precious"
 

@@ -73,7 +73,8 @@ BAD = [
      r"pixel_size \(did you mean 'objects'\?\)"),
     ("inputs: [x]\nsteps:\n  - segment:\n      model: otsu-watershed\n      tile: big\n",
      r"line 5: steps\[0\]\.segment\.tile: expected an integer >= 64; got text 'big'"),
-    ("inputs: [x]\nsteps:\n  - segmnet: {}\n", r"line 3: steps\[0\]\.segmnet: unknown step kind.*did you mean 'segment'"),
+    ("inputs: [x]\nsteps:\n  - segmnet: {}\n",
+     r"line 3: steps\[0\]\.segmnet: unknown step kind.*did you mean 'segment'"),
     ("inputs: [x]\nsteps:\n  - segment: {model: otsu-watershed}\n  - measure: {objects: [Cells]}\n",
      r"line 4: steps\[1\]\.measure\.objects: no object set 'Cells' made by an earlier step \(made so far: Nuclei\)"),
     ("inputs: [x]\nsteps:\n  - segment: {model: otsu-watershed, channel: DNA}\n",
@@ -117,7 +118,8 @@ def test_missing_pipeline_file(tmp_path):
 
 def test_from_dict_without_marks_still_names_the_key():
     with pytest.raises(ConfigError, match=r"^<dict>: steps\[0\]\.segment\.tta: 'd16' is not one of none, flips, d8"):
-        Pipeline.from_dict({"inputs": {"paths": ["/x"]}, "steps": [{"segment": {"model": "otsu-watershed", "tta": "d16"}}]})
+        Pipeline.from_dict({"inputs": {"paths": ["/x"]},
+                            "steps": [{"segment": {"model": "otsu-watershed", "tta": "d16"}}]})
 
 
 def test_doctests_of_the_spec_and_inputs():
