@@ -3,20 +3,25 @@
 The model follows SIMCEP (Lehmussola et al., IEEE TMI 2007), the simulator that made
 BBBC005, and is calibrated against the real BBBC005 images (see ``benchmarks/bench_synth.py``):
 
-1. *Placement*: nucleus centres are drawn one by one, uniformly over the field or, with
-   probability ``clustering``, next to an earlier nucleus; nuclei keep apart
-   (``min_distance``), cell bodies overlap freely (as in BBBC005, whose cell-stain
-   foreground fraction follows the Poisson coverage of freely overlapping cells).
+1. *Placement*: nucleus centres are drawn one by one inside the image, uniformly or, with
+   probability ``clustering``, next to an earlier cell (their bodies touch or overlap).
+   Nuclei may touch but barely overlap (``min_distance``); cell bodies overlap freely, as in
+   BBBC005, whose cell-stain foreground fraction follows the coverage of freely overlapping cells.
 2. *Shapes*: every nucleus and cell body is a deformed ellipse: a star-shaped polygon of
-   5-8 jittered vertices, stretched along a random axis, scaled to a random area. A cell
-   body is built around its nucleus and always contains it.
-3. *Appearance*: per-cell brightness, a two-octave texture, a brightness gradient across
-   the nucleus, a faint cytoplasm signal in the nuclear stain, soft object edges,
-   optional vignetting (``illumination``).
-4. *Acquisition*: additive CCD noise (smoothed, clipped at 0), then focus blur with a
-   Gaussian low-pass of sigma ``0.25 * F`` truncated at 2 sigma (the kernel BBBC005's
-   blurred images were made with: they equal their F1 image filtered by it), then
-   quantisation to uint8 (like BBBC005) or uint16.
+   jittered vertices (7-11 for nuclei, 4-8 for cell bodies) with edges bent in or out,
+   stretched along a random axis and scaled to a random area. A cell body is built around
+   its nucleus and always contains it.
+3. *Appearance*: per-cell brightness, a two-octave texture, a brightness ramp across the
+   nucleus, a faint cytoplasm signal in the nuclear stain, soft edges whose sharpness differs
+   between cells (each cell lies in a sharp or a soft focal plane; the planes are combined by
+   their maximum, so overlapping cells never add up), optional vignetting (``illumination``).
+4. *Acquisition*: additive camera noise, smoothed by the camera and clipped at 0, then focus
+   blur with a Gaussian of sigma ``0.25 * F`` cut at 2 sigma (the kernel of BBBC005: its F23 and
+   F48 images equal their F1 image filtered by it), then rounding to uint8 (like BBBC005) or uint16.
+
+Labels: where objects overlap, a pixel belongs to the object it lies deepest inside (its
+radius relative to the object's outline in that direction), so every object keeps its centre
+and touching objects are split along a natural line.
 
 Stain 1 (``w1``) is the nuclear stain (nucleus-sized objects), stain 2 (``w2``) the cell-body
 stain; every stain and blur level of one :class:`SynthField` shows the same simulated field.
@@ -71,9 +76,11 @@ class CellParams:
     nucleus_offset : float
         How far off-centre a nucleus may sit in its cell (fraction of the cell radius).
     min_distance : float
-        Nucleus centres keep at least ``min_distance * (r_i + r_j)`` apart (equivalent radii).
+        Nucleus centres keep at least ``min_distance * (r_i + r_j)`` apart (equivalent nucleus
+        radii; below 1 nuclei may touch, which BBBC005's merged nuclei at high counts require).
     cluster_distance : (float, float)
-        A clustered nucleus is placed ``U(a, b) * (r_i + r_j)`` from a random earlier one.
+        A clustered cell is placed ``U(a, b) * (R_i + R_j)`` from a random earlier one
+        (equivalent cell-body radii).
     nucleus_intensity, cell_intensity : float
         Mean brightness of a nucleus (stain 1) / cell body (stain 2).
     nucleus_intensity_cv, cell_intensity_cv : float
