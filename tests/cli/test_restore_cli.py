@@ -94,6 +94,7 @@ def test_evaluate_restore_psnr_ssim_and_downstream(tmp_path, bbbc, models):
                             "--csv", str(csv), "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert "PSNR (dB)" in r.output and "count MAE vs true count" in _out(r) and "object-count MAE" in _out(r)
+    assert "invented objects" in _out(r)
     doc = json.loads(js.read_text())
     s, pairs = doc["summary"], doc["pairs"]
     assert s["n_pairs"] == 4 and s["n_failed"] == 0

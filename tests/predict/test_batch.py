@@ -260,5 +260,6 @@ def test_evaluate_restoration_scores_and_downstream(tmp_path, models):
     assert s["count_mae_reference"] == "true count"
     assert s["count_mae_raw"] == pytest.approx((t["count_raw"] - t["true"]).abs().mean())
     assert {"objects_mae_raw", "objects_mae_restored", "objects_mae_target", "ssim_restored"} <= set(s)
+    assert s["false_objects"] == t["false_objects"].sum() and t["false_fraction"].between(0, 1).all()
     with pytest.raises(InputError, match="needs \\(input, target\\) image pairs"):
         evaluate_restoration(ds, model=models / "restore")

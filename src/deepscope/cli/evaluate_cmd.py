@@ -233,6 +233,7 @@ def restore(
         table.add_column(col, justify="left" if not col else "right")
     table.add_row("PSNR (dB)", fmt(s["psnr_raw"], 2), fmt(s["psnr_restored"], 2), "-")
     table.add_row("SSIM", fmt(s["ssim_raw"]), fmt(s["ssim_restored"]), "-")
+    table.add_row("invented objects (share)", "-", f"{s['false_objects']} ({fmt(s['false_fraction'])})", "-")
     if "count_mae_raw" in s:
         table.add_row(f"count MAE vs {s['count_mae_reference']}", fmt(s["count_mae_raw"], 2),
                       fmt(s["count_mae_restored"], 2), fmt(s["count_mae_target"], 2))

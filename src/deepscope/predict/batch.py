@@ -751,9 +751,9 @@ class RestoreEvaluation:
         model), ``objects_raw``/``objects_restored``/``objects_target`` (segmentation model),
         ``error``.
     summary : dict
-        Means over the pairs that worked, counting MAE against the true count (or against the
-        target image's count when there is none) and segmentation object-count MAE, for raw,
-        restored and target images.
+        Means over the pairs that worked (and ``false_objects``, the total of invented objects),
+        counting MAE against the true count (or against the target image's count when there is
+        none) and segmentation object-count MAE, for raw, restored and target images.
     """
 
     per_image: pd.DataFrame
@@ -822,7 +822,7 @@ def evaluate_restoration(pairs: ImageDataset, *, model: Any, count_model: Any = 
     """
     import pandas as pd
 
-    from deepscope.evaluate import count_instances, psnr, ssim
+    from deepscope.evaluate import count_instances, false_structure, psnr, ssim
 
     if pairs.label_kind != "image":
         raise InputError("evaluate_restoration needs (input, target) image pairs (label_kind='image'); build them "
@@ -850,6 +850,8 @@ def evaluate_restoration(pairs: ImageDataset, *, model: Any, count_model: Any = 
             dr = _data_range(target)
             row.update(psnr_raw=psnr(target, base, data_range=dr), psnr_restored=psnr(target, restored, data_range=dr),
                        ssim_raw=ssim(target, base, data_range=dr), ssim_restored=ssim(target, restored, data_range=dr))
+            fs = false_structure(target, restored)
+            row.update(false_objects=fs.n_false, false_fraction=fs.false_fraction, missed_fraction=fs.missed_fraction)
             if truth_counts is not None:
                 row["true"] = float(truth_counts[i])
             images = {"raw": base, "restored": restored, "target": target}
@@ -873,8 +875,9 @@ def evaluate_restoration(pairs: ImageDataset, *, model: Any, count_model: Any = 
         raise InputError(f"none of the {len(table)} pairs could be evaluated; first error: {table['error'].iloc[0]}")
     summary: dict[str, Any] = {"n_pairs": int(len(table)), "n_failed": int(len(table) - len(ok)),
                                "model": str(net.name), "upscale": int(net.upscale)}
-    for key in ("psnr_raw", "psnr_restored", "ssim_raw", "ssim_restored"):
+    for key in ("psnr_raw", "psnr_restored", "ssim_raw", "ssim_restored", "false_fraction", "missed_fraction"):
         summary[key] = float(ok[key].mean())
+    summary["false_objects"] = int(ok["false_objects"].sum())
     for prefix, what in (("count", "count_mae"), ("objects", "objects_mae")):
         if f"{prefix}_raw" not in ok.columns:
             continue
