@@ -194,8 +194,8 @@ def count(
                                        "pattern's count group."),
     label_column: str | None = typer.Option(None, "--label-column", help="Column holding the count (pattern group "
                                             "or CSV column; default 'count', or the CSV's only value column)."),
-    split: str | None = typer.Option(None, "--split", help="random, field (default when the pattern gives a field), "
-                                     "group, stratified."),
+    split: str | None = typer.Option(None, "--split", help="random, field (default when the pattern gives a field) "
+                                     "or stratified (by count)."),
     fractions: str = typer.Option(DEFAULT_FRACTIONS, "--fractions", help="Train, validation, test fractions."),
     epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default from --config, else 50)."),
     config: Path | None = typer.Option(None, "--config", help="Training YAML (TrainConfig keys + task: options)."),
