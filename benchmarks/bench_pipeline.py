@@ -10,15 +10,17 @@ per-object tables in Parquet + CSV, label images (except at 10,000 images).
 
 1. **scaling**: the first ``--n-scaling`` w1 images of ``../shared/data/bbbc005`` (696x520; synthetic
    BBBC005-style images when absent), ``deepscope run`` with the local executor, 1 then 2 worker
-   processes, interleaved, twice. Throughput counts the images finished between the first and the
-   last image done (the steady state, without process start-up); efficiency = thr(2) / (2 thr(1)).
+   processes, interleaved, ``--reps`` times (best of each reported). Throughput counts the images
+   finished between the first and the last image done (the steady state, without process
+   start-up); efficiency = thr(2) / (2 thr(1)).
    The 1-minute load average is recorded before each run: the machine is shared.
 2. **startup**: wall time from launching ``deepscope run`` (a new Python process) to the first image
    set's result on disk, for the classical segmenter and for a (small, untrained) deep model loaded
    from a model folder, which adds torch and the weights to each worker's start.
-3. **scale**: ``--n-scale`` small synthetic images (96x96, 1-4 nuclei): the driver's memory (RSS
-   sampled every 20 ms), discovery, the per-task message, resume bookkeeping (reading every part's
-   footer), committing the tables from the parts, table sizes; and 2,000 of them on a Dask
+3. **scale**: ``--n-scale`` small synthetic images (96x96, 1-4 nuclei): the driver's peak memory
+   (RSS sampled every 20 ms) at a tenth and at all of them, discovery, the per-task message, resume
+   bookkeeping (reading every part's footer), committing the tables from the parts in the driver
+   alone and with blocks built by the 2 workers, table sizes; and 2,000 of them on a Dask
    LocalCluster (2 workers) against the local executor. Extrapolated linearly to 1 million images.
 
 Writes ``benchmarks/results/pipeline.json`` and prints a summary.
@@ -78,13 +80,13 @@ def bbbc_images(n: int, tmp: Path) -> tuple[list[str], str]:
 
 
 # ---------------------------------------------------------------------------------------------- 1. scaling
-def scaling(n: int, tmp: Path) -> dict[str, Any]:
+def scaling(n: int, tmp: Path, reps: int = 3) -> dict[str, Any]:
     from deepscope.pipeline import Pipeline, run_pipeline
 
     paths, what = bbbc_images(n, tmp)
     pipe = Pipeline.from_dict(spec_dict(paths))
     runs: list[dict[str, Any]] = []
-    for rep in range(2):
+    for rep in range(reps):
         for jobs in (1, 2):
             out = tmp / f"scaling_{jobs}_{rep}"
             stamps: list[float] = []
@@ -110,37 +112,54 @@ def scaling(n: int, tmp: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- 2. start-up
-def _first_part_seconds(spec: Path, out: Path, jobs: int) -> tuple[float, float]:
+def _first_part_seconds(spec: Path, out: Path, jobs: int) -> float:
+    """Launch ``deepscope run`` and return the seconds until the first image set's part exists."""
+    import signal
+
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "deepscope.cli.app", "run", str(spec), "--out", str(out), "-j",
-                             str(jobs)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    first = None
-    while proc.poll() is None:
-        if first is None and any(p for p in out.glob("parts/*/*.parquet") if not p.name.startswith(".")):
-            first = time.perf_counter() - t0
-        time.sleep(0.005)
-    total = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "deepscope run failed")
-    return (first if first is not None else total), total
+                             str(jobs)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        while proc.poll() is None:
+            if any(p for p in out.glob("parts/*/*.parquet") if not p.name.startswith(".")):
+                return time.perf_counter() - t0
+            time.sleep(0.005)
+        raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "deepscope run ended early")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def startup(tmp: Path) -> dict[str, Any]:
     import yaml
 
-    paths, what = bbbc_images(10, tmp / "startup_in") if (tmp / "startup_in").mkdir() is None else ([], "")
+    (tmp / "startup_in").mkdir()
+    paths, what = bbbc_images(10, tmp / "startup_in")
     out: dict[str, Any] = {"images": what}
+    import torch
+
     from deepscope.models import SegmentModel
 
     SegmentModel().save(tmp / "unet")
+    from deepscope.io import read_image
+    from deepscope.models import load_model
+
+    model = load_model(tmp / "unet", device="cpu")
+    torch.set_num_threads(1)
+    img = read_image(sorted(Path(paths[0]).glob("*"))[0]).data
+    t0 = time.perf_counter()
+    model.predict_image(img)
+    out["unet_first_predict_1_thread_s"] = round(time.perf_counter() - t0, 2)
     for label, model in (("otsu-watershed", "otsu-watershed"), ("deep model (U-Net folder)", str(tmp / "unet"))):
         spec = tmp / f"startup_{len(out)}.yaml"
         spec.write_text(yaml.safe_dump(spec_dict(paths, model=model)))
         trials = []
         for i in range(3):
             run_dir = tmp / f"startup_run_{len(out)}_{i}"
-            first, total = _first_part_seconds(spec, run_dir, 2)
-            trials.append({"first_image_s": round(first, 2), "all_10_s": round(total, 2), "load1": load1()})
+            before = load1()
+            first = _first_part_seconds(spec, run_dir, 2)
+            trials.append({"first_image_s": round(first, 2), "load1_before": before})
             shutil.rmtree(run_dir)
         out[label] = {"trials": trials, "median_first_image_s": sorted(t["first_image_s"] for t in trials)[1],
                       "bar_s": 10.0}
@@ -204,25 +223,34 @@ def scale(n: int, tmp: Path) -> dict[str, Any]:
     pipe = Pipeline.from_dict(spec_dict([str(folder)], labels=False))
     res: dict[str, Any] = {"images": n, "image_size": "96x96 uint8, 1-4 nuclei", "write_inputs_s": round(write_s, 1)}
 
-    tracemalloc.start()
     t0 = time.perf_counter()
     sets, _ = discover_image_sets(pipe.inputs)
     res["discover_s"] = round(time.perf_counter() - t0, 3)
+    del sets
+    tracemalloc.start()
+    sets, _ = discover_image_sets(pipe.inputs)
     res["image_sets_bytes_per_set"] = round(tracemalloc.get_traced_memory()[0] / n)
     tracemalloc.stop()
 
+    # the driver's peak memory for a tenth of the images, then for all: the difference is what grows with n
+    tenth = tmp / "small_tenth"
+    tenth.mkdir()
+    for f in sorted(folder.glob("*.tif"))[:n // 10]:
+        (tenth / f.name).symlink_to(f)
+    with RssSampler() as rss_tenth:
+        run_pipeline(Pipeline.from_dict(spec_dict([str(tenth)], labels=False)), tmp / "tenth_run", jobs=2)
     run_dir = tmp / "scale_run"
     stamps: list[float] = []
     with RssSampler() as rss:
         t0 = time.perf_counter()
         r = run_pipeline(pipe, run_dir, jobs=2, progress=lambda d, t, f: stamps.append(time.perf_counter()))
         wall = time.perf_counter() - t0
+    grow = (rss.peak - rss_tenth.peak) / (n - n // 10)
     res.update(run_wall_s=round(wall, 1), run_images_per_s=round(n / wall, 1), failed=r.n_failed,
-               objects=r.n_objects, driver_rss_start_mb=round(rss.start / 2**20, 1),
-               driver_rss_peak_mb=round(rss.peak / 2**20, 1),
-               driver_rss_growth_mb=round((rss.peak - rss.start) / 2**20, 1))
-    print(f"  {n} images: {wall:.1f} s ({n / wall:.0f} img/s), driver RSS {rss.start / 2**20:.0f} -> "
-          f"{rss.peak / 2**20:.0f} MB", flush=True)
+               objects=r.n_objects, driver_rss_peak_tenth_mb=round(rss_tenth.peak / 2**20, 1),
+               driver_rss_peak_mb=round(rss.peak / 2**20, 1), driver_rss_bytes_per_set=round(grow))
+    print(f"  {n} images: {wall:.1f} s ({n / wall:.0f} img/s), driver peak RSS {rss_tenth.peak / 2**20:.0f} MB "
+          f"at {n // 10} images, {rss.peak / 2**20:.0f} MB at {n}", flush=True)
 
     models = resolve_models(pipe)
     job = {"pipeline": pipe.to_dict(), "pipeline_hash": r.pipeline_hash, "run_dir": str(run_dir), "run": {}}
@@ -235,24 +263,22 @@ def scale(n: int, tmp: Path) -> dict[str, Any]:
     plan = plan_resume(sets, parts, pipeline_hash=r.pipeline_hash)
     res["plan_resume_s"] = round(time.perf_counter() - t0, 2)
     assert plan.done == n and not plan.todo
-    with RssSampler() as rss:
+    for formats in (("parquet",), ("parquet", "csv")):
         t0 = time.perf_counter()
         committed = commit_tables(run_dir, sets, file_channels=["Image"], objects_schema=objects_schema(pipe),
                                   value_types=image_value_types(pipe), model_cols=_model_columns(pipe, models),
-                                  formats=("parquet", "csv"))
-        res["commit_tables_s"] = round(time.perf_counter() - t0, 2)
-    res["commit_rss_growth_mb"] = round((rss.peak - rss.start) / 2**20, 1)
-    with RssSampler() as rss:
-        t0 = time.perf_counter()
-        again = run_pipeline(pipe, run_dir, jobs=2)
-        res["resume_nothing_left_s"] = round(time.perf_counter() - t0, 2)
-    res["resume_rss_growth_mb"] = round((rss.peak - rss.start) / 2**20, 1)
+                                  formats=formats)
+        res[f"commit_in_driver_{'_'.join(formats)}_s"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    again = run_pipeline(pipe, run_dir, jobs=2)  # blocks of 2,000 sets built by the 2 workers
+    res["resume_nothing_left_s"] = round(time.perf_counter() - t0, 2)
     assert again.n_processed == 0
     res["table_bytes"] = {name: p.stat().st_size for name, p in committed.tables.items()}
     res["parts_bytes"] = sum(p.stat().st_size for p in (run_dir / "parts").glob("*/*.parquet"))
     res["objects_rows"] = pq.ParquetFile(committed.tables["objects.parquet"]).metadata.num_rows
-    print(f"  scan {res['scan_parts_s']} s, plan {res['plan_resume_s']} s, commit {res['commit_tables_s']} s, "
-          f"resume with nothing left {res['resume_nothing_left_s']} s", flush=True)
+    print(f"  scan {res['scan_parts_s']} s, plan {res['plan_resume_s']} s, commit in the driver "
+          f"{res['commit_in_driver_parquet_s']} s (+csv {res['commit_in_driver_parquet_csv_s']} s), resume with "
+          f"nothing left (blocks on 2 workers, parquet+csv) {res['resume_nothing_left_s']} s", flush=True)
 
     # Dask LocalCluster vs local processes on the same 2,000 images
     sub = tmp / "small2k"
@@ -277,9 +303,11 @@ def scale(n: int, tmp: Path) -> dict[str, Any]:
     m = 1_000_000 / n
     res["extrapolated_1M"] = {
         "image_sets_in_driver_mb": round(res["image_sets_bytes_per_set"] * 1_000_000 / 2**20),
+        "driver_rss_growth_mb": round(res["driver_rss_bytes_per_set"] * 1_000_000 / 2**20),
         "discover_s": round(res["discover_s"] * m),
         "scan_parts_s": round(res["scan_parts_s"] * m),
-        "commit_tables_s": round(res["commit_tables_s"] * m),
+        "commit_in_driver_parquet_csv_s": round(res["commit_in_driver_parquet_csv_s"] * m),
+        "resume_nothing_left_2_workers_s": round(res["resume_nothing_left_s"] * m),
         "images_parquet_mb": round(res["table_bytes"]["images.parquet"] * m / 2**20),
         "objects_parquet_mb": round(res["table_bytes"]["objects.parquet"] * m / 2**20),
         "parts_gb": round(res["parts_bytes"] * m / 2**30, 1),
@@ -293,6 +321,7 @@ def main() -> int:
     ap.add_argument("--parts", default="scaling,startup,scale")
     ap.add_argument("--n-scaling", type=int, default=120)
     ap.add_argument("--n-scale", type=int, default=10_000)
+    ap.add_argument("--reps", type=int, default=3, help="scaling: interleaved repetitions (best is reported)")
     args = ap.parse_args()
     parts = args.parts.split(",")
     result_path = Path(__file__).resolve().parent / "results" / "pipeline.json"
@@ -305,7 +334,7 @@ def main() -> int:
     try:
         if "scaling" in parts:
             print(f"scaling, {args.n_scaling} images:", flush=True)
-            result["scaling"] = scaling(args.n_scaling, tmp)
+            result["scaling"] = scaling(args.n_scaling, tmp, args.reps)
             s = result["scaling"]
             print(f"  efficiency {s['efficiency_steady']:.0%} steady-state, {s['efficiency_wall']:.0%} wall "
                   f"(bar 85%)")

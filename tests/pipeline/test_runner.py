@@ -140,7 +140,7 @@ def test_folder_that_is_not_a_run_is_refused(nuclei_dir, tmp_path):
     with pytest.raises(RunDirError, match=r"is not empty and holds no deepscope run "
                                           r"\(no run\.json; found thesis\.docx\)"):
         run_pipeline(Pipeline.from_dict(segment_pipeline(nuclei_dir)), tmp_path / "busy", jobs=0)
-    assert (tmp_path / "busy" / "thesis.docx").read_text() == "precious"
+    assert [p.name for p in (tmp_path / "busy").iterdir()] == ["thesis.docx"]  # not even a lock file added
 
 
 def test_every_row_traces_to_inputs_pipeline_models_and_version(nuclei_dir, tmp_path):
@@ -184,6 +184,19 @@ def test_local_process_pool_gives_the_serial_tables(nuclei_dir, tmp_path):
     assert_same_tables(serial.run_dir, pooled.run_dir)
     assert len(list((tmp_path / "pool" / "overlays").glob("*.png"))) == 6
     assert lineage.read(tmp_path / "pool" / "overlays" / "img_00.png").inputs[0].path.endswith("img_00.tif")
+
+
+def test_tables_committed_in_blocks_on_the_workers(nuclei_dir, tmp_path, monkeypatch):
+    import deepscope.pipeline.runner as runner
+
+    p = Pipeline.from_dict(segment_pipeline(nuclei_dir))
+    serial = run_pipeline(p, tmp_path / "serial", jobs=0)
+    monkeypatch.setattr(runner, "COMMIT_BLOCK", 2)  # 3 blocks of 2 image sets, built by the 2 worker processes
+    blocks = run_pipeline(p, tmp_path / "blocks", jobs=2)
+    assert_same_tables(serial.run_dir, blocks.run_dir)
+    assert not (tmp_path / "blocks" / "commit").exists()  # the blocks are removed once concatenated
+    assert lineage.read(blocks.tables["images.parquet"]).extra["inputs_digest"] == \
+        lineage.read(serial.tables["images.parquet"]).extra["inputs_digest"]
 
 
 def test_catalog_records_the_run_and_images(nuclei_dir, tmp_path):

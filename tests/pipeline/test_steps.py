@@ -106,16 +106,21 @@ def test_apply_steps_normalises_before_measuring():
     assert set(np.unique(r.labels["Nuclei"])) == {0, 2}
 
 
-def test_trained_model_paths_are_used_and_recorded(nuclei_dir, tmp_path):
+def test_trained_model_paths_are_used_and_recorded(nuclei_dir, tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")  # noqa: F841
+    import deepscope.models
     from deepscope.models import CountModel, SegmentModel
 
     seg_card = SegmentModel().save(tmp_path / "seg")
     CountModel().save(tmp_path / "cnt")
-    spec = {"inputs": {"paths": [str(nuclei_dir / "img_0[0-1].tif")]},
-            "steps": [{"segment": {"model": str(tmp_path / "seg"), "tile": 64, "overlap": 16}},
+    loads = []
+    real_load = deepscope.models.load_model
+    monkeypatch.setattr(deepscope.models, "load_model", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k))
+    spec = {"inputs": {"paths": [str(nuclei_dir / "img_0[0-2].tif")]},
+            "steps": [{"segment": {"model": str(tmp_path / "seg"), "tile": 128, "overlap": 16}},
                       {"count": {"model": str(tmp_path / "cnt"), "name": "Cells"}}, {"measure": {}}]}
     result = run_pipeline(Pipeline.from_dict(spec), tmp_path / "run", jobs=0, device="cpu")
+    assert sorted(loads) == [str(tmp_path / "cnt"), str(tmp_path / "seg")]  # once per process, not per image
     images = pd.read_parquet(result.tables["images.parquet"])
     import json
 

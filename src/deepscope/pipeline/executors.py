@@ -68,6 +68,11 @@ class Executor:
     def open(self) -> None:
         """Check the executor can run now, before any work (a Dask scheduler is connected here)."""
 
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start` was called."""
+        return self._job is not None
+
     def start(self, job_json: str) -> None:
         """Start workers for a job (called once before :meth:`map_unordered`)."""
         self._job = job_json
@@ -263,7 +268,8 @@ def _preload(job_json: str) -> list[str]:
     steps = json.loads(job_json).get("pipeline", {}).get("steps", [])
     models = {opts.get("model") for st in steps for opts in st.values() if isinstance(opts, dict)}
     if models - {None, "otsu-watershed", "objects"}:
-        mods += ["torch", "deepscope.models"]
+        mods += ["torch", "safetensors.torch", "deepscope.models", "deepscope.models.networks",
+                 "deepscope.predict.engine", "deepscope.predict.instances", "deepscope.train.tasks"]
     return mods
 
 

@@ -24,7 +24,7 @@ _GLOB_CHARS = set("*?[")
 _FILE_KEYS = ("filename", "file_name", "file", "image", "image_name", "name", "path")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageSet:
     """One field of view: a file per channel and its metadata.
 

@@ -22,8 +22,8 @@ from deepscope.pipeline.executors import DaskExecutor, Executor, LocalExecutor, 
 from deepscope.pipeline.inputs import ImageSet, discover_image_sets
 from deepscope.pipeline.spec import OBJECT_COUNT, CountStep, Pipeline, SegmentStep, load_pipeline, zoo_dir
 from deepscope.pipeline.steps import Task, image_value_types, objects_schema, part_path, run_task
-from deepscope.pipeline.store import (ON_CHANGE, RunDirError, _now, lock_run_dir, plan_resume, prepare_run_dir,
-                                      scan_parts, write_error_part, write_manifest)
+from deepscope.pipeline.store import (ON_CHANGE, RunDirError, _now, check_run_dir, lock_run_dir, plan_resume,
+                                      prepare_run_dir, scan_parts, write_error_part, write_manifest)
 
 __all__ = ["RunResult", "run_pipeline", "resolve_models", "default_pipeline", "Progress", "INLINE_INPUTS_MAX",
            "DEFAULT_SEGMENT_MODEL"]
@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 #: Table lineage records list every input file up to this many; beyond, they give a digest of them
 #: (every row of ``images.*`` carries its own SHA-256s).
 INLINE_INPUTS_MAX = 10_000
+#: Image sets per block when committing the tables (blocks are built on the workers, then concatenated).
+COMMIT_BLOCK = 2000
 #: The segmentation model of ``deepscope analyze`` (otsu-watershed when it is not installed).
 DEFAULT_SEGMENT_MODEL = "nuclei"
 
@@ -250,8 +252,7 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike[str], out: str | os.Path
     models = resolve_models(pipeline)
     phash = pipeline.hash({ref: m.sha256 for ref, m in models.items()})
     sets, skipped = discover_image_sets(pipeline.inputs, exclude_dirs=[run_dir])
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirError(f"--out '{run_dir}' is a file; give a folder for the run's results")
+    check_run_dir(run_dir)  # before anything (even a lock file) is written into someone else's folder
     with ex:
         ex.open()  # an unreachable scheduler fails here, before the run folder is touched
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -315,17 +316,17 @@ def _run_locked(pipeline: Pipeline, run_dir: Path, ex: Executor, sets: list[Imag
     try:
         if progress is not None:
             progress(done, total, 0)
+        runr = run.to_dict()
+        job = {"pipeline": pipeline.to_dict(), "pipeline_hash": phash, "run_dir": str(run_dir),
+               "device": device, "run": {k: runr[k] for k in ("run_id", "command", "params", "models",
+                                                             "user", "host", "started",
+                                                             "deepscope_version", "software")}}
+        job["threads"] = max(1, (os.cpu_count() or 1) // max(1, ex.slots)) if not isinstance(
+            ex, DaskExecutor) else 0
+        job_json = json.dumps(job, sort_keys=True, default=str)
         if plan.todo:
-            runr = run.to_dict()
-            job = {"pipeline": pipeline.to_dict(), "pipeline_hash": phash, "run_dir": str(run_dir),
-                   "device": device, "run": {k: runr[k] for k in ("run_id", "command", "params", "models",
-                                                                 "user", "host", "started",
-                                                                 "deepscope_version", "software")}}
             by_key = {s.key: s for s in plan.todo}
             tasks = (Task(s.key, s.set_id, s.files) for s in plan.todo)
-            job["threads"] = max(1, (os.cpu_count() or 1) // max(1, ex.slots)) if not isinstance(
-                ex, DaskExecutor) else 0
-            job_json = json.dumps(job, sort_keys=True, default=str)
             ex.start(job_json)
             for task, res in ex.map_unordered(run_task, tasks):
                 if isinstance(res, BaseException):
@@ -344,7 +345,7 @@ def _run_locked(pipeline: Pipeline, run_dir: Path, ex: Executor, sets: list[Imag
         for s in missing:  # cannot happen unless an executor drops a task: never leave a hole
             write_error_part(run_dir, s, "no result was reported for this image set", pipeline_hash=phash,
                              run_id=run.run_id, objects_schema=objects_schema(pipeline))
-        committed = _commit(run_dir, sets, pipeline, models, run, catalog)
+        committed = _commit(run_dir, sets, pipeline, models, run, catalog, ex, job_json)
     except BaseException as exc:
         session.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
                        finished=_now(), processed=processed, error=f"{type(exc).__name__}: {exc}")
@@ -372,8 +373,26 @@ def _run_locked(pipeline: Pipeline, run_dir: Path, ex: Executor, sets: list[Imag
                      executor=ex.describe())
 
 
+def _block_mapper(ex: Executor, job_json: str) -> Callable[..., Any]:
+    """Build the tables' blocks on the executor's workers (in this process for a few blocks)."""
+
+    def map_blocks(fn: Callable[..., Any], blocks: Sequence[Any]) -> Any:
+        if len(blocks) <= 2 or isinstance(ex, SerialExecutor):
+            for b in blocks:
+                yield fn(job_json, b)
+            return
+        if not ex.started:
+            ex.start(job_json)
+        for _, res in ex.map_unordered(fn, blocks):
+            if isinstance(res, BaseException):
+                raise res
+            yield res
+
+    return map_blocks
+
+
 def _commit(run_dir: Path, sets: Sequence[ImageSet], pipeline: Pipeline, models: Mapping[str, Any], run: Any,
-            catalog: Any) -> Any:
+            catalog: Any, ex: Executor, job_json: str) -> Any:
     from deepscope.io import sha256_file
     from deepscope.pipeline.store import commit_tables
     from deepscope.provenance import lineage
@@ -389,6 +408,7 @@ def _commit(run_dir: Path, sets: Sequence[ImageSet], pipeline: Pipeline, models:
     committed = commit_tables(run_dir, sets, file_channels=file_channels, objects_schema=objects_schema(pipeline),
                               value_types=image_value_types(pipeline), model_cols=_model_columns(pipeline, models),
                               formats=pipeline.outputs.tables, record_for=record_for,
+                              map_blocks=_block_mapper(ex, job_json), chunk=COMMIT_BLOCK,
                               inline_inputs=INLINE_INPUTS_MAX)
     for name, path in committed.tables.items():
         if name.endswith(".csv"):

@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from deepscope.errors import DeepscopeError, InputError
 from deepscope.pipeline.inputs import ImageSet
-from deepscope.pipeline.steps import PART_SCHEMA, conform, part_path, read_part_meta, write_part
+from deepscope.pipeline.steps import PART_META_KEY, PART_SCHEMA, conform, part_path, read_part_meta, write_part
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from deepscope.provenance.lineage import Record
 
 __all__ = ["RunDirError", "RUN_SCHEMA", "MANIFEST", "ON_CHANGE", "Resume", "read_manifest", "write_manifest",
-           "prepare_run_dir", "lock_run_dir", "scan_parts", "plan_resume", "write_error_part", "commit_tables",
-           "Committed", "TABLE_NAMES"]
+           "check_run_dir", "prepare_run_dir", "lock_run_dir", "scan_parts", "plan_resume", "write_error_part",
+           "Block", "BlockResult", "build_block", "plan_blocks", "commit_tables", "Committed", "TABLE_NAMES"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ ON_CHANGE = ("refuse", "rerun")
 #: Base names of the committed tables.
 TABLE_NAMES = ("images", "objects")
 #: What a run writes, and so what ``on_change="rerun"`` may remove (nothing else is ever deleted).
-_OWNED = ("parts", "labels", "overlays", "pipeline.yaml", "skipped.csv", MANIFEST) + tuple(
+_OWNED = ("parts", "commit", "labels", "overlays", "pipeline.yaml", "skipped.csv", MANIFEST) + tuple(
     f"{t}.{ext}{side}" for t in TABLE_NAMES for ext in ("parquet", "csv") for side in ("", ".prov.json"))
 
 
@@ -135,6 +135,24 @@ def _clear(run_dir: Path) -> None:
             p.unlink()
 
 
+def check_run_dir(run_dir: str | os.PathLike[str]) -> None:
+    """Refuse a path that is a file, or a folder that holds files but no run manifest.
+
+    Raises
+    ------
+    RunDirError
+        With what was found there and the fix.
+    """
+    d = Path(run_dir)
+    if d.exists() and not d.is_dir():
+        raise RunDirError(f"--out '{d}' is a file; give a folder for the run's results")
+    if d.is_dir() and read_manifest(d) is None:
+        others = [p.name for p in d.iterdir() if p.name != ".lock"]
+        if others:
+            raise RunDirError(f"--out '{d}' is not empty and holds no deepscope run (no {MANIFEST}; found "
+                              f"{', '.join(sorted(others)[:5])}); choose a new or empty folder")
+
+
 def prepare_run_dir(run_dir: str | os.PathLike[str], *, pipeline_hash: str, pipeline_name: str,
                     on_change: str = "refuse") -> tuple[dict[str, Any], bool]:
     """Create a run folder, or check that an existing one belongs to this pipeline.
@@ -169,8 +187,7 @@ def prepare_run_dir(run_dir: str | os.PathLike[str], *, pipeline_hash: str, pipe
     if on_change not in ON_CHANGE:
         raise InputError(f"on_change={on_change!r} is not one of {ON_CHANGE}")
     d = Path(run_dir)
-    if d.exists() and not d.is_dir():
-        raise RunDirError(f"--out '{d}' is a file; give a folder for the run's results")
+    check_run_dir(d)
     new = {"schema": RUN_SCHEMA, "pipeline_hash": pipeline_hash, "pipeline_name": pipeline_name,
            "created": _now(), "status": "new", "sessions": []}
     if not d.exists():
@@ -178,10 +195,6 @@ def prepare_run_dir(run_dir: str | os.PathLike[str], *, pipeline_hash: str, pipe
         return new, True
     manifest = read_manifest(d)
     if manifest is None:
-        others = [p.name for p in d.iterdir() if p.name != ".lock"]
-        if others:
-            raise RunDirError(f"--out '{d}' is not empty and holds no deepscope run (no {MANIFEST}; found "
-                              f"{', '.join(sorted(others)[:5])}); choose a new or empty folder")
         return new, True
     if manifest.get("pipeline_hash") != pipeline_hash:
         if on_change == "refuse":
@@ -410,6 +423,85 @@ def _image_rows(metas: Sequence[Mapping[str, Any]], numbers: Sequence[int], sche
 
 
 @dataclass(frozen=True)
+class Block:
+    """A block of consecutive image sets whose parts one worker turns into table rows (see :func:`build_block`).
+
+    ``key`` and ``set_id`` name the block in executor messages.
+    """
+
+    key: str
+    set_id: str
+    run_dir: str
+    start: int
+    part_keys: tuple[str, ...]
+    set_ids: tuple[str, ...]
+    image_schema: pa.Schema
+    objects_schema: pa.Schema
+    model_cols: dict[str, str]
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    """What :func:`build_block` reports: counts and the first failures."""
+
+    key: str
+    n_images: int
+    n_objects: int
+    n_failed: int
+    failures: list[tuple[str, str]]
+
+
+def _block_path(run_dir: str | os.PathLike[str], key: str, table: str) -> Path:
+    return Path(run_dir) / "commit" / f"{key}.{table}.parquet"
+
+
+def build_block(job_json: str, block: Block) -> BlockResult:
+    """Read the parts of a block of image sets and write its image rows and object rows (in order).
+
+    Runs on any worker (the signature is an executor task's), so committing a large run is
+    spread over the cluster; the driver then only concatenates the blocks.
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        If a part is missing or cannot be read.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from deepscope.io import atomic_path
+
+    metas: list[dict[str, Any]] = []
+    objs: list[pa.Table] = []
+    failures: list[tuple[str, str]] = []
+    n_failed = 0
+    for i, (key, sid) in enumerate(zip(block.part_keys, block.set_ids)):
+        p = part_path(block.run_dir, key)
+        if not p.is_file():
+            raise InputError(f"image set {sid} has no result part ({p}); the run is not finished")
+        try:
+            t = pq.ParquetFile(p).read(use_threads=False)  # ~2x faster than read_table for small files
+            meta = json.loads((t.schema.metadata or {})[PART_META_KEY])
+        except Exception as exc:  # pyarrow raises several types for damaged files
+            raise InputError(f"result part '{p}' of {sid} cannot be read ({exc}); delete it and run again") from exc
+        metas.append(meta)
+        t = conform(t.replace_schema_metadata(None), block.objects_schema)
+        objs.append(t.add_column(0, "ImageNumber", pa.array([block.start + 1 + i] * t.num_rows, pa.int64())))
+        if meta.get("status") != "ok":
+            n_failed += 1
+            if len(failures) < 20:
+                failures.append((str(meta.get("set_id")), str(meta.get("error"))))
+    numbers = range(block.start + 1, block.start + 1 + len(metas))
+    images = _image_rows(metas, numbers, block.image_schema, pa.table({}), block.model_cols)
+    obj_schema = pa.schema([pa.field("ImageNumber", pa.int64())] + list(block.objects_schema))
+    objects = pa.concat_tables(objs) if objs else obj_schema.empty_table()
+    for name, table in (("images", images), ("objects", objects)):
+        with atomic_path(_block_path(block.run_dir, block.key, name)) as tmp:
+            pq.write_table(table, tmp, compression="lz4")
+    return BlockResult(block.key, len(metas), objects.num_rows, n_failed, failures)
+
+
+@dataclass(frozen=True)
 class Committed:
     """What :func:`commit_tables` wrote.
 
@@ -436,15 +528,38 @@ class Committed:
     extra: dict[str, Any]
 
 
+#: ``map_blocks(build_block, blocks) -> iterable of BlockResult`` (any order), e.g. an executor's map.
+BlockMap = Callable[[Callable[[str, Block], BlockResult], Sequence[Block]], Iterable[BlockResult]]
+
+
+def plan_blocks(run_dir: str | os.PathLike[str], sets: Sequence[ImageSet], *, image_schema: pa.Schema,
+                objects_schema: pa.Schema, model_cols: Mapping[str, str], chunk: int = 2000) -> list[Block]:
+    """Split a run's image sets into blocks of ``chunk`` consecutive sets for :func:`build_block`."""
+    return [Block(key=f"block-{i // chunk:06d}", set_id=f"table rows {i + 1}-{min(i + chunk, len(sets))}",
+                  run_dir=str(run_dir), start=i, part_keys=tuple(s.key for s in sets[i:i + chunk]),
+                  set_ids=tuple(s.set_id for s in sets[i:i + chunk]), image_schema=image_schema,
+                  objects_schema=objects_schema, model_cols=dict(model_cols))
+            for i in range(0, len(sets), chunk)]
+
+
+def _serial_map(fn: Callable[[str, Block], BlockResult], blocks: Sequence[Block]) -> Iterator[BlockResult]:
+    for b in blocks:
+        yield fn("", b)
+
+
 def commit_tables(run_dir: str | os.PathLike[str], sets: Sequence[ImageSet], *, file_channels: Sequence[str],
                   objects_schema: pa.Schema, value_types: Sequence[tuple[str, str]],
                   model_cols: Mapping[str, str], formats: Sequence[str],
                   record_for: Callable[[Path, list[Any], dict[str, Any]], Record] | None = None,
-                  chunk: int = 2000, threads: int = 8, inline_inputs: int = 10_000) -> Committed:
-    """Build ``images.*`` and ``objects.*`` from the parts in one streaming pass, and replace them atomically.
+                  map_blocks: BlockMap | None = None, chunk: int = 2000,
+                  inline_inputs: int = 10_000) -> Committed:
+    """Build ``images.*`` and ``objects.*`` from the parts, and replace them atomically.
 
-    Image sets are numbered ``ImageNumber`` 1..N in the order of ``sets``; object rows carry their
-    set's ``ImageNumber``. Memory is bounded by ``chunk`` image sets, whatever the run's size.
+    Two stages: blocks of ``chunk`` consecutive image sets are turned into rows by
+    :func:`build_block` (in parallel on the workers when ``map_blocks`` is an executor's map),
+    then the blocks are concatenated in order into the final files. Image sets are numbered
+    ``ImageNumber`` 1..N in the order of ``sets``; object rows carry their set's ``ImageNumber``.
+    Memory is bounded by one block, whatever the run's size.
 
     Parameters
     ----------
@@ -464,10 +579,10 @@ def commit_tables(run_dir: str | os.PathLike[str], sets: Sequence[ImageSet], *, 
     record_for : callable, optional
         ``record_for(path, inputs, extra) -> lineage.Record``; each Parquet table gets its record
         in its schema metadata (written with the footer, so the table is written once).
+    map_blocks : callable, optional
+        ``map_blocks(build_block, blocks)`` yielding the results in any order; default in this process.
     chunk : int
         Image sets per block.
-    threads : int
-        Threads reading parts.
     inline_inputs : int
         List input files in the lineage record up to this many; beyond, only their digest.
 
@@ -492,25 +607,21 @@ def commit_tables(run_dir: str | os.PathLike[str], sets: Sequence[ImageSet], *, 
     d = Path(run_dir)
     meta_table = _metadata_table(sets)
     img_schema = _image_schema(file_channels, meta_table.schema, value_types, model_cols)
+    block_schema = pa.schema([f for f in img_schema if f.name not in meta_table.column_names])
     obj_schema = pa.schema([pa.field("ImageNumber", pa.int64())] + list(objects_schema))
+    blocks = plan_blocks(d, sets, image_schema=block_schema, objects_schema=objects_schema, model_cols=model_cols,
+                         chunk=chunk)
+    n_files = sum(len(s.files) for s in sets)
+    shutil.rmtree(d / "commit", ignore_errors=True)
+    results = {r.key: r for r in (map_blocks or _serial_map)(build_block, blocks)}
+    missing = [b.set_id for b in blocks if b.key not in results]
+    if missing:
+        raise InputError(f"{len(missing)} block(s) of the tables were not built ({missing[0]}); run again")
     written: dict[str, Path] = {}
     refs: list[Any] = []
     digest = hashlib.sha256()
     n_files = n_objects = n_failed = 0
     failures: list[tuple[str, str]] = []
-
-    def read(s: ImageSet) -> tuple[dict[str, Any], pa.Table]:
-        p = part_path(d, s.key)
-        if not p.is_file():
-            raise InputError(f"image set {s.set_id} has no result part ({p}); the run is not finished")
-        try:
-            t = pq.ParquetFile(p).read(use_threads=False)  # ~2x faster than read_table for small files
-            meta = json.loads((t.schema.metadata or {})[b"deepscope.part"])
-        except Exception as exc:  # pyarrow raises several types for damaged files
-            raise InputError(f"result part '{p}' of {s.set_id} cannot be read ({exc}); delete it and run "
-                             "again") from exc
-        return meta, t.replace_schema_metadata(None)
-
     with contextlib.ExitStack() as stack:
         writers: dict[str, Any] = {}
         for table, schema in (("images", img_schema), ("objects", obj_schema)):
@@ -522,29 +633,27 @@ def commit_tables(run_dir: str | os.PathLike[str], sets: Sequence[ImageSet], *, 
                 else:
                     writers[name] = pacsv.CSVWriter(tmp, schema)
                 written[name] = d / name
-        pool = stack.enter_context(ThreadPoolExecutor(max_workers=threads))
-        for start in range(0, len(sets), chunk):
-            block = list(sets[start:start + chunk])
-            results = list(pool.map(read, block))
-            numbers = list(range(start + 1, start + 1 + len(block)))
-            metas = [m for m, _ in results]
-            for m in metas:
-                if m.get("status") != "ok":
-                    n_failed += 1
-                    if len(failures) < 20:
-                        failures.append((str(m.get("set_id")), str(m.get("error"))))
-                for f in m.get("files") or []:
-                    n_files += 1
-                    digest.update(f"{f['path']}\0{f.get('sha256')}\n".encode())
+        for b in blocks:
+            r = results[b.key]
+            n_objects += r.n_objects
+            n_failed += r.n_failed
+            failures.extend(r.failures[:max(0, 20 - len(failures))])
+            block_images = pq.ParquetFile(_block_path(d, b.key, "images")).read()
+            columns = [tuple(block_images.column(f"{c}_{ch}").to_pylist() for c in ("PathName", "FileName", "Sha256"))
+                       for ch in file_channels]
+            for i in range(block_images.num_rows):  # every input file, in table order
+                for folders, names, shas in columns:
+                    if names[i] is None:
+                        continue
+                    path = os.path.join(folders[i], names[i])
+                    digest.update(f"{path}\0{shas[i]}\n".encode())
                     if n_files <= inline_inputs:
-                        refs.append(InputRef(f["path"], f.get("sha256")))
-            images = _image_rows(metas, numbers, img_schema, meta_table.slice(start, len(block)), model_cols)
-            objs = []
-            for n, (_, t) in zip(numbers, results):
-                t = conform(t, objects_schema)
-                objs.append(t.add_column(0, "ImageNumber", pa.array([n] * t.num_rows, pa.int64())))
-            objects = pa.concat_tables(objs) if objs else obj_schema.empty_table()
-            n_objects += objects.num_rows
+                        refs.append(InputRef(path, shas[i]))
+            meta_slice = meta_table.slice(b.start, len(b.part_keys))
+            images = pa.Table.from_arrays(
+                [meta_slice.column(f.name) if f.name in meta_slice.column_names else block_images.column(f.name)
+                 for f in img_schema], schema=img_schema)
+            objects = pq.ParquetFile(_block_path(d, b.key, "objects")).read().cast(obj_schema)
             for fmt in formats:
                 writers[f"images.{fmt}"].write_table(images)
                 writers[f"objects.{fmt}"].write_table(objects)
@@ -552,7 +661,7 @@ def commit_tables(run_dir: str | os.PathLike[str], sets: Sequence[ImageSet], *, 
                                  "inputs_digest": digest.hexdigest(), "failed": n_failed}
         if n_files > inline_inputs:
             extra["inputs_note"] = (f"{n_files} input files, too many to list here: every row of images.* has the "
-                                    "path and SHA-256 of its files (inputs_digest covers them all, in order)")
+                                    "path and SHA-256 of its files")
             refs = []
         for name, w in writers.items():
             if name.endswith(".parquet"):
@@ -560,5 +669,6 @@ def commit_tables(run_dir: str | os.PathLike[str], sets: Sequence[ImageSet], *, 
                     w.add_key_value_metadata(embed_metadata(record_for(d / name, refs, extra)))
                 w.add_key_value_metadata({"deepscope.table": name.split(".")[0]})
             w.close()
+    shutil.rmtree(d / "commit", ignore_errors=True)
     return Committed(tables=written, n_images=len(sets), n_objects=n_objects, n_failed=n_failed,
                      failures=failures, inputs=refs, extra=extra)
