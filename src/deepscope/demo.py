@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from deepscope.data import GroupSplitter, ImageLoader
 
-    ds = ImageLoader(pattern="bbbc005", labels="count").load(sample_dir())
+    ds = ImageLoader(pattern="bbbc005", labels="count", recursive=False).load(sample_dir())
     tr, va, te = GroupSplitter(by="field").train_valid_test_split(ds, 0.6, 0.2, 0.2, seed=0)
     table = ds.to_dataframe()
     table["part"] = "train"

@@ -233,3 +233,13 @@ def test_real_sample_uint16(samples_dir):
     np.testing.assert_array_equal(img.data, tifffile.imread(samples_dir / "img2d.tif"))
 
 
+
+
+def test_written_files_follow_umask(tmp_path):
+    import os
+    import stat
+
+    p = write_tiff(tmp_path / "perm.tif", np.zeros((2, 2), np.uint8))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask
