@@ -252,8 +252,13 @@ def scale(n: int, tmp: Path) -> dict[str, Any]:
     print(f"  {n} images: {wall:.1f} s ({n / wall:.0f} img/s), driver peak RSS {rss_tenth.peak / 2**20:.0f} MB "
           f"at {n // 10} images, {rss.peak / 2**20:.0f} MB at {n}", flush=True)
 
+    from deepscope.provenance import lineage
+
     models = resolve_models(pipe)
-    job = {"pipeline": pipe.to_dict(), "pipeline_hash": r.pipeline_hash, "run_dir": str(run_dir), "run": {}}
+    run = lineage.Run.start(command="run", params={"pipeline": pipe.to_dict(), "pipeline_hash": r.pipeline_hash,
+                                                   "run_dir": str(run_dir)}, models=list(models.values()))
+    job = {"pipeline": pipe.to_dict(), "pipeline_hash": r.pipeline_hash, "run_dir": str(run_dir), "device": "auto",
+           "threads": 1, "run": run.to_dict()}  # as the runner sends it with every task
     res["task_message_bytes"] = len(pickle.dumps((json.dumps(job), Task(sets[0].key, sets[0].set_id, sets[0].files))))
     res["tasks_in_flight_local_2"] = 8
     t0 = time.perf_counter()

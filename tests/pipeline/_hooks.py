@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from deepscope.pipeline import DaskExecutor
+from deepscope.pipeline import DaskExecutor, LocalExecutor
 
 
 def kill_first_worker(marker: str, fn: Any, job_json: str, task: Any) -> Any:
@@ -30,3 +30,21 @@ class KillOnceDaskExecutor(DaskExecutor):
 
     def map_unordered(self, fn: Any, tasks: Iterable[Any], *, window: int | None = None) -> Iterator[Any]:
         return super().map_unordered(functools.partial(kill_first_worker, self.marker, fn), tasks, window=window)
+
+
+def kill_on(victim: str, fn: Any, job_json: str, task: Any) -> Any:
+    """Kill the worker process whenever it is given the image set ``victim`` (a poisonous image)."""
+    if task.set_id == victim:
+        os._exit(1)
+    return fn(job_json, task)
+
+
+class PoisonLocalExecutor(LocalExecutor):
+    """A local process pool in which one image set always kills its worker."""
+
+    def __init__(self, victim: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.victim = victim
+
+    def map_unordered(self, fn: Any, tasks: Iterable[Any], *, window: int | None = None) -> Iterator[Any]:
+        return super().map_unordered(functools.partial(kill_on, self.victim, fn), tasks, window=window)

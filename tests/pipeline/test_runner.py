@@ -165,6 +165,18 @@ def test_every_row_traces_to_inputs_pipeline_models_and_version(nuclei_dir, tmp_
     assert sha256_file(first["path"]) == first["Sha256_Image"]
 
 
+def test_image_that_kills_its_worker_becomes_an_error_row(nuclei_dir, tmp_path):
+    from ._hooks import PoisonLocalExecutor
+
+    p = Pipeline.from_dict(segment_pipeline(nuclei_dir))
+    result = run_pipeline(p, tmp_path / "run", executor=PoisonLocalExecutor("img_03.tif", jobs=2))
+    images = pd.read_parquet(result.tables["images.parquet"]).set_index("set_id")
+    assert result.n_sets == 6 and result.n_failed == 1  # the others, in flight when it struck, are not blamed
+    assert images.loc["img_03.tif", "status"] == "failed"
+    assert "WorkerLost: the worker process died twice while processing img_03.tif" in images.loc["img_03.tif", "error"]
+    assert (images.drop("img_03.tif")["status"] == "ok").all()
+
+
 def test_failed_sets_are_kept_unless_retried(nuclei_dir, tmp_path):
     (nuclei_dir / "img_04.tif").write_bytes(b"not an image at all")
     p = Pipeline.from_dict(segment_pipeline(nuclei_dir))

@@ -122,14 +122,17 @@ def test_from_dict_without_marks_still_names_the_key():
                             "steps": [{"segment": {"model": "otsu-watershed", "tta": "d16"}}]})
 
 
-def test_doctests_of_the_spec_and_inputs():
+def test_doctests_of_the_pipeline_modules():
     import doctest
 
     import deepscope.pipeline._yaml as y
+    import deepscope.pipeline.executors as ex
     import deepscope.pipeline.inputs as i
+    import deepscope.pipeline.runner as r
     import deepscope.pipeline.spec as s
     import deepscope.pipeline.steps as st
+    import deepscope.pipeline.store as so
 
-    for mod in (y, s, i, st):
+    for mod in (y, s, i, st, so, ex, r):
         res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert res.failed == 0, mod.__name__

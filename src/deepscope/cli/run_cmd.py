@@ -55,9 +55,9 @@ def _report(result: Any, started: float) -> None:
         console.print(f"  ... and {result.n_failed - 5} more: rows with status 'failed' in images.*")
     for sid, why in result.skipped[:3]:
         console.print(f"  [yellow]skipped[/] {sid}: {why}")
-    names = ", ".join(sorted(result.tables))
-    console.print(f"results in {result.run_dir}: {names}; how they were made: deepscope lineage "
-                  f"{result.run_dir / next(iter(sorted(result.tables)))}")
+    names = sorted(result.tables, key=lambda n: (not n.endswith(".parquet"), n))
+    console.print(f"results in {result.run_dir}: {', '.join(names)}; how they were made: deepscope lineage "
+                  f"{result.run_dir / names[0]}")
 
 
 def _execute(pipeline: Any, out: Path, *, jobs: int | None, workers: int | None, scheduler: str | None,

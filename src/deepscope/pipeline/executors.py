@@ -209,19 +209,31 @@ class LocalExecutor(Executor):
                 p.join(timeout=5)
 
     def map_unordered(self, fn: TaskFn, tasks: Iterable[Task], *, window: int | None = None) -> Iterator[Outcome]:
+        """See :meth:`Executor.map_unordered`.
+
+        When a worker process dies, every task in flight is lost with the pool. The pool is rebuilt
+        and the lost tasks are rerun one at a time, alone, so the one that kills its worker is
+        identified without blaming the others: it is retried once more, then reported as
+        :class:`WorkerLost`.
+        """
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
         assert self._pool is not None, "start() first"
         window = window or 4 * self.jobs
         source = iter(tasks)
-        retry: deque[Task] = deque()
-        attempts: dict[str, int] = {}
+        suspects: deque[Task] = deque()
+        deaths: dict[str, int] = {}
         pending: dict[Any, Task] = {}
 
         def fill() -> None:
+            if suspects:  # isolation: one suspect at a time, nothing else running
+                if not pending:
+                    t = suspects.popleft()
+                    pending[self._pool.submit(fn, self._job, t)] = t
+                return
             while len(pending) < window:
-                t = retry.popleft() if retry else next(source, None)
+                t = next(source, None)
                 if t is None:
                     return
                 pending[self._pool.submit(fn, self._job, t)] = t
@@ -239,19 +251,22 @@ class LocalExecutor(Executor):
                 except Exception as exc:
                     yield t, exc
             if broken:
-                # a worker died (killed, out of memory): every task in flight is lost with the pool
                 lost = broken + list(pending.values())
                 pending.clear()
                 self.close()
                 self._pool = self._new_pool()
-                logger.warning("a worker process died; restarted the pool and retrying %d image set(s)", len(lost))
-                for t in lost:
-                    attempts[t.key] = attempts.get(t.key, 0) + 1
-                    if attempts[t.key] >= 2:
-                        yield t, WorkerLost(f"the worker process died twice while processing {t.set_id} (out of "
-                                            "memory, or a crash in a library); it was not retried again")
+                if len(lost) == 1:  # it ran alone: it killed its worker
+                    t = lost[0]
+                    deaths[t.key] = deaths.get(t.key, 0) + 1
+                    if deaths[t.key] >= 2:
+                        yield t, WorkerLost(f"the worker process died twice while processing {t.set_id} alone "
+                                            "(out of memory, or a crash in a library); it was not retried again")
                     else:
-                        retry.append(t)
+                        suspects.appendleft(t)
+                else:
+                    logger.warning("a worker process died; rerunning the %d image set(s) it held one at a time",
+                                   len(lost))
+                    suspects.extend(lost)
             fill()
 
     def describe(self) -> str:
@@ -375,9 +390,14 @@ class DaskExecutor(Executor):
             return
         from distributed import Client, LocalCluster
 
+        import dask
+
         n = self.workers or default_jobs()
-        self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=self.processes,
-                                     dashboard_address=None, silence_logs=logging.ERROR)
+        # the workers' statistical profiler samples every thread's stack every 10 ms, holding the
+        # GIL: measurable on short image sets, and there is no dashboard to show it here
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=self.processes,
+                                         dashboard_address=None, silence_logs=logging.ERROR)
         self.client = Client(self._cluster, set_as_default=False)
 
     @property

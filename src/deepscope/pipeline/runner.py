@@ -325,14 +325,14 @@ def _run_locked(pipeline: Pipeline, run_dir: Path, ex: Executor, sets: list[Imag
             ex, DaskExecutor) else 0
         job_json = json.dumps(job, sort_keys=True, default=str)
         if plan.todo:
-            by_key = {s.key: s for s in plan.todo}
             tasks = (Task(s.key, s.set_id, s.files) for s in plan.todo)
             ex.start(job_json)
             for task, res in ex.map_unordered(run_task, tasks):
                 if isinstance(res, BaseException):
                     if not isinstance(res, WorkerLost):
                         raise res
-                    write_error_part(run_dir, by_key[task.key], f"WorkerLost: {res}", pipeline_hash=phash,
+                    lost = next(s for s in plan.todo if s.key == task.key)  # rare: no index kept for it
+                    write_error_part(run_dir, lost, f"WorkerLost: {res}", pipeline_hash=phash,
                                      run_id=run.run_id, objects_schema=objects_schema(pipeline))
                     failed_now += 1
                 elif not res.ok:
@@ -462,8 +462,8 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
     Examples
     --------
     >>> p = default_pipeline(["images/"], model="otsu-watershed")
-    >>> [next(iter(s.__dict__)) and s.kind for s in p.steps]
-    ['segment', 'count', 'measure']
+    >>> [s.kind for s in p.steps], p.outputs.overlays
+    (['segment', 'count', 'measure'], True)
     """
     if not paths:
         raise InputError("give at least one folder, image file or glob to analyze")
