@@ -13,7 +13,7 @@ import deepscope.demo
 from deepscope.cli.app import app
 from deepscope.pipeline.spec import zoo_dir
 
-from ..pipeline.conftest import segment_pipeline, write_nuclei
+from ..pipeline._data import segment_pipeline, write_nuclei
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ from deepscope.errors import ConfigError
 from deepscope.pipeline import DaskExecutor, Pipeline, SchedulerError, run_pipeline
 
 from ._hooks import KillOnceDaskExecutor
-from .conftest import segment_pipeline
+from ._data import segment_pipeline
 from .test_runner import assert_same_tables
 
 pytest.importorskip("distributed")

@@ -8,7 +8,7 @@ import deepscope.demo
 from deepscope.errors import InputError
 from deepscope.pipeline import Pipeline, discover_image_sets
 
-from .conftest import write_nuclei, write_plate
+from ._data import write_nuclei, write_plate
 
 PLATE_PATTERN = "plate-well-site-channel"
 

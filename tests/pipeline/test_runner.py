@@ -18,7 +18,7 @@ from deepscope.io import write_tiff
 from deepscope.pipeline import Pipeline, RunDirError, SerialExecutor, load_pipeline, read_manifest, run_pipeline
 from deepscope.provenance import lineage
 
-from .conftest import SIZE, segment_pipeline, write_nuclei
+from ._data import SIZE, segment_pipeline, write_nuclei
 
 
 def tables(run_dir):

@@ -12,7 +12,7 @@ from deepscope.measure import relate_objects
 from deepscope.pipeline import Pipeline, apply_steps, run_pipeline
 from deepscope.provenance import lineage
 
-from .conftest import SIZE, segment_pipeline
+from ._data import SIZE, segment_pipeline
 
 
 def test_objects_table_agrees_with_regionprops(nuclei_dir, tmp_path):
