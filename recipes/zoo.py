@@ -43,6 +43,7 @@ VARIANTS: dict[str, tuple[str, str, int]] = {
     "count-fix": ("count", "train_count", 2),
     "count-pct-synth": ("count", "train_count", 3),
     "count-pct-p4": ("count", "train_count", 11),
+    "count-pct-p4-ft": ("count", "train_count", 14),
     "countnet-book": ("count", "train_countnet_book", 4),
     "nuclei-b8": ("nuclei", "train_nuclei", 5),
     "nuclei-b16": ("nuclei", "train_nuclei", 6),
@@ -205,7 +206,7 @@ def train_count(variant: str, args: argparse.Namespace, run: Path) -> None:
         imgs = imgs + simgs
         counts = np.concatenate([counts, np.array(scounts, np.float32)])
         dens = [np.full(im.shape, np.nan, np.float32) for im in imgs[: len(tr)]] + sdens
-    pool, base, depth = (4, 16, 3) if variant.endswith("p4") else (2, 8, 4)
+    pool, base, depth = (4, 16, 3) if "p4" in variant else (2, 8, 4)
     arch = ArchConfig("unet", in_channels=1, out_channels=2, base=base, depth=depth, pool_input=pool)
     model = CountModel(arch, spec, card=_card(variant, "count", args, {
         "description": "Counts cells in BBBC005-like fluorescence images (any size): density U-Net on 2x-binned "
@@ -220,8 +221,15 @@ def train_count(variant: str, args: argparse.Namespace, run: Path) -> None:
         net = build_network(ArchConfig("unet", 1, 2, base=base, depth=depth, pool_input=pool // 2))
     with torch.no_grad():
         net.head.bias.fill_(-7.0)
-    cfg = _config(args, batch_size=16, lr=2e-3, weight_decay=1e-4, schedule="cosine", warmup_steps=100,
-                  monitor="val_mae", mode="min")
+    finetune = variant.endswith("-ft")
+    if finetune:  # continue a first run (same weights: the binning layer has no parameters)
+        from safetensors.torch import load_file
+
+        init = Path(args.init) / variant.removesuffix("-ft") / "model.safetensors"
+        net.load_state_dict(load_file(str(init)))
+        model.card["training"]["initialised_from"] = f"{variant.removesuffix('-ft')} (first run)"
+    cfg = _config(args, batch_size=16, lr=3e-4 if finetune else 2e-3, weight_decay=1e-4, schedule="cosine",
+                  warmup_steps=0 if finetune else 100, monitor="val_mae", mode="min")
     result = Trainer(net, task, cfg, run, progress=False).fit()
     model._net = build_network(arch)
     _finish(model, run, result, t0)

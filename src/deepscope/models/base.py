@@ -239,6 +239,10 @@ class DeepscopeModel:
         for name in ("model.safetensors", BEST):
             if (d / name).exists():
                 self.load_weights(d / name)
+                card = d / "model.json"
+                if card.exists():  # tuned post-processing / calibrated intervals live in the card
+                    saved = json.loads(card.read_text())
+                    self.card["output"] = {**self.card.get("output", {}), **saved.get("output", {})}
                 return self
         raise ModelError(f"no trained weights (model.safetensors or {BEST}) in '{d}'")
 
@@ -275,6 +279,9 @@ class DeepscopeModel:
         tc = {k: v for k, v in train_options.items() if k in known}
         task_opts = {k: v for k, v in train_options.items() if k not in known}
         tc.setdefault("device", self.device_name)
+        if valid_dataset is None or not len(valid_dataset):
+            tc.setdefault("monitor", "train_loss")  # nothing to validate on: keep the lowest training loss
+            tc.setdefault("mode", "min")
         tc.setdefault("monitor", self.default_monitor()[0])
         tc.setdefault("mode", self.default_monitor()[1])
         config = TrainConfig(epochs=nb_epoch, **tc)

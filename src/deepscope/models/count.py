@@ -49,6 +49,9 @@ class CountModel(DeepscopeModel):
         super().__init__(arch, spec, **kwargs)
         out = self.card["output"]
         out.setdefault("head", "regress" if arch.arch == "book-countnet" else "density")
+        # counting networks train on whole, unpadded images (the U-Net accepts any size), so they
+        # also predict unpadded: reflect-padding adds content whose density would be counted
+        out.setdefault("pad_input", False)
         out.setdefault("interval", {"method": "scaled-std" if out["head"] == "density" else "absolute",
                                     "scale": 1.96, "level": 0.95, "calibrated_on": None})
 
@@ -121,8 +124,8 @@ class CountModel(DeepscopeModel):
 
     # ------------------------------------------------------------------ prediction
     def count_arrays(self, images: list[np.ndarray], *, batch_size: int = 8, channel: int | None = None,
-                     paths: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Counts and standard deviations for raw images (any sizes)."""
+                     paths: list[str] | None = None, tta: str = "none") -> tuple[np.ndarray, np.ndarray]:
+        """Counts and standard deviations for raw images (any sizes); ``tta`` averages over flips/rotations."""
         import torch
 
         from deepscope.predict.engine import run_network
@@ -137,9 +140,19 @@ class CountModel(DeepscopeModel):
                     outs.append(net(x.to(self.device)).float().reshape(-1).cpu().numpy())
             counts = np.concatenate(outs) if outs else np.zeros(0)
             return np.maximum(counts, 0.0), np.zeros_like(counts)
-        maps = run_network(net, prepared, stride=self.arch.stride, device=self.device, batch_size=batch_size)
-        counts = np.array([_softplus(m[0]).sum() for m in maps], dtype=float)
-        var = np.array([_softplus(m[1]).sum() + 1e-2 for m in maps], dtype=float)
+        import torch
+
+        stride = self.arch.stride if self.card["output"].get("pad_input") else self.arch.pool_input
+        small = [i for i, p in enumerate(prepared) if min(p.shape[:2]) < self.arch.pool_input]
+        if small:
+            i = small[0]
+            raise InputError(f"{paths[i] if paths else 'image'}: {prepared[i].shape[:2]} is smaller than the "
+                             f"model's {self.arch.pool_input}x{self.arch.pool_input} binning; nothing to count")
+        # densities are averaged after the softplus (averaging logits would bias sums downwards)
+        maps = run_network(net, prepared, stride=stride, device=self.device, batch_size=batch_size, tta=tta,
+                           activation=torch.nn.Softplus())
+        counts = np.array([m[0].sum() for m in maps], dtype=float)
+        var = np.array([m[1].sum() + 1e-2 for m in maps], dtype=float)
         return counts, np.sqrt(var)
 
     def interval(self, count: float, std: float) -> tuple[float, float]:
@@ -169,6 +182,3 @@ class CountModel(DeepscopeModel):
         counts, _ = self.count_arrays([dataset.get_image(i) for i in range(len(dataset))], **kwargs)
         return counts
 
-
-def _softplus(x: np.ndarray) -> np.ndarray:
-    return np.logaddexp(0.0, x)

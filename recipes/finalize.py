@@ -1,0 +1,326 @@
+"""Finalise trained zoo variants: calibrate on the validation parts, evaluate on the test parts, install.
+
+    .venv/bin/python recipes/finalize.py --runs .gpu/run1 [--only count-bbbc005,nuclei,...]
+
+For each shipped model this script takes the chosen variant from the training run folder
+(``recipes/zoo.py``), then on this machine (CPU):
+- count-bbbc005: split-conformal calibration of the 95% interval on the BBBC005 validation fields;
+- nuclei: tunes the watershed thresholds on the DSB2018 validation images;
+- cells-bbbc005: tunes the thresholds on synthetic validation fields (no real masks exist);
+- restoration models: records the input statistics used for the modality warning;
+and evaluates each on held-out data (BBBC005 test fields, DSB2018 test images, fresh synthetic fields),
+writes the figures into the model card (``metrics``) and installs weights + card into
+``src/deepscope/models/zoo/<name>.{safetensors,json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from pack_data import bbbc005_split, dsb_split  # noqa: E402
+
+ROOT = HERE.parent
+ZOO = ROOT / "src" / "deepscope" / "models" / "zoo"
+
+#: shipped name -> variant folder in the run
+CHOICES = {
+    "count-bbbc005": "count-pct-p4",
+    "nuclei": "nuclei-b8",
+    "cells-bbbc005": "cells-bbbc005",
+    "deblur-bbbc005": "deblur-bbbc005",
+    "label-bbbc005-w2": "label-bbbc005-w2",
+    "sr2x-bbbc005": "sr2x-bbbc005",
+}
+
+SPLIT_NOTE = {
+    "bbbc005": "GroupSplitter(by='field') 80/10/10 seed 0 of ../shared/data/bbbc005 (recipes/pack_data.py)",
+    "dsb2018": "RandomSplitter 80/10/10 seed 0 of ../shared/data/dsb2018 (recipes/pack_data.py)",
+}
+
+
+def _round(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _round(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [_round(v) for v in d]
+    if isinstance(d, (float, np.floating)):
+        return round(float(d), 4)
+    if isinstance(d, np.integer):
+        return int(d)
+    return d
+
+
+# ============================================================================ evaluation helpers (also used by benchmarks)
+
+def count_eval(model: Any, part: str = "test", *, tta: str = "none") -> dict[str, Any]:
+    """Count metrics of a count model on a BBBC005 part, overall and per blur/stain."""
+    from deepscope.evaluate import count_metrics
+
+    ds, parts = bbbc005_split()
+    idx = np.flatnonzero(parts == part)
+    imgs = [ds.get_image(int(i)) for i in idx]
+    res = model.count_images(imgs, tta=tta) if tta != "none" else model.count_images(imgs)
+    pred = np.array([r.count for r in res])
+    lo = np.array([r.low for r in res])
+    hi = np.array([r.high for r in res])
+    md = ds.metadata.iloc[idx].reset_index(drop=True)
+    table = count_metrics(ds.y[idx], pred, low=lo, high=hi, strata=md[["blur", "stain"]])
+    return {"table": table, "pred": pred, "true": ds.y[idx].astype(float), "metadata": md}
+
+
+def table_to_dict(table: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for _, row in table.iterrows():
+        key = "overall" if row["stratum"] in ("overall", "all") else \
+            f"{row['stratum']}={row['value']}"
+        out[key] = {k: row[k] for k in table.columns if k not in ("stratum", "value")}
+    return out
+
+
+def dsb_eval(model: Any, part: str = "test", *, tta: str = "none") -> dict[str, Any]:
+    """Instance metrics of a segmentation model on a DSB2018 part."""
+    from deepscope.evaluate import match_instances
+
+    ds, parts = dsb_split()
+    idx = np.flatnonzero(parts == part)
+    rs = []
+    for i in idx:
+        pred = model.predict_image(ds.get_image(int(i)), tta=tta)
+        rs.append(match_instances(ds.get_label(int(i)), pred))
+    return instance_summary(rs)
+
+
+def instance_summary(rs: list[Any]) -> dict[str, Any]:
+    th = rs[0].thresholds
+    tp = np.sum([r.tp for r in rs], 0)
+    fp = np.sum([r.fp for r in rs], 0)
+    fn = np.sum([r.fn for r in rs], 0)
+    k5, k9 = int(np.argmin(np.abs(th - 0.5))), int(np.argmin(np.abs(th - 0.9)))
+    return {
+        "n_images": len(rs), "n_true": int(sum(r.n_true for r in rs)), "n_pred": int(sum(r.n_pred for r in rs)),
+        "dsb_score": float(np.mean([r.mean_ap for r in rs])),
+        "f1@0.5_mean": float(np.mean([r.f1[k5] for r in rs])),
+        "f1@0.5_pooled": float(2 * tp[k5] / max(1, 2 * tp[k5] + fp[k5] + fn[k5])),
+        "f1@0.75_pooled": float(2 * tp[int(np.argmin(np.abs(th - 0.75)))] / max(1, 2 * tp[int(np.argmin(np.abs(th - 0.75)))]
+                                                                                + fp[int(np.argmin(np.abs(th - 0.75)))]
+                                                                                + fn[int(np.argmin(np.abs(th - 0.75)))])),
+        "f1@0.9_mean": float(np.mean([r.f1[k9] for r in rs])),
+        "f1@0.9_pooled": float(2 * tp[k9] / max(1, 2 * tp[k9] + fp[k9] + fn[k9])),
+        "pq@0.5_mean": float(np.mean([r.pq[k5] for r in rs])),
+    }
+
+
+def synth_fields(n: int, seed: int, size: tuple[int, int] = (520, 696)) -> list[Any]:
+    from deepscope.data.synth import generate_field
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        count = int(rng.integers(1, 101))
+        blur = int(rng.choice([1, 23, 48]))
+        out.append((generate_field(count, size=size, blurs=(blur,), stains=(1, 2), seed=int(rng.integers(2**31))),
+                    blur))
+    return out
+
+
+def cells_eval(model: Any, fields: list[Any]) -> dict[str, Any]:
+    from deepscope.evaluate import match_instances
+
+    out = {}
+    for stain, key in ((1, "nuclei"), (2, "cells")):
+        rs = [match_instances(f.labels(stain), model.predict_image(f.images[(stain, b)])) for f, b in fields]
+        out[f"w{stain}_{key}"] = instance_summary(rs)
+    return out
+
+
+def real_bbbc005_object_counts(model: Any, part: str = "test") -> dict[str, Any]:
+    """Real BBBC005 has no masks here: compare the number of segmented objects with the file-name count."""
+    ds, parts = bbbc005_split()
+    idx = np.flatnonzero(parts == part)
+    md = ds.metadata.iloc[idx].reset_index(drop=True)
+    n = np.array([int(model.predict_image(ds.get_image(int(i))).max()) for i in idx])
+    y = ds.y[idx].astype(float)
+    out: dict[str, Any] = {"mae_objects_vs_count": float(np.abs(n - y).mean())}
+    for col in ("stain", "blur"):
+        for v in sorted(md[col].unique()):
+            m = (md[col] == v).to_numpy()
+            out[f"mae_{col}={v}"] = float(np.abs(n[m] - y[m]).mean())
+    return out
+
+
+# ============================================================================ per model
+
+def finalize_count(model: Any) -> None:
+    ds, parts = bbbc005_split()
+    va = np.flatnonzero(parts == "valid")
+    counts, std = model.count_arrays([ds.get_image(int(i)) for i in va])
+    model.calibrate_interval(ds.y[va].astype(float), counts, std, name="BBBC005 validation fields (120 images)")
+    ev = count_eval(model, "test")
+    model.card["metrics"] = {"bbbc005_test_fields": table_to_dict(ev["table"])}
+    model.card["evaluation"] = {"split": SPLIT_NOTE["bbbc005"], "test_images": int(len(ev["pred"]))}
+
+
+def finalize_nuclei(model: Any) -> None:
+    from deepscope.evaluate import match_instances
+    from deepscope.predict.instances import PostprocessConfig, instances_from_maps
+
+    ds, parts = dsb_split()
+    va = np.flatnonzero(parts == "valid")
+    maps = [model.maps(ds.get_image(int(i))) for i in va]
+    labs = [ds.get_label(int(i)) for i in va]
+    best: tuple[float, Any] = (-1.0, None)
+    for fg in (0.4, 0.5, 0.6):
+        for s in (0.4, 0.5, 0.6):
+            for ms in (8, 20, 40):
+                for mss in (2, 10):
+                    cfg = PostprocessConfig(fg_threshold=fg, seed_threshold=s, min_size=ms, min_seed_size=mss)
+                    sc = float(np.mean([match_instances(l, instances_from_maps(m[0], m[1], cfg)).mean_ap
+                                        for m, l in zip(maps, labs)]))
+                    if sc > best[0]:
+                        best = (sc, cfg)
+    model.card["output"]["postprocess"] = best[1].to_dict()
+    model.card["output"]["postprocess_tuned_on"] = f"DSB2018 validation images ({len(va)}), DSB score {best[0]:.4f}"
+    model.card["metrics"] = {"dsb2018_test": dsb_eval(model, "test"), "dsb2018_valid": dsb_eval(model, "valid")}
+    model.card["evaluation"] = {"split": SPLIT_NOTE["dsb2018"]}
+
+
+def finalize_cells(model: Any) -> None:
+    from deepscope.evaluate import match_instances
+    from deepscope.predict.instances import PostprocessConfig, instances_from_maps
+
+    valid = synth_fields(12, seed=101)
+    items = []
+    for f, b in valid:
+        for stain in (1, 2):
+            items.append((model.maps(f.images[(stain, b)]), f.labels(stain)))
+    best: tuple[float, Any] = (-1.0, None)
+    for fg in (0.4, 0.5, 0.6):
+        for s in (0.3, 0.4, 0.5, 0.6):
+            for mss in (2, 10, 30):
+                cfg = PostprocessConfig(fg_threshold=fg, seed_threshold=s, min_size=30, min_seed_size=mss)
+                sc = float(np.mean([match_instances(l, instances_from_maps(m[0], m[1], cfg)).mean_ap for m, l in items]))
+                if sc > best[0]:
+                    best = (sc, cfg)
+    model.card["output"]["postprocess"] = best[1].to_dict()
+    model.card["output"]["postprocess_tuned_on"] = f"24 synthetic validation images (seed 101), DSB score {best[0]:.4f}"
+    model.card["metrics"] = {
+        "synthetic_test_fields_seed202": cells_eval(model, synth_fields(12, seed=202)),
+        "bbbc005_test_fields_object_count": real_bbbc005_object_counts(model, "test"),
+    }
+    model.card["evaluation"] = {"synthetic": "12 fresh fields (counts 1-100, blur 1/23/48), both stains",
+                                "real": "number of objects vs file-name count on " + SPLIT_NOTE["bbbc005"]}
+
+
+def restore_pairs(rule: str, part: str = "test") -> list[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
+    ds, parts = bbbc005_split()
+    md = ds.metadata
+    key = {(md.field[i], int(md.blur[i]), int(md.stain[i])): i for i in range(len(ds))}
+    out = []
+    for i in np.flatnonzero(parts == part):
+        f, b, s = md.field[i], int(md.blur[i]), int(md.stain[i])
+        if rule == "deblur" and b != 1 and (f, 1, s) in key:
+            j = key[(f, 1, s)]
+        elif rule == "label" and s == 1 and (f, b, 2) in key:
+            j = key[(f, b, 2)]
+        elif rule == "sr" and b == 1:
+            j = i
+        else:
+            continue
+        out.append((ds.get_image(int(i)), ds.get_image(int(j)), {"field": f, "blur": b, "stain": s,
+                                                                 "count": int(ds.y[i])}))
+    return out
+
+
+def restore_eval(model: Any, rule: str, part: str = "test") -> dict[str, Any]:
+    from deepscope.evaluate import pearson, psnr, ssim
+
+    rows = []
+    for x, y, meta in restore_pairs(rule, part):
+        if rule == "sr":
+            h, w = (x.shape[0] // 2) * 2, (x.shape[1] // 2) * 2
+            xs = x[:h, :w].astype(np.float32)
+            x = (0.25 * (xs[0::2, 0::2] + xs[1::2, 0::2] + xs[0::2, 1::2] + xs[1::2, 1::2]))
+            y = y[:h, :w]
+        out = model.predict_image(x, dtype="float32")
+        rows.append({**meta, "psnr": psnr(y.astype(np.float32), out, data_range=255.0),
+                     "ssim": ssim(y.astype(np.float32), out, data_range=255.0),
+                     "pearson": pearson(y.astype(np.float32), out)})
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    res: dict[str, Any] = {"n_pairs": len(df)}
+    for col in ("psnr", "ssim", "pearson"):
+        res[col] = float(df[col].mean())
+    for b in sorted(df.blur.unique()):
+        for col in ("psnr", "ssim", "pearson"):
+            res[f"{col}_blur={b}"] = float(df[df.blur == b][col].mean())
+    return res
+
+
+def finalize_restore(model: Any, rule: str) -> None:
+    model.card["metrics"] = {"bbbc005_test_fields": restore_eval(model, rule, "test")}
+    model.card["evaluation"] = {"split": SPLIT_NOTE["bbbc005"],
+                                "pairs": {"deblur": "F23/F48 -> F1, same field and stain",
+                                          "label": "w1 -> w2, same field and blur",
+                                          "sr": "2x2-binned F1 -> F1"}[rule]}
+
+
+# ============================================================================ driver
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", nargs="+", default=[str(ROOT / ".gpu" / "run1")],
+                    help="training run folders to look for variants in (first match wins)")
+    ap.add_argument("--only", default="", help="comma-separated shipped names")
+    ap.add_argument("--zoo", default=str(ZOO))
+    args = ap.parse_args(argv)
+    from deepscope.models import load_model
+
+    names = args.only.split(",") if args.only else list(CHOICES)
+    zoo = Path(args.zoo)
+    zoo.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        variant = CHOICES[name]
+        src = next((Path(r) / variant for r in args.runs if (Path(r) / variant / "model.json").exists()), None)
+        if src is None:
+            print(f"{name}: variant {variant} not found in {args.runs}; skipped")
+            continue
+        t = time.perf_counter()
+        model = load_model(src, device="cpu")
+        model.name = name
+        model.card["name"] = name
+        model.card["variant"] = variant
+        model.card.setdefault("training", {})["recipe"] = (
+            f"recipes/pack_data.py, then recipes/zoo.py train --only {variant} (GPU; see recipes/README.md), "
+            f"then recipes/finalize.py --only {name}")
+        if name == "count-bbbc005":
+            finalize_count(model)
+        elif name == "nuclei":
+            finalize_nuclei(model)
+        elif name == "cells-bbbc005":
+            finalize_cells(model)
+        elif name == "deblur-bbbc005":
+            finalize_restore(model, "deblur")
+        elif name == "label-bbbc005-w2":
+            finalize_restore(model, "label")
+        elif name == "sr2x-bbbc005":
+            finalize_restore(model, "sr")
+        model.card = _round(model.card)
+        model.card.pop("created", None)
+        model.save(zoo / f"{name}.json")
+        print(f"{name}: installed from {src} in {time.perf_counter() - t:.0f}s")
+        print(json.dumps(model.card.get("metrics"), indent=1, default=str)[:2000])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
