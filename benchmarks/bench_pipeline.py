@@ -331,9 +331,9 @@ def main() -> int:
     parts = args.parts.split(",")
     result_path = Path(__file__).resolve().parent / "results" / "pipeline.json"
     result: dict[str, Any] = {}
-    if result_path.exists():  # keep the parts not rerun now
+    if result_path.exists():  # keep the parts not rerun now, and every scaling session (the machine is shared)
         result = {k: v for k, v in json.loads(result_path.read_text()).items()
-                  if k in ("scaling", "startup", "scale")}
+                  if k in ("scaling", "scaling_sessions", "startup", "scale")}
     result["command"] = "python benchmarks/bench_pipeline.py " + " ".join(sys.argv[1:])
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     try:
@@ -341,6 +341,8 @@ def main() -> int:
             print(f"scaling, {args.n_scaling} images:", flush=True)
             result["scaling"] = scaling(args.n_scaling, tmp, args.reps)
             s = result["scaling"]
+            s["date"] = time.strftime("%Y-%m-%d %H:%M:%S")
+            result.setdefault("scaling_sessions", []).append(s)
             print(f"  efficiency {s['efficiency_steady']:.0%} steady-state, {s['efficiency_wall']:.0%} wall "
                   f"(bar 85%)")
         if "startup" in parts:
