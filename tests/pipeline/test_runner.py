@@ -177,6 +177,26 @@ def test_image_that_kills_its_worker_becomes_an_error_row(nuclei_dir, tmp_path):
     assert (images.drop("img_03.tif")["status"] == "ok").all()
 
 
+def test_workers_that_cannot_load_the_model_stop_the_run_with_a_clear_error(nuclei_dir, tmp_path):
+    pytest.importorskip("torch")
+    from deepscope.models import SegmentModel
+    from deepscope.pipeline import WorkerStartError
+
+    SegmentModel().save(tmp_path / "seg")
+    weights = tmp_path / "seg" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"tampered")  # no longer the card's SHA-256
+    spec = segment_pipeline(nuclei_dir)
+    spec["steps"][0]["segment"]["model"] = str(tmp_path / "seg")
+    with pytest.raises(WorkerStartError, match=r"the worker processes could not start: they died while loading "
+                                               r"the pipeline or its models"):
+        run_pipeline(Pipeline.from_dict(spec), tmp_path / "run", jobs=1)
+    assert read_manifest(tmp_path / "run")["status"] == "failed" and n_parts(tmp_path / "run") == 0
+    from deepscope.errors import ModelError
+
+    with pytest.raises(ModelError, match="have sha256 .* but the model card says"):  # in-process: the cause itself
+        run_pipeline(Pipeline.from_dict(spec), tmp_path / "run", jobs=0)
+
+
 def test_failed_sets_are_kept_unless_retried(nuclei_dir, tmp_path):
     (nuclei_dir / "img_04.tif").write_bytes(b"not an image at all")
     p = Pipeline.from_dict(segment_pipeline(nuclei_dir))

@@ -14,7 +14,7 @@ dask when a Dask executor starts.
 from __future__ import annotations
 
 from deepscope.pipeline.executors import (DaskExecutor, Executor, LocalExecutor, SchedulerError, SerialExecutor,
-                                          WorkerLost, connect, default_jobs)
+                                          WorkerLost, WorkerStartError, connect, default_jobs)
 from deepscope.pipeline.inputs import ImageSet, discover_image_sets, set_key, set_stem
 from deepscope.pipeline.runner import RunResult, default_pipeline, resolve_models, run_pipeline
 from deepscope.pipeline.spec import (ChannelGrouping, CountStep, FilterStep, Inputs, MeasureStep, NormalizeStep,
@@ -27,5 +27,5 @@ __all__ = [
     "RelateStep", "MeasureStep", "FilterStep", "load_pipeline", "default_pipeline", "run_pipeline", "RunResult",
     "resolve_models", "ImageSet", "discover_image_sets", "set_key", "set_stem", "apply_steps", "SetResult",
     "Executor", "SerialExecutor", "LocalExecutor", "DaskExecutor", "connect", "default_jobs", "SchedulerError",
-    "WorkerLost", "RunDirError", "ON_CHANGE", "read_manifest",
+    "WorkerLost", "WorkerStartError", "RunDirError", "ON_CHANGE", "read_manifest",
 ]

@@ -27,7 +27,8 @@ from typing import Any
 from deepscope.errors import ConfigError, DeepscopeError
 from deepscope.pipeline.steps import Task, TaskResult, init_worker
 
-__all__ = ["Executor", "SerialExecutor", "LocalExecutor", "DaskExecutor", "WorkerLost", "SchedulerError",
+__all__ = ["Executor", "SerialExecutor", "LocalExecutor", "DaskExecutor", "WorkerLost", "WorkerStartError",
+           "SchedulerError",
            "default_jobs", "connect"]
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,14 @@ class SchedulerError(DeepscopeError, ConnectionError):
 
 class WorkerLost(DeepscopeError, RuntimeError):
     """The worker processing an image set died (more than once) before it could report."""
+
+
+class WorkerStartError(DeepscopeError, RuntimeError):
+    """Worker processes died while starting (loading the pipeline or its models), before any image."""
+
+
+def _ping() -> int:
+    return os.getpid()
 
 
 def default_jobs() -> int:
@@ -195,7 +204,18 @@ class LocalExecutor(Executor):
                                    initargs=(self._job,))
 
     def _start(self, job_json: str) -> None:
+        from concurrent.futures.process import BrokenProcessPool
+
         self._pool = self._new_pool()
+        try:  # one worker starts (imports, loads the models) and answers before any image is sent
+            self._pool.submit(_ping).result()
+        except BrokenProcessPool:
+            self.close()
+            raise WorkerStartError(
+                "the worker processes could not start: they died while loading the pipeline or its models (the "
+                "error is printed above). If you call run_pipeline from a script, put the call under "
+                "`if __name__ == \"__main__\":` (worker processes import the script that started them); or run "
+                "with jobs=0 (in this process) to see the error directly") from None
 
     def close(self) -> None:
         pool, self._pool = self._pool, None

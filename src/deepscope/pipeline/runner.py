@@ -242,6 +242,11 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike[str], out: str | os.Path
     10 image sets (10 processed now, 0 already done), 412 objects, 0 failed, in 4.1 s
     """
     t0 = time.perf_counter()
+    import multiprocessing as mp
+
+    if getattr(mp.current_process(), "_inheriting", False):
+        raise ConfigError("run_pipeline was called while a worker process was importing the script that started "
+                          "the run; put the call under `if __name__ == \"__main__\":` in that script")
     if on_change not in ON_CHANGE:
         raise ConfigError(f"on_change={on_change!r} is not one of {', '.join(ON_CHANGE)}")
     if not isinstance(pipeline, Pipeline):
