@@ -151,7 +151,13 @@ def startup(tmp: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     model.predict_image(img)
     out["unet_first_predict_1_thread_s"] = round(time.perf_counter() - t0, 2)
-    for label, model in (("otsu-watershed", "otsu-watershed"), ("deep model (U-Net folder)", str(tmp / "unet"))):
+    from deepscope.pipeline.spec import zoo_dir
+
+    models = [("otsu-watershed", "otsu-watershed")]
+    if (zoo_dir() / "nuclei.json").is_file():
+        models.append(("shipped nuclei model", "nuclei"))
+    models.append(("deep model (untrained U-Net folder)", str(tmp / "unet")))
+    for label, model in models:
         spec = tmp / f"startup_{len(out)}.yaml"
         spec.write_text(yaml.safe_dump(spec_dict(paths, model=model)))
         trials = []
