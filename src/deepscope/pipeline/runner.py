@@ -26,7 +26,7 @@ from deepscope.pipeline.store import (ON_CHANGE, RunDirError, _now, check_run_di
                                       prepare_run_dir, scan_parts, write_error_part, write_manifest)
 
 __all__ = ["RunResult", "run_pipeline", "resolve_models", "default_pipeline", "Progress", "INLINE_INPUTS_MAX",
-           "DEFAULT_SEGMENT_MODEL"]
+           "COMMIT_BLOCK", "DEFAULT_SEGMENT_MODEL"]
 
 logger = logging.getLogger(__name__)
 
