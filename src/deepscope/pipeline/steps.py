@@ -323,11 +323,13 @@ def write_part(path: str | os.PathLike[str], objects: pa.Table, meta: Mapping[st
 
     from deepscope.io import atomic_path
 
-    md = dict(objects.schema.metadata or {})
-    md[PART_META_KEY] = json.dumps(dict(meta), default=_jsonable).encode()
-    table = objects.replace_schema_metadata(md)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        # no Arrow schema copy and no column statistics: a part is read whole, once, at commit (5 KB instead
+        # of 13 KB for a few objects, and 20% faster to read); the description is footer key-value metadata
+        with pq.ParquetWriter(tmp, objects.schema.remove_metadata(), compression="zstd", store_schema=False,
+                              write_statistics=False) as writer:
+            writer.write_table(objects.replace_schema_metadata(None))
+            writer.add_key_value_metadata({PART_META_KEY: json.dumps(dict(meta), default=_jsonable).encode()})
     return Path(path)
 
 
@@ -342,7 +344,7 @@ def read_part_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     try:
-        md = pq.read_schema(path).metadata or {}
+        md = pq.ParquetFile(path).metadata.metadata or {}
         meta = json.loads(md[PART_META_KEY])
     except Exception as exc:  # pyarrow raises several types for damaged files
         raise InputError(f"'{path}' is not a readable result part ({type(exc).__name__}: {exc})") from exc

@@ -480,8 +480,9 @@ def build_block(job_json: str, block: Block) -> BlockResult:
         if not p.is_file():
             raise InputError(f"image set {sid} has no result part ({p}); the run is not finished")
         try:
-            t = pq.ParquetFile(p).read(use_threads=False)  # ~2x faster than read_table for small files
-            meta = json.loads((t.schema.metadata or {})[PART_META_KEY])
+            pf = pq.ParquetFile(p)
+            meta = json.loads((pf.metadata.metadata or {})[PART_META_KEY])
+            t = pf.read(use_threads=False)  # ~2x faster than read_table for small files
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise InputError(f"result part '{p}' of {sid} cannot be read ({exc}); delete it and run again") from exc
         metas.append(meta)
