@@ -134,6 +134,32 @@ def test_changed_input_is_refused_or_rerun_and_new_images_are_added(nuclei_dir, 
     assert (grown.n_sets, grown.n_processed, grown.n_changed, grown.n_done_before) == (8, 2, 0, 6)
 
 
+def test_rehash_finds_changed_bytes_behind_an_unchanged_size_and_time(nuclei_dir, tmp_path):
+    p = Pipeline.from_dict(segment_pipeline(nuclei_dir))
+    run_pipeline(p, tmp_path / "run", jobs=0)
+    f = nuclei_dir / "img_01.tif"
+    st = f.stat()
+    data = bytearray(f.read_bytes())
+    data[-1] ^= 0xFF  # same size, different bytes, then the old modification time back
+    f.write_bytes(bytes(data))
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert run_pipeline(p, tmp_path / "run", jobs=0).n_processed == 0  # size + mtime are trusted by default
+    with pytest.raises(RunDirError, match=r"1 image set\(s\) changed .* img_01\.tif changed"):
+        run_pipeline(p, tmp_path / "run", jobs=0, rehash=True)
+
+
+def test_incomplete_fields_skipped_are_listed(plate_dir, tmp_path):
+    (plate_dir / "plate1_B01_s1_w2.tif").unlink()
+    spec = {"inputs": {"paths": [str(plate_dir)], "pattern": "plate-well-site-channel",
+                       "channels": {"by": "channel", "names": {1: "DNA", 2: "Cells"}, "incomplete": "skip"}},
+            "steps": [{"segment": {"channel": "DNA", "model": "otsu-watershed"}}, {"measure": {}}]}
+    result = run_pipeline(Pipeline.from_dict(spec), tmp_path / "run", jobs=0)
+    assert result.n_sets == 2 and [sid for sid, _ in result.skipped] == ["plate=plate1,well=B01,site=1"]
+    skipped = pd.read_csv(tmp_path / "run" / "skipped.csv")
+    assert skipped["set_id"].tolist() == ["plate=plate1,well=B01,site=1"]
+    assert skipped["reason"].str.contains("missing Cells").all()
+
+
 def test_folder_that_is_not_a_run_is_refused(nuclei_dir, tmp_path):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "thesis.docx").write_text("precious")
