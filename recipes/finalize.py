@@ -34,6 +34,7 @@ ZOO = ROOT / "src" / "deepscope" / "models" / "zoo"
 #: shipped name -> variant folder in the run
 CHOICES = {
     "count-bbbc005": "count-pct-p4",
+    "count-bbbc005-fast": "count-pct-p4",
     "nuclei": "nuclei-b8",
     "cells-bbbc005": "cells-bbbc005",
     "deblur-bbbc005": "deblur-bbbc005",
@@ -61,14 +62,14 @@ def _round(d: Any) -> Any:
 
 # ============================================================================ evaluation helpers (also used by benchmarks)
 
-def count_eval(model: Any, part: str = "test", *, tta: str = "none") -> dict[str, Any]:
+def count_eval(model: Any, part: str = "test", *, tta: str | None = None) -> dict[str, Any]:
     """Count metrics of a count model on a BBBC005 part, overall and per blur/stain."""
     from deepscope.evaluate import count_metrics
 
     ds, parts = bbbc005_split()
     idx = np.flatnonzero(parts == part)
     imgs = [ds.get_image(int(i)) for i in idx]
-    res = model.count_images(imgs, tta=tta) if tta != "none" else model.count_images(imgs)
+    res = model.count_images(imgs, tta=tta) if tta else model.count_images(imgs)
     pred = np.array([r.count for r in res])
     lo = np.array([r.low for r in res])
     hi = np.array([r.high for r in res])
@@ -159,11 +160,31 @@ def real_bbbc005_object_counts(model: Any, part: str = "test") -> dict[str, Any]
 
 # ============================================================================ per model
 
-def finalize_count(model: Any) -> None:
+def finalize_count(model: Any, *, fast: bool) -> None:
+    """``fast``: density only, no test-time augmentation (speed); else flips TTA + hybrid rule (accuracy).
+
+    The hybrid rule and its threshold were chosen on the validation fields: averaging the density count
+    with the number of objects segmented by ``cells-bbbc005`` where objects are small (median area below
+    1,500 px: the nuclear stain) gave validation MAE 0.93 against 1.13 for the density count alone.
+    """
     ds, parts = bbbc005_split()
     va = np.flatnonzero(parts == "valid")
-    counts, std = model.count_arrays([ds.get_image(int(i)) for i in va])
-    model.calibrate_interval(ds.y[va].astype(float), counts, std, name="BBBC005 validation fields (120 images)")
+    imgs = [ds.get_image(int(i)) for i in va]
+    name = "BBBC005 validation fields (120 images)"
+    if fast:
+        model.card["output"]["tta"] = "none"
+        model.card["output"].pop("hybrid", None)
+        counts, std = model.count_arrays(imgs)
+        model.calibrate_interval(ds.y[va].astype(float), counts, std, name=name)
+        model.card["description"] = ("Fast cell counter for BBBC005-like fluorescence images (any size): density "
+                                     "U-Net on 4x-binned input with a 95% interval; no test-time augmentation")
+    else:
+        model.card["output"]["tta"] = "flips"
+        model.calibrate_hybrid(imgs, ds.y[va].astype(float), segmenter="cells-bbbc005", max_object_area=1500,
+                               name=name)
+        model.card["description"] = ("Cell counter for BBBC005-like fluorescence images (any size): density U-Net "
+                                     "on 4x-binned input (flip TTA), averaged with the object count of "
+                                     "cells-bbbc005 where objects are small, with a 95% interval")
     ev = count_eval(model, "test")
     model.card["metrics"] = {"bbbc005_test_fields": table_to_dict(ev["table"])}
     model.card["evaluation"] = {"split": SPLIT_NOTE["bbbc005"], "test_images": int(len(ev["pred"]))}
@@ -302,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         model.card.setdefault("training", {})["recipe"] = (
             f"recipes/pack_data.py, then recipes/zoo.py train --only {variant} (GPU; see recipes/README.md), "
             f"then recipes/finalize.py --only {name}")
-        if name == "count-bbbc005":
-            finalize_count(model)
+        if name in ("count-bbbc005", "count-bbbc005-fast"):
+            finalize_count(model, fast=name.endswith("fast"))
         elif name == "nuclei":
             finalize_nuclei(model)
         elif name == "cells-bbbc005":

@@ -43,12 +43,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
                                dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    # mkstemp makes owner-only files; give the result the permissions a plain open() would (umask)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)
     try:
         yield tmp_path
+        # mkstemp makes owner-only files (and some writers recreate the file): give the result the
+        # permissions a plain open() would have under the umask
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, final)
     except BaseException:
         with contextlib.suppress(OSError):

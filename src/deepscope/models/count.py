@@ -18,12 +18,18 @@ __all__ = ["CountModel", "CountResult"]
 
 @dataclass(frozen=True)
 class CountResult:
-    """A count estimate with its 95% interval (``low`` is never below 0)."""
+    """A count estimate with its 95% interval (``low`` is never below 0).
+
+    ``method`` says how it was made: ``"density"`` (sum of the density map) or ``"density+objects"``
+    (hybrid models: the mean of the density count and the number of segmented objects, used for
+    images of small, well-separated objects).
+    """
 
     count: float
     low: float
     high: float
     std: float
+    method: str = "density"
 
 
 class CountModel(DeepscopeModel):
@@ -124,8 +130,13 @@ class CountModel(DeepscopeModel):
 
     # ------------------------------------------------------------------ prediction
     def count_arrays(self, images: list[np.ndarray], *, batch_size: int = 8, channel: int | None = None,
-                     paths: list[str] | None = None, tta: str = "none") -> tuple[np.ndarray, np.ndarray]:
-        """Counts and standard deviations for raw images (any sizes); ``tta`` averages over flips/rotations."""
+                     paths: list[str] | None = None, tta: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Counts and standard deviations for raw images (any sizes).
+
+        ``tta`` (``"none"``, ``"flips"``, ``"d8"``; default: the card's ``output.tta``) averages the density
+        maps over flips/rotations of the image.
+        """
+        tta = tta or self.card["output"].get("tta", "none")
         import torch
 
         from deepscope.predict.engine import run_network
@@ -163,22 +174,95 @@ class CountModel(DeepscopeModel):
     def predict_image(self, image: np.ndarray, **kwargs: Any) -> CountResult:
         return self.count_images([image], **kwargs)[0]
 
-    def count_images(self, images: list[np.ndarray], **kwargs: Any) -> list[CountResult]:
-        """Count objects in each raw image; returns :class:`CountResult` (count, low, high, std)."""
-        counts, std = self.count_arrays(list(images), **kwargs)
+    def count_images(self, images: list[np.ndarray], *, hybrid: bool | None = None, **kwargs: Any
+                     ) -> list[CountResult]:
+        """Count objects in each raw image; returns :class:`CountResult` (count, low, high, std, method).
+
+        Parameters
+        ----------
+        images : list of numpy.ndarray
+        hybrid : bool, optional
+            For models whose card defines a hybrid rule (``output.hybrid``): also segment each image
+            and, where the objects are small (median area below the card's threshold), average the
+            density count with the number of objects. Default: as the card says.
+        **kwargs
+            ``batch_size``, ``channel``, ``paths``, ``tta`` (see :meth:`count_arrays`).
+        """
+        images = list(images)
+        counts, std = self.count_arrays(images, **kwargs)
+        hy = self.card["output"].get("hybrid")
+        use = bool(hy) and (hy.get("enabled", True) if hybrid is None else hybrid)
         out = []
-        for c, s in zip(counts, std):
-            lo, hi = self.interval(float(c), float(s))
-            out.append(CountResult(float(c), lo, hi, float(s)))
+        for k, (c, s) in enumerate(zip(counts, std)):
+            method = "density"
+            if use:
+                n_obj, area = self._objects(images[k], channel=kwargs.get("channel"))
+                if n_obj > 0 and area < hy["max_object_area"]:
+                    c = 0.5 * (c + n_obj)
+                    method = "density+objects"
+            if method == "density":
+                lo, hi = self.interval(float(c), float(s))
+            else:
+                q = float(hy["interval_scale"])
+                lo, hi = max(0.0, float(c) - q), float(c) + q
+            out.append(CountResult(float(c), lo, hi, float(s), method))
         return out
+
+    # ------------------------------------------------------------------ hybrid counting
+    def _segmenter(self) -> Any:
+        if getattr(self, "_seg", None) is None:
+            import warnings
+
+            from deepscope.models.registry import load_model
+
+            hy = self.card["output"]["hybrid"]
+            seg = load_model(hy["segmenter"], device=self.device_name, task="segment")
+            want = hy.get("segmenter_sha256")
+            have = seg.card.get("weights", {}).get("sha256")
+            if want and have and want != have:
+                warnings.warn(f"count model {self.name!r} was calibrated with segmenter {hy['segmenter']!r} "
+                              f"weights {want[:12]}... but {have[:12]}... are installed; its intervals may be off",
+                              stacklevel=3)
+            self._seg = seg
+        return self._seg
+
+    def _objects(self, image: np.ndarray, *, channel: int | None = None) -> tuple[int, float]:
+        """Number of segmented objects and their median area (pixels)."""
+        labels = self._segmenter().predict_image(image, channel=channel)
+        sizes = np.bincount(labels.ravel())[1:]
+        sizes = sizes[sizes > 0]
+        return int(len(sizes)), float(np.median(sizes)) if len(sizes) else 0.0
+
+    def calibrate_hybrid(self, images: list[np.ndarray], true: np.ndarray, *, segmenter: str,
+                         max_object_area: float, level: float = 0.95, name: str = "") -> dict[str, Any]:
+        """Set up hybrid counting and calibrate both interval branches by split conformal on held-out images."""
+        from deepscope.models.registry import model_card
+
+        true = np.asarray(true, float)
+        self.card["output"]["hybrid"] = {"segmenter": segmenter, "max_object_area": float(max_object_area),
+                                         "combine": "mean", "interval_scale": 0.0, "enabled": True,
+                                         "segmenter_sha256": model_card(segmenter).get("weights", {}).get("sha256")}
+        self._seg = None
+        res = self.count_images(images)
+        small = np.array([r.method != "density" for r in res])
+        est = np.array([r.count for r in res])
+        std = np.array([r.std for r in res])
+        n = int(small.sum())
+        q = 0.0
+        if n:
+            err = np.abs(true[small] - est[small])
+            q = float(np.quantile(err, min(1.0, math.ceil((n + 1) * level) / n), method="higher"))
+        self.card["output"]["hybrid"]["interval_scale"] = q
+        if (~small).any():
+            self.calibrate_interval(true[~small], est[~small], std[~small], level=level, name=name)
+        self.card["output"]["hybrid"]["calibrated_on"] = f"{name} ({n} small-object images)"
+        return self.card["output"]["hybrid"]
 
     def predict_on_batch(self, x: Any, **kwargs: Any) -> np.ndarray:
         """Counts (float array) for a batch ``(N, H, W[, C])`` of raw images (the book's API)."""
-        counts, _ = self.count_arrays(list(x), **kwargs)
-        return counts
+        return np.array([r.count for r in self.count_images(list(x), **kwargs)], dtype=float)
 
     def predict(self, dataset: Any, **kwargs: Any) -> np.ndarray:
         """Counts (float array) for every image of a dataset."""
-        counts, _ = self.count_arrays([dataset.get_image(i) for i in range(len(dataset))], **kwargs)
-        return counts
+        return self.predict_on_batch([dataset.get_image(i) for i in range(len(dataset))], **kwargs)
 
