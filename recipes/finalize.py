@@ -295,6 +295,27 @@ def finalize_restore(model: Any, rule: str) -> None:
                                           "sr": "2x2-binned F1 -> F1"}[rule]}
 
 
+def headline(name: str, m: dict[str, Any]) -> list[str]:
+    """Two or three figures for ``deepscope models`` (the full tables stay under ``metrics``)."""
+    try:
+        if name.startswith("count"):
+            o = m["bbbc005_test_fields"]["overall"]
+            return [f"BBBC005 test MAE {o['mae']:.2f}", f"RMSE {o['rmse']:.2f}", f"95% cover {o['coverage']:.2f}"]
+        if name == "nuclei":
+            o = m["dsb2018_test"]
+            return [f"DSB2018 test F1@0.5 {o['f1@0.5_mean']:.3f}", f"DSB score {o['dsb_score']:.3f}",
+                    f"F1@0.9 {o['f1@0.9_mean']:.3f}"]
+        if name == "cells-bbbc005":
+            o = m["synthetic_test_fields_seed202"]
+            r = m["bbbc005_test_fields_object_count"]
+            return [f"synthetic DSB w1 {o['w1_nuclei']['dsb_score']:.2f} w2 {o['w2_cells']['dsb_score']:.2f}",
+                    f"real count MAE w1 {r['mae_stain=1']:.2f} w2 {r['mae_stain=2']:.2f}"]
+        o = m["bbbc005_test_fields"]
+        return [f"BBBC005 test PSNR {o['psnr']:.1f} dB", f"SSIM {o['ssim']:.3f}", f"Pearson {o['pearson']:.3f}"]
+    except KeyError:
+        return []
+
+
 # ============================================================================ driver
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             finalize_restore(model, "label")
         elif name == "sr2x-bbbc005":
             finalize_restore(model, "sr")
+        model.card["headline"] = headline(name, model.card.get("metrics", {}))
         model.card = _round(model.card)
         model.card.pop("created", None)
         model.save(zoo / f"{name}.json")

@@ -15,7 +15,9 @@ app = typer.Typer(help="Shipped models: list them (`deepscope models`) or show a
 
 
 def key_metrics(card: dict[str, Any], *, limit: int = 4) -> list[str]:
-    """A few ``name value`` strings from a card's ``metrics`` (flat, or one dict per evaluation set)."""
+    """A few ``name value`` strings: the card's ``headline`` when it has one, else from its ``metrics``."""
+    if card.get("headline"):
+        return [str(h) for h in card["headline"]][:limit]
     metrics = card.get("metrics") or {}
     out: list[str] = []
 
