@@ -22,7 +22,7 @@ import numpy as np
 from deepscope.errors import ImageReadError, UnsupportedFormatError
 from deepscope.io.image import FileMeta, Image
 
-__all__ = ["read_image", "SUPPORTED_EXTENSIONS", "image_format", "sha256_file"]
+__all__ = ["read_image", "read_meta", "SUPPORTED_EXTENSIONS", "image_format", "sha256_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -177,57 +177,44 @@ def _normalise_axes(axes: str) -> str:
     return "".join(a if a in "TZCIYXS" else "I" for a in axes)
 
 
-def _read_tiff(p: Path, raw: bytes, digest: str, series: int | None) -> Image:
-    import io as _io
-    import tifffile
+def _select_series(p: Path, tf: Any, series: int | None) -> list[Any]:
+    all_series = list(tf.series)
+    if not all_series:
+        raise ImageReadError(p, "TIFF holds no image data")
+    if series is not None:
+        if not 0 <= series < len(all_series):
+            raise ImageReadError(
+                p, f"series={series} requested but the file has {len(all_series)} "
+                   f"series (0..{len(all_series) - 1})")
+        return [all_series[series]]
+    if len(all_series) > 1:
+        shapes = {(s.shape, s.dtype.str) for s in all_series}
+        if len(shapes) > 1:
+            desc = "; ".join(f"{i}: {s.shape} {s.dtype}" for i, s in enumerate(all_series))
+            raise ImageReadError(
+                p, f"holds {len(all_series)} image series of different shapes ({desc}); "
+                   "pass series=<index> to choose one")
+    return all_series
 
-    try:
-        with tifffile.TiffFile(_io.BytesIO(raw), name=p.name) as tf:
-            all_series = list(tf.series)
-            if not all_series:
-                raise ImageReadError(p, "TIFF holds no image data")
-            if series is not None:
-                if not 0 <= series < len(all_series):
-                    raise ImageReadError(
-                        p, f"series={series} requested but the file has {len(all_series)} "
-                           f"series (0..{len(all_series) - 1})")
-                chosen = [all_series[series]]
-            else:
-                chosen = all_series
-                if len(all_series) > 1:
-                    shapes = {(s.shape, s.dtype.str) for s in all_series}
-                    if len(shapes) > 1:
-                        desc = "; ".join(f"{i}: {s.shape} {s.dtype}" for i, s in enumerate(all_series))
-                        raise ImageReadError(
-                            p, f"holds {len(all_series)} image series of different shapes ({desc}); "
-                               "pass series=<index> to choose one")
-            arrays = [s.asarray(maxworkers=1) for s in chosen]
-            axes = _normalise_axes(chosen[0].axes)
-            data = arrays[0] if len(arrays) == 1 else np.stack(arrays)
-            if len(arrays) > 1:
-                axes = "I" + axes
-            page0 = tf.pages.first if hasattr(tf.pages, "first") else tf.pages[0]
-            n_pages = len(tf.pages)
-            ome_xml = tf.ome_metadata if tf.is_ome else None
-            ij = tf.imagej_metadata if tf.is_imagej else None
-            fmt = "ome-tiff" if tf.is_ome else ("imagej-tiff" if tf.is_imagej else "tiff")
-            bits = int(page0.bitspersample)
-            compression = getattr(page0.compression, "name", str(page0.compression))
-            extra: dict[str, Any] = {"bigtiff": tf.is_bigtiff, "series": len(all_series)}
-            res = _tiff_resolution(page0)
-            if res:
-                extra["resolution"] = res
-            if ij:
-                extra["imagej"] = {k: v for k, v in ij.items() if isinstance(v, (int, float, str))}
-            desc = page0.description
-            if desc and not tf.is_ome and not tf.is_imagej:
-                extra["description"] = desc[:2000]
-    except ImageReadError:
-        raise
-    except Exception as exc:  # tifffile raises many types for corrupt files
-        raise ImageReadError(p, f"not a readable TIFF ({type(exc).__name__}: {exc}). Is the file "
-                                "truncated or of another format?") from exc
 
+def _tiff_meta(p: Path, tf: Any, chosen: list[Any], shape: tuple[int, ...], dtype: np.dtype,
+               digest: str) -> FileMeta:
+    """FileMeta from an open TiffFile (shared by the full read and the header-only read)."""
+    axes = _normalise_axes(chosen[0].axes)
+    if len(chosen) > 1:
+        axes = "I" + axes
+    page0 = tf.pages.first if hasattr(tf.pages, "first") else tf.pages[0]
+    ome_xml = tf.ome_metadata if tf.is_ome else None
+    ij = tf.imagej_metadata if tf.is_imagej else None
+    extra: dict[str, Any] = {"bigtiff": tf.is_bigtiff, "series": len(tf.series)}
+    res = _tiff_resolution(page0)
+    if res:
+        extra["resolution"] = res
+    if ij:
+        extra["imagej"] = {k: v for k, v in ij.items() if isinstance(v, (int, float, str))}
+    desc = page0.description
+    if desc and not tf.is_ome and not tf.is_imagej:
+        extra["description"] = desc[:2000]
     pixel_size, z_step, names = None, None, ()
     if ome_xml:
         pixel_size, z_step, names = _parse_ome_pixels(ome_xml)
@@ -235,14 +222,89 @@ def _read_tiff(p: Path, raw: bytes, digest: str, series: int | None) -> Image:
         pixel_size, z_step, names = _imagej_pixels(ij, res)
     elif res and res.get("unit") == "CENTIMETER":
         pixel_size = res["pixel_size_um"]
+    return FileMeta(
+        path=os.path.abspath(p), format="ome-tiff" if tf.is_ome else ("imagej-tiff" if tf.is_imagej else "tiff"),
+        shape=tuple(shape), dtype=np.dtype(dtype).name, bit_depth=int(page0.bitspersample), pages=len(tf.pages),
+        axes=axes, pixel_size=pixel_size, z_step=z_step, channel_names=tuple(names), ome_xml=ome_xml,
+        sha256=digest, compression=getattr(page0.compression, "name", str(page0.compression)), extra=extra)
+
+
+def _tiff_error(p: Path, exc: Exception) -> ImageReadError:
+    return ImageReadError(p, f"not a readable TIFF ({type(exc).__name__}: {exc}). Is the file "
+                             "truncated or of another format?")
+
+
+def _read_tiff(p: Path, raw: bytes, digest: str, series: int | None) -> Image:
+    import io as _io
+
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(_io.BytesIO(raw), name=p.name) as tf:
+            chosen = _select_series(p, tf, series)
+            arrays = [s.asarray(maxworkers=1) for s in chosen]
+            data = arrays[0] if len(arrays) == 1 else np.stack(arrays)
+            meta = _tiff_meta(p, tf, chosen, data.shape, data.dtype, digest)
+    except ImageReadError:
+        raise
+    except Exception as exc:  # tifffile raises many types for corrupt files
+        raise _tiff_error(p, exc) from exc
     if data.dtype.byteorder == ">" or (data.dtype.byteorder == "=" and not np.little_endian):
         data = data.astype(data.dtype.newbyteorder("<"))
-    meta = FileMeta(
-        path=os.path.abspath(p), format=fmt, shape=tuple(data.shape), dtype=data.dtype.name,
-        bit_depth=bits, pages=n_pages, axes=axes, pixel_size=pixel_size, z_step=z_step,
-        channel_names=tuple(names), ome_xml=ome_xml, sha256=digest, compression=compression,
-        extra=extra)
-    return Image(data=data, axes=axes, meta=meta)
+    return Image(data=data, axes=meta.axes, meta=meta)
+
+
+def read_meta(path: str | os.PathLike[str], *, checksum: bool = True) -> FileMeta:
+    """What :func:`read_image` would report as ``meta``, without decoding the pixels of a TIFF.
+
+    For TIFF files only the header is parsed (several times faster than a full read); the pixel data
+    offsets are checked against the file size, so a truncated file is still caught. Other formats are
+    read fully.
+
+    Raises
+    ------
+    FileNotFoundError, deepscope.errors.UnsupportedFormatError, deepscope.errors.ImageReadError
+        As :func:`read_image`.
+
+    Examples
+    --------
+    >>> import numpy as np, tifffile, tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.tif")
+    >>> tifffile.imwrite(p, np.zeros((3, 4, 5), np.uint16), photometric="minisblack")
+    >>> m = read_meta(p)
+    >>> m.shape, m.dtype, len(m.sha256)
+    ((3, 4, 5), 'uint16', 64)
+    """
+    import io as _io
+
+    import tifffile
+
+    p = Path(path)
+    if image_format(p) != "tiff" or not p.is_file():
+        return read_image(p, checksum=checksum).meta
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ImageReadError(p, f"cannot be read ({exc.strerror or exc})") from exc
+    if not raw:
+        raise ImageReadError(p, "is empty (0 bytes)")
+    digest = hashlib.sha256(raw).hexdigest() if checksum else ""
+    try:
+        with tifffile.TiffFile(_io.BytesIO(raw), name=p.name) as tf:
+            chosen = _select_series(p, tf, None)
+            for page in tf.pages:
+                offsets, counts = page.dataoffsets, page.databytecounts
+                if offsets and counts and max(o + c for o, c in zip(offsets, counts)) > len(raw):
+                    raise ImageReadError(p, f"TIFF is truncated: pixel data runs past the end of the file "
+                                            f"({len(raw)} bytes)")
+            shape = tuple(chosen[0].shape)
+            if len(chosen) > 1:
+                shape = (len(chosen), *shape)
+            return _tiff_meta(p, tf, chosen, shape, chosen[0].dtype, digest)
+    except ImageReadError:
+        raise
+    except Exception as exc:  # tifffile raises many types for corrupt files
+        raise _tiff_error(p, exc) from exc
 
 
 def _tiff_resolution(page: Any) -> dict[str, Any] | None:

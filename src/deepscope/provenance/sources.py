@@ -35,20 +35,17 @@ whose file-name fields match, ``pattern`` gives the folder's file-name pattern):
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import io as _io
 import logging
 import math
 import os
-import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepscope.errors import ConfigError, ImageReadError, InputError
-from deepscope.io import FileMeta, FilenamePattern, get_pattern, image_format, read_image
+from deepscope.errors import ConfigError, InputError
+from deepscope.io import FileMeta, FilenamePattern, get_pattern, read_image, read_meta
 from deepscope.provenance.meta import ImageMeta, _UNIT_TO_UM, flatten_mapping
 
 __all__ = [
@@ -422,70 +419,9 @@ def file_meta(path: str | os.PathLike[str], *, verify: str = "header") -> FileMe
     if verify not in VERIFY:
         raise InputError(f"verify={verify!r} is not one of {VERIFY}")
     p = Path(path)
-    if verify == "full" or image_format(p) != "tiff" or not p.is_file():
+    if verify == "full":
         return read_image(p).meta
-    return _tiff_header_meta(p)
-
-
-def _tiff_header_meta(p: Path) -> FileMeta:
-    # Same facts as deepscope.io.readers._read_tiff, from the header only (no pixel decode).
-    import tifffile
-
-    from deepscope.io.readers import _imagej_pixels, _normalise_axes, _parse_ome_pixels, _tiff_resolution
-
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise ImageReadError(p, f"cannot be read ({exc.strerror or exc})") from exc
-    if not raw:
-        raise ImageReadError(p, "is empty (0 bytes)")
-    digest = hashlib.sha256(raw).hexdigest()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            with tifffile.TiffFile(_io.BytesIO(raw), name=p.name) as tf:
-                series = list(tf.series)
-                if not series:
-                    raise ImageReadError(p, "TIFF holds no image data")
-                shape, axes = tuple(series[0].shape), _normalise_axes(series[0].axes)
-                dtype = series[0].dtype
-                if len(series) > 1 and len({(s.shape, s.dtype.str) for s in series}) == 1:
-                    shape, axes = (len(series), *shape), "I" + axes
-                page0 = tf.pages.first if hasattr(tf.pages, "first") else tf.pages[0]
-                offsets, counts = page0.dataoffsets, page0.databytecounts
-                if offsets and counts and max(o + c for o, c in zip(offsets, counts)) > len(raw):
-                    raise ImageReadError(p, f"TIFF is truncated: pixel data runs past the end of the file "
-                                            f"({len(raw)} bytes)")
-                ome_xml = tf.ome_metadata if tf.is_ome else None
-                ij = tf.imagej_metadata if tf.is_imagej else None
-                fmt = "ome-tiff" if tf.is_ome else ("imagej-tiff" if tf.is_imagej else "tiff")
-                extra: dict[str, Any] = {"bigtiff": tf.is_bigtiff, "series": len(series)}
-                res = _tiff_resolution(page0)
-                if res:
-                    extra["resolution"] = res
-                if ij:
-                    extra["imagej"] = {k: v for k, v in ij.items() if isinstance(v, (int, float, str))}
-                desc = page0.description
-                if desc and not tf.is_ome and not tf.is_imagej:
-                    extra["description"] = desc[:2000]
-                bits = int(page0.bitspersample)
-                compression = getattr(page0.compression, "name", str(page0.compression))
-                n_pages = len(tf.pages)
-    except ImageReadError:
-        raise
-    except Exception as exc:  # tifffile raises many types for corrupt files
-        raise ImageReadError(p, f"not a readable TIFF ({type(exc).__name__}: {exc}). Is the file truncated "
-                                "or of another format?") from exc
-    pixel_size, z_step, names = None, None, ()
-    if ome_xml:
-        pixel_size, z_step, names = _parse_ome_pixels(ome_xml)
-    elif ij:
-        pixel_size, z_step, names = _imagej_pixels(ij, res)
-    elif res and res.get("unit") == "CENTIMETER":
-        pixel_size = res["pixel_size_um"]
-    return FileMeta(path=str(p.resolve()), format=fmt, shape=shape, dtype=dtype.name, bit_depth=bits,
-                    pages=n_pages, axes=axes, pixel_size=pixel_size, z_step=z_step, channel_names=tuple(names),
-                    ome_xml=ome_xml, sha256=digest, compression=compression, extra=extra)
+    return read_meta(p)
 
 
 def file_layers(fm: FileMeta) -> list[tuple[str, dict[str, Any]]]:
