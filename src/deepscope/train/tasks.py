@@ -361,10 +361,12 @@ class SegmentTask:
 
 def activate_segmentation(out: np.ndarray, mode: str, n_classes: int) -> np.ndarray:
     """Apply the output activations of a segmentation network to raw ``(C, H, W)`` outputs."""
+    from scipy.special import expit
+
     res = np.empty_like(out, dtype=np.float32)
-    res[0] = 1 / (1 + np.exp(-out[0]))
+    res[0] = expit(out[0])
     if mode == "instances" and out.shape[0] > 1:
-        res[1] = 1 / (1 + np.exp(-out[1]))
+        res[1] = expit(out[1])
         if n_classes > 1:
             z = out[2:2 + n_classes]
             z = np.exp(z - z.max(axis=0, keepdims=True))

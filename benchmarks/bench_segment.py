@@ -1,0 +1,131 @@
+"""Segmentation accuracy, speed and memory: the shipped ``nuclei`` model vs Otsu + watershed, same run.
+
+    .venv/bin/python benchmarks/bench_segment.py [--skip-large] [--large-size 10000]
+
+Accuracy: DSB2018 test images (RandomSplitter 80/10/10 seed 0 of ../shared/data/dsb2018; never used
+in training or tuning): F1 at IoU 0.5 / 0.75 / 0.9 (mean over images and pooled over objects),
+DSB score (mean over images of AP averaged over IoU 0.50:0.95), PQ.
+Speed: 520 x 696 images (the BBBC005 w1 test images, nucleus stain) through
+``deepscope.predict.batch.segment_paths`` without overlays (reading, network, watershed, writing the
+label TIFF) vs ``otsu_watershed`` with reading, 2-core CPU.
+Memory: a 10,000 x 10,000 uint8 image (real DSB2018 test images tiled) segmented tile by tile in a
+subprocess; its peak RSS is reported.
+Also the shipped ``cells-bbbc005`` model: synthetic test fields with exact masks, and object counts
+against the file-name counts of real BBBC005 test images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+from _util import SHARED, write_result  # noqa: E402
+
+LARGE = r"""
+import resource, sys, time, numpy as np
+from deepscope.models import load_model
+n = int(sys.argv[1]); tile_src = np.load(sys.argv[2])
+reps = (n // tile_src.shape[0] + 1, n // tile_src.shape[1] + 1)
+img = np.tile(tile_src, reps)[:n, :n]
+del tile_src
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+m = load_model("nuclei", device="cpu")
+t = time.perf_counter()
+out = np.lib.format.open_memmap(sys.argv[3], mode="w+", dtype=np.int32, shape=img.shape)
+m.predict_image(img, tile=1024, out=out)
+out.flush()
+print({"seconds": time.perf_counter() - t, "objects": int(out.max()),
+       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+       "rss_before_model_mb": base / 1024, "image_mb": img.nbytes / 2**20})
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--skip-large", action="store_true")
+    ap.add_argument("--large-size", type=int, default=10000)
+    args = ap.parse_args()
+    if not (SHARED / "dsb2018").exists():
+        print("shared data not found; nothing to benchmark")
+        return 0
+    import torch
+
+    from deepscope.evaluate import match_instances
+    from deepscope.models import load_model
+    from deepscope.predict.classical import otsu_watershed
+    from finalize import cells_eval, instance_summary, real_bbbc005_object_counts, synth_fields
+    from pack_data import bbbc005_split, dsb_split
+
+    torch.set_num_threads(2)
+    results: dict = {}
+    ds, part = dsb_split()
+    te = np.flatnonzero(part == "test")
+    nuclei = load_model("nuclei", device="cpu")
+    ours, ours_tta, otsu = [], [], []
+    for i in te:
+        img, lab = ds.get_image(int(i)), ds.get_label(int(i))
+        ours.append(match_instances(lab, nuclei.predict_image(img)))
+        ours_tta.append(match_instances(lab, nuclei.predict_image(img, tta="flips")))
+        otsu.append(match_instances(lab, otsu_watershed(img)))
+    results["dsb2018_test"] = {"nuclei": instance_summary(ours), "nuclei (tta=flips)": instance_summary(ours_tta),
+                               "otsu_watershed": instance_summary(otsu), "n_images": len(te)}
+
+    # speed on 520 x 696 images
+    import tifffile
+
+    from deepscope.io import read_image
+    from deepscope.predict.batch import segment_paths
+
+    bds, bpart = bbbc005_split()
+    files = [Path(p) for p, s, pt in zip(bds.paths, bds.metadata.stain, bpart) if s == 1 and pt == "test"][:40]
+    for f in files:
+        tifffile.imread(f)
+    with tempfile.TemporaryDirectory() as tmp:
+        segment_paths(files[:2], tmp, model=nuclei, overlay=False, device="cpu")  # warm-up
+        t = time.perf_counter()
+        res = segment_paths(files, tmp, model=nuclei, overlay=False, device="cpu")
+        ours_s = time.perf_counter() - t
+    t = time.perf_counter()
+    for f in files:
+        otsu_watershed(read_image(f).data)
+    otsu_s = time.perf_counter() - t
+    results["speed_520x696"] = {"images": len(files), "nuclei_images_per_s": len(files) / ours_s,
+                                "otsu_watershed_images_per_s": len(files) / otsu_s,
+                                "time_ratio_vs_otsu": ours_s / otsu_s, "failed": int(res.n_failed)}
+
+    if not args.skip_large:
+        src = ds.get_image(int(te[0]))
+        for i in te:  # the largest test image as the tile source
+            im = ds.get_image(int(i))
+            if im.size > src.size:
+                src = im
+        src = src if src.ndim == 2 else src[..., 0]
+        with tempfile.TemporaryDirectory() as tmp:
+            np.save(Path(tmp) / "src.npy", src)
+            out = subprocess.run([sys.executable, "-c", LARGE, str(args.large_size), str(Path(tmp) / "src.npy"),
+                                  str(Path(tmp) / "labels.npy")], capture_output=True, text=True, check=True)
+            results["large_image"] = {"size": args.large_size, **eval(out.stdout.strip().splitlines()[-1])}  # noqa: S307
+
+    cells = load_model("cells-bbbc005", device="cpu")
+    results["cells-bbbc005"] = {"synthetic_test_fields_seed303": cells_eval(cells, synth_fields(12, seed=303)),
+                                "bbbc005_test_object_counts": real_bbbc005_object_counts(cells, "test")}
+    for k in ("nuclei", "nuclei (tta=flips)", "otsu_watershed"):
+        r = results["dsb2018_test"][k]
+        print(f"{k:22s} F1@0.5 {r['f1@0.5_mean']:.3f} (pooled {r['f1@0.5_pooled']:.3f})  DSB {r['dsb_score']:.3f}  "
+              f"F1@0.9 {r['f1@0.9_mean']:.3f}")
+    print(json.dumps({k: results[k] for k in ("speed_520x696",) + (("large_image",) if "large_image" in results
+                                                                    else ())}, indent=1))
+    print("wrote", write_result("segment", results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
