@@ -136,8 +136,12 @@ def write_labels(path: str | os.PathLike[str], labels: np.ndarray, *,
                       description=description)
 
 
-def write_png(path: str | os.PathLike[str], data: np.ndarray) -> Path:
-    """Write a uint8 or uint16 grey / RGB / RGBA array as PNG, atomically."""
+def write_png(path: str | os.PathLike[str], data: np.ndarray, *, level: int = 1) -> Path:
+    """Write a uint8 or uint16 grey / RGB / RGBA array as PNG, atomically (lossless at any ``level``).
+
+    ``level`` is the zlib compression level (1 = fast, the default: overlays are written per image;
+    9 = smallest).
+    """
     import imagecodecs
 
     data = np.asarray(data)
@@ -145,7 +149,7 @@ def write_png(path: str | os.PathLike[str], data: np.ndarray) -> Path:
         raise InputError(f"PNG holds uint8 or uint16 pixels; got {data.dtype} for {path}. "
                          "Convert explicitly (e.g. deepscope.data.to_uint8).")
     with atomic_path(path) as tmp:
-        tmp.write_bytes(imagecodecs.png_encode(data))
+        tmp.write_bytes(imagecodecs.png_encode(data, level=level))
     return Path(path)
 
 
