@@ -59,7 +59,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 def write_tiff(path: str | os.PathLike[str], data: np.ndarray, *, axes: str | None = None,
                compression: str | None = "zlib", pixel_size: tuple[float, float] | None = None,
-               description: dict[str, Any] | None = None, ome: bool = False) -> Path:
+               description: dict[str, Any] | None = None, ome: bool = False,
+               compression_level: int | None = None) -> Path:
     """Write an array to a TIFF (or OME-TIFF) atomically, keeping its dtype.
 
     Parameters
@@ -72,6 +73,8 @@ def write_tiff(path: str | os.PathLike[str], data: np.ndarray, *, axes: str | No
         Axis letters; stored in OME/ImageJ metadata so readers can recover them.
     compression : str or None, default "zlib"
         Lossless compression (``"zlib"``, ``"lzw"``, ``"packbits"``, ``"zstd"`` or None).
+    compression_level : int, optional
+        Level for zlib/zstd (e.g. 1 = fastest); the codec's default when omitted.
     pixel_size : (float, float), optional
         Pixel size in micrometres as (row, col); stored as TIFF resolution in centimetres
         (and as OME PhysicalSize when ``ome=True``).
@@ -98,6 +101,8 @@ def write_tiff(path: str | os.PathLike[str], data: np.ndarray, *, axes: str | No
     if axes is not None and len(axes) != data.ndim:
         raise InputError(f"axes={axes!r} has {len(axes)} letters but data has {data.ndim} dimensions")
     kwargs: dict[str, Any] = {"compression": compression}
+    if compression_level is not None and compression is not None:
+        kwargs["compressionargs"] = {"level": int(compression_level)}
     if pixel_size is not None:
         kwargs["resolution"] = (1e4 / pixel_size[1], 1e4 / pixel_size[0])
         kwargs["resolutionunit"] = "CENTIMETER"
@@ -132,7 +137,7 @@ def write_labels(path: str | os.PathLike[str], labels: np.ndarray, *,
     labels = np.asarray(labels)
     if not np.issubdtype(labels.dtype, np.integer) and labels.dtype != bool:
         raise InputError(f"labels for {path} must be an integer array, got dtype {labels.dtype}")
-    return write_tiff(path, labels.astype(np.int32, copy=False), compression="zlib",
+    return write_tiff(path, labels.astype(np.int32, copy=False), compression="zlib", compression_level=1,
                       description=description)
 
 

@@ -29,6 +29,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -494,7 +495,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     import pandas as pd
 
     from deepscope.evaluate import count_instances
-    from deepscope.io import write_labels, write_png, write_text
+    from deepscope.io import write_text
     from deepscope.provenance import lineage
 
     if tta not in ("none", "flips", "d8"):
@@ -518,6 +519,8 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     rows: list[dict[str, Any]] = []
     outputs: list[str] = []
     inputs: list[Any] = []
+    pending: list[tuple[dict[str, Any], Any]] = []
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepscope-writer")
     for i, p in enumerate(files):
         row: dict[str, Any] = {"path": str(p), "count": np.nan, **{f"count_{c}": np.nan for c in class_names},
                                "labels": "", "error": ""}
@@ -534,11 +537,10 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
             n = count_instances(labels)
             lab_path = out_dir / f"{stems[i]}.labels.tif"
             rec = run.record(lab_path, inputs=[img], extra={"count": n})
-            write_labels(lab_path, labels, description=lineage.embed_metadata(rec))
-            outputs.append(str(lab_path))
-            if overlay:
-                ov_path = write_png(out_dir / f"{stems[i]}.overlay.png", overlay_outlines(x, labels, classes=classes))
-                outputs.append(str(ov_path))
+            ov_path = out_dir / f"{stems[i]}.overlay.png" if overlay else None
+            # outputs are written on a helper thread (zlib releases the GIL) while the next image runs
+            pending.append((row, writer.submit(_write_segment_outputs, lab_path, labels,
+                                               lineage.embed_metadata(rec), ov_path, x, classes)))
             row.update(count=n, labels=str(lab_path))
             for k, name in enumerate(class_names, start=1):
                 row[f"count_{name}"] = sum(1 for c in classes.values() if int(c) == k)
@@ -549,6 +551,13 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         rows.append(row)
         if progress is not None:
             progress(i + 1, len(files))
+    writer.shutdown(wait=True)
+    for row, fut in pending:
+        try:
+            outputs.extend(fut.result())
+        except OSError as exc:  # e.g. disk full: this image failed, the others stand
+            row.update(count=np.nan, labels="", error=_error_text(exc))
+            _log_error(row["path"], row["error"])
     table = pd.DataFrame(rows)
     for col in ["count"] + [f"count_{c}" for c in class_names]:
         table[col] = table[col].astype("Int64")  # whole numbers, empty for failed images
@@ -559,6 +568,16 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     outputs.append(str(csv_path))
     run.finish("ok" if n_failed < len(files) else "failed", {"images": len(files), "failed": n_failed})
     return BatchResult(table, tuple(outputs), len(files), n_failed, run.run_id)
+
+
+def _write_segment_outputs(lab_path: Path, labels: np.ndarray, description: Any, ov_path: Path | None,
+                           x: np.ndarray, classes: dict[int, int]) -> list[str]:
+    from deepscope.io import write_labels, write_png
+
+    out = [str(write_labels(lab_path, labels, description=description))]
+    if ov_path is not None:
+        out.append(str(write_png(ov_path, overlay_outlines(x, labels, classes=classes))))
+    return out
 
 
 # --------------------------------------------------------------------------- restore

@@ -121,12 +121,15 @@ def instances_from_maps(fg_prob: np.ndarray, dist: np.ndarray | None = None,
                 extra = lut[comp]
                 seeds = np.where((seeds == 0) & (extra > 0), extra, seeds)
         labels = watershed(-dist.astype(np.float32), markers=seeds, mask=mask)
+    sizes = np.bincount(labels.ravel())
     if cfg.min_size > 1:
-        sizes = np.bincount(labels.ravel())
         small = sizes < cfg.min_size
         small[0] = False
         if small.any():
             labels[small[labels]] = 0
+            sizes[small] = 0
+    if np.count_nonzero(sizes[1:]) == len(sizes) - 1:  # ids already 1..N
+        return labels.astype(np.int32, copy=False)
     return relabel_sequential_int32(labels)
 
 
