@@ -295,6 +295,24 @@ def finalize_restore(model: Any, rule: str) -> None:
                                           "sr": "2x2-binned F1 -> F1"}[rule]}
 
 
+#: Cautions written into the cards (figures from benchmarks/bench_restore.py on the BBBC005 test fields).
+CAUTIONS = {
+    "deblur-bbbc005": (
+        "A restored image is a prediction. On 52 real test pairs the model invented no foreground objects "
+        "(false_structure: 0 per image), but at F48 touching cells stay merged and the boundaries drawn inside "
+        "merged blobs are guesses: cells-bbbc005 miscounts restored F48 cell-stain images by 4.1 cells per image "
+        "(4.9 on raw F48), and count-bbbc005 is no more accurate on restored than on raw F48 images (MAE 1.40 vs "
+        "1.39). Count and segment the raw images; use restoration for viewing. Trained on BBBC005-like "
+        "fluorescence only: other modalities get a warning from the input statistics."),
+    "label-bbbc005-w2": (
+        "Predicted stains are not measurements: the w2 image is inferred from the w1 image of the same field "
+        "(Pearson 0.96-0.97 with the truth on test fields), and the cell outlines come from what BBBC005-like "
+        "training fields made likely. cells-bbbc005 segments predicted w2 images into 2.9 objects per image more "
+        "or fewer than the true w2 images."),
+    "sr2x-bbbc005": "Gains little over bicubic upsampling on these smooth images (+0.3 dB PSNR on test fields).",
+}
+
+
 def headline(name: str, m: dict[str, Any]) -> list[str]:
     """Two or three figures for ``deepscope models`` (the full tables stay under ``metrics``)."""
     try:
@@ -357,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "sr2x-bbbc005":
             finalize_restore(model, "sr")
         model.card["headline"] = headline(name, model.card.get("metrics", {}))
+        if name in CAUTIONS:
+            model.card["caution"] = CAUTIONS[name]
         model.card = _round(model.card)
         model.card.pop("created", None)
         model.save(zoo / f"{name}.json")
