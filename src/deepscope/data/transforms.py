@@ -50,12 +50,33 @@ def normalize_percentile(image: np.ndarray, low: float = 1.0, high: float = 99.8
     """
     if not (0 <= low < high <= 100):
         raise InputError(f"percentiles must satisfy 0 <= low < high <= 100; got low={low}, high={high}")
-    x = np.asarray(image, dtype=np.float32)
-    lo, hi = np.percentile(x, [low, high], axis=axis, keepdims=True)
+    arr = np.asarray(image)
+    if axis is None and arr.dtype in (np.uint8, np.uint16) and arr.size:
+        lo, hi = _int_percentiles(arr, (low, high))  # exact, from a histogram: no sort of the pixels
+        x = arr.astype(np.float32)
+    else:
+        x = arr.astype(np.float32, copy=False)
+        lo, hi = np.percentile(x, [low, high], axis=axis, keepdims=True)
     out = (x - lo) / (hi - lo + eps)
     if clip:
         out = np.clip(out, 0.0, 1.0)
     return out.astype(np.float32, copy=False)
+
+
+def _int_percentiles(arr: np.ndarray, qs: tuple[float, ...]) -> tuple[float, ...]:
+    """``np.percentile(arr, qs)`` (linear interpolation) for uint8/uint16 images via a cumulative histogram."""
+    counts = np.bincount(arr.ravel(), minlength=256)
+    cum = np.cumsum(counts)
+    n = int(cum[-1])
+    out = []
+    for q in qs:
+        pos = q / 100.0 * (n - 1)
+        k = int(np.floor(pos))
+        frac = pos - k
+        v0 = int(np.searchsorted(cum, k, side="right"))
+        v1 = int(np.searchsorted(cum, min(k + 1, n - 1), side="right"))
+        out.append(v0 + frac * (v1 - v0))
+    return tuple(out)
 
 
 def to_uint8(image: np.ndarray, *, low: float = 0.5, high: float = 99.8) -> np.ndarray:
