@@ -90,7 +90,7 @@ def main() -> int:
     from deepscope.models import load_model
     from deepscope.predict.classical import otsu_watershed
     from finalize import cells_eval, instance_summary, real_bbbc005_object_counts, synth_fields
-    from pack_data import bbbc005_split, dsb_split
+    from pack_data import dsb_split
 
     torch.set_num_threads(2)
     results: dict = {}
