@@ -52,16 +52,38 @@ def dsb_split(seed: int = 0):  # type: ignore[no-untyped-def]
     return ds, part
 
 
-def main() -> int:
+def _limit(ds, part, n: int, by: str | None = None):  # type: ignore[no-untyped-def]
+    """The first ``n`` groups (fields) or images of each part."""
+    if n <= 0:
+        return ds, part
+    keep = []
+    for p in ("train", "valid", "test"):
+        idx = np.flatnonzero(part == p)
+        if by is None:
+            keep.extend(idx[:n])
+        else:
+            groups = ds.metadata[by].to_numpy()
+            chosen = list(dict.fromkeys(groups[idx]))[:n]
+            keep.extend(i for i in idx if groups[i] in chosen)
+    keep = np.array(sorted(keep))
+    return ds.select(keep), part[keep]
+
+
+def main(argv: list[str] | None = None) -> int:
+    global SHARED
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / ".gpu" / "data"))
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--only", choices=["half", "crops", "dsb"], default=None)
-    args = ap.parse_args()
+    ap.add_argument("--limit", type=int, default=0,
+                    help="keep only this many fields / images per part (a quick pack for tests)")
+    ap.add_argument("--shared", default=str(SHARED), help="the shared data folder")
+    args = ap.parse_args(argv)
+    SHARED = Path(args.shared)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    ds, part = bbbc005_split()
+    ds, part = _limit(*bbbc005_split(), args.limit, by="field")
     md = ds.metadata
     half, p_lo, p_hi = [], [], []
     sel = np.flatnonzero(part != "test")
@@ -103,7 +125,7 @@ def main() -> int:
     _pack.save(out, "bbbc005_crops", np.stack(crops).astype(np.uint8))
     _pack.save(out, "bbbc005_crops_meta", np.array(cmeta, dtype=np.float32))
 
-    dsb, dpart = dsb_split()
+    dsb, dpart = _limit(*dsb_split(), args.limit)
     keep = [i for i in range(len(dsb)) if dpart[i] != "test"]
     _pack.save_ragged(out, "dsb_images", [dsb.get_image(i) for i in keep])
     _pack.save_ragged(out, "dsb_labels", [dsb.get_label(i).astype(np.uint16) for i in keep])

@@ -84,10 +84,10 @@ def make_synth_pool(out: Path, n: int, *, tiny: bool, workers: int) -> None:
 
 
 def load_synth(folder: Path, start: int, stop: int) -> list[dict[str, Any]]:
+    """The pool's fields with index in [start, stop), in index order."""
     out = []
-    for i in range(start, stop):
-        p = folder / f"field_{i:05d}.npz"
-        if p.exists():
+    for p in sorted(Path(folder).glob("field_*.npz")):
+        if start <= int(p.stem.split("_")[1]) < stop:
             with np.load(p) as z:
                 out.append({k: z[k] for k in z.files})
     return out
@@ -410,7 +410,8 @@ def _train_restore(variant: str, args: argparse.Namespace, run: Path, rule: str,
     model = RestoreModel(arch, spec, loss="l1+ssim", card=_card(variant, rule, args, {
         "description": description, "init_seed": args.seed}))
     model.card["input_stats"] = _input_stats(pairs[0][0])
-    task = RestoreTask(tx, ty, valid_inputs=pairs[1][0][:40], valid_targets=pairs[1][1][:40], loss="l1+ssim",
+    nv = 4 if args.tiny else 40
+    task = RestoreTask(tx, ty, valid_inputs=pairs[1][0][:nv], valid_targets=pairs[1][1][:nv], loss="l1+ssim",
                        crop=64 if args.tiny else 192, batch_size=4 if args.tiny else 16, stride=arch.stride,
                        device=torch.device(args.device), samples_per_epoch=1024)
     cfg = _config(args, batch_size=16, lr=1e-3, weight_decay=1e-4, schedule="cosine", warmup_steps=200,

@@ -1,0 +1,79 @@
+"""The recipes of the shipped models rerun at reduced size (recipes/pack_data.py + recipes/zoo.py --tiny)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory, shared_data):
+    out = tmp_path_factory.mktemp("pack")
+    r = _run("recipes/pack_data.py", "--out", str(out), "--limit", "2", "--shared", str(shared_data))
+    assert r.returncode == 0, r.stderr
+    info = json.loads((out / "info.json").read_text())
+    assert info["bbbc005"]["train"] > 0 and info["dsb2018"]["train"] == 2
+    return out
+
+
+def _train(pack: Path, out: Path, variants: str, synth: Path) -> None:
+    r = _run("recipes/zoo.py", "train", "--models", variants, "--data", str(pack), "--out", str(out), "--device",
+             "cpu", "--tiny", "--synth", str(synth), "--budget", "300")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for v in variants.split(","):
+        assert not (out / v / "error.txt").exists(), (out / v / "error.txt").read_text()
+
+
+def test_count_recipe_at_reduced_size(pack, tmp_path):
+    from deepscope.models import load_model, model_card
+
+    _train(pack, tmp_path, "count-pct-p4", tmp_path / "synth")
+    model = load_model(tmp_path / "count-pct-p4", device="cpu")
+    shipped = model_card("count-bbbc005")
+    assert model.arch.to_dict() == shipped["architecture"]  # the shipped model's recipe, only shorter
+    assert model.spec.to_dict()["normalize"] == shipped["input"]["normalize"]
+    res = model.count_images([np.zeros((520, 696), np.uint8)])[0]
+    assert np.isfinite(res.count) and res.low <= res.count <= res.high
+    assert (tmp_path / "count.tar").exists()
+
+
+def test_restore_recipe_at_reduced_size(pack, tmp_path):
+    from deepscope.models import load_model, model_card
+
+    _train(pack, tmp_path, "deblur-bbbc005", tmp_path / "synth")
+    model = load_model(tmp_path / "deblur-bbbc005", device="cpu")
+    assert model.arch.to_dict() == model_card("deblur-bbbc005")["architecture"]
+    card = json.loads((tmp_path / "deblur-bbbc005" / "model.json").read_text())
+    assert card["training"]["n_real_pairs"] > 0 and card["training"]["n_synthetic_pairs"] > 0
+    out = model.predict_image(np.full((64, 80), 10, np.uint8))
+    assert out.dtype == np.uint8 and out.shape == (64, 80)
+
+
+@pytest.mark.slow
+def test_every_recipe_at_reduced_size(pack, tmp_path):
+    from deepscope.models import list_models, load_model, model_card
+
+    variants = "count-pct-p4,nuclei-b8,cells-bbbc005,deblur-bbbc005,label-bbbc005-w2,sr2x-bbbc005,countnet-book"
+    _train(pack, tmp_path, variants, tmp_path / "synth")
+    shipped = {m.name for m in list_models()}
+    for variant, name in [("nuclei-b8", "nuclei"), ("cells-bbbc005", "cells-bbbc005"),
+                          ("label-bbbc005-w2", "label-bbbc005-w2"), ("sr2x-bbbc005", "sr2x-bbbc005")]:
+        model = load_model(tmp_path / variant, device="cpu")
+        if name in shipped:
+            assert model.arch.to_dict() == model_card(name)["architecture"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert all(v["status"] == 0 for v in summary.values())
