@@ -302,7 +302,8 @@ CAUTIONS = {
         "(false_structure: 0 per image), but at F48 touching cells stay merged and the boundaries drawn inside "
         "merged blobs are guesses: cells-bbbc005 miscounts restored F48 cell-stain images by 4.1 cells per image "
         "(4.9 on raw F48), and count-bbbc005 is no more accurate on restored than on raw F48 images (MAE 1.40 vs "
-        "1.39). Count and segment the raw images; use restoration for viewing. Trained on BBBC005-like "
+        "1.39; count-bbbc005-fast does gain, 1.58 -> 1.32, but stays behind count-bbbc005 on the raw images). "
+        "Count and segment the raw images with the default models; use restoration for viewing. Trained on BBBC005-like "
         "fluorescence only: other modalities get a warning from the input statistics."),
     "label-bbbc005-w2": (
         "Predicted stains are not measurements: the w2 image is inferred from the w1 image of the same field "
