@@ -166,6 +166,9 @@ def finalize_count(model: Any, *, fast: bool) -> None:
     The hybrid rule and its threshold were chosen on the validation fields: averaging the density count
     with the number of objects segmented by ``cells-bbbc005`` where objects are small (median area below
     1,500 px: the nuclear stain) gave validation MAE 0.93 against 1.13 for the density count alone.
+    ``calibrate_hybrid`` also sets the area gate that skips the segmenter where objects are clearly
+    large (foreground pixels per counted cell on the validation fields: nuclear stain <= 1,465,
+    cell stain >= 2,262; gate 1,875), which halves the time on mixed BBBC005 sets.
     """
     ds, parts = bbbc005_split()
     va = np.flatnonzero(parts == "valid")

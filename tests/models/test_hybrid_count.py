@@ -1,0 +1,53 @@
+"""The shipped hybrid counter: the area gate skips the segmenter only where the hybrid rule would not use it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepscope.data.synth import generate_field
+from deepscope.models import list_models, load_model
+from deepscope.models.count import area_per_object
+
+pytestmark = pytest.mark.skipif("count-bbbc005" not in [m.name for m in list_models()],
+                                reason="the shipped counter is not installed")
+
+
+@pytest.fixture(scope="module")
+def fields():
+    return [generate_field(n, stains=(1, 2), blurs=(1, 48), seed=40 + n) for n in (25, 60)]
+
+
+def test_area_per_object_flat_and_simple():
+    assert area_per_object(np.zeros((20, 30, 1), np.float32), 3.0) == 0.0
+    img = np.zeros((20, 30, 1), np.float32)
+    img[:10, :10] = 1.0  # 100 foreground pixels
+    assert area_per_object(img, 4.0) == pytest.approx(25.0)
+    assert area_per_object(img, 0.0) == pytest.approx(200.0)  # counts below 0.5 are taken as 0.5
+
+
+def test_gate_skips_the_segmenter_only_on_large_objects(fields, monkeypatch):
+    m = load_model("count-bbbc005", device="cpu")
+    gate = m.card["output"]["hybrid"]["gate_area_per_object"]
+    assert gate >= m.card["output"]["hybrid"]["max_object_area"]
+    nuclei = [f.images[(1, b)] for f in fields for b in (1, 48)]
+    bodies = [f.images[(2, b)] for f in fields for b in (1, 48)]
+
+    ungated = load_model("count-bbbc005", device="cpu")
+    del ungated.card["output"]["hybrid"]["gate_area_per_object"]
+    want = ungated.count_images(bodies)
+    assert all(r.method == "density" for r in want)  # cell bodies are too large for the object rule
+
+    calls = []
+    real = type(m)._objects
+    monkeypatch.setattr(type(m), "_objects", lambda self, im, **kw: calls.append(1) or real(self, im, **kw))
+    got = m.count_images(bodies)
+    assert calls == []  # gated: the segmenter never ran
+    assert [r.count for r in got] == pytest.approx([r.count for r in want])
+    assert [v for r in got for v in (r.low, r.high)] == pytest.approx([v for r in want for v in (r.low, r.high)])
+
+    res = m.count_images(nuclei)
+    assert len(calls) == len(nuclei)  # small objects: segmented, and the object count is used
+    assert all(r.method == "density+objects" for r in res)
+    truth = np.repeat([f.count for f in fields], 2)
+    assert np.abs(np.array([r.count for r in res]) - truth).max() < 0.15 * truth.max()
