@@ -178,7 +178,8 @@ class CountModel(DeepscopeModel):
     def predict_image(self, image: np.ndarray, **kwargs: Any) -> CountResult:
         return self.count_images([image], **kwargs)[0]
 
-    def count_images(self, images: list[np.ndarray], *, hybrid: bool | None = None, **kwargs: Any
+    def count_images(self, images: list[np.ndarray], *, hybrid: bool | None = None, batch_size: int = 8,
+                     channel: int | None = None, paths: list[str] | None = None, tta: str | None = None
                      ) -> list[CountResult]:
         """Count objects in each raw image; returns :class:`CountResult` (count, low, high, std, method).
 
@@ -189,27 +190,22 @@ class CountModel(DeepscopeModel):
             For models whose card defines a hybrid rule (``output.hybrid``): also segment each image
             and, where the objects are small (median area below the card's threshold), average the
             density count with the number of objects. Default: as the card says.
-        **kwargs
-            ``batch_size``, ``channel``, ``paths``, ``tta`` (see :meth:`count_arrays`).
+        batch_size, channel, paths, tta
+            As for :meth:`count_arrays`.
         """
         images = list(images)
-        paths = kwargs.get("paths")
-        prepared = [self.prepare(im, path=(paths[i] if paths else ""), channel=kwargs.get("channel"))
-                    for i, im in enumerate(images)]
-        counts, std = self._count_prepared(prepared, batch_size=kwargs.get("batch_size", 8), paths=paths,
-                                           tta=kwargs.get("tta"))
+        prepared = [self.prepare(im, path=(paths[i] if paths else ""), channel=channel) for i, im in enumerate(images)]
+        counts, std = self._count_prepared(prepared, batch_size=batch_size, paths=paths, tta=tta)
         hy = self.card["output"].get("hybrid")
         use = bool(hy) and (hy.get("enabled", True) if hybrid is None else hybrid)
         gate = float(hy.get("gate_area_per_object") or 0.0) if use else 0.0
         out = []
         for k, (c, s) in enumerate(zip(counts, std)):
             method = "density"
-            if use and gate and area_per_object(prepared[k], c) > gate:
-                use_k = False  # clearly large objects: the segmenter would not be used, so do not run it
-            else:
-                use_k = use
-            if use_k:
-                n_obj, area = self._objects(images[k], channel=kwargs.get("channel"))
+            # clearly large objects (area per counted cell above the gate): the rule would not use the
+            # segmenter's count, so do not run it
+            if use and not (gate and area_per_object(prepared[k], c) > gate):
+                n_obj, area = self._objects(images[k], channel=channel)
                 if n_obj > 0 and area < hy["max_object_area"]:
                     c = 0.5 * (c + n_obj)
                     method = "density+objects"

@@ -234,6 +234,15 @@ def _model_ref(model: Any, ref: Any) -> Any:
                                                          "name": model.name})
 
 
+def _start_run(command: str, net: Any, model: Any, files: list[Path], **params: Any) -> Any:
+    """Start the lineage record of a batch command: the model as named, its weights, the parameters."""
+    from deepscope.provenance import lineage
+
+    name = str(model if isinstance(model, (str, os.PathLike)) else net.name)
+    return lineage.Run.start(command=command, params={"model": name, **params, "n_inputs": len(files)},
+                             models=[_model_ref(net, model)])
+
+
 def _stems(paths: list[Path]) -> tuple[list[str], dict[int, str]]:
     """Output stems per input, and an error for inputs whose stem an earlier input already uses."""
     from deepscope.data import image_stem
@@ -386,11 +395,7 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
     files = expand_paths(paths, include=include, recursive=recursive)
     net = resolve_model(model, task="count", device=device)
-    run = lineage.Run.start(command="count", params={"model": str(model if isinstance(model, (str, os.PathLike))
-                                                                      else net.name),
-                                                     "channel": channel, "batch_size": batch_size,
-                                                     "device": device, "n_inputs": len(files)},
-                            models=[_model_ref(net, model)])
+    run = _start_run("count", net, model, files, channel=channel, batch_size=batch_size, device=device)
     rows: list[dict[str, Any]] = [{"path": str(p), "count": np.nan, "count_low": np.nan, "count_high": np.nan,
                                    "std": np.nan, "error": ""} for p in files]
     inputs: list[Any] = []
@@ -508,12 +513,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     n_classes = int(getattr(net, "n_classes", 1))
     if n_classes > 1 and len(class_names) != n_classes:
         class_names = [f"class{k}" for k in range(1, n_classes + 1)]
-    run = lineage.Run.start(command="segment", params={"model": str(model if isinstance(model, (str, os.PathLike))
-                                                                        else net.name),
-                                                       "tile": tile, "overlap": ov, "tta": tta,
-                                                       "channel": channel,
-                                                       "device": device, "n_inputs": len(files)},
-                            models=[_model_ref(net, model)])
+    run = _start_run("segment", net, model, files, tile=tile, overlap=ov, tta=tta, channel=channel, device=device)
     stems, clash = _stems(files)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
@@ -639,12 +639,8 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     files = expand_paths(paths, include=include, recursive=recursive, exclude_dirs=[out_dir])
     net = resolve_model(model, task="restore", device=device)
     ov = _overlap(net, tile, overlap)
-    run = lineage.Run.start(command="restore", params={"model": str(model if isinstance(model, (str, os.PathLike))
-                                                                        else net.name),
-                                                       "dtype": dtype, "tile": tile, "overlap": ov,
-                                                       "channel": channel,
-                                                       "device": device, "n_inputs": len(files)},
-                            models=[_model_ref(net, model)])
+    run = _start_run("restore", net, model, files, dtype=dtype, tile=tile, overlap=ov, channel=channel,
+                     device=device)
     stems, clash = _stems(files)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
