@@ -54,13 +54,14 @@ def test_count_recipe_at_reduced_size(pack, tmp_path):
 def test_restore_recipe_at_reduced_size(pack, tmp_path):
     from deepscope.models import load_model, model_card
 
-    _train(pack, tmp_path, "deblur-bbbc005", tmp_path / "synth")
-    model = load_model(tmp_path / "deblur-bbbc005", device="cpu")
-    assert model.arch.to_dict() == model_card("deblur-bbbc005")["architecture"]
-    card = json.loads((tmp_path / "deblur-bbbc005" / "model.json").read_text())
-    assert card["training"]["n_real_pairs"] > 0 and card["training"]["n_synthetic_pairs"] > 0
-    out = model.predict_image(np.full((64, 80), 10, np.uint8))
-    assert out.dtype == np.uint8 and out.shape == (64, 80)
+    _train(pack, tmp_path, "deblur-bbbc005,label-bbbc005-w2", tmp_path / "synth")
+    for name in ("deblur-bbbc005", "label-bbbc005-w2"):  # both restoration models of issue 8
+        model = load_model(tmp_path / name, device="cpu")
+        assert model.arch.to_dict() == model_card(name)["architecture"]
+        card = json.loads((tmp_path / name / "model.json").read_text())
+        assert card["training"]["n_real_pairs"] > 0 and card["training"]["n_synthetic_pairs"] > 0
+        out = model.predict_image(np.full((64, 80), 10, np.uint8))
+        assert out.dtype == np.uint8 and out.shape == (64, 80)
 
 
 @pytest.mark.slow
