@@ -44,11 +44,13 @@ VARIANTS: dict[str, tuple[str, str, int]] = {
     "count-pct-synth": ("count", "train_count", 3),
     "count-pct-p4": ("count", "train_count", 11),
     "count-pct-p4-ft": ("count", "train_count", 14),
+    "count-p4-dots-ft": ("count", "train_count", 15),
     "countnet-book": ("count", "train_countnet_book", 4),
     "nuclei-b8": ("nuclei", "train_nuclei", 5),
     "nuclei-b16": ("nuclei", "train_nuclei", 6),
     "nuclei-b8-ft": ("nuclei", "train_nuclei", 12),
     "nuclei-b16-ft": ("nuclei", "train_nuclei", 13),
+    "nuclei-b8-rs": ("nuclei", "train_nuclei", 16),
     "cells-bbbc005": ("cells", "train_cells", 7),
     "deblur-bbbc005": ("deblur", "train_deblur", 8),
     "label-bbbc005-w2": ("label", "train_label", 9),
@@ -110,7 +112,9 @@ def _bin2(x: np.ndarray) -> np.ndarray:
     return 0.25 * (x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2])
 
 
-def _density(centroids: np.ndarray, shape: tuple[int, int], scale: float, sigma: float = 2.0) -> np.ndarray:
+def _density(centroids: np.ndarray, shape: tuple[int, int], scale: float, sigma: float = 2.0,
+             mode: str = "constant") -> np.ndarray:
+    """Gaussian dots at ``centroids / scale``; ``mode="reflect"`` keeps every dot's mass inside the image."""
     from scipy.ndimage import gaussian_filter
 
     d = np.zeros(shape, np.float32)
@@ -118,7 +122,7 @@ def _density(centroids: np.ndarray, shape: tuple[int, int], scale: float, sigma:
         rr, cc = int(r / scale), int(c / scale)
         if 0 <= rr < shape[0] and 0 <= cc < shape[1]:
             d[rr, cc] += 1.0
-    return gaussian_filter(d, sigma, mode="constant")
+    return gaussian_filter(d, sigma, mode=mode)
 
 
 def _config(args: argparse.Namespace, **kw: Any) -> Any:
@@ -163,7 +167,7 @@ def _finish(model: Any, run: Path, result: Any, t0: float) -> None:
 # ============================================================================ counting
 
 def load_bbbc005_half(data: Path, tiny: bool) -> dict[str, np.ndarray]:
-    d = {k: _pack.load(data, f"bbbc005_{k}") for k in ("half", "count", "blur", "stain", "p", "split")}
+    d = {k: _pack.load(data, f"bbbc005_{k}") for k in ("half", "count", "blur", "stain", "p", "split", "field")}
     if tiny:
         keep = np.concatenate([np.flatnonzero(d["split"] == 0)[:24], np.flatnonzero(d["split"] == 1)[:8]])
         d = {k: v[keep] for k, v in d.items()}
@@ -207,6 +211,16 @@ def train_count(variant: str, args: argparse.Namespace, run: Path) -> None:
         counts = np.concatenate([counts, np.array(scounts, np.float32)])
         dens = [np.full(im.shape, np.nan, np.float32) for im in imgs[: len(tr)]] + sdens
     pool, base, depth = (4, 16, 3) if "p4" in variant else (2, 8, 4)
+    if "dots" in variant:
+        # pseudo dot annotations (recipes/pack_dots.py): density targets at the output resolution
+        # (the half-size pack binned once more) for the images of fields whose dots match the count
+        dots = _pack.load(Path(args.data), "bbbc005_dots")
+        fields = d["field"]
+        dens = []
+        for i, im in zip(tr, imgs):
+            shape = (im.shape[0] // 2, im.shape[1] // 2)
+            pts = dots[dots[:, 0] == fields[i], 1:]
+            dens.append(_density(pts, shape, 4.0, sigma=1.5, mode="reflect") if len(pts) else np.full(shape, np.nan, np.float32))
     arch = ArchConfig("unet", in_channels=1, out_channels=2, base=base, depth=depth, pool_input=pool)
     model = CountModel(arch, spec, card=_card(variant, "count", args, {
         "description": "Counts cells in BBBC005-like fluorescence images (any size): density U-Net on 2x-binned "
@@ -214,7 +228,8 @@ def train_count(variant: str, args: argparse.Namespace, run: Path) -> None:
         "init_seed": args.seed}))
     device = torch.device(args.device)
     task = CountTask(imgs, counts, valid_images=[norm(i) for i in va], valid_counts=d["count"][va],
-                     head="density", densities=dens, batch_size=16, device=device, jitter=0.1)
+                     head="density", densities=dens, batch_size=16, device=device, jitter=0.1,
+                     density_weight=0.25 if "dots" in variant else 1.0)
     # training network: the same weights without the input binning (data is binned already)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(args.seed)
@@ -225,9 +240,10 @@ def train_count(variant: str, args: argparse.Namespace, run: Path) -> None:
     if finetune:  # continue a first run (same weights: the binning layer has no parameters)
         from safetensors.torch import load_file
 
-        init = Path(args.init) / variant.removesuffix("-ft") / "model.safetensors"
+        first = "count-pct-p4" if "dots" in variant else variant.removesuffix("-ft")
+        init = Path(args.init) / first / "model.safetensors"
         net.load_state_dict(load_file(str(init)))
-        model.card["training"]["initialised_from"] = f"{variant.removesuffix('-ft')} (first run)"
+        model.card["training"]["initialised_from"] = f"{first} (first run)"
     cfg = _config(args, batch_size=16, lr=3e-4 if finetune else 2e-3, weight_decay=1e-4, schedule="cosine",
                   warmup_steps=0 if finetune else 100, monitor="val_mae", mode="min")
     result = Trainer(net, task, cfg, run, progress=False).fit()
@@ -283,28 +299,31 @@ def train_nuclei(variant: str, args: argparse.Namespace, run: Path) -> None:
             for im in images]
     base = 16 if "b16" in variant else 8
     arch = ArchConfig("unet", 1, 2, base=base, depth=4)
-    finetune = variant.endswith("-ft")
+    finetune = variant.endswith("-ft")  # continue with zoom and gamma augmentation
+    restart = variant.endswith("-rs")  # continue with the first run's augmentation (a warm restart)
     model = SegmentModel(arch, spec, card=_card(variant, "nuclei", args, {
         "description": "Fluorescence nuclei instance segmentation (U-Net: foreground + distance, seeded watershed), "
                        "trained on DSB2018 stage1 (grey fluorescence)", "init_seed": args.seed}))
     tr = np.flatnonzero(split == 0)
     va = np.flatnonzero(split == 1)
     pp = PostprocessConfig(fg_threshold=0.5, seed_threshold=0.5, min_size=8)
-    if not finetune:
+    if not (finetune or restart):
         va = va[:24]  # validation each epoch on 24 images (the full held-out evaluation runs after training)
     # fine-tuning continues a first run with zoom and gamma augmentation (objects of other sizes, dim objects)
     task = SegmentTask([norm[i] for i in tr], [labels[i].astype(np.int32) for i in tr], crop=64 if args.tiny else 256,
                        batch_size=4 if args.tiny else 16, valid_images=[norm[i] for i in va],
                        valid_labels=[labels[i].astype(np.int32) for i in va], postprocess=pp, stride=arch.stride,
-                       device=torch.device(args.device), samples_per_epoch=4096 if finetune else 2048, jitter=0.3,
+                       device=torch.device(args.device),
+                       samples_per_epoch=4096 if finetune else 1024 if restart else 2048, jitter=0.3,
                        scale_range=(0.6, 1.6) if finetune else None, gamma_range=(0.5, 2.0) if finetune else None)
     net = model.net
-    if finetune:
-        init = Path(args.init) / variant.removesuffix("-ft") / "model.safetensors"
-        model.load_weights(init)
-        model.card["training"]["initialised_from"] = f"{variant.removesuffix('-ft')} (first run, 420 s)"
-    cfg = _config(args, batch_size=16, lr=1e-3 if finetune else 3e-3, weight_decay=1e-4, schedule="cosine",
-                  warmup_steps=50 if finetune else 200, monitor="val_dsb", mode="max")
+    if finetune or restart:
+        first = variant.removesuffix("-ft").removesuffix("-rs")
+        model.load_weights(Path(args.init) / first / "model.safetensors")
+        model.card["training"]["initialised_from"] = f"{first} (first run, 420 s)"
+    cfg = _config(args, batch_size=16, lr=1e-3 if finetune else 5e-4 if restart else 3e-3, weight_decay=1e-4,
+                  schedule="cosine", warmup_steps=50 if finetune else 20 if restart else 200, monitor="val_dsb",
+                  mode="max")
     result = Trainer(net, task, cfg, run, progress=False).fit()
     _finish(model, run, result, t0)
 

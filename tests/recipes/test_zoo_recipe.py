@@ -51,6 +51,30 @@ def test_count_recipe_at_reduced_size(pack, tmp_path):
     assert (tmp_path / "count.tar").exists()
 
 
+def test_dot_annotation_recipe_at_reduced_size(pack, tmp_path, shared_data, monkeypatch):
+    """recipes/pack_dots.py: per-field centroids only where the segmented nuclei match the true count,
+    and the count-p4-dots-ft variant (not shipped) trains on them from a first run."""
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import _pack
+
+    r = _run("recipes/pack_dots.py", "--data", str(pack), "--limit", "2", "--shared", str(shared_data))
+    assert r.returncode == 0, r.stderr[-2000:]
+    stats = json.loads(r.stdout.strip().splitlines()[-1])
+    dots = _pack.load(pack, "bbbc005_dots")
+    fields, counts = _pack.load(pack, "bbbc005_field"), _pack.load(pack, "bbbc005_count")
+    assert stats["fields"] == stats["kept"] + stats["no_source"] + stats["disagree"]
+    assert len(np.unique(dots[:, 0])) == stats["kept"] > 0
+    for f in np.unique(dots[:, 0]):
+        assert (dots[:, 0] == f).sum() == counts[fields == f][0]  # dots never contradict the count
+    assert (dots[:, 1] >= 0).all() and (dots[:, 1] < 520).all() and (dots[:, 2] < 696).all()
+    _train(pack, tmp_path / "first", "count-pct-p4", tmp_path / "synth")
+    r = _run("recipes/zoo.py", "one", "--only", "count-p4-dots-ft", "--data", str(pack), "--out", str(tmp_path),
+             "--device", "cpu", "--tiny", "--init", str(tmp_path / "first"))
+    assert r.returncode == 0, r.stdout[-2000:]
+    card = json.loads((tmp_path / "count-p4-dots-ft" / "model.json").read_text())
+    assert card["training"]["initialised_from"].startswith("count-pct-p4")
+
+
 def test_restore_recipe_at_reduced_size(pack, tmp_path):
     from deepscope.models import load_model, model_card
 
