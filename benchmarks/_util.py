@@ -45,3 +45,12 @@ def write_result(topic: str, result: dict[str, Any]) -> Path:
     path = RESULTS / f"{topic}.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     return path
+
+
+def report(topic: str, result: dict[str, Any]) -> Path:
+    """Print every figure of a result (floats to 4 decimals), then write it as :func:`write_result` does."""
+    for k, v in result.items():
+        print(f"{k:40s} {round(v, 4) if isinstance(v, float) else v}")
+    path = write_result(topic, result)
+    print("wrote", path)
+    return path

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import SHARED, write_result  # noqa: E402
+from _util import SHARED, report  # noqa: E402
 
 
 def _ms(fn, x, n: int = 5) -> float:  # type: ignore[no-untyped-def]
@@ -76,7 +76,7 @@ def main() -> int:
             ref = torch.nn.functional.softplus(plain(x)[:, 0]).sum((1, 2))
             got = torch.nn.functional.softplus(q(x)[:, 0]).sum((1, 2))
         res["int8_count_change_mean_abs"] = float((ref - got).abs().mean())
-        res["int8_quantized_modules"] = sorted({type(mod).__module__.split(".")[-2] + "." + type(mod).__name__
+        res["int8_quantized_modules"] = sorted({"quantized." + type(mod).__name__
                                                 for mod in q.modules() if "quantized" in type(mod).__module__})
     model._count_prepared(prep[:8], tta="none")
     for tta in ("none", "flips"):
@@ -91,9 +91,7 @@ def main() -> int:
         seg.predict_image(im)
     res["segmenter_ms_per_nuclear_image"] = (time.perf_counter() - t) / len(w1) * 1000
     res["budget_ms_at_20_images_per_s"] = 50.0
-    for k, v in res.items():
-        print(f"{k:40s} {round(v, 4) if isinstance(v, float) else v}")
-    print("wrote", write_result("infer", res))
+    report("infer", res)
     return 0
 
 

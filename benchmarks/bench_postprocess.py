@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
-from _util import write_result  # noqa: E402
+from _util import report  # noqa: E402
 
 
 def main() -> int:
@@ -99,14 +99,12 @@ def main() -> int:
                 if iou > 0.5:
                     rows.append((at[t], ap[j] / at[t], iou))
     a = np.array(rows)
-    res["matched_by_true_area"] = {
-        f"{lo}-{hi}px": {"n": int(((a[:, 0] >= lo) & (a[:, 0] < hi)).sum()),
-                         "mean_iou": float(a[(a[:, 0] >= lo) & (a[:, 0] < hi), 2].mean()),
-                         "median_area_ratio": float(np.median(a[(a[:, 0] >= lo) & (a[:, 0] < hi), 1]))}
-        for lo, hi in ((0, 100), (100, 200), (200, 400), (400, 1000), (1000, 10**9))}
-    for k, v in res.items():
-        print(f"{k:28s} {v}")
-    print("wrote", write_result("postprocess", res))
+    res["matched_by_true_area"] = {}
+    for lo, hi in ((0, 100), (100, 200), (200, 400), (400, 1000), (1000, 10**9)):
+        b = a[(a[:, 0] >= lo) & (a[:, 0] < hi)]
+        res["matched_by_true_area"][f"{lo}-{hi}px"] = {"n": len(b), "mean_iou": float(b[:, 2].mean()),
+                                                       "median_area_ratio": float(np.median(b[:, 1]))}
+    report("postprocess", res)
     return 0
 
 

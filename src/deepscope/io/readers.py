@@ -153,13 +153,7 @@ def read_image(path: str | os.PathLike[str], *, series: int | None = None,
         return _read_zarr(p, checksum=checksum)
     if p.is_dir():
         raise ImageReadError(p, "is a folder, not an image file")
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise ImageReadError(p, f"cannot be read ({exc.strerror or exc})") from exc
-    if not raw:
-        raise ImageReadError(p, "is empty (0 bytes)")
-    digest = hashlib.sha256(raw).hexdigest() if checksum else ""
+    raw, digest = _read_bytes(p, checksum)
     if fmt == "tiff":
         return _read_tiff(p, raw, digest, series)
     if fmt == "png":
@@ -168,6 +162,17 @@ def read_image(path: str | os.PathLike[str], *, series: int | None = None,
 
 
 # --------------------------------------------------------------------------- TIFF
+
+def _read_bytes(p: Path, checksum: bool) -> tuple[bytes, str]:
+    """The whole file and its SHA-256 (``""`` without ``checksum``); unreadable or empty files raise."""
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ImageReadError(p, f"cannot be read ({exc.strerror or exc})") from exc
+    if not raw:
+        raise ImageReadError(p, "is empty (0 bytes)")
+    return raw, hashlib.sha256(raw).hexdigest() if checksum else ""
+
 
 def _normalise_axes(axes: str) -> str:
     axes = axes.upper().replace("Q", "I")
@@ -282,13 +287,7 @@ def read_meta(path: str | os.PathLike[str], *, checksum: bool = True) -> FileMet
     p = Path(path)
     if image_format(p) != "tiff" or not p.is_file():
         return read_image(p, checksum=checksum).meta
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise ImageReadError(p, f"cannot be read ({exc.strerror or exc})") from exc
-    if not raw:
-        raise ImageReadError(p, "is empty (0 bytes)")
-    digest = hashlib.sha256(raw).hexdigest() if checksum else ""
+    raw, digest = _read_bytes(p, checksum)
     try:
         with tifffile.TiffFile(_io.BytesIO(raw), name=p.name) as tf:
             chosen = _select_series(p, tf, None)
