@@ -1,0 +1,101 @@
+"""Outputs of every shipped model on a fixed set of seeded synthetic images.
+
+``tests/models/zoo_reference.json`` holds these outputs as recorded *before* the models package was
+redesigned (issue 13); ``tests/models/test_zoo_reference.py`` recomputes them through the current
+code and compares. Only public API is used here (``load_model``, ``count_images``, ``predict_image``),
+so the same file records and checks.
+
+Record (only when a change of outputs is intended and understood)::
+
+    OMP_NUM_THREADS=1 .venv/bin/python -m tests.models.zoo_reference --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REFERENCE = Path(__file__).with_name("zoo_reference.json")
+
+
+def images() -> dict[str, np.ndarray]:
+    """The fixed inputs: BBBC005-sized fields (8-bit, in focus and blurred, both stains), a 16-bit field
+    and a small odd-sized one."""
+    from deepscope.data.synth import generate_field
+
+    big = generate_field(30, size=(520, 696), blurs=(1, 23), seed=1301)
+    few = generate_field(6, size=(520, 696), blurs=(1,), stains=(1,), seed=1302)
+    deep = generate_field(12, size=(200, 260), blurs=(1,), stains=(1,), bit_depth=16, seed=1303)
+    small = generate_field(4, size=(97, 131), blurs=(1,), stains=(1,), seed=1304)
+    return {"w1_f1": big.image(1, 1), "w2_f1": big.image(2, 1), "w1_f23": big.image(1, 23),
+            "few_w1": few.image(1, 1), "u16_w1": deep.image(1, 1), "small_w1": small.image(1, 1)}
+
+
+def _sha(a: np.ndarray) -> str:
+    a = np.ascontiguousarray(a)
+    return hashlib.sha256(str(a.dtype).encode() + str(a.shape).encode() + a.tobytes()).hexdigest()[:16]
+
+
+def _labels_summary(labels: np.ndarray) -> dict[str, Any]:
+    lab = np.asarray(labels)
+    sizes = np.bincount(lab.ravel())[1:]
+    sizes = sizes[sizes > 0]
+    return {"dtype": str(lab.dtype), "shape": list(lab.shape), "n_objects": int(len(sizes)),
+            "foreground": int((lab > 0).sum()), "sha": _sha(lab)}
+
+
+def _pixels_summary(x: np.ndarray) -> dict[str, Any]:
+    a = np.asarray(x)
+    f = a.astype(np.float64)
+    h, w = a.shape[:2]
+    blocks = [float(f[r * h // 4:(r + 1) * h // 4, c * w // 4:(c + 1) * w // 4].mean())
+              for r in range(4) for c in range(4)]
+    return {"dtype": str(a.dtype), "shape": list(a.shape), "mean": float(f.mean()), "std": float(f.std()),
+            "min": float(f.min()), "max": float(f.max()), "blocks": blocks, "sha": _sha(a)}
+
+
+def compute() -> dict[str, Any]:
+    """Outputs of every shipped model on :func:`images` (plus tiled runs of the large-image paths)."""
+    from deepscope.models import list_models, load_model
+
+    ims = images()
+    out: dict[str, Any] = {}
+    for info in list_models():
+        model = load_model(info.name, device="cpu")
+        res: dict[str, Any] = {"task": info.task}
+        if info.task == "count":
+            for k, r in zip(ims, model.count_images(list(ims.values()))):
+                res[k] = {"count": r.count, "low": r.low, "high": r.high, "std": r.std, "method": r.method}
+        elif info.task == "segment":
+            for k in ("w1_f1", "w2_f1", "w1_f23", "u16_w1", "small_w1"):
+                res[k] = _labels_summary(model.predict_image(ims[k]))
+            res["w1_f1_tiled"] = _labels_summary(model.predict_image(ims["w1_f1"], tile=256, overlap=48))
+            res["few_w1_flips"] = _labels_summary(model.predict_image(ims["few_w1"], tta="flips"))
+        else:
+            for k in ("w1_f1", "w1_f23", "u16_w1", "small_w1"):
+                res[k] = _pixels_summary(model.predict_image(ims[k]))
+            res["w1_f23_tiled"] = _pixels_summary(model.predict_image(ims["w1_f23"], tile=256, overlap=32))
+            res["small_w1_float32"] = _pixels_summary(model.predict_image(ims["small_w1"], dtype="float32"))
+        out[info.name] = res
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--write", action="store_true", help=f"write {REFERENCE.name} (else print)")
+    args = ap.parse_args(argv)
+    text = json.dumps(compute(), indent=1, sort_keys=True) + "\n"
+    if args.write:
+        REFERENCE.write_text(text)
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
