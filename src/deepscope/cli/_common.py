@@ -1,11 +1,10 @@
-"""Helpers shared by CLI commands: console, logging, error handling, progress bars."""
+"""Helpers shared by CLI commands: console, logging, error handling, integer lists."""
 
 from __future__ import annotations
 
 import functools
 import logging
-import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
@@ -47,26 +46,6 @@ def handle_errors(fn: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-def progress(items: Iterable[T], *, total: int | None = None, description: str = "working",
-             disable: bool | None = None) -> Iterator[T]:
-    """Iterate with a rich progress bar (images done, rate, ETA) on stderr."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
-    if disable is None:
-        disable = not err_console.is_terminal
-    if disable:
-        yield from items
-        return
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.speed:>6.1f}/s" if False else ""), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=err_console, transient=False) as bar:
-        task = bar.add_task(description, total=total)
-        for item in items:
-            yield item
-            bar.advance(task)
-
-
 def parse_int_list(text: str, *, name: str) -> list[int]:
     """Parse ``"1,5,10"`` or ``"1-5"`` ranges into integers, with a clear error."""
     out: list[int] = []
@@ -87,6 +66,3 @@ def parse_int_list(text: str, *, name: str) -> list[int]:
         raise typer.BadParameter(f"{name}: give at least one integer")
     return out
 
-
-def stdout_is_tty() -> bool:
-    return sys.stdout.isatty()

@@ -33,25 +33,12 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _jsonable(obj: Any) -> Any:
-    """Replace NaN/inf by None and NumPy scalars by Python ones, recursively."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def write_reports(document: dict[str, Any], table: Any, *, json_path: Path | None, csv_path: Path | None) -> None:
     """Write ``document`` as JSON and ``table`` (a DataFrame) as CSV, each atomically, where asked."""
-    from deepscope.io import write_text
+    from deepscope.io import to_jsonable, write_text
 
     if json_path is not None:
-        write_text(json_path, json.dumps(_jsonable(document), indent=2) + "\n")
+        write_text(json_path, json.dumps(to_jsonable(document, finite=True), indent=2) + "\n")
         err_console.print(f"wrote {json_path}")
     if csv_path is not None:
         write_text(csv_path, table.to_csv(index=False))

@@ -321,7 +321,7 @@ def write_part(path: str | os.PathLike[str], objects: pa.Table, meta: Mapping[st
     """Write one image set's result atomically: object rows as the table, the rest as schema metadata."""
     import pyarrow.parquet as pq
 
-    from deepscope.io import atomic_path
+    from deepscope.io import atomic_path, to_jsonable
 
     with atomic_path(path) as tmp:
         # no Arrow schema copy and no column statistics: a part is read whole, once, at commit (5 KB instead
@@ -329,7 +329,7 @@ def write_part(path: str | os.PathLike[str], objects: pa.Table, meta: Mapping[st
         with pq.ParquetWriter(tmp, objects.schema.remove_metadata(), compression="zstd", store_schema=False,
                               write_statistics=False) as writer:
             writer.write_table(objects.replace_schema_metadata(None))
-            writer.add_key_value_metadata({PART_META_KEY: json.dumps(dict(meta), default=_jsonable).encode()})
+            writer.add_key_value_metadata({PART_META_KEY: json.dumps(to_jsonable(dict(meta), strict=False)).encode()})
     return Path(path)
 
 
@@ -351,16 +351,6 @@ def read_part_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("schema") != PART_SCHEMA:
         raise InputError(f"'{path}' is not a deepscope result part (schema {meta.get('schema')!r})")
     return meta
-
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 # ---------------------------------------------------------------------------------------------- worker context

@@ -40,7 +40,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import getpass
-import hashlib
 import json
 import os
 import platform
@@ -79,36 +78,17 @@ def _now() -> str:
 
 
 def _sha256_file(path: Path) -> str:
-    if path.is_dir():  # an OME-Zarr or other folder output: its files, as the catalog hashes them
-        from deepscope.io import sha256_file
+    from deepscope.io import sha256_file
 
-        return sha256_file(path)
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def _jsonable(value: Any, *, what: str) -> Any:
-    def default(o: Any) -> Any:
-        if isinstance(o, os.PathLike):
-            return os.fspath(o)
-        if isinstance(o, (set, frozenset)):
-            return sorted(o, key=str)
-        if hasattr(o, "item") and callable(o.item) and getattr(o, "ndim", 1) == 0:
-            return o.item()
-        if hasattr(o, "tolist") and callable(o.tolist):
-            return o.tolist()
-        if dataclasses.is_dataclass(o) and not isinstance(o, type):
-            return dataclasses.asdict(o)
-        if isinstance(o, (_dt.date, _dt.datetime)):
-            return o.isoformat()
-        raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
+    from deepscope.io.jsonable import to_jsonable
 
     try:
-        return json.loads(json.dumps(value, default=default))
-    except (TypeError, ValueError) as exc:
+        return to_jsonable(value)
+    except TypeError as exc:
         raise InputError(f"{what} must be JSON-serialisable (numbers, strings, lists, dicts, paths): {exc}. "
                          "Pass plain values, e.g. str(obj) for custom objects.") from exc
 

@@ -156,11 +156,6 @@ def texture_bank(sigma: float) -> np.ndarray:
     return t
 
 
-def _gauss_gain(sigma: float) -> float:
-    # standard deviation of unit white noise after a 2-D Gaussian filter of this sigma
-    return 1.0 / (2.0 * math.sqrt(math.pi) * sigma)
-
-
 @functools.lru_cache(maxsize=8)
 def texture_mix(scales: tuple[float, float], amplitudes: tuple[float, float]) -> np.ndarray:
     """``amplitudes[0] * bank(scales[0]) + amplitudes[1] * bank(scales[1])``: a two-octave texture."""

@@ -31,6 +31,7 @@ from deepscope.data.synth.cells import STAINS, CellParams, _check_blurs, _check_
 from deepscope.data.synth.presets import (BBBC005_BLURS, BBBC005_COUNTS, field_seed, image_name, mask_name,
                                           well_positions)
 from deepscope.errors import InputError
+from deepscope.io.jsonable import to_jsonable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -202,7 +203,7 @@ def write_dataset(out_dir: str | os.PathLike[str], *, counts: Iterable[int] | in
                 "counts": sorted(set(plan["count"].tolist())), "blurs": sorted(set(plan["blur_index"].tolist())),
                 "sites": sorted(set(plan["site_index"].tolist())), "stains": sorted(set(plan["stain_index"].tolist())),
                 "size": [h, w], "bit_depth": int(bit_depth), "clustering": float(clustering),
-                "params": _jsonable(dataclasses.asdict(p))}
+                "params": to_jsonable(dataclasses.asdict(p))}
     resume = _prepare_folder(out, manifest, plan, overwrite=overwrite)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     from deepscope.io import write_text
@@ -310,13 +311,3 @@ def _version() -> str:
     import deepscope
 
     return str(deepscope.__version__)
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (tuple, list)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
