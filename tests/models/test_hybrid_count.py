@@ -7,7 +7,7 @@ import pytest
 
 from deepscope.data.synth import generate_field
 from deepscope.models import list_models, load_model
-from deepscope.models.count import area_per_object
+from deepscope.tasks.count import area_per_object
 
 pytestmark = pytest.mark.skipif("count-bbbc005" not in [m.name for m in list_models()],
                                 reason="the shipped counter is not installed")
@@ -39,8 +39,9 @@ def test_gate_skips_the_segmenter_only_on_large_objects(fields, monkeypatch):
     assert all(r.method == "density" for r in want)  # cell bodies are too large for the object rule
 
     calls = []
-    real = type(m)._objects
-    monkeypatch.setattr(type(m), "_objects", lambda self, im, **kw: calls.append(1) or real(self, im, **kw))
+    plugin = type(m.plugin)
+    real = plugin._objects
+    monkeypatch.setattr(plugin, "_objects", lambda self, model, im, **kw: calls.append(1) or real(self, model, im, **kw))
     got = m.count_images(bodies)
     assert calls == []  # gated: the segmenter never ran
     assert [r.count for r in got] == pytest.approx([r.count for r in want])

@@ -12,7 +12,8 @@ from deepscope.errors import InputError, ModelError
 from deepscope.evaluate import match_instances
 from deepscope.models import (ArchConfig, CountModel, InputSpec, RestoreModel, SegmentModel, list_models,
                               load_model, model_card)
-from deepscope.models.networks import BookCountNet, BookUNet, build_network
+from deepscope.models import build_network
+from deepscope.models.networks import BookCountNet, BookUNet
 
 
 def _blobs(shape=(96, 128), n=12, r=5, seed=0):
@@ -110,7 +111,8 @@ def test_rgb_rule():
     same = np.stack([grey] * 3, -1)
     assert m.predict_image(same).count == pytest.approx(m.predict_image(grey).count, rel=1e-5)
     diff = np.stack([grey, grey // 2, grey], -1)
-    with pytest.raises(InputError, match="3 distinct channels but the model takes one; pass channel="):
+    with pytest.raises(InputError, match="3 distinct channels but model 'count-model' takes one grey channel; "
+                                         "choose one with --channel N \\(Python: channel=N\\)"):
         m.predict_image(diff)
     m.predict_image(diff, channel=1)
 
@@ -129,8 +131,8 @@ def test_interval_calibration_covers():
 
 def _handmade_segmenter():
     m = SegmentModel(ArchConfig("unet", 1, 2, base=4, depth=2), InputSpec(normalize="fixed", scale=255.0))
-    m._net = _Handmade()
-    m.card["output"]["postprocess"] = {"fg_threshold": 0.5, "seed_threshold": 0.5, "min_size": 5}
+    m.net = _Handmade()
+    m.update_output(postprocess={"fg_threshold": 0.5, "seed_threshold": 0.5, "min_size": 5})
     return m
 
 

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from deepscope.errors import InputError
-from deepscope.predict.engine import pad_to_multiple, run_network, tile_grid, to_numpy, to_tensor
+from deepscope.predict.engine import pad_to_multiple, tile_grid, to_numpy, to_tensor
+from deepscope.predict.predictor import run_network
 from deepscope.predict.instances import PostprocessConfig, instance_targets, instances_from_maps
 
 

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from deepscope.errors import ConfigError
-from deepscope.models.config import ArchConfig
-from deepscope.models.networks import build_network
+from deepscope.models import ArchConfig, build_network
 from deepscope.train import CountTask, SegmentTask, Trainer, TrainConfig
 
 

@@ -1,37 +1,123 @@
-"""Model wrappers: a network + its architecture, input spec and model card, with save/load,
-the book's ``fit`` / ``predict`` / ``predict_on_batch`` / ``restore`` API, and task-specific prediction.
+"""The model object: a network, its typed card (:class:`~deepscope.models.ModelCard`) and a device,
+with save/load and the book's ``fit`` / ``predict`` / ``predict_on_batch`` / ``restore`` API.
+
+What a model *does* (pre-processing, inference, post-processing, training) comes from its task
+plugin (:mod:`deepscope.models.plugins`), found from the card's task and representation; the model
+classes of the tasks (:class:`~deepscope.models.CountModel` ...) add the task's own methods, which
+also call the plugin.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
-import logging
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from deepscope.errors import InputError, ModelError
+from deepscope.errors import ConfigError, ModelError
+from deepscope.models.card import ModelCard
 from deepscope.models.config import ArchConfig
-from deepscope.models.spec import InputSpec, prepare_image
+from deepscope.models.plugins import TaskPlugin, get_task
+from deepscope.models.spec import InputSpec
 
-__all__ = ["DeepscopeModel", "CountModel", "SegmentModel", "RestoreModel", "MODEL_CLASSES", "CARD_VERSION",
-           "sha256_bytes"]
+__all__ = ["DeepscopeModel", "CardDict", "resolve_device", "BEST_WEIGHTS", "MODEL_WEIGHTS", "MODEL_CARD"]
 
-logger = logging.getLogger(__name__)
+#: File names in a run folder: the best validation weights, and the final model (weights + card).
+BEST_WEIGHTS = "best.safetensors"
+MODEL_WEIGHTS = "model.safetensors"
+MODEL_CARD = "model.json"
 
-CARD_VERSION = 1
+
+def resolve_device(device: str = "auto") -> Any:
+    """``"auto"`` -> CUDA when available, else CPU; otherwise ``torch.device(device)``.
+
+    Raises
+    ------
+    deepscope.errors.ConfigError
+        If CUDA is asked for and not available, or the name is invalid.
+    """
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"device={device!r} is not a valid torch device ({exc}); use auto, cpu or cuda") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={device!r} but CUDA is not available on this machine; use --device cpu or auto")
+    return dev
 
 
-def sha256_bytes(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+class CardDict(dict):
+    """An editable dict view of a model's card, for scripts written against deepscope 0.1's dict cards.
+
+    Every edit (at any depth) is validated and replaces the model's frozen :class:`ModelCard`
+    (``model.model_card``); an invalid edit raises and changes nothing. New code uses
+    ``model.model_card`` and :meth:`DeepscopeModel.update_card`.
+    """
+
+    def __init__(self, data: Mapping[str, Any], commit: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__()
+        self._commit = commit
+        for k, v in data.items():
+            dict.__setitem__(self, k, self._wrap(v))
+
+    def _wrap(self, v: Any) -> Any:
+        if isinstance(v, Mapping) and not isinstance(v, CardDict):
+            return CardDict(v, lambda _d: self._changed())
+        return v
+
+    def plain(self) -> dict[str, Any]:
+        """The card as plain dicts and lists."""
+        return {k: (v.plain() if isinstance(v, CardDict) else v) for k, v in dict.items(self)}
+
+    def _changed(self) -> None:
+        self._commit(self.plain())
+
+    def _edit(self, fn: Callable[[], Any]) -> Any:
+        before = dict(self)
+        out = fn()
+        try:
+            self._changed()
+        except Exception:
+            dict.clear(self)
+            dict.update(self, before)
+            raise
+        return out
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._edit(lambda: dict.__setitem__(self, key, self._wrap(value)))
+
+    def __delitem__(self, key: str) -> None:
+        self._edit(lambda: dict.__delitem__(self, key))
+
+    def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
+        return self._edit(lambda: dict.pop(self, key, *default))
+
+    def popitem(self) -> tuple[str, Any]:
+        return self._edit(lambda: dict.popitem(self))
+
+    def setdefault(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        if key in self:
+            return self[key]
+        self[key] = default
+        return self[key]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        items = dict(*args, **kwargs)
+        self._edit(lambda: [dict.__setitem__(self, k, self._wrap(v)) for k, v in items.items()])
+
+    def clear(self) -> None:
+        self._edit(lambda: dict.clear(self))
+
+    def __ior__(self, other: Any) -> CardDict:  # type: ignore[override]
+        self.update(other)
+        return self
 
 
 class DeepscopeModel:
@@ -39,111 +125,178 @@ class DeepscopeModel:
 
     Parameters
     ----------
-    arch : ArchConfig
-        Network architecture.
-    spec : InputSpec
+    arch : ArchConfig, optional
+        Network architecture (default: the plugin's).
+    spec : InputSpec, optional
         Input channels and normalisation.
-    card : dict, optional
-        Model card (training data, recipe, metrics, task options under ``"output"``).
+    representation : str, optional
+        What the network outputs: selects the task plugin (default: the task's default for ``arch``).
+    card : dict or ModelCard, optional
+        Descriptive card fields (name, description, training, init_seed, output options ...).
     name : str, optional
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"`` ...
     model_dir : str, optional
-        Folder where ``fit`` writes checkpoints (the book's ``model_dir``).
+        Folder where ``fit`` writes its run (the book's ``model_dir``).
+    **options
+        Output options of the plugin (e.g. ``n_classes`` for segmentation, ``upscale`` for restoration).
     """
 
     task: ClassVar[str] = "base"
 
-    def __init__(self, arch: ArchConfig, spec: InputSpec | None = None, *, card: dict[str, Any] | None = None,
-                 name: str | None = None, device: str = "auto", model_dir: str | os.PathLike[str] | None = None
-                 ) -> None:
-        self.arch = arch
-        self.spec = spec or InputSpec()
-        self.card: dict[str, Any] = dict(card or {})
-        self.card.setdefault("output", {})
-        self.name = name or self.card.get("name") or f"{self.task}-model"
+    def __init__(self, arch: ArchConfig | None = None, spec: InputSpec | None = None, *,
+                 representation: str | None = None, card: Mapping[str, Any] | ModelCard | None = None,
+                 name: str | None = None, device: str = "auto", model_dir: str | os.PathLike[str] | None = None,
+                 **options: Any) -> None:
         self.device_name = device
         self.model_dir = Path(model_dir) if model_dir else None
         self._net: Any = None
         self._device: Any = None
+        self.runtime: dict[str, Any] = {}
+        if isinstance(card, ModelCard):
+            self._card = card
+            return
+        info = dict(card or {})
+        representation = representation or info.pop("representation", None) or self.default_representation(arch)
+        plugin = get_task(self.task, representation)
+        arch = arch or plugin.default_architecture(**options)
+        output = {**plugin.default_output(arch, **options), **dict(info.pop("output", None) or {})}
+        for key in ("task", "architecture", "input", "card_version", "schema_version"):
+            info.pop(key, None)
+        name = name or info.pop("name", None) or f"{self.task}-model"
+        self._card = ModelCard.from_dict({**info, "schema_version": 2, "name": name, "task": self.task,
+                                          "representation": representation, "architecture": arch.to_dict(),
+                                          "input": (spec or InputSpec()).to_dict(), "output": output})
 
-    # ------------------------------------------------------------------ network
+    @classmethod
+    def default_representation(cls, arch: ArchConfig | None) -> str:
+        """The representation of a new model of this task built without one."""
+        raise ModelError(f"{cls.__name__} needs representation= (the task plugin to use)")
+
+    # ------------------------------------------------------------------ the card
+    @property
+    def model_card(self) -> ModelCard:
+        """The model's card (typed and frozen; replaced, never changed in place)."""
+        return self._card
+
+    @model_card.setter
+    def model_card(self, card: ModelCard) -> None:
+        if not isinstance(card, ModelCard):
+            raise ModelError(f"model_card must be a ModelCard, got {type(card).__name__}")
+        if (card.task, card.representation, card.architecture) != (self._card.task, self._card.representation,
+                                                                   self._card.architecture):
+            raise ModelError("a model's task, representation and architecture are fixed; build another model")
+        self._card = card
+
+    def update_card(self, **changes: Any) -> ModelCard:
+        """Replace card fields (``output=`` replaces the output options; see :meth:`update_output`)."""
+        self.model_card = self._card.replace(**changes)
+        return self._card
+
+    def update_output(self, **changes: Any) -> ModelCard:
+        """Change some output options (``None`` removes one)."""
+        self.model_card = self._card.with_output(**changes)
+        return self._card
+
+    @property
+    def card(self) -> CardDict:
+        """The card as an editable dict (compatibility view of :attr:`model_card`; every edit is validated)."""
+        return CardDict(self._card.to_dict(), self._set_card_dict)
+
+    @card.setter
+    def card(self, value: Mapping[str, Any]) -> None:
+        self._set_card_dict(dict(value))
+
+    def _set_card_dict(self, d: dict[str, Any]) -> None:
+        self.model_card = ModelCard.from_dict(d)
+
+    @property
+    def name(self) -> str:
+        return self._card.name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.update_card(name=value)
+
+    @property
+    def arch(self) -> ArchConfig:
+        return self._card.architecture
+
+    @property
+    def spec(self) -> InputSpec:
+        return self._card.input
+
+    @property
+    def representation(self) -> str:
+        return self._card.representation
+
+    @property
+    def plugin(self) -> TaskPlugin:
+        """The task plugin that gives this model its behaviour."""
+        return get_task(self._card.task, self._card.representation)
+
+    # ------------------------------------------------------------------ network and device
     @property
     def net(self) -> Any:
-        """The torch network (built on first use, deterministically from the card's seed)."""
+        """The torch network (built on first use, deterministically from the card's ``init_seed``)."""
         if self._net is None:
             import torch
 
-            from deepscope.models.networks import build_network
+            from deepscope.models.architectures import build_network
 
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(self.card.get("init_seed", 0)))
-                self._net = build_network(self.arch)
-            self._init_head()
+                torch.manual_seed(int(self._card.init_seed))
+                net = build_network(self.arch)
+            self.plugin.init_network(self, net)
+            self._net = net
+            self.runtime.clear()
         return self._net
 
-    def _init_head(self) -> None:
-        """Task-specific output initialisation (overridden)."""
+    @net.setter
+    def net(self, net: Any) -> None:
+        """Use another network of this architecture (e.g. one trained outside ``fit``)."""
+        self._net = net
+        self.runtime.clear()
+
+    def reset_network(self, *, seed: int | None = None) -> Any:
+        """Rebuild the network from scratch (from ``seed``, recorded as the card's ``init_seed``)."""
+        if seed is not None:
+            self.update_card(init_seed=int(seed))
+        self._net = None
+        return self.net
 
     @property
     def device(self) -> Any:
         if self._device is None:
-            from deepscope.train.trainer import resolve_device
-
             self._device = resolve_device(self.device_name)
         return self._device
 
     def to(self, device: str) -> DeepscopeModel:
         """Move the model to ``device`` (``"cpu"``, ``"cuda"``, ``"auto"``)."""
-        from deepscope.train.trainer import resolve_device
-
         self._device = resolve_device(device)
         self.device_name = device
         self.net.to(self._device)
         return self
 
-    def _eval_net(self) -> Any:
-        """The network for inference: a copy in eval mode with BatchNorm folded into the convolutions
-        (12% faster on CPU, same outputs to 1e-5), channels-last, on the model's device; rebuilt after
-        the weights change."""
-        import copy
-
-        import torch
-
-        # tensors count their in-place updates (_version): training or loading weights invalidates the copy
-        key = (id(self.net), str(self.device), tuple(t._version for t in self.net.state_dict().values()))
-        if getattr(self, "_eval_key", None) != key:
-            net = _fuse_conv_bn(copy.deepcopy(self.net).eval()).to(self.device)
-            self._eval_cache = net.to(memory_format=torch.channels_last)
-            self._eval_key = key
-        return self._eval_cache
+    def weights_version(self) -> tuple[Any, ...]:
+        """Changes whenever the weights change (training steps, loading): keys caches of the network."""
+        return (id(self.net), str(self.device), tuple(t._version for t in self.net.state_dict().values()))
 
     # ------------------------------------------------------------------ persistence
-    def card_dict(self) -> dict[str, Any]:
-        """The model card as a JSON-serialisable dict."""
-        from deepscope import __version__
-
-        card = dict(self.card)
-        card.update({"card_version": CARD_VERSION, "name": self.name, "task": self.task,
-                     "architecture": self.arch.to_dict(), "input": self.spec.to_dict()})
-        card.setdefault("deepscope_version", __version__)
-        return card
-
     def save(self, path: str | os.PathLike[str], *, dtype: str = "float32") -> Path:
-        """Save weights (safetensors) and the model card (JSON).
+        """Save weights (safetensors) and the model card (JSON), each atomically.
 
         ``path`` is a folder (writes ``model.safetensors`` + ``model.json``) or a file stem / ``.json`` /
-        ``.safetensors`` name (writes ``<stem>.safetensors`` + ``<stem>.json``). Writes are atomic.
+        ``.safetensors`` name (writes ``<stem>.safetensors`` + ``<stem>.json``).
 
         Returns
         -------
         pathlib.Path
             The card's path.
         """
-        import torch
-        from safetensors.torch import save_file
-
-        from deepscope.io.writers import atomic_path
+        from deepscope import __version__
+        from deepscope.io import write_text
+        from deepscope.models.weights import save_weights
 
         p = Path(path)
         if p.suffix in (".json", ".safetensors"):
@@ -153,21 +306,13 @@ class DeepscopeModel:
             stem = p / "model"
         else:
             stem = p.with_suffix("")
-        weights = stem.with_suffix(".safetensors")
+        weights = save_weights(self.net, stem.with_suffix(".safetensors"), dtype=dtype,
+                               metadata={"deepscope_model": self.name, "task": self.task})
+        created = self._card.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        self.update_card(weights=weights, created=created,
+                         deepscope_version=self._card.deepscope_version or __version__)
         card_path = stem.with_suffix(".json")
-        tdt = {"float32": torch.float32, "float16": torch.float16}[dtype]
-        tensors = {k: (v.detach().cpu().to(tdt) if v.is_floating_point() else v.detach().cpu()).contiguous()
-                   for k, v in self.net.state_dict().items()}
-        with atomic_path(weights) as tmp:
-            save_file(tensors, str(tmp), metadata={"deepscope_model": self.name, "task": self.task})
-        card = self.card_dict()
-        card["weights"] = {"file": weights.name, "sha256": sha256_bytes(weights), "dtype": dtype,
-                           "bytes": weights.stat().st_size,
-                           "parameters": int(sum(v.numel() for v in tensors.values()))}
-        card.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-        self.card = {k: v for k, v in card.items() if k not in ("architecture", "input")}
-        with atomic_path(card_path) as tmp:
-            tmp.write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
+        write_text(card_path, json.dumps(self._card.to_dict(), indent=2) + "\n")
         return card_path
 
     def load_weights(self, weights: str | os.PathLike[str], *, expected_sha256: str | None = None) -> None:
@@ -178,46 +323,28 @@ class DeepscopeModel:
         deepscope.errors.ModelError
             Not a safetensors file, checksum mismatch, or weights that do not fit the architecture.
         """
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from deepscope.models.weights import load_weights
 
-        w = Path(weights)
-        if not w.exists():
-            raise FileNotFoundError(f"No such weights file: '{w}'")
-        if expected_sha256:
-            got = sha256_bytes(w)
-            if got != expected_sha256:
-                raise ModelError(f"weights '{w}' have sha256 {got[:12]}... but the model card says "
-                                 f"{expected_sha256[:12]}...; the file was changed or belongs to another model")
-        try:
-            state = load_file(str(w))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise ModelError(f"'{w}' is not a valid safetensors weights file ({exc}); nothing was loaded") from exc
-        ref = self.net.state_dict()
-        state = {k: v.to(ref[k].dtype) if k in ref and v.is_floating_point() else v for k, v in state.items()}
-        try:
-            self.net.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ModelError(f"weights '{w}' do not fit the architecture {self.arch.to_dict()}: "
-                             f"{str(exc).splitlines()[0]}") from exc
+        load_weights(self.net, weights, expected_sha256=expected_sha256, architecture=str(self.arch.to_dict()))
+        self.runtime.clear()
 
     @classmethod
-    def from_card(cls, card: dict[str, Any], weights: str | os.PathLike[str] | None, *, device: str = "auto",
-                  verify: bool = True) -> DeepscopeModel:
-        """Build a model of the right class from a card and load its weights."""
-        task = card.get("task")
-        klass = MODEL_CLASSES.get(task or "")
-        if klass is None:
-            raise ModelError(f"model card has task {task!r}; expected one of {sorted(MODEL_CLASSES)}")
-        try:
-            arch = ArchConfig.from_dict(card["architecture"])
-            spec = InputSpec.from_dict(card.get("input", {}))
-        except (KeyError, TypeError) as exc:
-            raise ModelError(f"model card is missing or has invalid 'architecture'/'input' ({exc})") from exc
-        extra = {k: v for k, v in card.items() if k not in ("architecture", "input")}
-        model = klass(arch, spec, card=extra, name=card.get("name"), device=device)
+    def from_card(cls, card: ModelCard | Mapping[str, Any], weights: str | os.PathLike[str] | None, *,
+                  device: str = "auto", verify: bool = True) -> DeepscopeModel:
+        """Build a model of its plugin's class from a card (upgraded if older) and load its weights.
+
+        Raises
+        ------
+        deepscope.errors.ModelError
+            Invalid card, no plugin for its task and representation, or weights that do not load.
+        """
+        if not isinstance(card, ModelCard):
+            card = ModelCard.from_dict(card)
+        klass = get_task(card.task, card.representation).model_class
+        model = klass(card=card, device=device)
         if weights is not None:
-            model.load_weights(weights, expected_sha256=card.get("weights", {}).get("sha256") if verify else None)
+            sha = card.weights.sha256 if (verify and card.weights) else None
+            model.load_weights(weights, expected_sha256=sha)
         return model
 
     @classmethod
@@ -232,32 +359,35 @@ class DeepscopeModel:
 
     # ------------------------------------------------------------------ book-style API
     def restore(self, checkpoint_dir: str | os.PathLike[str] | None = None) -> DeepscopeModel:
-        """Load the best weights of a training run folder (default: ``model_dir``), as the book's ``restore()``.
+        """Load the weights of a training run folder (default: ``model_dir``), as the book's ``restore()``.
+
+        The output options of the run's card (tuned post-processing, calibrated intervals) come too.
 
         Raises
         ------
         deepscope.errors.ModelError
-            If the folder holds no ``best.safetensors`` / ``model.safetensors``.
+            If the folder holds no ``model.safetensors`` / ``best.safetensors``.
         """
-        from deepscope.train.trainer import BEST
+        from deepscope.models.card import read_card_json, upgrade_card
 
         d = Path(checkpoint_dir) if checkpoint_dir else self.model_dir
         if d is None:
             raise ModelError("restore() needs a checkpoint folder: pass it or create the model with model_dir=")
-        for name in ("model.safetensors", BEST):
+        for name in (MODEL_WEIGHTS, BEST_WEIGHTS):
             if (d / name).exists():
                 self.load_weights(d / name)
-                card = d / "model.json"
-                if card.exists():  # tuned post-processing / calibrated intervals live in the card
-                    saved = json.loads(card.read_text())
-                    self.card["output"] = {**self.card.get("output", {}), **saved.get("output", {})}
+                if (d / MODEL_CARD).exists():
+                    saved = upgrade_card(read_card_json(d / MODEL_CARD))
+                    self.update_output(**saved.get("output", {}))
                 return self
-        raise ModelError(f"no trained weights (model.safetensors or {BEST}) in '{d}'")
+        raise ModelError(f"no trained weights ({MODEL_WEIGHTS} or {BEST_WEIGHTS}) in '{d}'")
 
     def fit(self, dataset: Any, nb_epoch: int = 50, *, valid_dataset: Any = None,
             model_dir: str | os.PathLike[str] | None = None, resume: bool = True, progress: bool | None = None,
             **train_options: Any) -> Any:
         """Train on an :class:`~deepscope.data.ImageDataset` (the book's ``model.fit(dataset, nb_epoch=50)``).
+
+        Writes the same run folder as ``deepscope train`` (:func:`deepscope.train.fit_model`).
 
         Parameters
         ----------
@@ -265,7 +395,8 @@ class DeepscopeModel:
             Training and validation data (labels as the task needs: counts, masks, target images).
         nb_epoch : int
         model_dir : str, optional
-            Run folder (checkpoints, metrics log, final ``model.safetensors`` + ``model.json``).
+            Run folder (checkpoints, metrics log, ``train.yaml``, ``run.yaml``, ``split.csv``, final
+            ``model.safetensors`` + ``model.json``).
         resume : bool
             Continue from ``model_dir/checkpoint.pt`` when present.
         **train_options
@@ -276,100 +407,35 @@ class DeepscopeModel:
         -------
         deepscope.train.TrainResult
         """
-        from deepscope.train.config import TrainConfig
-        from deepscope.train.trainer import BEST, Trainer
-
         run_dir = Path(model_dir) if model_dir else self.model_dir
         if run_dir is None:
+            from deepscope.errors import InputError
+
             raise InputError("fit() needs model_dir= (where checkpoints and the trained model are written)")
         self.model_dir = run_dir
-        known = set(TrainConfig.__dataclass_fields__)
-        tc = {k: v for k, v in train_options.items() if k in known}
-        task_opts = {k: v for k, v in train_options.items() if k not in known}
-        tc.setdefault("device", self.device_name)
-        if valid_dataset is None or not len(valid_dataset):
-            tc.setdefault("monitor", "train_loss")  # nothing to validate on: keep the lowest training loss
-            tc.setdefault("mode", "min")
-        tc.setdefault("monitor", self.default_monitor()[0])
-        tc.setdefault("mode", self.default_monitor()[1])
-        config = TrainConfig(epochs=nb_epoch, **tc)
-        self.card["init_seed"] = config.seed
-        self._net = None  # rebuild deterministically from the seed
-        from deepscope.train.trainer import resolve_device
-
-        device = resolve_device(config.device)
-        task = self.make_task(dataset, valid_dataset, device=device, batch_size=config.batch_size, **task_opts)
-        trainer = Trainer(self.net, task, config, run_dir, progress=progress)
-        result = trainer.fit(resume=resume)
-        if (run_dir / BEST).exists():
-            self.load_weights(run_dir / BEST)
-        self.after_fit(task, valid_dataset)
-        self.card["training"] = {**self.card.get("training", {}), "config": config.to_dict(),
-                                 "epochs_done": result.epochs_done, "best_epoch": result.best_epoch,
-                                 "best_score": result.best_score, "seconds": round(result.seconds, 1),
-                                 "n_train": len(dataset), "n_valid": len(valid_dataset) if valid_dataset else 0}
-        self.save(run_dir)
-        return result
+        return self.plugin.fit(self, dataset, epochs=nb_epoch, valid_dataset=valid_dataset, run_dir=run_dir,
+                               resume=resume, progress=progress, **train_options)
 
     def default_monitor(self) -> tuple[str, str]:
-        return "val_loss", "min"
-
-    def make_task(self, dataset: Any, valid_dataset: Any, *, device: Any, batch_size: int, **opts: Any) -> Any:
-        raise NotImplementedError
-
-    def after_fit(self, task: Any, valid_dataset: Any) -> None:
-        """Hook run after training with the best weights loaded (e.g. interval calibration)."""
+        """Validation metric (and direction) that picks the best weights when training."""
+        return self.plugin.default_monitor(self)
 
     def prepare(self, image: np.ndarray, *, path: str = "", channel: int | None = None) -> np.ndarray:
-        """Normalise one raw image into the model's ``(H, W, C)`` float32 input."""
-        return prepare_image(image, self.spec, path=path, channel=channel)
+        """Pre-process one raw image into the network's ``(H, W, C)`` float32 input."""
+        return self.plugin.prepare(self, image, path=path, channel=channel)
 
-    def predict(self, dataset: Any, **kwargs: Any) -> Any:
-        """Predict for every image of a dataset (list of results, in order)."""
-        return [self.predict_image(dataset.get_image(i), **kwargs) for i in range(len(dataset))]
+    def predict_image(self, image: np.ndarray, **options: Any) -> Any:
+        """The prediction for one raw image (a count, instance labels, a restored image ...)."""
+        return self.plugin.predict_image(self, image, **options)
 
-    def predict_on_batch(self, x: Any, **kwargs: Any) -> Any:
+    def predict_on_batch(self, x: Any, **options: Any) -> Any:
         """Predict for a batch ``(N, H, W[, C])`` of raw images."""
-        return [self.predict_image(xi, **kwargs) for xi in x]
+        return self.plugin.predict_batch(self, list(x), **options)
 
-    def predict_image(self, image: np.ndarray, **kwargs: Any) -> Any:
-        raise NotImplementedError
+    def predict(self, dataset: Any, **options: Any) -> Any:
+        """Predict for every image of a dataset (in order)."""
+        return self.predict_on_batch([dataset.get_image(i) for i in range(len(dataset))], **options)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, arch={self.arch.arch}, base={self.arch.base})"
-
-
-def _fuse_conv_bn(net: Any) -> Any:
-    """Fold every Conv2d directly followed by BatchNorm2d (in a Sequential) into one convolution (eval only)."""
-    from torch import nn
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    for mod in net.modules():
-        if isinstance(mod, nn.Sequential):
-            layers = list(mod)
-            for i in range(len(layers) - 1):
-                if isinstance(layers[i], nn.Conv2d) and isinstance(layers[i + 1], nn.BatchNorm2d):
-                    mod[i] = fuse_conv_bn_eval(layers[i], layers[i + 1])
-                    mod[i + 1] = nn.Identity()
-    return net
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-# late imports keep this module importable without the task modules
-from deepscope.models.count import CountModel  # noqa: E402
-from deepscope.models.restore import RestoreModel  # noqa: E402
-from deepscope.models.segment import SegmentModel  # noqa: E402
-
-MODEL_CLASSES: dict[str, type[DeepscopeModel]] = {"count": CountModel, "segment": SegmentModel,
-                                                   "restore": RestoreModel}
+        return (f"{type(self).__name__}(name={self.name!r}, representation={self.representation!r}, "
+                f"arch={self.arch.arch}, base={self.arch.base})")

@@ -1,7 +1,8 @@
-"""PyTorch networks: deepscope's U-Net and the book chapter's CountNet and U-Net.
+"""PyTorch networks: deepscope's U-Net and the book chapter's CountNet and U-Net, registered by name.
 
-All networks take ``(N, C, H, W)`` float tensors. The only NumPy <-> torch layout
-conversion lives in :func:`deepscope.predict.engine.to_tensor` / ``train``.
+All networks take ``(N, C, H, W)`` float tensors (the NumPy <-> torch layout conversion lives in
+:func:`deepscope.predict.engine.to_tensor`). Each family is registered with
+:func:`~deepscope.models.architectures.register_architecture`; see that module to add one.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepscope.models.architectures import build_network, register_architecture
 from deepscope.models.config import ArchConfig
 
 __all__ = ["UNet", "BookUNet", "BookCountNet", "build_network"]
@@ -112,18 +114,19 @@ class BookUNet(nn.Module):
         return self.final(torch.cat([x, d3], 1))
 
 
-def build_network(cfg: ArchConfig) -> nn.Module:
-    """Build the network an :class:`ArchConfig` describes (weights freshly initialised).
+@register_architecture("unet", stride=lambda cfg: cfg.pool_input * 2 ** cfg.depth)
+def _unet(cfg: ArchConfig) -> nn.Module:
+    """deepscope's U-Net (3x3 conv + BatchNorm + ReLU blocks, max-pool down, bilinear up, skips)."""
+    return UNet(cfg.in_channels, cfg.out_channels, cfg.base, cfg.depth, cfg.pool_input)
 
-    Examples
-    --------
-    >>> import torch
-    >>> net = build_network(ArchConfig("unet", in_channels=1, out_channels=2, base=8, depth=2))
-    >>> net(torch.zeros(1, 1, 32, 32)).shape
-    torch.Size([1, 2, 32, 32])
-    """
-    if cfg.arch == "unet":
-        return UNet(cfg.in_channels, cfg.out_channels, cfg.base, cfg.depth, cfg.pool_input)
-    if cfg.arch == "book-unet":
-        return BookUNet(cfg.in_channels, cfg.out_channels)
+
+@register_architecture("book-unet", stride=lambda cfg: 8)
+def _book_unet(cfg: ArchConfig) -> nn.Module:
+    """The book chapter's small U-Net (foreground logit)."""
+    return BookUNet(cfg.in_channels, cfg.out_channels)
+
+
+@register_architecture("book-countnet", stride=lambda cfg: 1, defaults={"input_size": (520, 696)})
+def _book_countnet(cfg: ArchConfig) -> nn.Module:
+    """The book chapter's CountNet (five stride-2 convolutions and a dense count)."""
     return BookCountNet(cfg.in_channels, cfg.input_size or (520, 696))

@@ -1,4 +1,5 @@
-"""Model registry: shipped models in ``models/zoo`` (safetensors + JSON card) and loading by name or path."""
+"""The model zoo and loading: shipped models in ``models/zoo`` (safetensors + JSON card), loaded by name
+or path through one path: card (upgraded if older) -> task plugin -> network -> SHA-256-checked weights."""
 
 from __future__ import annotations
 
@@ -48,9 +49,18 @@ def list_models(task: str | None = None) -> list[ModelInfo]:
 
 
 def model_card(ref: str | os.PathLike[str]) -> dict[str, Any]:
-    """The model card (dict) of a shipped model name or a saved model path."""
+    """The model card of a shipped model name or a saved model path, as JSON values in the current schema
+    (an older card is upgraded in memory; see :func:`deepscope.models.load_card` for the typed card).
+
+    Raises
+    ------
+    deepscope.errors.ModelError
+        Unknown name or not a valid card.
+    """
+    from deepscope.models.card import read_card_json, upgrade_card
+
     card_path, _ = resolve_model_path(ref)
-    return json.loads(card_path.read_text())
+    return upgrade_card(read_card_json(card_path))
 
 
 def resolve_model_path(ref: str | os.PathLike[str]) -> tuple[Path, Path | None]:
@@ -108,25 +118,22 @@ def load_model(ref: str | os.PathLike[str], *, device: str = "auto", task: str |
 
     Returns
     -------
-    CountModel, SegmentModel or RestoreModel
+    DeepscopeModel
+        Of the class its task plugin names (CountModel, SegmentModel, RestoreModel ...).
 
     Raises
     ------
     deepscope.errors.ModelError
-        Unknown name, not a deepscope model, invalid card, checksum mismatch, or wrong task.
+        Unknown name, not a deepscope model, invalid card, no plugin for its task, checksum mismatch, or
+        wrong task.
     """
     from deepscope.models.base import DeepscopeModel
+    from deepscope.models.card import load_card
 
     card_path, weights = resolve_model_path(ref)
-    try:
-        card = json.loads(card_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"'{card_path}' is not a valid model card (JSON): {exc}") from exc
-    if not isinstance(card, dict) or "architecture" not in card or "task" not in card:
-        raise ModelError(f"'{card_path}' is not a deepscope model card (no 'task'/'architecture')")
-    if task is not None and card["task"] != task:
-        raise ModelError(f"model '{ref}' is a {card['task']} model; this command needs a {task} model")
+    card = load_card(card_path)
+    if task is not None and card.task != task:
+        raise ModelError(f"model '{ref}' is a {card.task} model; this command needs a {task} model")
     if weights is None:
-        wname = card.get("weights", {}).get("file", "model.safetensors")
-        weights = card_path.parent / wname
+        weights = card_path.parent / (card.weights.file if card.weights else "model.safetensors")
     return DeepscopeModel.from_card(card, weights, device=device)

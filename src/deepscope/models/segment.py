@@ -1,5 +1,10 @@
-"""Instance segmentation models: a U-Net predicting foreground + distance maps with seeded watershed,
-multi-class output for typed objects, and the book's U-Net; tiled inference for large images."""
+"""Instance segmentation models: int32 label images (0 = background), tiled for large images.
+
+The behaviour comes from the segment plugins (:mod:`deepscope.tasks.segment`): ``"instances"``
+(foreground + distance maps, seeded watershed, optional classes per instance) and ``"foreground"``
+(the book's U-Net: connected components of the foreground). Another representation (e.g. flows) is
+another plugin.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from deepscope.errors import InputError
 from deepscope.models.base import DeepscopeModel
 from deepscope.models.config import ArchConfig
 from deepscope.models.spec import InputSpec
@@ -18,31 +22,20 @@ __all__ = ["SegmentModel"]
 class SegmentModel(DeepscopeModel):
     """Segment objects (nuclei, cells) into instances.
 
-    Output channels: foreground probability, normalised distance to the boundary (seeds for the
-    watershed that separates touching objects), and, with ``n_classes > 1``, per-class
-    probabilities (the class of each instance is the majority over its pixels).
-    ``SegmentModel.book()`` is the chapter's small U-Net (foreground only; instances are its
-    connected components).
+    With the default ``"instances"`` representation the network outputs a foreground probability, a
+    normalised distance to the boundary (seeds for the watershed that separates touching objects)
+    and, with ``n_classes > 1``, per-class probabilities (the class of an instance is the majority
+    over its pixels). ``SegmentModel.book()`` is the chapter's small U-Net (foreground only;
+    instances are its connected components).
+
+    Its plugin provides ``maps``, ``postprocess_config`` and ``tune_postprocess``.
     """
 
     task = "segment"
 
-    def __init__(self, arch: ArchConfig | None = None, spec: InputSpec | None = None, *, n_classes: int = 1,
-                 class_names: list[str] | None = None, **kwargs: Any) -> None:
-        mode_default = "instances"
-        if arch is None:
-            arch = ArchConfig("unet", in_channels=1, out_channels=2 + (n_classes if n_classes > 1 else 0),
-                              base=8, depth=4)
-        if arch.arch == "book-unet":
-            mode_default = "foreground"
-        super().__init__(arch, spec, **kwargs)
-        out = self.card["output"]
-        out.setdefault("mode", mode_default)
-        out.setdefault("n_classes", n_classes)
-        out.setdefault("class_names", class_names or [])
-        out.setdefault("postprocess", {"mode": "components" if out["mode"] == "foreground" else "watershed"})
-        out.setdefault("tile", 1024)
-        out.setdefault("overlap", 96)
+    @classmethod
+    def default_representation(cls, arch: ArchConfig | None) -> str:
+        return "foreground" if arch is not None and arch.arch == "book-unet" else "instances"
 
     @classmethod
     def book(cls, **kwargs: Any) -> SegmentModel:
@@ -51,168 +44,22 @@ class SegmentModel(DeepscopeModel):
 
     @property
     def mode(self) -> str:
-        return str(self.card["output"]["mode"])
+        """The representation (``"instances"``, ``"foreground"`` ...)."""
+        return self.representation
 
     @property
     def n_classes(self) -> int:
-        return int(self.card["output"].get("n_classes", 1))
+        return int(self.model_card.output.get("n_classes", 1))
 
     @property
     def postprocess(self) -> Any:
-        from deepscope.predict.instances import PostprocessConfig
+        """The post-processing settings (the plugin's typed config)."""
+        return self.plugin.postprocess_config(self)
 
-        return PostprocessConfig(**self.card["output"].get("postprocess", {}))
+    def maps(self, image: np.ndarray, **options: Any) -> np.ndarray:
+        """Activated network output maps ``(C, H, W)`` of one image (no tiling)."""
+        return self.plugin.maps(self, image, **options)
 
-    # ------------------------------------------------------------------ training
-    def default_monitor(self) -> tuple[str, str]:
-        return ("val_dsb", "max") if self.mode == "instances" else ("val_loss", "min")
-
-    def make_task(self, dataset: Any, valid_dataset: Any, *, device: Any, batch_size: int, **opts: Any) -> Any:
-        from deepscope.train.tasks import SegmentTask
-
-        if dataset.label_kind != "mask":
-            raise InputError("segmentation needs a dataset of images paired with label images (masks=...)")
-        imgs = [self.prepare(dataset.get_image(i), path=str(dataset.ids[i])) for i in range(len(dataset))]
-        labs = [dataset.get_label(i) for i in range(len(dataset))]
-        vimgs, vlabs = [], []
-        if valid_dataset is not None and len(valid_dataset):
-            vimgs = [self.prepare(valid_dataset.get_image(i)) for i in range(len(valid_dataset))]
-            vlabs = [valid_dataset.get_label(i) for i in range(len(valid_dataset))]
-        return SegmentTask(imgs, labs, n_classes=self.n_classes, mode=self.mode, batch_size=batch_size,
-                           valid_images=vimgs, valid_labels=vlabs, postprocess=self.postprocess,
-                           stride=self.arch.stride, device=device, **opts)
-
-    def after_fit(self, task: Any, valid_dataset: Any) -> None:
-        if self.mode != "instances" or valid_dataset is None or not len(valid_dataset):
-            return
-        images = [valid_dataset.get_image(i) for i in range(len(valid_dataset))]
-        labels = [valid_dataset.get_label(i) for i in range(len(valid_dataset))]
-        self.tune_postprocess(images, labels)
-
-    def tune_postprocess(self, images: list[np.ndarray], labels: list[np.ndarray], *,
-                         fg: tuple[float, ...] = (0.4, 0.5, 0.6),
-                         seed: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)) -> dict[str, Any]:
-        """Choose foreground and seed thresholds that maximise the DSB score on held-out images."""
-        from deepscope.evaluate import match_instances
-        from deepscope.predict.instances import PostprocessConfig, instances_from_maps
-
-        maps = [self.maps(im) for im in images]
-        base = self.postprocess
-        best = (-1.0, base)
-        for f in fg:
-            for s in seed:
-                cfg = PostprocessConfig(fg_threshold=f, seed_threshold=s, min_size=base.min_size,
-                                        min_seed_size=base.min_seed_size, mode="watershed")
-                score = float(np.mean([match_instances(lab, instances_from_maps(m[0], m[1], cfg)).mean_ap
-                                       for m, lab in zip(maps, labels)]))
-                if score > best[0]:
-                    best = (score, cfg)
-        self.card["output"]["postprocess"] = best[1].to_dict()
-        self.card["output"]["postprocess_tuned_dsb"] = best[0]
-        return best[1].to_dict()
-
-    # ------------------------------------------------------------------ prediction
-    def maps(self, image: np.ndarray, *, tta: str = "none", channel: int | None = None,
-             prepared: bool = False) -> np.ndarray:
-        """Activated output maps ``(C, H, W)`` of one image (no tiling)."""
-        from deepscope.predict.engine import run_network
-        from deepscope.train.tasks import activate_segmentation
-
-        x = image if prepared else self.prepare(image, channel=channel)
-        out = run_network(self._eval_net(), [x], stride=self.arch.stride, device=self.device, tta=tta)[0]
-        if out.shape[-2:] != x.shape[:2]:  # networks working on binned input
-            import torch
-            import torch.nn.functional as F
-
-            out = F.interpolate(torch.from_numpy(out)[None], size=x.shape[:2], mode="bilinear",
-                                align_corners=False)[0].numpy()
-        return activate_segmentation(out, self.mode, self.n_classes)
-
-    def _labels_from_maps(self, m: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
-        from deepscope.predict.instances import class_per_instance, instances_from_maps
-
-        labels = instances_from_maps(m[0], m[1] if self.mode == "instances" else None, self.postprocess)
-        classes: dict[int, int] = {}
-        if self.n_classes > 1:
-            classes = class_per_instance(labels, m[2:2 + self.n_classes])
-        return labels, classes
-
-    def predict_image(self, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
-                      tta: str = "none", channel: int | None = None, return_classes: bool = False,
-                      out: np.ndarray | None = None) -> Any:
-        """Instance labels (int32, 0 = background, same height/width as ``image``).
-
-        Images larger than ``tile`` (default from the card, 1024) are processed tile by tile with
-        ``overlap`` pixels of context; each object is kept by the one tile whose core holds its
-        centre, so nothing is cut or duplicated at tile borders, and memory stays bounded by the
-        tile size plus the output label image (which may be a ``numpy.memmap`` passed as ``out``).
-
-        Raises
-        ------
-        deepscope.errors.InputError
-            Image not 2-D, or channels that do not fit the model.
-        """
-        from deepscope.data.transforms import to_grey
-
-        x = np.asarray(image)
-        tile = int(tile or self.card["output"].get("tile", 1024))
-        overlap = int(overlap if overlap is not None else self.card["output"].get("overlap", 96))
-        h, w = x.shape[:2]
-        if h <= tile and w <= tile:
-            m = self.maps(x, tta=tta, channel=channel)
-            labels, classes = self._labels_from_maps(m)
-            if out is not None:
-                out[...] = labels
-                labels = out
-            return (labels, classes) if return_classes else labels
-        # --- tiled: global normalisation parameters from a subsample, per-tile prediction
-        if self.spec.channels == 1:
-            if channel is not None and x.ndim == 3:
-                x = x[..., channel]
-            x = to_grey(x, rule=self.spec.grey)
-        lo, scale = _norm_params(x, self.spec)
-        labels_out = out if out is not None else np.zeros((h, w), dtype=np.int32)
-        classes_all: dict[int, int] = {}
-        next_id = 1
-        from deepscope.predict.engine import tile_grid
-
-        for t in tile_grid((h, w), tile, overlap):
-            sub = (np.asarray(x[t.read], dtype=np.float32) - lo) / scale
-            if sub.ndim == 2:
-                sub = sub[..., None]
-            m = self.maps(sub, tta=tta, prepared=True)
-            lab, cls = self._labels_from_maps(m)
-            n = int(lab.max())
-            if n == 0:
-                continue
-            rr, cc = np.nonzero(lab)
-            ids = lab[rr, cc]
-            cnt = np.bincount(ids, minlength=n + 1)
-            cr = np.bincount(ids, weights=rr, minlength=n + 1) / np.maximum(cnt, 1) + t.read[0].start
-            ccn = np.bincount(ids, weights=cc, minlength=n + 1) / np.maximum(cnt, 1) + t.read[1].start
-            keep = ((cr >= t.core[0].start) & (cr < t.core[0].stop) & (ccn >= t.core[1].start)
-                    & (ccn < t.core[1].stop) & (cnt > 0))
-            keep[0] = False
-            lut = np.zeros(n + 1, dtype=np.int32)
-            kept = np.flatnonzero(keep)
-            lut[kept] = np.arange(next_id, next_id + len(kept), dtype=np.int32)
-            for k in kept:
-                if k in cls:
-                    classes_all[int(lut[k])] = cls[k]
-            next_id += len(kept)
-            region = labels_out[t.read]
-            new = lut[lab]
-            write = (new > 0) & (region == 0)
-            region[write] = new[write]
-            labels_out[t.read] = region
-        return (labels_out, classes_all) if return_classes else labels_out
-
-
-def _norm_params(x: np.ndarray, spec: InputSpec) -> tuple[float, float]:
-    """Offset and scale of the model's normalisation for a whole (possibly huge) image."""
-    if spec.normalize == "fixed":
-        return float(spec.offset), float(spec.scale)
-    step = max(1, int(np.sqrt(x.size / 4_000_000)))
-    sample = np.asarray(x[::step, ::step], dtype=np.float32)
-    lo, hi = np.percentile(sample, [spec.low, spec.high])
-    return float(lo), float(hi - lo + 1e-6)
+    def tune_postprocess(self, images: list[np.ndarray], labels: list[np.ndarray], **options: Any) -> dict[str, Any]:
+        """Choose post-processing thresholds that maximise the DSB score on held-out images (stored in the card)."""
+        return self.plugin.tune_postprocess(self, images, labels, **options)

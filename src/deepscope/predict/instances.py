@@ -17,7 +17,7 @@ from scipy import ndimage as ndi
 from deepscope.errors import ConfigError
 
 __all__ = ["PostprocessConfig", "instances_from_maps", "instance_targets", "relabel_sequential_int32",
-           "class_per_instance"]
+           "class_per_instance", "activate_maps", "segmentation_maps"]
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,39 @@ def instances_from_maps(fg_prob: np.ndarray, dist: np.ndarray | None = None,
     if np.count_nonzero(sizes[1:]) == len(sizes) - 1:  # ids already 1..N
         return labels.astype(np.int32, copy=False)
     return relabel_sequential_int32(labels)
+
+
+def activate_maps(out: np.ndarray, *, distance: bool = True, n_classes: int = 1) -> np.ndarray:
+    """Activated segmentation maps from raw network outputs ``(C, H, W)``.
+
+    Sigmoid on the foreground (channel 0) and, with ``distance``, on the distance map (channel 1);
+    softmax over the ``n_classes`` class channels that follow when ``n_classes > 1``. Other
+    channels are not set (they are not part of the representation).
+    """
+    from scipy.special import expit
+
+    res = np.empty_like(out, dtype=np.float32)
+    res[0] = expit(out[0])
+    if distance and out.shape[0] > 1:
+        res[1] = expit(out[1])
+        if n_classes > 1:
+            z = out[2:2 + n_classes]
+            z = np.exp(z - z.max(axis=0, keepdims=True))
+            res[2:2 + n_classes] = z / z.sum(axis=0, keepdims=True)
+    return res
+
+
+def segmentation_maps(out: np.ndarray, shape: tuple[int, int], *, distance: bool = True,
+                      n_classes: int = 1) -> np.ndarray:
+    """Activated maps at the image's ``shape`` from raw network outputs ``(C, h, w)`` (upsampled
+    bilinearly from networks that bin their input), as :func:`activate_maps`."""
+    if out.shape[-2:] != tuple(shape):
+        import torch
+        import torch.nn.functional as F
+
+        out = F.interpolate(torch.from_numpy(out)[None], size=tuple(shape), mode="bilinear",
+                            align_corners=False)[0].numpy()
+    return activate_maps(out, distance=distance, n_classes=n_classes)
 
 
 def instance_targets(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from deepscope.errors import ConfigError
+from deepscope.models.config import from_fields
 
 __all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULES", "AMP_MODES"]
 
@@ -102,8 +103,4 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown training settings {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
+        return from_fields(cls, dict(d), what="training settings")

@@ -18,6 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepscope.errors import InputError
+from deepscope.predict.engine import to_tensor
+from deepscope.predict.instances import segmentation_maps
+from deepscope.predict.predictor import run_network
 
 __all__ = ["CountTask", "SegmentTask", "RestoreTask", "LOSSES", "ssim_loss"]
 
@@ -25,19 +28,15 @@ __all__ = ["CountTask", "SegmentTask", "RestoreTask", "LOSSES", "ssim_loss"]
 LOSSES = ("l1", "l2", "ssim", "l1+ssim")
 
 
-def _to_dev(a: np.ndarray, device: torch.device) -> torch.Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(a))
-    return t.to(device)
-
-
-def _chw(x: np.ndarray) -> np.ndarray:
-    """(H, W) or (H, W, C) -> (C, H, W) float32."""
+def _hwc(x: np.ndarray) -> np.ndarray:
+    """(H, W) or (H, W, C) -> (H, W, C) float32."""
     x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 2:
-        x = x[None]
-    else:
-        x = x.transpose(2, 0, 1)
-    return x
+    return x[..., None] if x.ndim == 2 else x
+
+
+def _tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
+    """One (H, W) or (H, W, C) image as a (C, H, W) float32 tensor on ``device``."""
+    return to_tensor(_hwc(x), device)[0]
 
 
 def _d8(t: torch.Tensor, k: int, transpose: bool) -> torch.Tensor:
@@ -95,11 +94,10 @@ class CountTask:
         self.jitter = jitter
         self.density_weight = density_weight
         self.device = torch.device(device)
-        self._x = [_to_dev(_chw(a), self.device) for a in images]
+        self._x = [_tensor(a, self.device) for a in images]
         self._y = torch.as_tensor(np.asarray(counts, dtype=np.float32), device=self.device)
-        self._d = None if densities is None else [_to_dev(np.asarray(d, np.float32)[None], self.device)
-                                                  for d in densities]
-        self._vx = [_to_dev(_chw(a), self.device) for a in valid_images]
+        self._d = None if densities is None else [_tensor(d, self.device) for d in densities]
+        self._vx = [_tensor(a, self.device) for a in valid_images]
         self._vy = np.asarray(valid_counts, dtype=np.float32)
 
     def steps_per_epoch(self) -> int:
@@ -248,8 +246,8 @@ class SegmentTask:
                 for oid, c in classes[i].items():
                     cmap[lab == oid] = c
                 chans.append(cmap)
-            self._x.append(_to_dev(_chw(img), self.device))
-            self._t.append(_to_dev(np.stack(chans).astype(np.float32), self.device))
+            self._x.append(_tensor(img, self.device))
+            self._t.append(torch.from_numpy(np.stack(chans).astype(np.float32)).to(self.device))
         self._vx = [np.asarray(v, np.float32) for v in valid_images]
         self._vl = [np.asarray(v) for v in valid_labels]
         self._vc = valid_classes
@@ -331,14 +329,8 @@ class SegmentTask:
 
     def maps(self, net: nn.Module, image: np.ndarray, device: torch.device) -> np.ndarray:
         """Activated output maps ``(C, H, W)`` for one full image (sigmoid on fg/dist, softmax on classes)."""
-        from deepscope.predict.engine import run_network
-
-        out = run_network(net, [image if image.ndim == 3 else image[..., None]], stride=self.stride,
-                          device=device, batch_size=1)[0]
-        if out.shape[-2:] != image.shape[:2]:
-            out = F.interpolate(torch.from_numpy(out)[None], size=image.shape[:2], mode="bilinear",
-                                align_corners=False)[0].numpy()
-        return activate_segmentation(out, self.mode, self.n_classes)
+        return segmentation_maps(run_network(net, [_hwc(image)], stride=self.stride, device=device, batch_size=1)[0],
+                                 image.shape[:2], distance=self.mode == "instances", n_classes=self.n_classes)
 
     def validate(self, net: nn.Module, device: torch.device) -> dict[str, float]:
         if not self._vx:
@@ -357,21 +349,6 @@ class SegmentTask:
             p = np.clip(m[0], 1e-6, 1 - 1e-6)
             losses.append(float(-(fg * np.log(p) + (1 - fg) * np.log(1 - p)).mean()))
         return {"val_loss": float(np.mean(losses)), "val_dsb": float(np.mean(aps)), "val_f1": float(np.mean(f1s))}
-
-
-def activate_segmentation(out: np.ndarray, mode: str, n_classes: int) -> np.ndarray:
-    """Apply the output activations of a segmentation network to raw ``(C, H, W)`` outputs."""
-    from scipy.special import expit
-
-    res = np.empty_like(out, dtype=np.float32)
-    res[0] = expit(out[0])
-    if mode == "instances" and out.shape[0] > 1:
-        res[1] = expit(out[1])
-        if n_classes > 1:
-            z = out[2:2 + n_classes]
-            z = np.exp(z - z.max(axis=0, keepdims=True))
-            res[2:2 + n_classes] = z / z.sum(axis=0, keepdims=True)
-    return res
 
 
 # =============================================================================== restoration
@@ -431,13 +408,13 @@ class RestoreTask:
         self.samples_per_epoch = samples_per_epoch
         self._x, self._y = [], []
         for i, (a, b) in enumerate(zip(inputs, targets)):
-            a, b = _chw(a), _chw(b)
-            if (a.shape[1] * upscale, a.shape[2] * upscale) != b.shape[1:]:
-                raise InputError(f"pair {i}: input {a.shape[1:]} x{upscale} does not match target {b.shape[1:]}")
-            self._x.append(_to_dev(a, self.device))
-            self._y.append(_to_dev(b, self.device))
-        self._vx = [_chw(a) for a in valid_inputs]
-        self._vy = [_chw(b) for b in valid_targets]
+            a, b = _hwc(a), _hwc(b)
+            if (a.shape[0] * upscale, a.shape[1] * upscale) != b.shape[:2]:
+                raise InputError(f"pair {i}: input {a.shape[:2]} x{upscale} does not match target {b.shape[:2]}")
+            self._x.append(_tensor(a, self.device))
+            self._y.append(_tensor(b, self.device))
+        self._vx = [_hwc(a) for a in valid_inputs]
+        self._vy = [_hwc(b).transpose(2, 0, 1) for b in valid_targets]
 
     def steps_per_epoch(self) -> int:
         n = self.samples_per_epoch or sum(max(1, round(t.shape[-1] * t.shape[-2] / self.crop ** 2))
@@ -485,15 +462,12 @@ class RestoreTask:
     def validate(self, net: nn.Module, device: torch.device) -> dict[str, float]:
         if not self._vx:
             return {"val_loss": float("nan")}
-        from deepscope.predict.engine import run_network
+        from deepscope.evaluate import psnr
 
         l1s, psnrs = [], []
         for a, b in zip(self._vx, self._vy):
-            x = torch.from_numpy(a)[None].to(device)
-            x = self.upsample(x)[0].cpu().numpy()
-            out = run_network(net, [x.transpose(1, 2, 0)], stride=self.stride, device=device)[0]
+            x = self.upsample(to_tensor(a, device))[0].cpu().numpy().transpose(1, 2, 0)
+            out = run_network(net, [x], stride=self.stride, device=device)[0]
             l1s.append(float(np.abs(out - b).mean()))
-            rng_ = max(float(b.max() - b.min()), 1e-6)
-            mse = float(((out - b) ** 2).mean())
-            psnrs.append(10 * math.log10(rng_ ** 2 / max(mse, 1e-12)))
+            psnrs.append(psnr(b, out, data_range=max(float(b.max() - b.min()), 1e-6)))
         return {"val_loss": float(np.mean(l1s)), "val_psnr": float(np.mean(psnrs))}

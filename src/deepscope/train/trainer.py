@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 from deepscope.errors import ConfigError
+from deepscope.io import atomic_path, write_text
+from deepscope.models.base import BEST_WEIGHTS, resolve_device
 from deepscope.train.config import TrainConfig
 
 __all__ = ["Trainer", "Task", "TrainResult", "resolve_device", "CHECKPOINT", "BEST"]
@@ -30,7 +32,7 @@ __all__ = ["Trainer", "Task", "TrainResult", "resolve_device", "CHECKPOINT", "BE
 logger = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
-BEST = "best.safetensors"
+BEST = BEST_WEIGHTS
 
 
 class Task(Protocol):
@@ -61,25 +63,6 @@ class TrainResult:
     stopped_early: bool
     seconds: float
     history: tuple[dict[str, float], ...]
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; otherwise ``torch.device(device)``.
-
-    Raises
-    ------
-    deepscope.errors.ConfigError
-        If CUDA is asked for and not available, or the name is invalid.
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(f"device={device!r} is not a valid torch device ({exc}); use auto, cpu or cuda") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r} but CUDA is not available on this machine; use --device cpu or auto")
-    return dev
 
 
 def _rng_state(rng: np.random.Generator) -> str:
@@ -208,9 +191,8 @@ class Trainer:
             "config": json.dumps(self.config.to_dict()),
         }
         path = self.run_dir / CHECKPOINT
-        tmp = path.with_name(path.name + ".part")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
         return path
 
     def load_checkpoint(self, path: str | os.PathLike[str] | None = None) -> bool:
@@ -244,10 +226,8 @@ class Trainer:
         from safetensors.torch import save_file
 
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.net.state_dict().items()}
-        path = self.run_dir / BEST
-        tmp = path.with_name(path.name + ".part")
-        save_file(tensors, str(tmp))
-        os.replace(tmp, path)
+        with atomic_path(self.run_dir / BEST) as tmp:
+            save_file(tensors, str(tmp))
 
     # ---------------------------------------------------------------- loop
     def fit(self, *, resume: bool = True) -> TrainResult:
@@ -260,7 +240,7 @@ class Trainer:
         c = self.config
         if resume:
             self.load_checkpoint()
-        (self.run_dir / "train_config.json").write_text(json.dumps(c.to_dict(), indent=2))
+        write_text(self.run_dir / "train_config.json", json.dumps(c.to_dict(), indent=2))
         t0 = self._t0 = time.perf_counter()
         stopped_early = False
         out_of_time = False

@@ -1,0 +1,116 @@
+"""Architecture registry: network families registered by name with a decorator (as torchvision's and
+timm's ``register_model``).
+
+A new architecture is one decorated builder function; nothing else in deepscope changes::
+
+    @register_architecture("my-net", stride=lambda cfg: 2 ** cfg.depth)
+    def build_my_net(cfg: ArchConfig) -> torch.nn.Module:
+        return MyNet(cfg.in_channels, cfg.out_channels, cfg.base)
+
+``ArchConfig(arch="my-net", ...)`` then validates, ``build_network`` builds it and the predictor pads
+inputs to its ``stride``. The built-in families live in :mod:`deepscope.models.networks`.
+This module imports no torch; looking an architecture up imports the built-in networks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from deepscope.errors import ConfigError
+
+if TYPE_CHECKING:
+    from deepscope.models.config import ArchConfig
+
+__all__ = ["Architecture", "register_architecture", "get_architecture", "list_architectures", "build_network"]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A registered network family.
+
+    Attributes
+    ----------
+    name : str
+        The ``ArchConfig.arch`` value.
+    build : callable
+        ``build(cfg) -> torch.nn.Module`` with freshly initialised weights.
+    stride : callable
+        ``stride(cfg) -> int``: spatial size multiple the network needs (inputs are padded to it).
+    defaults : mapping
+        ``ArchConfig`` fields filled in when left at ``None`` (e.g. the fixed input size of a dense head).
+    description : str
+    """
+
+    name: str
+    build: Callable[[ArchConfig], Any]
+    stride: Callable[[ArchConfig], int]
+    defaults: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    description: str = ""
+
+
+_REGISTRY: dict[str, Architecture] = {}
+
+
+def register_architecture(name: str, *, stride: Callable[[ArchConfig], int],
+                          defaults: Mapping[str, Any] | None = None, description: str = ""
+                          ) -> Callable[[Callable[[ArchConfig], Any]], Callable[[ArchConfig], Any]]:
+    """Register a network builder under ``name`` (a decorator).
+
+    Raises
+    ------
+    deepscope.errors.ConfigError
+        If another builder already has this name.
+    """
+
+    def decorate(build: Callable[[ArchConfig], Any]) -> Callable[[ArchConfig], Any]:
+        if name in _REGISTRY and _REGISTRY[name].build is not build:
+            raise ConfigError(f"architecture {name!r} is already registered (by {_REGISTRY[name].build.__module__})")
+        doc = description or ((build.__doc__ or "").strip().splitlines() or [""])[0]
+        _REGISTRY[name] = Architecture(name, build, stride, MappingProxyType(dict(defaults or {})), doc)
+        return build
+
+    return decorate
+
+
+def _builtin() -> None:
+    from deepscope.models import networks
+
+    assert networks.__name__  # importing it registers the built-in families
+
+
+def list_architectures() -> list[str]:
+    """Names of the registered architectures."""
+    _builtin()
+    return sorted(_REGISTRY)
+
+
+def get_architecture(name: str) -> Architecture:
+    """The registered architecture ``name``.
+
+    Raises
+    ------
+    deepscope.errors.ConfigError
+        An unknown name (the message lists the registered ones).
+    """
+    _builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"arch={name!r} is not one of {tuple(sorted(_REGISTRY))}") from None
+
+
+def build_network(cfg: ArchConfig) -> Any:
+    """Build the network an :class:`ArchConfig` describes (weights freshly initialised).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from deepscope.models import ArchConfig
+    >>> net = build_network(ArchConfig("unet", in_channels=1, out_channels=2, base=8, depth=2))
+    >>> net(torch.zeros(1, 1, 32, 32)).shape
+    torch.Size([1, 2, 32, 32])
+    """
+    return get_architecture(cfg.arch).build(cfg)

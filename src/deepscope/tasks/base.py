@@ -1,0 +1,47 @@
+"""What deepscope's task plugins share: a PyTorch predictor per model and training through fit_model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from deepscope.models.plugins import TaskPlugin
+from deepscope.predict.backends import torch_backend
+from deepscope.predict.predictor import Activation, Predictor
+from deepscope.train.config import TrainConfig
+from deepscope.train.runs import fit_model, resolve_train_config, task_options
+
+__all__ = ["TorchTaskPlugin"]
+
+
+class TorchTaskPlugin(TaskPlugin):
+    """A task plugin whose network runs in PyTorch and trains with deepscope's Trainer.
+
+    Subclasses set ``training_task_class`` (its keyword options are the task options a training
+    config may set) and implement the inference and :meth:`training_task`.
+    """
+
+    training_task_class: ClassVar[type] = object
+    #: Precision of inference (``"float32"``; ``"bf16"``/``"fp16"`` autocast on CUDA).
+    precision: ClassVar[str] = "float32"
+
+    def predictor(self, model: Any, *, stride: int | None = None, batch_size: int = 4, tta: str = "none",
+                  activation: Activation | None = None) -> Predictor:
+        """A predictor over the model's (cached) torch backend."""
+        return Predictor(torch_backend(model, precision=self.precision),
+                         stride=model.arch.stride if stride is None else stride, batch_size=batch_size, tta=tta,
+                         activation=activation)
+
+    def training_options(self) -> set[str]:
+        return task_options(self.training_task_class)
+
+    def fit(self, model: Any, dataset: Any, *, epochs: int = 50, valid_dataset: Any = None,
+            run_dir: str | Path | None = None, resume: bool = True, progress: bool | None = None,
+            **train_options: Any) -> Any:
+        known = set(TrainConfig.__dataclass_fields__)
+        settings = {k: v for k, v in train_options.items() if k in known}
+        opts = {k: v for k, v in train_options.items() if k not in known}
+        has_valid = valid_dataset is not None and len(valid_dataset) > 0
+        config = resolve_train_config(model, {**settings, "epochs": epochs}, has_valid=has_valid)
+        return fit_model(model, dataset, valid_dataset, run_dir=run_dir or model.model_dir, config=config,
+                         task_opts=opts, run_info={"command": "model.fit"}, resume=resume, progress=progress)

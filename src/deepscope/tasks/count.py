@@ -1,0 +1,270 @@
+"""Counting plugins: ``count/density`` (density U-Net with a calibrated 95% interval and the hybrid
+object rule) and ``count/regress`` (a network that outputs the count: the book's CountNet)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+
+from deepscope.errors import InputError
+from deepscope.models import ArchConfig, CountModel, CountResult, register_task
+from deepscope.predict.predictor import softplus
+from deepscope.tasks.base import TorchTaskPlugin
+from deepscope.train.tasks import CountTask
+
+__all__ = ["DensityCounting", "RegressCounting", "area_per_object"]
+
+
+def area_per_object(prepared: np.ndarray, count: float) -> float:
+    """Foreground pixels (above Otsu's threshold) per counted object: a cheap object-size estimate.
+
+    Hybrid counters use it to skip the (slow) segmenter on images whose objects are clearly larger
+    than their ``max_object_area`` rule allows. A flat image has no foreground and gives 0.
+    """
+    from skimage.filters import threshold_otsu
+
+    g = prepared[..., 0] if prepared.ndim == 3 else prepared
+    if not g.size or float(g.max()) <= float(g.min()):
+        return 0.0
+    fg = int((g > threshold_otsu(g)).sum())
+    return fg / max(float(count), 0.5)
+
+
+def _conformal_quantile(scores: np.ndarray, level: float) -> float:
+    n = len(scores)
+    return float(np.quantile(scores, min(1.0, math.ceil((n + 1) * level) / n), method="higher"))
+
+
+class _Counting(TorchTaskPlugin):
+    """What both count representations share: intervals, calibration, the hybrid rule, training."""
+
+    task = "count"
+    model_class = CountModel
+    training_task_class = CountTask
+    #: How the interval half-width is made from the standard deviation (``scaled-std``) or not (``absolute``).
+    interval_method = "absolute"
+
+    def default_architecture(self, **options: Any) -> ArchConfig:
+        return ArchConfig("unet", in_channels=1, out_channels=2, base=8, depth=4, pool_input=2)
+
+    def default_output(self, arch: ArchConfig, **options: Any) -> dict[str, Any]:
+        # counting networks train on whole, unpadded images (the U-Net accepts any size), so they also
+        # predict unpadded: reflect-padding adds content whose density would be counted
+        return {"pad_input": False, "interval": {"method": self.interval_method, "scale": 1.96, "level": 0.95,
+                                                 "calibrated_on": None}, **options}
+
+    # ------------------------------------------------------------------ prediction
+    def count_prepared(self, model: CountModel, prepared: list[np.ndarray], *, batch_size: int = 8,
+                       paths: list[str] | None = None, tta: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Counts and standard deviations of pre-processed images."""
+        raise NotImplementedError
+
+    def count_arrays(self, model: CountModel, images: list[np.ndarray], *, batch_size: int = 8,
+                     channel: int | None = None, paths: list[str] | None = None, tta: str | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        prepared = [self.prepare(model, im, path=(paths[i] if paths else ""), channel=channel)
+                    for i, im in enumerate(images)]
+        return self.count_prepared(model, prepared, batch_size=batch_size, paths=paths, tta=tta)
+
+    def interval(self, model: CountModel, count: float, std: float) -> tuple[float, float]:
+        iv = model.model_card.output["interval"]
+        half = iv["scale"] * (std if iv["method"] == "scaled-std" else 1.0)
+        return max(0.0, count - half), count + half
+
+    def calibrate_interval(self, model: CountModel, true: np.ndarray, pred: np.ndarray, std: np.ndarray, *,
+                           level: float = 0.95, name: str = "") -> float:
+        err = np.abs(np.asarray(true, float) - np.asarray(pred, float))
+        if len(err) == 0:
+            raise InputError("interval calibration needs at least one held-out image")
+        scores = err / np.maximum(std, 1e-3) if self.interval_method == "scaled-std" else err
+        q = _conformal_quantile(scores, level)
+        model.update_output(interval={"method": self.interval_method, "scale": q, "level": level,
+                                      "calibrated_on": name, "n": len(err)})
+        return q
+
+    def predict_image(self, model: CountModel, image: np.ndarray, **options: Any) -> CountResult:
+        return self.count_images(model, [image], **options)[0]
+
+    def predict_batch(self, model: CountModel, images: list[np.ndarray], **options: Any) -> list[CountResult]:
+        return self.count_images(model, images, **options)
+
+    def count_images(self, model: CountModel, images: list[np.ndarray], *, hybrid: bool | None = None,
+                     batch_size: int = 8, channel: int | None = None, paths: list[str] | None = None,
+                     tta: str | None = None) -> list[CountResult]:
+        """Count each raw image: :class:`CountResult` (count, low, high, std, method).
+
+        For cards with a hybrid rule (``output.hybrid``; ``hybrid`` overrides its ``enabled``), images
+        whose objects are small (median segmented area below ``max_object_area``) get the mean of the
+        network's count and the number of objects a segmenter finds, unless their foreground area per
+        counted object is above the gate (then the segmenter is not run).
+        """
+        prepared = [self.prepare(model, im, path=(paths[i] if paths else ""), channel=channel)
+                    for i, im in enumerate(images)]
+        counts, std = self.count_prepared(model, prepared, batch_size=batch_size, paths=paths, tta=tta)
+        hy = model.model_card.output.get("hybrid")
+        use = bool(hy) and (hy.get("enabled", True) if hybrid is None else hybrid)
+        gate = float(hy.get("gate_area_per_object") or 0.0) if use else 0.0
+        out = []
+        for k, (c, s) in enumerate(zip(counts, std)):
+            method = self.representation
+            # clearly large objects (area per counted cell above the gate): the rule would not use the
+            # segmenter's count, so do not run it
+            if use and not (gate and area_per_object(prepared[k], c) > gate):
+                n_obj, area = self._objects(model, images[k], channel=channel)
+                if n_obj > 0 and area < hy["max_object_area"]:
+                    c = 0.5 * (c + n_obj)
+                    method = "density+objects"
+            if method == self.representation:
+                lo, hi = self.interval(model, float(c), float(s))
+            else:
+                q = float(hy["interval_scale"])
+                lo, hi = max(0.0, float(c) - q), float(c) + q
+            out.append(CountResult(float(c), lo, hi, float(s), method))
+        return out
+
+    # ------------------------------------------------------------------ hybrid counting
+    def _segmenter(self, model: CountModel) -> Any:
+        seg = model.runtime.get("segmenter")
+        if seg is None:
+            from deepscope.models import load_model
+
+            hy = model.model_card.output["hybrid"]
+            seg = load_model(hy["segmenter"], device=model.device_name, task="segment")
+            want = hy.get("segmenter_sha256")
+            have = seg.model_card.weights.sha256 if seg.model_card.weights else None
+            if want and have and want != have:
+                warnings.warn(f"count model {model.name!r} was calibrated with segmenter {hy['segmenter']!r} "
+                              f"weights {want[:12]}... but {have[:12]}... are installed; its intervals may be off",
+                              stacklevel=4)
+            model.runtime["segmenter"] = seg
+        return seg
+
+    def _objects(self, model: CountModel, image: np.ndarray, *, channel: int | None = None) -> tuple[int, float]:
+        """Number of segmented objects and their median area (pixels)."""
+        labels = self._segmenter(model).predict_image(image, channel=channel)
+        sizes = np.bincount(labels.ravel())[1:]
+        sizes = sizes[sizes > 0]
+        return int(len(sizes)), float(np.median(sizes)) if len(sizes) else 0.0
+
+    def calibrate_hybrid(self, model: CountModel, images: list[np.ndarray], true: np.ndarray, *, segmenter: str,
+                         max_object_area: float, level: float = 0.95, name: str = "",
+                         gate: bool = True) -> dict[str, Any]:
+        """Set up hybrid counting and calibrate both interval branches by split conformal on held-out images.
+
+        With ``gate``, images whose foreground area per counted object (:func:`area_per_object`) is
+        above ``gate_area_per_object`` skip the segmenter. The gate is set to 1.25 x ``max_object_area``,
+        raised where needed so that every held-out image the rule counted with objects stays above it
+        by 10%: on the held-out images it never changes a result, it only saves time.
+        """
+        from deepscope.models import model_card
+
+        true = np.asarray(true, float)
+        hy: dict[str, Any] = {"segmenter": segmenter, "max_object_area": float(max_object_area), "combine": "mean",
+                              "interval_scale": 0.0, "enabled": True,
+                              "segmenter_sha256": (model_card(segmenter).get("weights") or {}).get("sha256")}
+        model.update_output(hybrid=hy)
+        model.runtime.pop("segmenter", None)
+        res = self.count_images(model, images)
+        small = np.array([r.method != self.representation for r in res])
+        est = np.array([r.count for r in res])
+        std = np.array([r.std for r in res])
+        n = int(small.sum())
+        hy["interval_scale"] = _conformal_quantile(np.abs(true[small] - est[small]), level) if n else 0.0
+        if (~small).any():
+            self.calibrate_interval(model, true[~small], est[~small], std[~small], level=level, name=name)
+        hy["calibrated_on"] = f"{name} ({n} small-object images)"
+        if gate:
+            prepared = [self.prepare(model, im) for im in images]
+            dens, _ = self.count_prepared(model, prepared)
+            apo = np.array([area_per_object(p, c) for p, c in zip(prepared, dens)])
+            g = 1.25 * float(max_object_area)
+            if n:
+                g = max(g, 1.1 * float(apo[small].max()))
+            hy["gate_area_per_object"] = round(g, 1)
+            hy["gate_skips_on_calibration"] = int((apo > g).sum())
+        model.update_output(hybrid=hy)
+        return hy
+
+    # ------------------------------------------------------------------ training
+    def default_monitor(self, model: CountModel) -> tuple[str, str]:
+        return "val_mae", "min"
+
+    def training_task(self, model: CountModel, dataset: Any, valid_dataset: Any, *, device: Any, batch_size: int,
+                      **options: Any) -> CountTask:
+        if dataset.label_kind != "value":
+            raise InputError("counting needs a dataset with one count per image (labels='count' or a CSV)")
+        imgs = [self.prepare(model, dataset.get_image(i), path=str(dataset.ids[i])) for i in range(len(dataset))]
+        vimgs, vy = [], np.zeros(0, np.float32)
+        if valid_dataset is not None and len(valid_dataset):
+            vimgs = [self.prepare(model, valid_dataset.get_image(i)) for i in range(len(valid_dataset))]
+            vy = valid_dataset.y.astype(np.float32)
+        return CountTask(imgs, dataset.y.astype(np.float32), valid_images=vimgs, valid_counts=vy,
+                         head=self.representation, batch_size=batch_size, device=device, **options)
+
+    def after_fit(self, model: CountModel, task: Any, valid_dataset: Any) -> None:
+        if valid_dataset is None or not len(valid_dataset):
+            return
+        counts, std = self.count_arrays(model, [valid_dataset.get_image(i) for i in range(len(valid_dataset))])
+        self.calibrate_interval(model, valid_dataset.y.astype(float), counts, std, name="validation split")
+
+
+@register_task
+class DensityCounting(_Counting):
+    """``count/density``: softplus of output channel 0 is a density map whose sum is the count, softplus of
+    channel 1 sums to its variance; test-time augmentation averages the densities."""
+
+    representation = "density"
+    interval_method = "scaled-std"
+
+    def init_network(self, model: CountModel, net: Any) -> None:
+        import torch
+
+        with torch.no_grad():
+            net.head.bias.fill_(-7.0)  # start near an empty density map (softplus(-7) ~ 1e-3)
+
+    def count_prepared(self, model: CountModel, prepared: list[np.ndarray], *, batch_size: int = 8,
+                       paths: list[str] | None = None, tta: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        tta = tta or model.model_card.output.get("tta", "none")
+        pool = model.arch.pool_input
+        stride = model.arch.stride if model.model_card.output.get("pad_input") else pool
+        small = [i for i, p in enumerate(prepared) if min(p.shape[:2]) < pool]
+        if small:
+            i = small[0]
+            raise InputError(f"{paths[i] if paths else 'image'}: {prepared[i].shape[:2]} is smaller than the "
+                             f"model's {pool}x{pool} binning; nothing to count")
+        # densities are averaged after the softplus (averaging logits would bias sums downwards)
+        maps = self.predictor(model, stride=stride, batch_size=batch_size, tta=tta, activation=softplus).maps(prepared)
+        counts = np.array([m[0].sum() for m in maps], dtype=float)
+        var = np.array([m[1].sum() + 1e-2 for m in maps], dtype=float)
+        return counts, np.sqrt(var)
+
+
+@register_task
+class RegressCounting(_Counting):
+    """``count/regress``: the network outputs the count of a fixed-size input (the book's CountNet)."""
+
+    representation = "regress"
+
+    def default_architecture(self, **options: Any) -> ArchConfig:
+        return ArchConfig("book-countnet")
+
+    def prepare(self, model: CountModel, image: Any, *, path: str = "", channel: int | None = None) -> np.ndarray:
+        x = super().prepare(model, image, path=path, channel=channel)
+        size = model.arch.input_size
+        if size is not None and x.shape[:2] != tuple(size):
+            from skimage.transform import resize
+
+            x = resize(x, tuple(size) + (x.shape[-1],), order=1, anti_aliasing=True,
+                       preserve_range=True).astype(np.float32)
+        return x
+
+    def count_prepared(self, model: CountModel, prepared: list[np.ndarray], *, batch_size: int = 8,
+                       paths: list[str] | None = None, tta: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        predictor = self.predictor(model)
+        outs = [predictor.run(np.stack(prepared[s:s + batch_size])).reshape(-1)
+                for s in range(0, len(prepared), batch_size)]
+        counts = np.concatenate(outs).astype(float) if outs else np.zeros(0)
+        return np.maximum(counts, 0.0), np.zeros_like(counts)

@@ -1,0 +1,207 @@
+"""Training runs as ``deepscope train`` makes them, as a library: split, settings, run folder, fit.
+
+:func:`fit_model` is what ``model.fit``, ``deepscope train`` and the recipes all call, so a model
+trained from Python has the same run folder as one trained on the command line:
+
+``model.safetensors`` + ``model.json``
+    The trained model (loadable with ``load_model(RUN_DIR)`` / ``--model RUN_DIR``).
+``checkpoint.pt``, ``best.safetensors``, ``metrics.jsonl``, ``train_config.json``
+    The Trainer's: resumable checkpoint, best validation weights, one line per epoch.
+``train.yaml``
+    The resolved training settings and task options (reusable as ``--config``).
+``run.yaml``, ``split.csv``
+    What was trained on: the data, the split and its parts; which image went to which part.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from deepscope.errors import ConfigError, InputError
+from deepscope.train.config import TrainConfig
+
+__all__ = ["DEFAULT_FRACTIONS", "PARTS", "resolve_split", "split_parts", "load_train_settings",
+           "resolve_train_config", "task_options", "write_run_files", "fit_model"]
+
+#: Split fractions (train, valid, test) of ``deepscope train`` and ``evaluate --subset``.
+DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+#: Names of the parts of a split, in the order of the fractions.
+PARTS = ("train", "valid", "test")
+#: Training-task arguments the plugin sets from the model and the data (never from a config).
+_TASK_OWNED = {"images", "counts", "labels", "inputs", "targets", "valid_images", "valid_counts", "valid_labels",
+               "valid_inputs", "valid_targets", "valid_classes", "classes", "densities", "head", "n_classes", "mode",
+               "postprocess", "stride", "upscale", "loss", "batch_size", "device"}
+
+
+def resolve_split(dataset: Any, split: str | None) -> str:
+    """The splitter name: ``split``, or ``field`` when the metadata has a field column, else ``random``."""
+    if split is not None:
+        return split
+    return "field" if "field" in dataset.metadata.columns else "random"
+
+
+def split_parts(dataset: Any, *, split: str | None = None, seed: int = 0,
+                fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> dict[str, Any]:
+    """Split a dataset into ``{"train", "valid", "test"}`` parts (``split=None``: by field when there is one)."""
+    from deepscope.data import get_splitter
+
+    parts = get_splitter(resolve_split(dataset, split)).train_valid_test_split(dataset, *fractions, seed=seed)
+    return dict(zip(PARTS, parts))
+
+
+def task_options(task_class: Any) -> set[str]:
+    """Keyword options of a training-task class that a config may set (``crop``, ``jitter`` ...)."""
+    params = inspect.signature(task_class.__init__).parameters
+    return {n for n, p in params.items() if p.kind == p.KEYWORD_ONLY and n not in _TASK_OWNED}
+
+
+def load_train_settings(path: str | os.PathLike[str] | None, *, allowed_task_options: set[str]
+                        ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a training YAML: :class:`TrainConfig` keys and a ``task:`` mapping of task options.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    deepscope.errors.ConfigError
+        Not YAML, not a mapping, or an unknown key (named, with the known ones).
+    """
+    if path is None:
+        return {}, {}
+    import yaml
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"No such config file: '{p}'")
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"'{p}' is not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"'{p}' must hold a mapping of settings (key: value), got {type(doc).__name__}")
+    task = doc.pop("task", None) or {}
+    if not isinstance(task, dict):
+        raise ConfigError(f"'{p}': 'task' must be a mapping of task options (e.g. crop: 256)")
+    known = set(TrainConfig.__dataclass_fields__)
+    for key in doc:
+        if key not in known:
+            raise ConfigError(f"'{p}': unknown training setting {key!r}; known: {sorted(known)} and 'task' "
+                              f"(task options: {sorted(allowed_task_options)})")
+    for key in task:
+        if key not in allowed_task_options:
+            raise ConfigError(f"'{p}': unknown task option {key!r} under 'task'; known: {sorted(allowed_task_options)}")
+    return dict(doc), dict(task)
+
+
+def resolve_train_config(model: Any, settings: Mapping[str, Any], *, has_valid: bool) -> TrainConfig:
+    """The :class:`TrainConfig` of a run: ``settings`` (``None`` values dropped) over the defaults.
+
+    Without ``monitor``, the model's plugin chooses (e.g. ``val_mae`` for counting); without
+    validation data the lowest training loss is kept. ``device`` defaults to the model's.
+    """
+    merged = {k: v for k, v in settings.items() if v is not None}
+    if "monitor" not in merged:
+        monitor, mode = model.default_monitor() if has_valid else ("train_loss", "min")
+        merged["monitor"] = monitor
+        merged.setdefault("mode", mode)
+    merged.setdefault("device", model.device_name)
+    return TrainConfig.from_dict(merged)
+
+
+def write_run_files(run_dir: str | os.PathLike[str], config: TrainConfig, task_opts: Mapping[str, Any],
+                    run_info: Mapping[str, Any], parts: Mapping[str, Any]) -> None:
+    """Write ``train.yaml``, ``run.yaml`` and ``split.csv`` into a run folder (atomically)."""
+    import pandas as pd
+    import yaml
+
+    from deepscope import __version__
+    from deepscope.io import to_jsonable, write_text
+
+    out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = config.to_dict()
+    if task_opts:
+        doc["task"] = dict(task_opts)
+    write_text(out / "train.yaml", "# resolved training config (reusable with --config)\n"
+               + yaml.safe_dump(to_jsonable(doc), sort_keys=False))
+    info = {"deepscope_version": __version__, **run_info,
+            "parts": {k: len(v) if v is not None else 0 for k, v in parts.items()}}
+    write_text(out / "run.yaml", yaml.safe_dump(to_jsonable(info), sort_keys=False))
+    rows = []
+    for name, part in parts.items():
+        if part is None:
+            continue
+        paths = part.paths or [str(i) for i in part.ids]
+        rows += [{"path": str(p), "part": name} for p in paths]
+    write_text(out / "split.csv", pd.DataFrame(rows, columns=["path", "part"]).to_csv(index=False))
+
+
+def fit_model(model: Any, train: Any, valid: Any = None, *, run_dir: str | os.PathLike[str],
+              config: TrainConfig | None = None, task_opts: Mapping[str, Any] | None = None,
+              run_info: Mapping[str, Any] | None = None, test: Any = None, resume: bool = True,
+              progress: bool | None = None) -> Any:
+    """Train a model into a run folder: the one training path of deepscope.
+
+    Parameters
+    ----------
+    model : DeepscopeModel
+        Trained in place (its network is rebuilt from ``config.seed`` first, then the best weights are
+        loaded and its plugin's ``after_fit`` runs, e.g. interval calibration on ``valid``).
+    train, valid, test : ImageDataset
+        The parts of the split (``test`` is only recorded in ``split.csv``).
+    run_dir : str or PathLike
+        The run folder (module docstring); a rerun with the same folder resumes.
+    config : TrainConfig, optional
+        Default: :func:`resolve_train_config` of no settings.
+    task_opts : mapping, optional
+        Options of the plugin's training task (e.g. ``crop``).
+    run_info : mapping, optional
+        What ``run.yaml`` records besides the parts (command, data, split ...).
+    resume : bool
+    progress : bool, optional
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        No training images.
+    """
+    from deepscope.models.base import BEST_WEIGHTS, resolve_device
+    from deepscope.train.trainer import Trainer
+
+    if train is None or not len(train):
+        raise InputError("no training images: the training part of the split is empty; use more images or other "
+                         "split fractions")
+    has_valid = valid is not None and len(valid) > 0
+    if not has_valid:
+        valid = None
+        warnings.warn("no validation images: the best training-loss weights are kept and nothing is calibrated",
+                      stacklevel=2)
+    config = config or resolve_train_config(model, {}, has_valid=has_valid)
+    opts = dict(task_opts or {})
+    run = Path(run_dir)
+    info = {"command": "fit", **dict(run_info or {}), "architecture": model.arch.to_dict(),
+            "representation": model.representation}
+    write_run_files(run, config, opts, info, {"train": train, "valid": valid, "test": test})
+    model.model_dir = run
+    model.reset_network(seed=config.seed)
+    device = resolve_device(config.device)
+    task = model.plugin.training_task(model, train, valid, device=device, batch_size=config.batch_size, **opts)
+    result = Trainer(model.net, task, config, run, progress=progress).fit(resume=resume)
+    if (run / BEST_WEIGHTS).exists():
+        model.load_weights(run / BEST_WEIGHTS)
+    model.plugin.after_fit(model, task, valid)
+    training = {**dict(model.model_card.training), "config": config.to_dict(), "epochs_done": result.epochs_done,
+                "best_epoch": result.best_epoch, "best_score": result.best_score,
+                "seconds": round(result.seconds, 1), "n_train": len(train), "n_valid": len(valid) if valid else 0}
+    model.update_card(training=training)
+    model.save(run)
+    return result
