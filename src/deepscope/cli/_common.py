@@ -1,10 +1,10 @@
-"""Helpers shared by CLI commands: console, logging, error handling, integer lists."""
+"""Helpers shared by CLI commands: console, logging, error handling, progress bars, integer lists."""
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import typer
@@ -44,6 +44,25 @@ def handle_errors(fn: Callable[..., T]) -> Callable[..., T]:
             raise typer.Exit(code=130) from None
 
     return wrapper
+
+
+def progress(items: Iterable[T], *, total: int | None = None, description: str = "working",
+             disable: bool | None = None) -> Iterator[T]:
+    """Iterate with a rich progress bar (images done, rate, ETA) on stderr."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    if disable is None:
+        disable = not err_console.is_terminal
+    if disable:
+        yield from items
+        return
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=False) as bar:
+        task = bar.add_task(description, total=total)
+        for item in items:
+            yield item
+            bar.advance(task)
 
 
 def parse_int_list(text: str, *, name: str) -> list[int]:

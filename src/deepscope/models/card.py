@@ -259,7 +259,10 @@ def load_card(path: str | os.PathLike[str]) -> ModelCard:
     >>> card.task, card.representation, card.schema_version
     ('segment', 'instances', 2)
     """
+    d = read_card_json(path)
+    if "architecture" not in d or "task" not in d:
+        raise ModelError(f"'{path}' is not a deepscope model card (no 'task'/'architecture')")
     try:
-        return ModelCard.from_dict(read_card_json(path))
+        return ModelCard.from_dict(d)
     except ModelError as exc:
         raise ModelError(f"'{path}': {exc}") from None

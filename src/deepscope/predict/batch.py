@@ -1,7 +1,8 @@
 """Batch inference over files: count, segment and restore many images, one error row per bad image.
 
 The ``deepscope count``, ``segment`` and ``restore`` commands are thin layers over these
-functions. Each one
+functions, and all three run on the one batch runner (:class:`deepscope.predict.runner.BatchRunner`).
+Each one
 
 * takes files and folders (folders are scanned for images),
 * never stops on one bad image: an unreadable file or an image the model cannot take gets a
@@ -24,18 +25,19 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deepscope.errors import DeepscopeError, InputError
+from deepscope.errors import InputError
+from deepscope.predict.runner import PER_IMAGE_ERRORS, BatchRunner, Decoded, Outcome, Progress, error_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,13 +51,8 @@ __all__ = ["BatchResult", "CountEvaluation", "RestoreEvaluation", "Progress", "C
 
 logger = logging.getLogger(__name__)
 
-#: ``progress(done, total)``, called after each image.
-Progress = Callable[[int, int], None]
 #: Columns of the counts table written by :func:`count_paths`.
 COUNT_COLUMNS = ("path", "count", "count_low", "count_high", "std", "error")
-#: Errors that fail one image of a batch (an error row) rather than the whole run.
-PER_IMAGE_ERRORS: tuple[type[BaseException], ...] = (DeepscopeError, OSError, ValueError, RuntimeError,
-                                                     MemoryError)
 
 
 @dataclass(frozen=True)
@@ -175,11 +172,8 @@ def image_array(image: Image) -> np.ndarray:
 
 
 def model_input(x: np.ndarray, model: Any, *, channel: int | None = None, path: str = "") -> np.ndarray:
-    """Choose the channel(s) a model takes from a raw image, with a clear error.
-
-    For a one-channel model, ``channel`` picks one channel of a multi-channel image (grey images
-    ignore it); without it, RGB images whose channels are all equal are accepted and images with
-    distinct channels are refused (unless the model's card names a reduction rule).
+    """Choose the channel(s) a model takes from a raw image, with a clear error
+    (:func:`deepscope.models.select_channels` with the model's input spec).
 
     Raises
     ------
@@ -196,26 +190,9 @@ def model_input(x: np.ndarray, model: Any, *, channel: int | None = None, path: 
     >>> model_input(np.dstack([np.eye(3), np.zeros((3, 3))]), m, channel=0).shape
     (3, 3)
     """
-    from deepscope.data.transforms import to_grey
+    from deepscope.models import select_channels
 
-    arr = np.asarray(x)
-    if arr.ndim not in (2, 3):
-        raise InputError(f"{path or 'image'}: expected a 2-D image (H, W) or (H, W, C), got shape {arr.shape}")
-    spec = model.spec
-    if arr.ndim == 3 and channel is not None:
-        if not -arr.shape[-1] <= channel < arr.shape[-1]:
-            raise InputError(f"{path or 'image'}: --channel {channel} but the image has {arr.shape[-1]} channel(s) "
-                             f"(0..{arr.shape[-1] - 1})")
-        if spec.channels == 1:
-            return arr[..., channel]
-    if spec.channels == 1 and arr.ndim == 3:
-        try:
-            return to_grey(arr, rule=spec.grey, path=path)
-        except InputError:
-            raise InputError(f"{path or 'image'} has {arr.shape[-1]} distinct channels but model {model.name!r} takes "
-                             f"one grey channel; choose one with --channel N (Python: channel=N), N in "
-                             f"0..{arr.shape[-1] - 1}") from None
-    return arr
+    return select_channels(x, model.spec, channel=channel, path=path, model=model.name)
 
 
 def _read(path: Path) -> Image:
@@ -229,7 +206,7 @@ def _read(path: Path) -> Image:
 def _model_ref(model: Any, ref: Any) -> Any:
     from deepscope.provenance import lineage
 
-    sha = str(model.card.get("weights", {}).get("sha256", ""))
+    sha = model.model_card.weights.sha256 if model.model_card.weights else ""
     return lineage.ModelRef(str(model.name), sha, card={"ref": str(ref), "task": model.task,
                                                          "name": model.name})
 
@@ -267,19 +244,51 @@ def _overlap(model: Any, tile: int | None, overlap: int | None) -> int | None:
     return card if tile > 2 * card else max(tile // 4, 0)
 
 
-def _error_text(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if isinstance(exc, DeepscopeError) else f"{type(exc).__name__}: {text}"
+def _decoder(net: Any, channel: int | None) -> Any:
+    """Read a file and select the channel(s) the model takes: the decode stage of every command."""
+
+    def decode(p: Path) -> Decoded:
+        img = _read(p)
+        return Decoded(model_input(image_array(img), net, channel=channel, path=str(p)), inputs=[img],
+                       extra={"path": str(p)})
+
+    return decode
 
 
-def _log_error(path: object, error: str) -> None:
-    logger.warning("%s", error if str(path) in error else f"{path}: {error}")
+def _finish(run: Any, command_outputs: list[str], files: list[Path], outcome: Outcome, columns: Sequence[str] | None,
+            table_path: Any, *, int_columns: Sequence[str] = ()) -> BatchResult:
+    """The table of a batch, written (with its lineage) where asked, and the run finished."""
+    import pandas as pd
+
+    from deepscope.provenance import lineage
+
+    table = pd.DataFrame(outcome.rows, columns=list(columns) if columns else None)
+    for col in int_columns:
+        table[col] = table[col].astype("Int64")  # whole numbers, empty for failed images
+    n_failed = outcome.n_failed
+    outputs = list(command_outputs) + outcome.outputs
+    if table_path is not None:
+        from deepscope.io import write_text
+
+        out = write_text(table_path, table.drop(columns=[c for c in ("labels",) if c in table]).to_csv(index=False))
+        lineage.attach(out, run.record(out, inputs=[lineage.InputRef(i.meta.path, i.meta.sha256 or None)
+                                                     for i in outcome.inputs],
+                                       extra={"n_images": len(files), "n_failed": n_failed}))
+        outputs.append(str(out))
+    run.finish("ok" if n_failed < len(files) else "failed", {"images": len(files), "failed": n_failed})
+    return BatchResult(table, tuple(outputs), len(files), n_failed, run.run_id)
 
 
 # --------------------------------------------------------------------------- display
 
-def overlay_outlines(image: np.ndarray, labels: np.ndarray, *, color: tuple[int, int, int] = (255, 220, 0),
-                     classes: dict[int, int] | None = None) -> np.ndarray:
+#: Outline colours of instance classes (1..K) in overlays.
+CLASS_COLORS = ((255, 220, 0), (0, 200, 255), (255, 64, 160), (120, 255, 80), (255, 128, 0))
+#: Outline colours of several object sets in one overlay (pipelines), in the order of the sets.
+SET_COLORS = ((0, 255, 0), (255, 0, 255), (0, 200, 255), (255, 200, 0), (255, 64, 64), (160, 120, 255))
+
+
+def overlay_outlines(image: np.ndarray, labels: np.ndarray | Mapping[str, np.ndarray] | Sequence[np.ndarray], *,
+                     color: tuple[int, int, int] = (255, 220, 0), classes: dict[int, int] | None = None) -> np.ndarray:
     """Outlines of instances drawn over the percentile-scaled image, as an RGB uint8 array.
 
     Parameters
@@ -287,12 +296,12 @@ def overlay_outlines(image: np.ndarray, labels: np.ndarray, *, color: tuple[int,
     image : numpy.ndarray, (H, W) or (H, W, C)
         Raw image (any dtype); shown percentile-scaled (0.5-99.8) in grey, or the first three
         channels as colour.
-    labels : numpy.ndarray of int, (H, W)
-        Instance labels, 0 = background.
+    labels : numpy.ndarray of int (H, W), or several (a mapping or sequence of them)
+        Instance labels, 0 = background. Several object sets are drawn in :data:`SET_COLORS`, in order.
     color : (int, int, int)
-        Outline colour.
+        Outline colour of a single label image.
     classes : dict of int to int, optional
-        Class (1..K) of each instance: outlines coloured per class instead.
+        Class (1..K) of each instance of a single label image: outlines in :data:`CLASS_COLORS`.
 
     Returns
     -------
@@ -316,25 +325,30 @@ def overlay_outlines(image: np.ndarray, labels: np.ndarray, *, color: tuple[int,
     from deepscope.data.transforms import to_uint8
 
     img = np.asarray(image)
-    lab = np.asarray(labels)
-    if img.shape[:2] != lab.shape[:2]:
-        raise InputError(f"image {img.shape[:2]} and labels {lab.shape[:2]} differ in height/width")
+    sets = list(labels.values()) if isinstance(labels, Mapping) else (
+        [labels] if isinstance(labels, np.ndarray) else list(labels))
+    for lab in sets:
+        if img.shape[:2] != np.shape(lab)[:2]:
+            raise InputError(f"image {img.shape[:2]} and labels {np.shape(lab)[:2]} differ in height/width")
     if img.ndim == 3 and img.shape[-1] >= 3:
         rgb = np.stack([to_uint8(img[..., k]) for k in range(3)], axis=-1)
     else:
         grey = to_uint8(img if img.ndim == 2 else img[..., 0])
         rgb = np.repeat(grey[..., None], 3, axis=-1)
-    edges = find_boundaries(lab, mode="inner")
-    if classes:
-        palette = np.array([(255, 220, 0), (0, 200, 255), (255, 64, 160), (120, 255, 80), (255, 128, 0)], np.uint8)
-        lut = np.zeros(int(lab.max()) + 1, np.int64)
-        for k, c in classes.items():
-            if 0 < int(k) < len(lut):
-                lut[int(k)] = int(c)
-        cls = lut[lab[edges]]
-        rgb[edges] = palette[(np.maximum(cls, 1) - 1) % len(palette)]
-    else:
-        rgb[edges] = np.asarray(color, np.uint8)
+    single = len(sets) == 1 and isinstance(labels, np.ndarray)
+    for i, lab in enumerate(sets):
+        lab = np.asarray(lab)
+        edges = find_boundaries(lab, mode="inner")
+        if single and classes:
+            palette = np.array(CLASS_COLORS, np.uint8)
+            lut = np.zeros(int(lab.max()) + 1, np.int64)
+            for k, c in classes.items():
+                if 0 < int(k) < len(lut):
+                    lut[int(k)] = int(c)
+            cls = lut[lab[edges]]
+            rgb[edges] = palette[(np.maximum(cls, 1) - 1) % len(palette)]
+        else:
+            rgb[edges] = np.asarray(color if single else SET_COLORS[i % len(SET_COLORS)], np.uint8)
     return rgb
 
 
@@ -387,61 +401,24 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
     >>> res.summary()                                                             # doctest: +SKIP
     '1191 of 1191 image(s) done, 0 failed'
     """
-    import pandas as pd
-
-    from deepscope.provenance import lineage
-
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
     files = expand_paths(paths, include=include, recursive=recursive)
     net = resolve_model(model, task="count", device=device)
     run = _start_run("count", net, model, files, channel=channel, batch_size=batch_size, device=device)
-    rows: list[dict[str, Any]] = [{"path": str(p), "count": np.nan, "count_low": np.nan, "count_high": np.nan,
-                                   "std": np.nan, "error": ""} for p in files]
-    inputs: list[Any] = []
-    done = 0
-    for start in range(0, len(files), batch_size):
-        idx, arrays = [], []
-        for i in range(start, min(start + batch_size, len(files))):
-            try:
-                img = _read(files[i])
-                arrays.append(model_input(image_array(img), net, channel=channel, path=str(files[i])))
-                idx.append(i)
-                inputs.append(lineage.InputRef(img.meta.path, img.meta.sha256 or None))
-            except PER_IMAGE_ERRORS as exc:
-                rows[i]["error"] = _error_text(exc)
-        results: list[Any] = []
-        if arrays:
-            try:
-                results = net.count_images(arrays, batch_size=batch_size, paths=[str(files[i]) for i in idx])
-            except PER_IMAGE_ERRORS:  # isolate the image that failed
-                results = []
-                for i, a in zip(idx, arrays):
-                    try:
-                        results.append(net.count_images([a], paths=[str(files[i])])[0])
-                    except PER_IMAGE_ERRORS as exc:
-                        rows[i]["error"] = _error_text(exc)
-                        results.append(None)
-        for i, r in zip(idx, results):
-            if r is not None:
-                rows[i].update(count=r.count, count_low=r.low, count_high=r.high, std=r.std)
-        for i in range(start, min(start + batch_size, len(files))):
-            done += 1
-            if rows[i]["error"]:
-                _log_error(files[i], rows[i]["error"])
-            if progress is not None:
-                progress(done, len(files))
-    table = pd.DataFrame(rows, columns=list(COUNT_COLUMNS))
-    n_failed = int((table["error"] != "").sum())
-    outputs: list[str] = []
-    if output is not None:
-        from deepscope.io import write_text
 
-        out = write_text(output, table.to_csv(index=False))
-        lineage.attach(out, run.record(out, inputs=inputs, extra={"n_images": len(files), "n_failed": n_failed}))
-        outputs.append(str(out))
-    run.finish("ok" if n_failed < len(files) else "failed", {"images": len(files), "failed": n_failed})
-    return BatchResult(table, tuple(outputs), len(files), n_failed, run.run_id)
+    def row(p: Path) -> dict[str, Any]:
+        return {"path": str(p), "count": np.nan, "count_low": np.nan, "count_high": np.nan, "std": np.nan, "error": ""}
+
+    def write(p: Path, d: Decoded, r: Any, rw: dict[str, Any]) -> list[Any]:
+        rw.update(count=r.count, count_low=r.low, count_high=r.high, std=r.std)
+        return []
+
+    runner: BatchRunner[Path] = BatchRunner(
+        row=row, decode=_decoder(net, channel), write=write, batch_size=batch_size, progress=progress,
+        infer=lambda ds: net.count_images([d.data for d in ds], batch_size=batch_size,
+                                          paths=[d.extra["path"] for d in ds]))
+    return _finish(run, [], files, runner.run(files), COUNT_COLUMNS, output)
 
 
 # --------------------------------------------------------------------------- segment
@@ -497,10 +474,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     >>> res = segment_paths(["../shared/data/dsb2018/images"], "out")  # doctest: +SKIP
     >>> res.table[["path", "count"]].head()                           # doctest: +SKIP
     """
-    import pandas as pd
-
     from deepscope.evaluate import count_instances
-    from deepscope.io import write_text
     from deepscope.provenance import lineage
 
     if tta not in ("none", "flips", "d8"):
@@ -509,65 +483,50 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     files = expand_paths(paths, include=include, recursive=recursive, exclude_dirs=[out_dir])
     net = resolve_model(model, task="segment", device=device)
     ov = _overlap(net, tile, overlap)
-    class_names = list(net.card.get("output", {}).get("class_names") or [])
+    class_names = list(net.model_card.output.get("class_names") or [])
     n_classes = int(getattr(net, "n_classes", 1))
     if n_classes > 1 and len(class_names) != n_classes:
         class_names = [f"class{k}" for k in range(1, n_classes + 1)]
     run = _start_run("segment", net, model, files, tile=tile, overlap=ov, tta=tta, channel=channel, device=device)
     stems, clash = _stems(files)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, Any]] = []
-    outputs: list[str] = []
-    inputs: list[Any] = []
-    pending: list[tuple[dict[str, Any], Any]] = []
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepscope-writer")
-    for i, p in enumerate(files):
-        row: dict[str, Any] = {"path": str(p), "count": np.nan, **{f"count_{c}": np.nan for c in class_names},
-                               "labels": "", "error": ""}
-        try:
-            if i in clash:
-                raise InputError(clash[i])
-            img = _read(p)
-            x = model_input(image_array(img), net, channel=channel, path=str(p))
-            if n_classes > 1:
-                labels, classes = net.predict_image(x, tile=tile, overlap=ov, tta=tta, return_classes=True)
-            else:
-                labels, classes = net.predict_image(x, tile=tile, overlap=ov, tta=tta), {}
-            labels = np.asarray(labels, dtype=np.int32)
-            n = count_instances(labels)
-            lab_path = out_dir / f"{stems[i]}.labels.tif"
-            rec = run.record(lab_path, inputs=[img], extra={"count": n})
-            ov_path = out_dir / f"{stems[i]}.overlay.png" if overlay else None
-            # outputs are written on a helper thread (zlib releases the GIL) while the next image runs
-            pending.append((row, writer.submit(_write_segment_outputs, lab_path, labels,
-                                               lineage.embed_metadata(rec), ov_path, x, classes)))
-            row.update(count=n, labels=str(lab_path))
-            for k, name in enumerate(class_names, start=1):
-                row[f"count_{name}"] = sum(1 for c in classes.values() if int(c) == k)
-            inputs.append(img)
-        except PER_IMAGE_ERRORS as exc:
-            row["error"] = _error_text(exc)
-            _log_error(p, row["error"])
-        rows.append(row)
-        if progress is not None:
-            progress(i + 1, len(files))
-    writer.shutdown(wait=True)
-    for row, fut in pending:
-        try:
-            outputs.extend(fut.result())
-        except OSError as exc:  # e.g. disk full: this image failed, the others stand
-            row.update(count=np.nan, labels="", error=_error_text(exc))
-            _log_error(row["path"], row["error"])
-    table = pd.DataFrame(rows)
-    for col in ["count"] + [f"count_{c}" for c in class_names]:
-        table[col] = table[col].astype("Int64")  # whole numbers, empty for failed images
-    n_failed = int((table["error"] != "").sum())
-    csv_path = write_text(out_dir / "counts.csv", table.drop(columns=["labels"]).to_csv(index=False))
-    lineage.attach(csv_path, run.record(csv_path, inputs=inputs, extra={"n_images": len(files),
-                                                                        "n_failed": n_failed}))
-    outputs.append(str(csv_path))
-    run.finish("ok" if n_failed < len(files) else "failed", {"images": len(files), "failed": n_failed})
-    return BatchResult(table, tuple(outputs), len(files), n_failed, run.run_id)
+    count_cols = ["count"] + [f"count_{c}" for c in class_names]
+    index = {p: i for i, p in enumerate(files)}
+    decode = _decoder(net, channel)
+
+    def row(p: Path) -> dict[str, Any]:
+        return {"path": str(p), **{c: np.nan for c in count_cols}, "labels": "", "error": ""}
+
+    def checked_decode(p: Path) -> Decoded:
+        if index[p] in clash:
+            raise InputError(clash[index[p]])
+        return decode(p)
+
+    def infer(ds: list[Decoded]) -> list[Any]:
+        x = ds[0].data
+        if n_classes > 1:
+            return [net.predict_image(x, tile=tile, overlap=ov, tta=tta, return_classes=True)]
+        return [(net.predict_image(x, tile=tile, overlap=ov, tta=tta), {})]
+
+    def write(p: Path, d: Decoded, result: Any, rw: dict[str, Any]) -> list[Any]:
+        labels, classes = result
+        labels = np.asarray(labels, dtype=np.int32)
+        n = count_instances(labels)
+        stem = stems[index[p]]
+        lab_path = out_dir / f"{stem}.labels.tif"
+        rec = run.record(lab_path, inputs=d.inputs, extra={"count": n})
+        ov_path = out_dir / f"{stem}.overlay.png" if overlay else None
+        rw.update(count=n, labels=str(lab_path))
+        for k, name in enumerate(class_names, start=1):
+            rw[f"count_{name}"] = sum(1 for c in classes.values() if int(c) == k)
+        # written on the writer thread (zlib releases the GIL) while the next image runs
+        fn = functools.partial(_write_segment_outputs, lab_path, labels, lineage.embed_metadata(rec), ov_path,
+                               d.data, classes)
+        return [(fn, {c: np.nan for c in count_cols} | {"labels": ""})]
+
+    runner: BatchRunner[Path] = BatchRunner(row=row, decode=checked_decode, infer=infer, write=write,
+                                            progress=progress, deferred=True)
+    return _finish(run, [], files, runner.run(files), None, out_dir / "counts.csv", int_columns=count_cols)
 
 
 def _write_segment_outputs(lab_path: Path, labels: np.ndarray, description: Any, ov_path: Path | None,
@@ -628,8 +587,6 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     --------
     >>> res = restore_paths(["blurred/"], "restored", model="deblur-bbbc005")  # doctest: +SKIP
     """
-    import pandas as pd
-
     from deepscope.io import write_tiff
     from deepscope.provenance import lineage
 
@@ -643,36 +600,34 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
                      device=device)
     stems, clash = _stems(files)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, Any]] = []
-    outputs: list[str] = []
-    for i, p in enumerate(files):
-        row: dict[str, Any] = {"path": str(p), "output": "", "dtype": "", "warning": "", "error": ""}
-        try:
-            if i in clash:
-                raise InputError(clash[i])
-            img = _read(p)
-            x = model_input(image_array(img), net, channel=channel, path=str(p))
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                restored = net.predict_image(x, dtype=dtype, tile=tile, overlap=ov)
-            for w in caught:
-                logger.warning("%s: %s", p, w.message)
-            row["warning"] = "; ".join(str(w.message) for w in caught)
-            out_path = out_dir / f"{stems[i]}.restored.tif"
-            rec = run.record(out_path, inputs=[img], extra={"dtype": str(restored.dtype)})
-            write_tiff(out_path, restored, description=lineage.embed_metadata(rec))
-            outputs.append(str(out_path))
-            row.update(output=str(out_path), dtype=str(restored.dtype))
-        except PER_IMAGE_ERRORS as exc:
-            row["error"] = _error_text(exc)
-            _log_error(p, row["error"])
-        rows.append(row)
-        if progress is not None:
-            progress(i + 1, len(files))
-    table = pd.DataFrame(rows, columns=["path", "output", "dtype", "warning", "error"])
-    n_failed = int((table["error"] != "").sum())
-    run.finish("ok" if n_failed < len(files) else "failed", {"images": len(files), "failed": n_failed})
-    return BatchResult(table, tuple(outputs), len(files), n_failed, run.run_id)
+    index = {p: i for i, p in enumerate(files)}
+    decode = _decoder(net, channel)
+
+    def checked_decode(p: Path) -> Decoded:
+        if index[p] in clash:
+            raise InputError(clash[index[p]])
+        return decode(p)
+
+    def infer(ds: list[Decoded]) -> list[Any]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            restored = net.predict_image(ds[0].data, dtype=dtype, tile=tile, overlap=ov)
+        for w in caught:
+            logger.warning("%s: %s", ds[0].extra["path"], w.message)
+        return [(restored, "; ".join(str(w.message) for w in caught))]
+
+    def write(p: Path, d: Decoded, result: Any, rw: dict[str, Any]) -> list[Any]:
+        restored, warned = result
+        out_path = out_dir / f"{stems[index[p]]}.restored.tif"
+        rec = run.record(out_path, inputs=d.inputs, extra={"dtype": str(restored.dtype)})
+        written = str(write_tiff(out_path, restored, description=lineage.embed_metadata(rec)))
+        rw.update(output=written, dtype=str(restored.dtype), warning=warned)
+        return [(lambda: [written], {})]
+
+    runner: BatchRunner[Path] = BatchRunner(
+        row=lambda p: {"path": str(p), "output": "", "dtype": "", "warning": "", "error": ""},
+        decode=checked_decode, infer=infer, write=write, progress=progress)
+    return _finish(run, [], files, runner.run(files), ["path", "output", "dtype", "warning", "error"], None)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -879,8 +834,8 @@ def evaluate_restoration(pairs: ImageDataset, *, model: Any, count_model: Any = 
                     row[f"objects_{k}"] = count_instances(segmenter.predict_image(im))
             row["error"] = ""
         except PER_IMAGE_ERRORS as exc:
-            row["error"] = _error_text(exc)
-            _log_error(in_paths[i], row["error"])
+            row["error"] = error_text(exc)
+            logger.warning("%s: %s", in_paths[i], row["error"])
         rows.append(row)
         if progress is not None:
             progress(i + 1, len(pairs))
