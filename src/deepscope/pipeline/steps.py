@@ -1,9 +1,10 @@
 """Running a pipeline's steps on one image set, in a worker (a local process or a Dask worker).
 
 :func:`apply_steps` is the pure part: channel images in, label images, per-object tables and
-per-image values out. :func:`run_task` wraps it for one image set of a run: read the files
-(SHA-256 of their bytes on the way), apply the steps with the models of this process, write the
-label images and overlays, and write the set's result atomically to ``RUN_DIR/parts/<key>.parquet``.
+per-image values out. :func:`run_task` runs it for one image set of a run on the batch runner of
+the commands (:class:`deepscope.predict.runner.BatchRunner`): read the files (SHA-256 of their bytes
+on the way), apply the steps with the models of this process, write the label images and overlays
+with their lineage, and write the set's result atomically to ``RUN_DIR/parts/<key>.parquet``.
 An image set that fails becomes a part with its error, never an exception.
 
 Models are loaded once per process (:func:`worker_context`, cached by the job), not per image.
@@ -42,10 +43,6 @@ logger = logging.getLogger(__name__)
 PART_META_KEY = b"deepscope.part"
 #: Schema tag of a part's description.
 PART_SCHEMA = "deepscope.part/1"
-
-#: Outline colours of the object sets in overlays (RGB), in the order the sets are made.
-_PALETTE = ((0, 255, 0), (255, 0, 255), (0, 200, 255), (255, 200, 0), (255, 64, 64), (160, 120, 255))
-
 
 @dataclass(frozen=True)
 class Task:
@@ -444,19 +441,6 @@ def _channel_images(img: Any, channel: str, pipeline: Pipeline) -> dict[str, np.
                          "inputs.planes (e.g. planes: [DNA, Actin]) to use them") from None
 
 
-def _overlay(base: np.ndarray, labels: Mapping[str, np.ndarray]) -> np.ndarray:
-    from skimage.segmentation import find_boundaries
-
-    from deepscope.data.transforms import to_uint8
-
-    grey = to_uint8(np.asarray(base, dtype=np.float32))
-    rgb = np.repeat(grey[..., None], 3, axis=-1)
-    for i, lab in enumerate(labels.values()):
-        edge = find_boundaries(lab, mode="inner")
-        rgb[edge] = _PALETTE[i % len(_PALETTE)]
-    return rgb
-
-
 def _set_sha256(files: list[dict[str, Any]]) -> str | None:
     import hashlib
 
@@ -491,19 +475,19 @@ def run_task(job_json: str, task: Task) -> TaskResult:
 
     from deepscope.io import read_image, sha256_file, write_labels, write_png
     from deepscope.pipeline.inputs import set_stem
+    from deepscope.predict.batch import overlay_outlines
+    from deepscope.predict.runner import BatchRunner, Decoded
     from deepscope.provenance import lineage
 
     t0 = time.perf_counter()
     ctx = worker_context(job_json)
     pipeline = ctx.pipeline
     files: list[dict[str, Any]] = []
-    row: dict[str, Any] = {}
     schema = objects_schema(pipeline)
-    objects = schema.empty_table()
-    error: str | None = None
-    try:
+
+    def decode(t: Task) -> Decoded:
         images: dict[str, np.ndarray] = {}
-        for channel, path in task.files:
+        for channel, path in t.files:
             st = os.stat(path)
             info: dict[str, Any] = {"channel": channel, "path": path, "size": st.st_size,
                                     "mtime_ns": st.st_mtime_ns, "sha256": None}
@@ -511,29 +495,40 @@ def run_task(job_json: str, task: Task) -> TaskResult:
             img = read_image(path)
             info["sha256"] = img.meta.sha256
             images.update(_channel_images(img, channel, pipeline))
-        first = next(iter(images.values()))
-        row["Height"], row["Width"] = int(first.shape[0]), int(first.shape[1])
-        result = apply_steps(pipeline, images, segment=ctx.segment, count=ctx.count)
-        row.update({k: (v.item() if isinstance(v, np.generic) else v) for k, v in result.values.items()})
-        inputs = [lineage.InputRef(f["path"], f["sha256"]) for f in files]
-        stem = set_stem(task.set_id)
+        return Decoded(images, inputs=[lineage.InputRef(f["path"], f["sha256"]) for f in files])
+
+    def infer(ds: list[Decoded]) -> list[SetResult]:
+        return [apply_steps(pipeline, ds[0].data, segment=ctx.segment, count=ctx.count)]
+
+    def write(t: Task, d: Decoded, result: SetResult, row: dict[str, Any]) -> list[Any]:
+        first = next(iter(d.data.values()))
+        image = {"Height": int(first.shape[0]), "Width": int(first.shape[1]),
+                 **{k: (v.item() if isinstance(v, np.generic) else v) for k, v in result.values.items()}}
+        stem = set_stem(t.set_id)
+        written = []
         if pipeline.outputs.labels:
             for name, lab in result.labels.items():
                 out = ctx.run_dir / "labels" / f"{stem}.{name}.tif"
-                rec = ctx.run.record(out, inputs=inputs, extra={"image_set": task.set_id, "objects": name})
-                write_labels(out, lab, description=lineage.embed_metadata(rec))
+                rec = ctx.run.record(out, inputs=d.inputs, extra={"image_set": t.set_id, "objects": name})
+                written.append(str(write_labels(out, lab, description=lineage.embed_metadata(rec))))
         if pipeline.outputs.overlays and result.labels:
             out = ctx.run_dir / "overlays" / f"{stem}.png"
-            write_png(out, _overlay(images[pipeline.channels[0]], result.labels))
-            lineage.attach(out, ctx.run.record(out, inputs=inputs, extra={"image_set": task.set_id}))
-        tables = [_to_arrow(t, name, schema) for name, t in result.objects.items()]
-        if tables:
-            objects = pa.concat_tables(tables)
-    except Exception as exc:  # one bad image set never stops the run: it gets an error row
-        error = f"{type(exc).__name__}: {exc}"
-        logger.warning("image set %s failed: %s", task.set_id, error)
-        objects = schema.empty_table()
-        row = {}
+            write_png(out, overlay_outlines(np.asarray(d.data[pipeline.channels[0]], np.float32), result.labels))
+            lineage.attach(out, ctx.run.record(out, inputs=d.inputs, extra={"image_set": t.set_id}))
+            written.append(str(out))
+        tables = [_to_arrow(tb, name, schema) for name, tb in result.objects.items()]
+        row.update(image=image, objects=pa.concat_tables(tables) if tables else schema.empty_table())
+        return [(lambda: written, {})]
+
+    # one image set, through the runner every batch command uses; any failure becomes an error part
+    outcome = BatchRunner(row=lambda t: {"error": ""}, decode=decode, infer=infer, write=write,
+                          errors=(Exception,), label=lambda t: f"image set {t.set_id}",
+                          describe=lambda exc: f"{type(exc).__name__}: {exc}").run([task])
+    row = outcome.rows[0]
+    error: str | None = row["error"] or None
+    objects = row.get("objects", schema.empty_table()) if error is None else schema.empty_table()
+    image = row.get("image", {}) if error is None else {}
+    if error is not None:
         for channel, path in task.files[len(files):]:
             files.append({"channel": channel, "path": path, "sha256": None, "size": None, "mtime_ns": None})
         for f in files:
@@ -545,7 +540,7 @@ def run_task(job_json: str, task: Task) -> TaskResult:
                     pass
     seconds = time.perf_counter() - t0
     meta = {"schema": PART_SCHEMA, "key": task.key, "set_id": task.set_id, "status": "failed" if error else "ok",
-            "error": error, "files": files, "input_sha256": _set_sha256(files), "image": row,
+            "error": error, "files": files, "input_sha256": _set_sha256(files), "image": image,
             "seconds": round(seconds, 6), "pipeline_hash": ctx.job["pipeline_hash"], "run_id": ctx.run.run_id,
             "deepscope_version": ctx.run.deepscope_version}
     write_part(part_path(ctx.run_dir, task.key), objects, meta)

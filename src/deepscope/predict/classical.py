@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from deepscope.data.transforms import to_grey
 from deepscope.errors import InputError
 
 __all__ = ["otsu_watershed", "foreground_intensity", "IntensityCountRegressor", "CP_THRESHOLD_SIGMA"]
@@ -33,15 +34,13 @@ def _grey(image: Any, *, name: str = "image") -> np.ndarray:
     arr = np.asarray(image)
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.issubdtype(arr.dtype, np.complexfloating):
         raise InputError(f"{name} has dtype {arr.dtype}; expected a real numeric image")
-    if arr.ndim == 3:
-        chans = arr[..., :3] if arr.shape[-1] == 4 else arr  # RGBA: alpha dropped
-        if all(np.array_equal(chans[..., 0], chans[..., k]) for k in range(1, chans.shape[-1])):
-            arr = chans[..., 0]
-        else:
-            raise InputError(f"{name} has {chans.shape[-1]} distinct channels; pass one channel (the nuclear "
-                             f"stain), e.g. image[..., 0], or a grey image")
-    if arr.ndim != 2:
+    if arr.ndim != 2 and arr.ndim != 3:
         raise InputError(f"{name}: expected a 2-D image (H, W) or (H, W, C), got shape {arr.shape}")
+    try:
+        arr = to_grey(arr, path=name)  # identical colour channels (and an alpha channel) are accepted
+    except InputError:
+        raise InputError(f"{name} has {arr.shape[-1]} distinct channels; pass one channel (the nuclear "
+                         f"stain), e.g. image[..., 0], or a grey image") from None
     out = arr.astype(np.float32, copy=False)
     if out.size and not np.all(np.isfinite(out)):
         raise InputError(f"{name} has NaN or infinite pixels; replace them (e.g. numpy.nan_to_num) first")

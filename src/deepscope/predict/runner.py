@@ -93,22 +93,25 @@ class BatchRunner(Generic[T]):
         Run deferred writes on one writer thread (else at once).
     label : callable, optional
         ``label(item) -> str``: how the log names a failed item.
+    describe : callable, optional
+        ``describe(exception) -> str``: the ``error`` of a failed item (default :func:`error_text`).
     """
 
     def __init__(self, *, row: Callable[[T], dict[str, Any]], decode: Callable[[T], Decoded],
                  infer: Callable[[list[Decoded]], list[Any]], write: Callable[..., list[Any]],
                  batch_size: int = 1, errors: tuple[type[BaseException], ...] = PER_IMAGE_ERRORS,
                  progress: Progress | None = None, deferred: bool = False,
-                 label: Callable[[T], str] = str) -> None:
+                 label: Callable[[T], str] = str, describe: Callable[[BaseException], str] = error_text) -> None:
         self.row, self.decode, self.infer, self.write = row, decode, infer, write
         self.batch_size = max(1, int(batch_size))
         self.errors = errors
         self.progress = progress
         self.deferred = deferred
         self.label = label
+        self.describe = describe
 
     def _fail(self, item: T, row: dict[str, Any], exc: BaseException) -> None:
-        row["error"] = error_text(exc)
+        row["error"] = self.describe(exc)
         name = self.label(item)
         logger.warning("%s", row["error"] if name in row["error"] else f"{name}: {row['error']}")
 
