@@ -1,8 +1,9 @@
 """``deepscope train``: train counting, segmentation and restoration models on your own images.
 
-Every sub-command loads the images (with a file-name pattern), splits them (by field of view
-where the metadata has one, seeded), trains with the shared :class:`~deepscope.train.Trainer`
-and writes the run folder: ``model.safetensors`` + ``model.json`` (loadable with ``--model
+Every sub-command loads the images (with a file-name pattern), builds the model, and calls the
+library's :func:`deepscope.train.split_parts` (by field of view where the metadata has one,
+seeded) and :func:`deepscope.train.fit_model` (the same run as ``model.fit``), which writes the
+run folder: ``model.safetensors`` + ``model.json`` (loadable with ``--model
 RUN_DIR``), ``checkpoint.pt`` (a rerun with the same ``--out`` resumes), ``metrics.jsonl``,
 ``train.yaml`` (the resolved training config, reusable as ``--config``), ``run.yaml`` (data,
 split, model) and ``split.csv`` (which image went to which part).
@@ -13,25 +14,20 @@ plus a ``task:`` mapping of task options such as ``crop``), overridden by comman
 
 from __future__ import annotations
 
-import inspect
+import warnings
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from deepscope.cli._common import console, err_console, handle_errors
+from deepscope.train.runs import DEFAULT_FRACTIONS as _FRACTIONS
 
 app = typer.Typer(help="Train counting, segmentation and restoration models (the run folder is loadable with "
                        "--model RUN_DIR).", no_args_is_help=True, add_completion=False)
 
 #: Split fractions (train, valid, test) used by `train` and `evaluate --subset`.
-DEFAULT_FRACTIONS = "0.8,0.1,0.1"
-#: Names of the parts of a split, in the order of the fractions.
-PARTS = ("train", "valid", "test")
-#: Task constructor arguments the commands set themselves (not options a config may give).
-_TASK_OWNED = {"images", "counts", "labels", "inputs", "targets", "valid_images", "valid_counts", "valid_labels",
-               "valid_inputs", "valid_targets", "valid_classes", "classes", "densities", "head", "n_classes", "mode",
-               "postprocess", "stride", "upscale", "loss", "batch_size", "device"}
+DEFAULT_FRACTIONS = ",".join(str(f) for f in _FRACTIONS)
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -47,23 +43,10 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
     return vals  # type: ignore[return-value]
 
 
-def resolve_split(dataset: Any, split: str | None) -> str:
-    """The splitter name: ``split``, or ``field`` when the metadata has a field column, else ``random``."""
-    if split is not None:
-        return split
-    return "field" if "field" in dataset.metadata.columns else "random"
-
-
-def split_parts(dataset: Any, *, split: str | None, seed: int, fractions: tuple[float, float, float]) -> dict[str, Any]:
-    """Split a dataset into ``{"train", "valid", "test"}`` parts (``split=None``: by field when there is one)."""
-    from deepscope.data import get_splitter
-
-    parts = get_splitter(resolve_split(dataset, split)).train_valid_test_split(dataset, *fractions, seed=seed)
-    return dict(zip(PARTS, parts))
-
-
 def select_subset(dataset: Any, subset: str, *, split: str | None, seed: int, fractions: str) -> Any:
     """The part ``subset`` (all, train, valid, test) of a dataset split as ``deepscope train`` splits it."""
+    from deepscope.train.runs import PARTS, split_parts
+
     if subset == "all":
         return dataset
     if subset not in PARTS:
@@ -74,104 +57,30 @@ def select_subset(dataset: Any, subset: str, *, split: str | None, seed: int, fr
     return part
 
 
-def load_config(path: Path | None, *, task_class: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read a training YAML: TrainConfig keys and a ``task:`` mapping; unknown keys are errors naming the key."""
-    from deepscope.errors import ConfigError
-    from deepscope.train.config import TrainConfig
+def _train(model: Any, ds: Any, *, out: Path, config: Path | None, split: str | None, fractions: str,
+           overrides: dict[str, Any], task_opts: dict[str, Any], run_info: dict[str, Any]) -> None:
+    """Split, resolve the settings and train through the library (:func:`deepscope.train.fit_model`)."""
+    from deepscope.train.runs import fit_model, load_train_settings, resolve_split, resolve_train_config, split_parts
 
-    if path is None:
-        return {}, {}
-    import yaml
-
-    if not path.exists():
-        raise FileNotFoundError(f"No such config file: '{path}'")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"'{path}' is not valid YAML: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"'{path}' must hold a mapping of settings (key: value), got {type(doc).__name__}")
-    task = doc.pop("task", None) or {}
-    if not isinstance(task, dict):
-        raise ConfigError(f"'{path}': 'task' must be a mapping of task options (e.g. crop: 256)")
-    known = set(TrainConfig.__dataclass_fields__)
-    for key in doc:
-        if key not in known:
-            raise ConfigError(f"'{path}': unknown training setting {key!r}; known: {sorted(known)} and 'task' "
-                              f"(task options: {sorted(task_options(task_class))})")
-    allowed = task_options(task_class)
-    for key in task:
-        if key not in allowed:
-            raise ConfigError(f"'{path}': unknown task option {key!r} under 'task'; known: {sorted(allowed)}")
-    return dict(doc), dict(task)
-
-
-def task_options(task_class: Any) -> set[str]:
-    """Keyword options of a training task a config may set (crop, jitter ...)."""
-    params = inspect.signature(task_class.__init__).parameters
-    return {n for n, p in params.items() if p.kind == p.KEYWORD_ONLY and n not in _TASK_OWNED}
-
-
-def _resolve(model: Any, cfg: dict[str, Any], overrides: dict[str, Any], *, has_valid: bool) -> Any:
-    from deepscope.train.config import TrainConfig
-
-    merged = {**cfg, **{k: v for k, v in overrides.items() if v is not None}}
-    if "monitor" not in merged:
-        monitor, mode = model.default_monitor() if has_valid else ("train_loss", "min")
-        merged["monitor"] = monitor
-        merged.setdefault("mode", mode)
-    return TrainConfig.from_dict(merged)
-
-
-def _write_run_files(out: Path, config: Any, task_opts: dict[str, Any], run_info: dict[str, Any],
-                     parts: dict[str, Any]) -> None:
-    import pandas as pd
-    import yaml
-
-    from deepscope import __version__
-    from deepscope.io import write_text
-
-    out.mkdir(parents=True, exist_ok=True)
-    doc = config.to_dict()
-    if task_opts:
-        doc["task"] = dict(task_opts)
-    write_text(out / "train.yaml", "# resolved training config (reusable with --config)\n"
-               + yaml.safe_dump(doc, sort_keys=False))
-    info = {"deepscope_version": __version__, **run_info, "parts": {k: len(v) for k, v in parts.items()}}
-    write_text(out / "run.yaml", yaml.safe_dump(_plain(info), sort_keys=False))
-    rows = []
-    for name, part in parts.items():
-        paths = part.paths or [str(i) for i in part.ids]
-        rows += [{"path": p, "part": name} for p in paths]
-    write_text(out / "split.csv", pd.DataFrame(rows, columns=["path", "part"]).to_csv(index=False))
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        return obj.item()
-    return obj
-
-
-def _fit(model: Any, parts: dict[str, Any], out: Path, config: Any, task_opts: dict[str, Any],
-         run_info: dict[str, Any]) -> None:
+    settings, opts = load_train_settings(config, allowed_task_options=model.plugin.training_options())
+    seed = int(overrides.get("seed") if overrides.get("seed") is not None else settings.get("seed", 0))
+    parts = split_parts(ds, split=split, seed=seed, fractions=parse_fractions(fractions))
     if not len(parts["train"]):
         raise typer.BadParameter("the split leaves no training images; use more images or other --fractions")
     if not len(parts["valid"]):
         err_console.print("[yellow]warning:[/] the split leaves no validation images; the last epoch's weights are "
                           "kept (monitor train_loss)")
-    _write_run_files(out, config, task_opts, run_info, parts)
-    opts = {k: v for k, v in config.to_dict().items() if k != "epochs"}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    tc = resolve_train_config(model, {**settings, **given, "seed": seed}, has_valid=bool(len(parts["valid"])))
+    opts = {**opts, **{k: v for k, v in task_opts.items() if v is not None}}
     console.print(f"training on {len(parts['train'])} image(s), validating on {len(parts['valid'])}, "
                   f"{len(parts['test'])} held out for testing -> {out}")
-    result = model.fit(parts["train"], nb_epoch=config.epochs, valid_dataset=parts["valid"] or None,
-                       model_dir=out, **opts, **task_opts)
-    best = f", best {config.monitor} {result.best_score:.4g} at epoch {result.best_epoch}" if result.best_epoch else ""
+    info = {**run_info, "split": resolve_split(ds, split), "seed": seed, "fractions": fractions}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="no validation images")  # said above
+        result = fit_model(model, parts["train"], parts["valid"] or None, test=parts["test"], run_dir=out,
+                           config=tc, task_opts=opts, run_info=info)
+    best = f", best {tc.monitor} {result.best_score:.4g} at epoch {result.best_epoch}" if result.best_epoch else ""
     console.print(f"done: {result.epochs_done} epoch(s), {result.steps_done} step(s) in {result.seconds:.0f} s{best}; "
                   f"model: {out} (use --model {out})")
 
@@ -213,27 +122,21 @@ def count(
     """Train a counting model on images with known counts (e.g. BBBC005, split by field)."""
     from deepscope.data import ImageLoader
     from deepscope.models import ArchConfig, CountModel
-    from deepscope.train.tasks import CountTask
 
     if model not in ("density", "book"):
         raise typer.BadParameter(f"--model {model!r} is not one of density, book")
-    cfg, task_opts = load_config(config, task_class=CountTask)
-    seed = int(seed if seed is not None else cfg.get("seed", 0))
     label = label_column or (None if labels is not None else "count")
     loader = ImageLoader(pattern=pattern, labels=labels if labels is not None else label, label_column=label_column,
                          include=include, recursive=False)
     ds = loader.load(data)
-    parts = split_parts(ds, split=split, seed=seed, fractions=parse_fractions(fractions))
     if model == "book":
-        first = parts["train"].get_image(0) if len(parts["train"]) else ds.get_image(0)
-        net = CountModel.book(input_size=tuple(first.shape[:2]))
+        net = CountModel.book(input_size=tuple(ds.get_image(0).shape[:2]))
     else:
         net = CountModel(ArchConfig("unet", in_channels=1, out_channels=2, base=base, depth=depth, pool_input=2))
-    tc = _resolve(net, cfg, _common(epochs, lr, batch_size, device, seed), has_valid=bool(len(parts["valid"])))
-    _fit(net, parts, out, tc, task_opts, {"command": "train count", "data": str(data), "pattern": pattern,
-                                          "labels": str(labels) if labels else label, "split": resolve_split(ds, split),
-                                          "seed": seed, "fractions": fractions, "model": model,
-                                          "architecture": net.arch.to_dict()})
+    _train(net, ds, out=out, config=config, split=split, fractions=fractions,
+           overrides=_common(epochs, lr, batch_size, device, seed), task_opts={},
+           run_info={"command": "train count", "data": str(data), "pattern": pattern,
+                     "labels": str(labels) if labels else label, "model": model})
 
 
 # --------------------------------------------------------------------------- segment
@@ -291,23 +194,16 @@ def segment(
     """Train an instance segmentation model on images paired with label images."""
     from deepscope.data import ImageLoader
     from deepscope.models import ArchConfig, SegmentModel
-    from deepscope.train.tasks import SegmentTask
 
     if model not in ("unet", "book"):
         raise typer.BadParameter(f"--model {model!r} is not one of unet, book")
-    cfg, task_opts = load_config(config, task_class=SegmentTask)
-    seed = int(seed if seed is not None else cfg.get("seed", 0))
-    if crop is not None:
-        task_opts["crop"] = crop
     ds = ImageLoader(pattern=pattern, masks=parse_pairing(pairing, masks), include=include).load(images)
-    parts = split_parts(ds, split=split, seed=seed, fractions=parse_fractions(fractions))
     net = (SegmentModel.book() if model == "book" else
            SegmentModel(ArchConfig("unet", in_channels=1, out_channels=2, base=base, depth=depth)))
-    tc = _resolve(net, cfg, _common(epochs, lr, batch_size, device, seed), has_valid=bool(len(parts["valid"])))
-    _fit(net, parts, out, tc, task_opts, {"command": "train segment", "images": str(images), "masks": str(masks),
-                                          "pairing": pairing, "pattern": pattern, "split": resolve_split(ds, split),
-                                          "seed": seed, "fractions": fractions, "model": model,
-                                          "architecture": net.arch.to_dict()})
+    _train(net, ds, out=out, config=config, split=split, fractions=fractions,
+           overrides=_common(epochs, lr, batch_size, device, seed), task_opts={"crop": crop},
+           run_info={"command": "train segment", "images": str(images), "masks": str(masks), "pairing": pairing,
+                     "pattern": pattern, "model": model})
 
 
 # --------------------------------------------------------------------------- restore
@@ -360,23 +256,17 @@ def restore(
     """Train an image-to-image model (deblurring, stain prediction, 2x super-resolution) on metadata pairs."""
     from deepscope.data import ImageLoader
     from deepscope.models import ArchConfig, RestoreModel
-    from deepscope.train.tasks import LOSSES, RestoreTask
+    from deepscope.train.tasks import LOSSES
 
     if upscale not in (1, 2):
         raise typer.BadParameter(f"--upscale {upscale} is not 1 or 2")
     if loss not in LOSSES:
         raise typer.BadParameter(f"--loss {loss!r} is not one of {', '.join(LOSSES)}")
-    cfg, task_opts = load_config(config, task_class=RestoreTask)
-    seed = int(seed if seed is not None else cfg.get("seed", 0))
-    if crop is not None:
-        task_opts["crop"] = crop
     ds = ImageLoader(pattern=pattern, include=include, recursive=False).load(data)
     pairs = restore_pairs(ds, input_rule=input_rule, target_rule=target, same=same, upscale=upscale)
-    parts = split_parts(pairs, split=split, seed=seed, fractions=parse_fractions(fractions))
     net = RestoreModel(ArchConfig("unet", in_channels=1, out_channels=1, base=base, depth=depth), upscale=upscale,
                        loss=loss)
-    tc = _resolve(net, cfg, _common(epochs, lr, batch_size, device, seed), has_valid=bool(len(parts["valid"])))
-    _fit(net, parts, out, tc, task_opts, {"command": "train restore", "data": str(data), "pattern": pattern,
-                                          "input": input_rule, "target": target, "same": same, "upscale": upscale,
-                                          "loss": loss, "split": resolve_split(ds, split), "seed": seed,
-                                          "fractions": fractions, "architecture": net.arch.to_dict()})
+    _train(net, pairs, out=out, config=config, split=split, fractions=fractions,
+           overrides=_common(epochs, lr, batch_size, device, seed), task_opts={"crop": crop},
+           run_info={"command": "train restore", "data": str(data), "pattern": pattern, "input": input_rule,
+                     "target": target, "same": same, "upscale": upscale, "loss": loss})
