@@ -9,6 +9,12 @@ are imported on first use::
 
     >>> import deepscope
     >>> img = deepscope.io.read_image  # doctest: +SKIP
+
+Packages import each other one way, from the bottom: ``errors`` <- ``io`` <- ``data`` <-
+``provenance``; ``models`` (a leaf: networks, cards, weights, the task-plugin registry) <- ``predict``
+and ``train`` <- ``tasks`` (the task plugins) <- ``pipeline`` <- ``cli``; ``evaluate`` and ``measure``
+are NumPy-only and imported by the packages that score or measure. ``tests/test_layering.py``
+checks it.
 """
 
 from __future__ import annotations
@@ -29,14 +35,14 @@ __all__ = [
     "predict",
     "measure",
     "evaluate",
+    "tasks",
     "pipeline",
-    "report",
 ]
 
 from deepscope.errors import DeepscopeError  # noqa: E402  (tiny module, no heavy imports)
 
-_SUBPACKAGES = {"io", "data", "provenance", "models", "train", "predict", "measure", "evaluate",
-                "pipeline", "report", "cli"}
+_SUBPACKAGES = {"io", "data", "provenance", "models", "train", "predict", "measure", "evaluate", "tasks",
+                "pipeline", "cli"}
 
 if TYPE_CHECKING:  # pragma: no cover
     from deepscope import data, io  # noqa: F401

@@ -1,6 +1,8 @@
 """Datasets, loaders, splitters and transforms.
 
 >>> from deepscope.data import ImageLoader, ImageDataset, GroupSplitter
+
+Imports: ``data`` imports ``io`` and ``errors``; ``models`` and everything above import it.
 """
 
 from deepscope.data.dataset import BATCH_POLICIES, Batch, ImageDataset, Sample

@@ -15,6 +15,9 @@ Restoration
 Files
     :func:`evaluate_label_folders` (``deepscope evaluate segment``), :func:`pair_label_files`,
     :func:`read_label_image`.
+
+Imports: ``evaluate`` imports ``io``, ``data`` and ``errors`` only; ``train``, ``predict``,
+``measure``, ``tasks``, ``pipeline`` and ``cli`` import it.
 """
 
 from __future__ import annotations

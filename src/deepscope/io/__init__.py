@@ -1,6 +1,9 @@
-"""Reading and writing microscopy images faithfully.
+"""Reading and writing microscopy images faithfully; atomic writes, SHA-256 of files, JSON encoding.
 
 >>> from deepscope.io import read_image, find_images, get_pattern
+
+Imports: ``io`` is the bottom of deepscope's package graph (it imports only ``errors``); every
+other package may import it.
 """
 
 from deepscope.io.discover import extract_zip, find_images, natural_key, open_source

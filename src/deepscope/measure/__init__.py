@@ -6,6 +6,8 @@
 ``Location_*``, ``Intensity_*_<channel>``); :func:`summarize_image` the per-image summary
 (``Count_<objects>``, mean/median area, confluence); :func:`relate_objects` links children to
 parents (CellProfiler's RelateObjects); :func:`filter_objects` keeps objects by measurement.
+
+Imports: ``measure`` imports ``evaluate`` (label overlaps); ``pipeline`` imports it.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ training and inference packages (deepscope's own in :mod:`deepscope.tasks`), so 
 found by
 
 1. registration: ``@register_task`` on the plugin class, run when its module is imported;
-2. package metadata: the entry points of group ``deepscope.tasks`` (deepscope declares its own in
+2. package metadata: the entry points of group ``deepscope.task_plugins`` (deepscope declares its own in
    pyproject.toml; another package adds plugins the same way), loaded the first time a plugin is
    missing.
 """
@@ -28,7 +28,7 @@ from deepscope.errors import ModelError
 __all__ = ["TaskPlugin", "register_task", "get_task", "list_tasks", "ENTRY_POINT_GROUP"]
 
 #: Entry-point group through which packages declare modules that register task plugins.
-ENTRY_POINT_GROUP = "deepscope.tasks"
+ENTRY_POINT_GROUP = "deepscope.task_plugins"
 
 _PLUGINS: dict[tuple[str, str], TaskPlugin] = {}
 _LOADED: list[bool] = []  # entry points are loaded once per process

@@ -9,6 +9,9 @@ See ``docs/pipelines.md``.
 
 Importing this package imports neither torch nor dask: models are loaded in the workers and
 dask when a Dask executor starts.
+
+Imports: ``pipeline`` imports ``models``, ``predict`` (the batch runner, classical segmenters),
+``measure``, ``provenance``, ``io`` and ``data``; only ``cli`` imports it.
 """
 
 from __future__ import annotations

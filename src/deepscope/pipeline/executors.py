@@ -304,7 +304,7 @@ def _preload(job_json: str) -> list[str]:
     models = {opts.get("model") for st in steps for opts in st.values() if isinstance(opts, dict)}
     if models - {None, "otsu-watershed", "objects"}:
         mods += ["torch", "safetensors.torch", "deepscope.models", "deepscope.models.networks",
-                 "deepscope.predict.engine", "deepscope.predict.instances", "deepscope.train.tasks"]
+                 "deepscope.predict.predictor", "deepscope.predict.instances", "deepscope.tasks"]
     return mods
 
 

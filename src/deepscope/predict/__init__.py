@@ -1,2 +1,17 @@
-"""Inference: devices, batching, tiling, test-time augmentation, instance post-processing, and
-classical baselines (:mod:`deepscope.predict.classical`)."""
+"""Inference: the predictor (batching, padding, tiling, test-time augmentation) over inference backends,
+instance post-processing, the batch runner of the commands and pipelines, and classical baselines.
+
+>>> from deepscope.predict import Predictor, TorchBackend, BatchRunner
+>>> from deepscope.predict.batch import count_paths, segment_paths, restore_paths
+
+Imports: ``predict`` imports ``models``, ``evaluate``, ``provenance``, ``io`` and ``data``; ``train``,
+``tasks``, ``pipeline`` and ``cli`` import it, ``models`` never does (a model finds its behaviour
+through its task plugin).
+"""
+
+from deepscope.predict.backends import InferenceBackend, TorchBackend
+from deepscope.predict.predictor import Predictor, label_tiles, run_network, stitch_tiles
+from deepscope.predict.runner import BatchRunner, Decoded, Outcome
+
+__all__ = ["InferenceBackend", "TorchBackend", "Predictor", "run_network", "stitch_tiles", "label_tiles",
+           "BatchRunner", "Decoded", "Outcome"]

@@ -5,6 +5,8 @@
 
 Importing this package is light (standard library only): :class:`Catalog` (SQLAlchemy) and the
 metadata sources (tifffile, YAML, pandas) are imported on first use.
+
+Imports: ``provenance`` imports ``io`` and ``data``; ``predict``, ``pipeline`` and ``cli`` import it.
 """
 
 from __future__ import annotations
