@@ -442,9 +442,9 @@ def _train_restore(variant: str, args: argparse.Namespace, run: Path, rule: str,
 
 
 def _input_stats(xs: list[np.ndarray]) -> dict[str, float]:
-    from deepscope.models.restore import _stats
+    from deepscope.models import input_stats
 
-    return _stats(xs)
+    return input_stats(xs)
 
 
 def train_deblur(variant: str, args: argparse.Namespace, run: Path) -> None:
@@ -502,6 +502,8 @@ def run_one(args: argparse.Namespace) -> int:
     logging.basicConfig(filename=run / "log.txt", level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         import torch
+
+        import deepscope.tasks  # noqa: F401  (registers the task plugins when deepscope is not installed)
 
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
