@@ -53,7 +53,9 @@ def main() -> int:
     prep = [model.prepare(im) for im in imgs]
     prep_ms = (time.perf_counter() - t) / len(files) * 1000
     x = torch.from_numpy(np.stack(prep[:8]).transpose(0, 3, 1, 2).copy())
-    shipped = model._eval_net()
+    from deepscope.predict.backends import torch_backend
+
+    shipped = torch_backend(model).net
     plain = copy.deepcopy(model.net).eval()
     res = {"read_ms": read_ms, "prepare_ms": prep_ms,
            "net_ms": {"as_shipped_folded_bn_channels_last": _ms(shipped, x.contiguous(memory_format=torch.channels_last)),
@@ -78,10 +80,10 @@ def main() -> int:
         res["int8_count_change_mean_abs"] = float((ref - got).abs().mean())
         res["int8_quantized_modules"] = sorted({"quantized." + type(mod).__name__
                                                 for mod in q.modules() if "quantized" in type(mod).__module__})
-    model._count_prepared(prep[:8], tta="none")
+    model.plugin.count_prepared(model, prep[:8], tta="none")
     for tta in ("none", "flips"):
         t = time.perf_counter()
-        model._count_prepared(prep, tta=tta)
+        model.plugin.count_prepared(model, prep, tta=tta)
         res[f"count_network_tta_{tta}_ms"] = (time.perf_counter() - t) / len(prep) * 1000
     seg = load_model("cells-bbbc005", device="cpu")
     w1 = [im for f, im in zip(files, imgs) if "_w1" in f.name][:16]

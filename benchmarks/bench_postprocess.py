@@ -30,7 +30,7 @@ def main() -> int:
 
     from deepscope.evaluate import match_instances
     from deepscope.models import load_model
-    from deepscope.predict.instances import PostprocessConfig, instances_from_maps
+    from deepscope.predict.instances import instances_from_maps
     from pack_data import dsb_split
 
     ds, parts = dsb_split()
@@ -39,7 +39,7 @@ def main() -> int:
     imgs = [ds.get_image(int(i)) for i in va]
     labs = [ds.get_label(int(i)) for i in va]
     maps = [model.maps(im) for im in imgs]
-    cfg = PostprocessConfig(**model.card["output"]["postprocess"])
+    cfg = model.postprocess
 
     def score(fn, ms=maps):  # type: ignore[no-untyped-def]
         r = [match_instances(lab, fn(m)) for m, lab in zip(ms, labs)]

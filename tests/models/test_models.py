@@ -233,7 +233,9 @@ def test_fit_without_validation_and_restore_keeps_card(tmp_path):
     img, lab = _blobs((64, 64), n=5, r=5)
     ds = ImageDataset(np.stack([img, img]), y=[lab, lab])
     m = SegmentModel(ArchConfig("unet", 1, 2, base=4, depth=2))
-    res = m.fit(ds, nb_epoch=1, model_dir=tmp_path, batch_size=2, crop=32, progress=False)
+    with pytest.warns(UserWarning, match="no validation images"):
+        res = m.fit(ds, nb_epoch=1, model_dir=tmp_path, batch_size=2, crop=32, progress=False)
+    assert {"train.yaml", "run.yaml", "split.csv"} <= {p.name for p in tmp_path.iterdir()}  # as deepscope train
     assert res.epochs_done == 1 and (tmp_path / "best.safetensors").exists()
     card = json.loads((tmp_path / "model.json").read_text())
     card["output"]["postprocess"]["seed_threshold"] = 0.77
