@@ -244,13 +244,23 @@ def _overlap(model: Any, tile: int | None, overlap: int | None) -> int | None:
     return card if tile > 2 * card else max(tile // 4, 0)
 
 
-def _decoder(net: Any, channel: int | None) -> Any:
-    """Read a file and select the channel(s) the model takes: the decode stage of every command."""
+def _decoder(net: Any, channel: int | None, files: list[Path] | None = None) -> Any:
+    """Read a file and select the channel(s) the model takes: the decode stage of every command.
+
+    With ``files`` (commands that write one output per input), a file whose output stem an earlier
+    file already uses fails instead (:func:`_stems`); the stem is in ``Decoded.extra["stem"]``.
+    """
+    stems, clash = _stems(files) if files is not None else ([], {})
+    index = {p: i for i, p in enumerate(files or [])}
 
     def decode(p: Path) -> Decoded:
+        extra: dict[str, Any] = {"path": str(p)}
+        if files is not None:
+            if index[p] in clash:
+                raise InputError(clash[index[p]])
+            extra["stem"] = stems[index[p]]
         img = _read(p)
-        return Decoded(model_input(image_array(img), net, channel=channel, path=str(p)), inputs=[img],
-                       extra={"path": str(p)})
+        return Decoded(model_input(image_array(img), net, channel=channel, path=str(p)), inputs=[img], extra=extra)
 
     return decode
 
@@ -488,19 +498,11 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     if n_classes > 1 and len(class_names) != n_classes:
         class_names = [f"class{k}" for k in range(1, n_classes + 1)]
     run = _start_run("segment", net, model, files, tile=tile, overlap=ov, tta=tta, channel=channel, device=device)
-    stems, clash = _stems(files)
     out_dir.mkdir(parents=True, exist_ok=True)
     count_cols = ["count"] + [f"count_{c}" for c in class_names]
-    index = {p: i for i, p in enumerate(files)}
-    decode = _decoder(net, channel)
 
     def row(p: Path) -> dict[str, Any]:
         return {"path": str(p), **{c: np.nan for c in count_cols}, "labels": "", "error": ""}
-
-    def checked_decode(p: Path) -> Decoded:
-        if index[p] in clash:
-            raise InputError(clash[index[p]])
-        return decode(p)
 
     def infer(ds: list[Decoded]) -> list[Any]:
         x = ds[0].data
@@ -512,7 +514,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         labels, classes = result
         labels = np.asarray(labels, dtype=np.int32)
         n = count_instances(labels)
-        stem = stems[index[p]]
+        stem = d.extra["stem"]
         lab_path = out_dir / f"{stem}.labels.tif"
         rec = run.record(lab_path, inputs=d.inputs, extra={"count": n})
         ov_path = out_dir / f"{stem}.overlay.png" if overlay else None
@@ -524,7 +526,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
                                d.data, classes)
         return [(fn, {c: np.nan for c in count_cols} | {"labels": ""})]
 
-    runner: BatchRunner[Path] = BatchRunner(row=row, decode=checked_decode, infer=infer, write=write,
+    runner: BatchRunner[Path] = BatchRunner(row=row, decode=_decoder(net, channel, files), infer=infer, write=write,
                                             progress=progress, deferred=True)
     return _finish(run, [], files, runner.run(files), None, out_dir / "counts.csv", int_columns=count_cols)
 
@@ -598,15 +600,7 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     ov = _overlap(net, tile, overlap)
     run = _start_run("restore", net, model, files, dtype=dtype, tile=tile, overlap=ov, channel=channel,
                      device=device)
-    stems, clash = _stems(files)
     out_dir.mkdir(parents=True, exist_ok=True)
-    index = {p: i for i, p in enumerate(files)}
-    decode = _decoder(net, channel)
-
-    def checked_decode(p: Path) -> Decoded:
-        if index[p] in clash:
-            raise InputError(clash[index[p]])
-        return decode(p)
 
     def infer(ds: list[Decoded]) -> list[Any]:
         with warnings.catch_warnings(record=True) as caught:
@@ -618,7 +612,7 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
 
     def write(p: Path, d: Decoded, result: Any, rw: dict[str, Any]) -> list[Any]:
         restored, warned = result
-        out_path = out_dir / f"{stems[index[p]]}.restored.tif"
+        out_path = out_dir / f"{d.extra['stem']}.restored.tif"
         rec = run.record(out_path, inputs=d.inputs, extra={"dtype": str(restored.dtype)})
         written = str(write_tiff(out_path, restored, description=lineage.embed_metadata(rec)))
         rw.update(output=written, dtype=str(restored.dtype), warning=warned)
@@ -626,7 +620,7 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
 
     runner: BatchRunner[Path] = BatchRunner(
         row=lambda p: {"path": str(p), "output": "", "dtype": "", "warning": "", "error": ""},
-        decode=checked_decode, infer=infer, write=write, progress=progress)
+        decode=_decoder(net, channel, files), infer=infer, write=write, progress=progress)
     return _finish(run, [], files, runner.run(files), ["path", "output", "dtype", "warning", "error"], None)
 
 

@@ -32,6 +32,12 @@ class TorchTaskPlugin(TaskPlugin):
                          stride=model.arch.stride if stride is None else stride, batch_size=batch_size, tta=tta,
                          activation=activation)
 
+    def prepare_dataset(self, model: Any, dataset: Any) -> list[Any]:
+        """Every image of a dataset pre-processed (none for a missing or empty dataset)."""
+        if dataset is None:
+            return []
+        return [self.prepare(model, dataset.get_image(i), path=str(dataset.ids[i])) for i in range(len(dataset))]
+
     def training_options(self) -> set[str]:
         return task_options(self.training_task_class)
 

@@ -196,12 +196,9 @@ class _Counting(TorchTaskPlugin):
                       **options: Any) -> CountTask:
         if dataset.label_kind != "value":
             raise InputError("counting needs a dataset with one count per image (labels='count' or a CSV)")
-        imgs = [self.prepare(model, dataset.get_image(i), path=str(dataset.ids[i])) for i in range(len(dataset))]
-        vimgs, vy = [], np.zeros(0, np.float32)
-        if valid_dataset is not None and len(valid_dataset):
-            vimgs = [self.prepare(model, valid_dataset.get_image(i)) for i in range(len(valid_dataset))]
-            vy = valid_dataset.y.astype(np.float32)
-        return CountTask(imgs, dataset.y.astype(np.float32), valid_images=vimgs, valid_counts=vy,
+        vy = valid_dataset.y.astype(np.float32) if valid_dataset is not None else np.zeros(0, np.float32)
+        return CountTask(self.prepare_dataset(model, dataset), dataset.y.astype(np.float32),
+                         valid_images=self.prepare_dataset(model, valid_dataset), valid_counts=vy,
                          head=self.representation, batch_size=batch_size, device=device, **options)
 
     def after_fit(self, model: CountModel, task: Any, valid_dataset: Any) -> None:

@@ -128,14 +128,13 @@ class InstanceSegmentation(TorchTaskPlugin):
                       **options: Any) -> SegmentTask:
         if dataset.label_kind != "mask":
             raise InputError("segmentation needs a dataset of images paired with label images (masks=...)")
-        imgs = [self.prepare(model, dataset.get_image(i), path=str(dataset.ids[i])) for i in range(len(dataset))]
-        labs = [dataset.get_label(i) for i in range(len(dataset))]
-        vimgs, vlabs = [], []
-        if valid_dataset is not None and len(valid_dataset):
-            vimgs = [self.prepare(model, valid_dataset.get_image(i)) for i in range(len(valid_dataset))]
-            vlabs = [valid_dataset.get_label(i) for i in range(len(valid_dataset))]
-        return SegmentTask(imgs, labs, n_classes=model.n_classes, mode=self.representation, batch_size=batch_size,
-                           valid_images=vimgs, valid_labels=vlabs, postprocess=self.postprocess_config(model),
+        def labels(ds: Any) -> list[np.ndarray]:
+            return [] if ds is None else [ds.get_label(i) for i in range(len(ds))]
+
+        return SegmentTask(self.prepare_dataset(model, dataset), labels(dataset), n_classes=model.n_classes,
+                           mode=self.representation, batch_size=batch_size,
+                           valid_images=self.prepare_dataset(model, valid_dataset), valid_labels=labels(valid_dataset),
+                           postprocess=self.postprocess_config(model),
                            stride=model.arch.stride, device=device, **options)
 
     def after_fit(self, model: SegmentModel, task: Any, valid_dataset: Any) -> None:
