@@ -1,6 +1,6 @@
 """Counting accuracy and speed on real BBBC005 fields never used in training.
 
-    .venv/bin/python benchmarks/bench_count.py [--book-epochs 50] [--skip-book]
+    .venv/bin/python benchmarks/bench_count.py [--book-epochs 50] [--skip-book] [--speed-only]
 
 Same split as the shipped model's recipe (GroupSplitter by field, 80/10/10, seed 0; test part =
 120 images of 31 fields, all blur levels and both stains). Side by side, in one run:
@@ -38,12 +38,39 @@ def _metrics(y, pred, md, lo=None, hi=None):  # type: ignore[no-untyped-def]
     return out
 
 
+def _speed() -> dict:
+    """Speed of the CLI path (``count_paths``: reading + counting) vs plain reading, same files, same run."""
+    import tifffile
+
+    from deepscope.models import load_model
+    from deepscope.predict.batch import count_paths
+
+    files = sorted((SHARED / "bbbc005" / "images").glob("*.TIF"))[:240]
+    for f in files:
+        tifffile.imread(f)
+    t = time.perf_counter()
+    for f in files:
+        tifffile.imread(f)
+    read_s = time.perf_counter() - t
+    speed = {"files": len(files), "tifffile_images_per_s": len(files) / read_s}
+    for name in ("count-bbbc005-fast", "count-bbbc005"):
+        model = load_model(name, device="cpu")
+        count_paths(files[:8], model=model, output=None, device="cpu")  # warm-up
+        t = time.perf_counter()
+        out = count_paths(files, model=model, output=None, device="cpu")
+        speed[f"deepscope count --model {name} images/s"] = len(files) / (time.perf_counter() - t)
+        speed[f"{name} failed"] = int(out.n_failed)
+    return speed
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--book-epochs", type=int, default=50)
     ap.add_argument("--skip-book", action="store_true")
     ap.add_argument("--book-run", default="", help="evaluate the book CountNet of a recipes/zoo.py run folder "
                     "(variant countnet-book) instead of training it here")
+    ap.add_argument("--speed-only", action="store_true",
+                    help="only the speed figures, merged into the existing results/count.json")
     args = ap.parse_args()
     if not (SHARED / "bbbc005").exists():
         print("shared data not found; nothing to benchmark")
@@ -54,6 +81,17 @@ def main() -> int:
     from pack_data import bbbc005_split
 
     torch.set_num_threads(2)
+    if args.speed_only:
+        import json
+
+        from _util import RESULTS
+
+        old = json.loads((RESULTS / "count.json").read_text())
+        results = {k: v for k, v in old.items() if k not in ("topic", "date", "machine")}
+        results["speed"] = _speed()
+        print("speed", results["speed"])
+        print("wrote", write_result("count", results))
+        return 0
     ds, part = bbbc005_split()
     md = ds.metadata
     te = np.flatnonzero(part == "test")
@@ -106,26 +144,7 @@ def main() -> int:
         pred = book.predict_on_batch(np.stack([binned(i) for i in te]))
         results["book CountNet (50 epochs, 2x-binned input)"] = {**_metrics(y, pred, mdt), "trained": where}
 
-    # speed of the CLI path vs plain reading, same files, same run
-    import tifffile
-
-    from deepscope.predict.batch import count_paths
-
-    files = sorted((SHARED / "bbbc005" / "images").glob("*.TIF"))[:240]
-    for f in files:
-        tifffile.imread(f)
-    t = time.perf_counter()
-    for f in files:
-        tifffile.imread(f)
-    read_s = time.perf_counter() - t
-    results["speed"] = {"files": len(files), "tifffile_images_per_s": len(files) / read_s}
-    for name in ("count-bbbc005-fast", "count-bbbc005"):
-        model = load_model(name, device="cpu")
-        count_paths(files[:8], model=model, output=None, device="cpu")  # warm-up
-        t = time.perf_counter()
-        out = count_paths(files, model=model, output=None, device="cpu")
-        results["speed"][f"deepscope count --model {name} images/s"] = len(files) / (time.perf_counter() - t)
-        results["speed"][f"{name} failed"] = int(out.n_failed)
+    results["speed"] = _speed()
     for k, v in results.items():
         if isinstance(v, dict) and "all" in v:
             a = v["all"]

@@ -15,22 +15,33 @@ import numpy as np
 
 from deepscope.errors import InputError
 
-__all__ = ["to_tensor", "to_numpy", "pad_to_multiple", "tile_grid", "Tile", "TTA_MODES"]
+__all__ = ["to_nchw", "to_tensor", "to_numpy", "pad_to_multiple", "tile_grid", "Tile", "TTA_MODES"]
 
 #: Test-time augmentation: none, flips (4 = identity, two flips, both), all 8 square symmetries.
 TTA_MODES = ("none", "flips", "d8")
+
+
+def to_nchw(x: np.ndarray) -> np.ndarray:
+    """``(N, H, W, C)`` or ``(H, W, C)`` NumPy -> a float32 ``(N, C, H, W)`` view (no copy when float32).
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        Any other number of dimensions.
+    """
+    a = np.asarray(x, dtype=np.float32)
+    if a.ndim == 3:
+        a = a[None]
+    if a.ndim != 4:
+        raise InputError(f"expected (N, H, W, C) or (H, W, C), got shape {a.shape}")
+    return a.transpose(0, 3, 1, 2)
 
 
 def to_tensor(x: np.ndarray, device: Any = "cpu") -> Any:
     """``(N, H, W, C)`` or ``(H, W, C)`` NumPy -> ``(N, C, H, W)`` float32 tensor on ``device``."""
     import torch
 
-    a = np.asarray(x, dtype=np.float32)
-    if a.ndim == 3:
-        a = a[None]
-    if a.ndim != 4:
-        raise InputError(f"expected (N, H, W, C) or (H, W, C), got shape {a.shape}")
-    return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).to(device)
+    return torch.from_numpy(np.ascontiguousarray(to_nchw(x))).to(device)
 
 
 def to_numpy(t: Any) -> np.ndarray:

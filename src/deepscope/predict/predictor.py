@@ -15,7 +15,7 @@ import numpy as np
 
 from deepscope.errors import InputError
 from deepscope.predict.backends import InferenceBackend
-from deepscope.predict.engine import TTA_MODES, pad_to_multiple, tile_grid
+from deepscope.predict.engine import TTA_MODES, pad_to_multiple, tile_grid, to_nchw
 
 __all__ = ["Predictor", "run_network", "stitch_tiles", "label_tiles", "softplus", "tta_ops"]
 
@@ -23,9 +23,12 @@ Activation = Callable[[np.ndarray], np.ndarray]
 
 
 def softplus(x: np.ndarray) -> np.ndarray:
-    """``log(1 + exp(x))`` in float32 (linear above 20, as torch's Softplus)."""
-    x = np.asarray(x, np.float32)
-    return np.where(x > 20, x, np.log1p(np.exp(np.minimum(x, 20)))).astype(np.float32, copy=False)
+    """``log(1 + exp(x))`` of a float32 array (linear above 20), computed by torch's vectorised kernel."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.inference_mode():
+        return F.softplus(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
 
 
 def tta_ops(mode: str) -> list[tuple[int, bool]]:
@@ -104,8 +107,7 @@ class Predictor:
                 groups.append([i])
         for g in groups:
             hw = imgs[g[0]].shape[:2]
-            x = np.stack([pad_to_multiple(np.asarray(imgs[i], np.float32), self.stride)[0] for i in g])
-            x = x.transpose(0, 3, 1, 2)
+            x = to_nchw(np.stack([pad_to_multiple(np.asarray(imgs[i], np.float32), self.stride)[0] for i in g]))
             acc = None
             for k, tr in self.ops:
                 y = self.backend.forward(_apply(x, k, tr))
@@ -117,14 +119,14 @@ class Predictor:
             acc = acc / np.float32(len(self.ops)) if len(self.ops) > 1 else acc
             factor = x.shape[-1] // acc.shape[-1]
             h, w = (hw[0] + factor - 1) // factor, (hw[1] + factor - 1) // factor
-            res = np.ascontiguousarray(acc[..., :h, :w], dtype=np.float32)
+            res = acc[..., :h, :w]
             for j, i in enumerate(g):
                 outs[i] = res[j]
         return [o for o in outs if o is not None]
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """The backend's output for an ``(N, H, W, C)`` batch as it is (no padding, augmentation or activation)."""
-        return self.backend.forward(np.asarray(batch, np.float32).transpose(0, 3, 1, 2))
+        return self.backend.forward(to_nchw(batch))
 
 
 def run_network(net: Any, images: Sequence[np.ndarray], *, stride: int = 16, device: Any = "cpu",
