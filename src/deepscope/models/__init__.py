@@ -2,7 +2,7 @@
 
 ``deepscope.models`` is a leaf of deepscope's package graph: it imports ``errors``, ``io`` and
 ``data`` and nothing from ``train``, ``predict``, ``evaluate``, ``pipeline`` or ``cli``, not even
-inside functions (``tests/models/test_layering.py`` checks it). Those packages import it. What a
+inside functions (``tests/test_layering.py`` checks it). Those packages import it. What a
 model *does* comes from its task plugin (:mod:`deepscope.models.plugins`), registered from above:
 deepscope's own plugins are in :mod:`deepscope.tasks`.
 

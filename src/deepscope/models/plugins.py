@@ -20,6 +20,7 @@ found by
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -31,7 +32,6 @@ __all__ = ["TaskPlugin", "register_task", "get_task", "list_tasks", "ENTRY_POINT
 ENTRY_POINT_GROUP = "deepscope.task_plugins"
 
 _PLUGINS: dict[tuple[str, str], TaskPlugin] = {}
-_LOADED: list[bool] = []  # entry points are loaded once per process
 
 
 class TaskPlugin:
@@ -126,10 +126,9 @@ def register_task(cls: type[TaskPlugin]) -> type[TaskPlugin]:
     return cls
 
 
+@functools.lru_cache(maxsize=1)
 def _load_entry_points() -> None:
-    if _LOADED:
-        return
-    _LOADED.append(True)
+    """Import the modules the installed packages declare as task plugins (once per process)."""
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
