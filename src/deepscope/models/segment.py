@@ -58,10 +58,57 @@ class SegmentModel(DeepscopeModel):
         return int(self.card["output"].get("n_classes", 1))
 
     @property
+    def generalist(self) -> bool:
+        """True for models that estimate object size and work at one scale (modes "flows"/"distance")."""
+        return self.mode in ("flows", "distance")
+
+    @property
     def postprocess(self) -> Any:
+        if self.mode == "flows":
+            from deepscope.predict.flows import FlowPostprocessConfig
+
+            return FlowPostprocessConfig.from_dict(self.card["output"].get("postprocess", {}))
         from deepscope.predict.instances import PostprocessConfig
 
         return PostprocessConfig(**self.card["output"].get("postprocess", {}))
+
+    def generalist_config(self) -> Any:
+        """Size-estimation and tiling options of a generalist model (from the card)."""
+        from deepscope.predict.generalist import GeneralistConfig
+
+        out = self.card["output"]
+        return GeneralistConfig(target_diameter=float(out.get("target_diameter", 17.0)),
+                                probe_side=int(out.get("probe_side", 256)), tile=int(out.get("tile", 1024)),
+                                overlap=int(out.get("overlap", 64)))
+
+    def raw_outputs(self, x: np.ndarray, *, tta: str = "none") -> np.ndarray:
+        """Raw network outputs ``(K, h, w)`` of a prepared ``(h, w, C)`` image (no activation, no tiling).
+
+        ``tta="flips"`` averages the outputs of the image and its three flips; flow components are
+        flipped with the image (a mirrored flow field points the other way along the mirror axis).
+        """
+        from deepscope.predict.engine import run_network
+
+        if tta == "none":
+            return run_network(self._eval_net(), [x], stride=self.arch.stride, device=self.device)[0]
+        if tta != "flips":
+            raise InputError(f"tta={tta!r} for a generalist model must be 'none' or 'flips'")
+        acc = None
+        for fr, fc in ((False, False), (True, False), (False, True), (True, True)):
+            xi = x[::-1] if fr else x
+            xi = xi[:, ::-1] if fc else xi
+            o = run_network(self._eval_net(), [np.ascontiguousarray(xi)], stride=self.arch.stride,
+                            device=self.device)[0]
+            o = o[:, ::-1] if fr else o
+            o = o[:, :, ::-1] if fc else o
+            o = np.array(o)
+            if self.mode == "flows":
+                if fr:
+                    o[1] = -o[1]
+                if fc:
+                    o[2] = -o[2]
+            acc = o if acc is None else acc + o
+        return acc / 4.0
 
     # ------------------------------------------------------------------ training
     def default_monitor(self) -> tuple[str, str]:
@@ -139,8 +186,14 @@ class SegmentModel(DeepscopeModel):
 
     def predict_image(self, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
                       tta: str = "none", channel: int | None = None, return_classes: bool = False,
-                      out: np.ndarray | None = None) -> Any:
+                      out: np.ndarray | None = None, diameter: float | None = None,
+                      return_info: bool = False) -> Any:
         """Instance labels (int32, 0 = background, same height/width as ``image``).
+
+        Generalist models (``output.mode`` ``"flows"`` or ``"distance"``) estimate the object diameter
+        of the image (or take ``diameter=``, in pixels), rescale it to their training scale and back
+        (see :mod:`deepscope.predict.generalist`); ``return_info=True`` then also returns the
+        :class:`~deepscope.predict.generalist.SegmentInfo` (diameter used, its source, scale, passes).
 
         Images larger than ``tile`` (default from the card, 1024) are processed tile by tile with
         ``overlap`` pixels of context; each object is kept by the one tile whose core holds its
@@ -154,6 +207,13 @@ class SegmentModel(DeepscopeModel):
         """
         from deepscope.data.transforms import to_grey
 
+        if self.generalist:
+            return self._predict_generalist(image, tile=tile, overlap=overlap, channel=channel, out=out, tta=tta,
+                                            diameter=diameter, return_classes=return_classes,
+                                            return_info=return_info)
+        if diameter is not None:
+            raise InputError(f"model {self.name!r} works at the scale of its input and takes no diameter; "
+                             "a generalist model (e.g. 'nuclei') rescales images to its object size")
         x = np.asarray(image)
         tile = int(tile or self.card["output"].get("tile", 1024))
         overlap = int(overlap if overlap is not None else self.card["output"].get("overlap", 96))
@@ -206,6 +266,30 @@ class SegmentModel(DeepscopeModel):
             region[write] = new[write]
             labels_out[t.read] = region
         return (labels_out, classes_all) if return_classes else labels_out
+
+
+    def _predict_generalist(self, image: np.ndarray, *, tile: int | None, overlap: int | None,
+                            channel: int | None, tta: str, out: np.ndarray | None, diameter: float | None,
+                            return_classes: bool, return_info: bool) -> Any:
+        import dataclasses
+
+        from deepscope.predict.generalist import segment_generalist
+
+        cfg = self.generalist_config()
+        if tile:
+            cfg = dataclasses.replace(cfg, tile=int(tile))
+        if overlap is not None:
+            cfg = dataclasses.replace(cfg, overlap=int(overlap))
+        x = self.prepare(image, channel=channel)
+        run = self.raw_outputs if tta == "none" else (lambda a: self.raw_outputs(a, tta=tta))
+        labels, info = segment_generalist(x, run, mode=self.mode, postprocess=self.postprocess,
+                                          config=cfg, diameter=diameter, device=self.device, out=out)
+        result: tuple[Any, ...] = (labels,)
+        if return_classes:
+            result += ({},)
+        if return_info:
+            result += (info,)
+        return result if len(result) > 1 else labels
 
 
 def _norm_params(x: np.ndarray, spec: InputSpec) -> tuple[float, float]:

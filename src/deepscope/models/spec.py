@@ -34,6 +34,10 @@ class InputSpec:
     grey : str
         How multi-channel input is reduced for a one-channel model: ``"error"``, ``"mean"``,
         ``"first"`` or ``"max"`` (identical RGB channels are always accepted).
+    colour : {"strict", "rgb"}
+        For three-channel models: ``"strict"`` takes only 3-channel images; ``"rgb"`` also takes grey
+        images (replicated into three channels) and RGBA (alpha dropped), so one model serves grey
+        fluorescence, brightfield and colour (H&E) images.
     stats : dict
         Summary statistics of the training inputs (after normalisation), used to warn when an image
         looks unlike the training data.
@@ -48,10 +52,13 @@ class InputSpec:
     pixel_size_um: float | None = None
     grey: str = "error"
     stats: dict[str, float] = field(default_factory=dict)
+    colour: str = "strict"
 
     def __post_init__(self) -> None:
         if self.normalize not in NORMALIZE_MODES:
             raise ConfigError(f"normalize={self.normalize!r} is not one of {NORMALIZE_MODES}")
+        if self.colour not in ("strict", "rgb"):
+            raise ConfigError(f"colour={self.colour!r} is not one of ('strict', 'rgb')")
         if self.normalize == "fixed" and self.scale == 0:
             raise ConfigError("normalize='fixed' needs a non-zero scale")
 
@@ -103,6 +110,10 @@ def prepare_image(image: np.ndarray, spec: InputSpec, *, path: str = "", channel
                 raise InputError(f"{path or 'image'}: channel={channel} but the image has {x.shape[-1]} channels")
             x = x[..., channel]
         x = to_grey(x, rule=spec.grey, path=path)[..., None]
+    elif spec.channels == 3 and spec.colour == "rgb":
+        from deepscope.data.transforms import to_rgb
+
+        x = to_rgb(x, channel=channel, path=path)
     else:
         if x.ndim == 2 or x.shape[-1] != spec.channels:
             got = 1 if x.ndim == 2 else x.shape[-1]
