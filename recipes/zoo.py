@@ -55,6 +55,17 @@ VARIANTS: dict[str, tuple[str, str, int]] = {
     "deblur-bbbc005": ("deblur", "train_deblur", 8),
     "label-bbbc005-w2": ("label", "train_label", 9),
     "sr2x-bbbc005": ("sr", "train_sr", 10),
+    # generalist nuclei (issue 15): all modalities, size estimation, flows vs distance
+    "nuclei-flow-b32": ("nuclei-flow-b32", "train_generalist", 21),
+    "nuclei-flow-b16": ("nuclei-flow-b16", "train_generalist", 22),
+    "nuclei-dist-b16": ("nuclei-dist-b16", "train_generalist", 23),
+    # warm restarts of the flow variants, each alone with its sibling on the GPU (no counters beside)
+    "nuclei-flow-b32-ft": ("nuclei-flow-b32-ft", "train_generalist", 27),
+    "nuclei-flow-b16-ft": ("nuclei-flow-b16-ft", "train_generalist", 28),
+    # single-pass counters (issue 16): quarter-resolution pack, dot density targets, weight averaging
+    "count-q-dots-b16": ("count-q", "train_count_q", 24),
+    "count-q-dots-b32": ("count-q", "train_count_q", 25),
+    "count-q-b16": ("count-q", "train_count_q", 26),
 }
 
 
@@ -146,7 +157,7 @@ def _card(variant: str, family: str, args: argparse.Namespace, extra: dict[str, 
     return card
 
 
-def _finish(model: Any, run: Path, result: Any, t0: float) -> None:
+def _finish(model: Any, run: Path, result: Any, t0: float, *, dtype: str = "float32") -> None:
     from deepscope.train.trainer import BEST
 
     if (run / BEST).exists():
@@ -161,7 +172,8 @@ def _finish(model: Any, run: Path, result: Any, t0: float) -> None:
             model.card["training"]["hardware"] = torch.cuda.get_device_name(0)
     except Exception:  # noqa: BLE001 - informational only
         pass
-    model.save(run)
+    model.card["training"]["history_tail"] = list(result.history[-3:])
+    model.save(run, dtype=dtype)
 
 
 # ============================================================================ counting
@@ -361,6 +373,144 @@ def train_cells(variant: str, args: argparse.Namespace, run: Path) -> None:
     cfg = _config(args, batch_size=16, lr=2e-3, weight_decay=1e-4, schedule="cosine", warmup_steps=200,
                   monitor="val_dsb", mode="max")
     result = Trainer(model.net, task, cfg, run, progress=False).fit()
+    _finish(model, run, result, t0)
+
+
+# ============================================================================ generalist nuclei
+
+#: Object diameter (pixels) the generalist nuclei models work at (Cellpose's nuclei convention).
+TARGET_DIAMETER = 17.0
+#: Share of training crops per kind of image.
+GROUP_WEIGHTS = {"fluo": 0.55, "he": 0.3, "brightfield": 0.15}
+
+
+def load_generalist(data: Path, tiny: bool) -> dict[str, list[Any]]:
+    """Development images of every modality with labels, kind and part (0 train, 1 valid)."""
+    out: dict[str, list[Any]] = {"images": [], "labels": [], "group": [], "split": []}
+    for prefix, group in (("dsb", "fluo"), ("he", "he"), ("bf", "brightfield")):
+        images = _pack.load_ragged(data, f"{prefix}_images")
+        labels = _pack.load_ragged(data, f"{prefix}_labels")
+        split = _pack.load(data, f"{prefix}_split")
+        idx = np.arange(len(images))
+        if tiny:
+            idx = np.concatenate([np.flatnonzero(split == 0)[:3], np.flatnonzero(split == 1)[:1]])
+        for i in idx:
+            out["images"].append(images[i])
+            out["labels"].append(labels[i].astype(np.int32))
+            out["group"].append(group)
+            out["split"].append(int(split[i]))
+    return out
+
+
+def generalist_spec() -> Any:
+    from deepscope.models import InputSpec
+
+    return InputSpec(channels=3, colour="rgb", normalize="percentile", low=1, high=99.8)
+
+
+def train_generalist(variant: str, args: argparse.Namespace, run: Path) -> None:
+    from deepscope.models import ArchConfig, SegmentModel
+    from deepscope.models.networks import build_network
+    from deepscope.models.spec import prepare_image
+    from deepscope.train import Trainer
+    from deepscope.train.generalist import DistanceSegmentTask, FlowAugment, FlowSegmentTask
+    import torch
+
+    t0 = time.perf_counter()
+    d = load_generalist(Path(args.data), args.tiny)
+    spec = generalist_spec()
+    flows = "-flow-" in variant
+    finetune = variant.endswith("-ft")
+    base = 32 if variant.removesuffix("-ft").endswith("b32") else 16
+    klass = FlowSegmentTask if flows else DistanceSegmentTask
+    arch = ArchConfig("unet", 3, klass.out_channels, base=base, depth=4)
+    prep = [prepare_image(im, spec) for im in d["images"]]
+    split = np.array(d["split"])
+    tr, va = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
+    task = klass([prep[i] for i in tr], [d["labels"][i] for i in tr], groups=[d["group"][i] for i in tr],
+                 group_weights=GROUP_WEIGHTS, valid_images=[prep[i] for i in va],
+                 valid_labels=[d["labels"][i] for i in va], valid_groups=[d["group"][i] for i in va],
+                 target_diameter=TARGET_DIAMETER, crop=64 if args.tiny else 256,
+                 batch_size=4 if args.tiny else 16, samples_per_epoch=64 if args.tiny else 16384,
+                 stride=arch.stride, augment=FlowAugment(), device=torch.device(args.device))
+    model = SegmentModel(arch, spec, card=_card(variant, "nuclei", args, {
+        "description": "Generalist nuclei instance segmentation (fluorescence, brightfield, H&E; any object size): "
+                       + ("Cellpose-style flow fields" if flows else "foreground + distance, seeded watershed")
+                       + " with a per-pixel object-size map for rescaling, trained on DSB2018 stage1 (all modalities)",
+        "init_seed": args.seed}))
+    model.card["output"].update({"mode": "flows" if flows else "distance", "target_diameter": TARGET_DIAMETER,
+                                 "postprocess": task.postprocess.to_dict(), "size_channel": True})
+    model.card["training"].update({"augment": task.aug.to_dict(), "group_weights": GROUP_WEIGHTS,
+                                   "n_train": {g: int(sum(d["group"][i] == g for i in tr)) for g in GROUP_WEIGHTS},
+                                   "n_valid": {g: int(sum(d["group"][i] == g for i in va)) for g in GROUP_WEIGHTS}})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        net = build_network(arch)
+    model._net = net
+    if finetune:  # continue a first run (warm restart at a lower learning rate)
+        first = variant.removesuffix("-ft")
+        model.load_weights(Path(args.init) / first / "model.safetensors")
+        model.card["training"]["initialised_from"] = f"{first} (first run, {args.init})"
+    # validation images have many sizes: cuDNN autotuning each new shape costs more than it saves
+    torch.backends.cudnn.benchmark = False
+    cfg = _config(args, batch_size=task.batch_size, lr=1e-3 if finetune else 2e-3, weight_decay=1e-4,
+                  schedule="cosine", warmup_steps=5 if args.tiny else (50 if finetune else 300),
+                  monitor="val_dsb", mode="max", ema=0.999)
+    result = Trainer(net, task, cfg, run, progress=False).fit()
+    _finish(model, run, result, t0, dtype="float16" if base >= 32 else "float32")
+
+
+# ============================================================================ single-pass counters
+
+def train_count_q(variant: str, args: argparse.Namespace, run: Path) -> None:
+    """Density U-Net on the quarter-resolution pack (the shipped network bins 4x itself), with dot targets."""
+    from deepscope.models import ArchConfig, CountModel, InputSpec
+    from deepscope.models.networks import build_network
+    from deepscope.train import CountTask, Trainer
+    import torch
+
+    t0 = time.perf_counter()
+    data = Path(args.data)
+    d = {k: _pack.load(data, f"bbbc005_{k}") for k in ("quarter", "count", "blur", "stain", "p", "split", "field")}
+    if args.tiny:
+        keep = np.concatenate([np.flatnonzero(d["split"] == 0)[:24], np.flatnonzero(d["split"] == 1)[:8]])
+        d = {k: v[keep] for k, v in d.items()}
+    tr = np.flatnonzero(d["split"] == 0)
+    va = np.flatnonzero(d["split"] == 1)
+
+    def norm(i: int) -> np.ndarray:
+        return _pct_norm(d["quarter"][i].astype(np.float32), d["p"][i, 0], d["p"][i, 1])
+
+    imgs = [norm(i) for i in tr]
+    dens = None
+    if "dots" in variant:
+        dots = _pack.load(data, "bbbc005_dots")
+        dens = []
+        for i, im in zip(tr, imgs):
+            pts = dots[dots[:, 0] == d["field"][i], 1:]
+            dens.append(_density(pts, im.shape, 4.0, sigma=1.5, mode="reflect") if len(pts)
+                        else np.full(im.shape, np.nan, np.float32))
+    base = 32 if variant.endswith("b32") else 16
+    arch = ArchConfig("unet", in_channels=1, out_channels=2, base=base, depth=3, pool_input=4)
+    model = CountModel(arch, InputSpec(normalize="percentile", low=1, high=99.8), card=_card(variant, "count", args, {
+        "description": "Counts cells in BBBC005-like fluorescence images (any size) in one network pass: density "
+                       "U-Net on 4x-binned input, trained with dot-annotation density targets, with a 95% interval.",
+        "init_seed": args.seed}))
+    task = CountTask(imgs, d["count"][tr].astype(np.float32), valid_images=[norm(i) for i in va],
+                     valid_counts=d["count"][va], head="density", densities=dens, batch_size=16,
+                     device=torch.device(args.device), jitter=0.1, density_weight=1.0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        net = build_network(ArchConfig("unet", 1, 2, base=base, depth=3, pool_input=1))
+    with torch.no_grad():
+        net.head.bias.fill_(-7.0)
+    # ~600 steps between validations (a pass over 951 images is only 60 steps on a GPU)
+    cfg = _config(args, batch_size=16, lr=2e-3, weight_decay=1e-4, schedule="cosine", warmup_steps=100,
+                  monitor="val_mae", mode="min", ema=0.998, steps_per_epoch=600)
+    result = Trainer(net, task, cfg, run, progress=False).fit()
+    model._net = build_network(arch)
+    if "dots" in variant:
+        model.card["training"]["dot_fields"] = int(len(np.unique(_pack.load(data, "bbbc005_dots")[:, 0])))
     _finish(model, run, result, t0)
 
 

@@ -14,7 +14,8 @@ import numpy as np
 from deepscope.data.dataset import ImageDataset
 from deepscope.errors import InputError
 
-__all__ = ["Splitter", "RandomSplitter", "GroupSplitter", "StratifiedSplitter", "SPLITTERS", "get_splitter"]
+__all__ = ["Splitter", "RandomSplitter", "GroupSplitter", "StratifiedSplitter", "SPLITTERS", "get_splitter",
+           "appearance_groups"]
 
 Seed = int | np.random.Generator | None
 
@@ -283,3 +284,44 @@ def get_splitter(name: str, *, by: Any = None) -> Splitter:
     if name == "stratified":
         return StratifiedSplitter(by=by or "y")
     raise InputError(f"unknown split {name!r}; choose one of {SPLITTERS}")
+
+
+def appearance_groups(images: Sequence[np.ndarray], *, distance: float = 15.0) -> np.ndarray:
+    """Group images that look as if they came from one slide or section (for :class:`GroupSplitter`).
+
+    Tissue tiles cut from one section share its stain colours. Each image is described by the mean
+    colour of its brightest 20% (background) and darkest 10% (stain) pixels, in the image's own
+    intensity units, and images are grouped by average-linkage clustering cut at ``distance``. Use
+    it when tiles carry no section id, so validation tiles never share a section with training tiles.
+
+    Parameters
+    ----------
+    images : sequence of (H, W) or (H, W, C) arrays
+        On one intensity scale (e.g. all uint8).
+    distance : float
+        Cut height of the clustering (Euclidean distance between descriptors).
+
+    Returns
+    -------
+    numpy.ndarray of int, one group id (from 1) per image.
+
+    Examples
+    --------
+    >>> a = np.full((8, 8, 3), 200, np.uint8); b = np.full((8, 8, 3), 30, np.uint8)
+    >>> appearance_groups([a, a, b]).tolist()
+    [1, 1, 2]
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    feats = []
+    for im in images:
+        x = np.asarray(im, dtype=np.float64)
+        if x.ndim == 2:
+            x = x[..., None]
+        bright = x.mean(-1)
+        hi = x[bright >= np.percentile(bright, 80)].mean(0)
+        lo = x[bright <= np.percentile(bright, 10)].mean(0)
+        feats.append(np.concatenate([hi, lo]))
+    if len(feats) < 2:
+        return np.ones(len(feats), dtype=int)
+    return fcluster(linkage(np.array(feats), "average"), distance, "distance").astype(int)

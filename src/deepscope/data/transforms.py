@@ -8,7 +8,7 @@ import numpy as np
 
 from deepscope.errors import InputError
 
-__all__ = ["normalize_percentile", "to_uint8", "to_grey", "dihedral", "DIHEDRAL"]
+__all__ = ["normalize_percentile", "to_uint8", "to_grey", "to_rgb", "dihedral", "DIHEDRAL"]
 
 #: The 8 symmetries of the square: (k quarter-turns, transpose first).
 DIHEDRAL = tuple((k, t) for t in (False, True) for k in range(4))
@@ -122,6 +122,42 @@ def to_grey(image: np.ndarray, *, axes: str = "YX", rule: str = "error", path: s
         return colour.max(axis=-1)
     raise InputError(f"{path or 'image'} has {c} distinct channels but the model takes one; pass "
                      "channel=<index> or grey='mean'|'first'|'max' to choose how to reduce them")
+
+
+def to_rgb(image: np.ndarray, *, channel: int | None = None, path: str = "") -> np.ndarray:
+    """Return a three-channel ``(H, W, 3)`` view of an image for models that take colour.
+
+    Grey images are replicated into three channels, an alpha channel is dropped (it is never image
+    content), and ``channel`` picks one channel of a multi-channel image (replicated).
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        An image with 2 or more than 4 channels and no ``channel``, or a ``channel`` out of range.
+
+    Examples
+    --------
+    >>> to_rgb(np.zeros((4, 5), np.uint8)).shape, to_rgb(np.zeros((4, 5, 4), np.uint8)).shape
+    ((4, 5, 3), (4, 5, 3))
+    """
+    x = np.asarray(image)
+    if x.ndim == 3 and channel is not None:
+        if not 0 <= channel < x.shape[-1]:
+            raise InputError(f"{path or 'image'}: channel={channel} but the image has {x.shape[-1]} channels")
+        x = x[..., channel]
+    if x.ndim == 2:
+        return np.repeat(x[..., None], 3, axis=-1)
+    if x.ndim != 3:
+        raise InputError(f"{path or 'image'}: expected a 2-D image (H, W) or (H, W, C), got shape {x.shape}")
+    c = x.shape[-1]
+    if c == 1:
+        return np.repeat(x, 3, axis=-1)
+    if c == 3:
+        return x
+    if c == 4:
+        return x[..., :3]
+    raise InputError(f"{path or 'image'} has {c} channels; the model takes grey or RGB(A) images: pass "
+                     "channel=<index> (--channel) to choose the channel that shows the objects")
 
 
 def dihedral(x: np.ndarray, k: int, transpose: bool, axes: tuple[int, int] = (0, 1)) -> np.ndarray:

@@ -42,6 +42,21 @@ class UNet(nn.Module):
         self.up = nn.ModuleList([_Block(chans[i + 1] + chans[i], chans[i]) for i in reversed(range(depth))])
         self.head = nn.Conv2d(chans[0], out_channels, 1)
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Image features: per-channel mean and standard deviation of the deepest encoder level, ``(N, 2C)``.
+
+        What the network "sees" in an image, summarised; domain checks compare them with the
+        features of the training images.
+        """
+        if self.pool_input > 1:
+            x = F.avg_pool2d(x, self.pool_input)
+        for i, block in enumerate(self.down):
+            if i > 0:
+                x = F.max_pool2d(x, 2)
+            x = block(x)
+        x = x.float()
+        return torch.cat([x.mean(dim=(-2, -1)), x.std(dim=(-2, -1))], dim=1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pool_input > 1:
             x = F.avg_pool2d(x, self.pool_input)

@@ -44,6 +44,10 @@ class InputSpec:
     grey : {"error", "mean", "first", "max"}
         How multi-channel input is reduced for a one-channel model (identical RGB channels are
         always accepted).
+    colour : {"strict", "rgb"}
+        For three-channel models: ``"strict"`` takes only 3-channel images; ``"rgb"`` also takes grey
+        images (replicated into three channels) and RGBA (alpha dropped), so one model serves grey
+        fluorescence, brightfield and colour (H&E) images.
     stats : dict
         Statistics of the normalised training inputs (:func:`input_stats`); when present, inputs
         that look unlike them get a warning (:meth:`domain_warning`).
@@ -63,12 +67,15 @@ class InputSpec:
     pixel_size_um: float | None = None
     grey: str = "error"
     stats: Mapping[str, float] = field(default_factory=dict)
+    colour: str = "strict"
 
     def __post_init__(self) -> None:
         if self.normalize not in NORMALIZE_MODES:
             raise ConfigError(f"normalize={self.normalize!r} is not one of {NORMALIZE_MODES}")
         if self.grey not in GREY_RULES:
             raise ConfigError(f"grey={self.grey!r} is not one of {GREY_RULES}")
+        if self.colour not in ("strict", "rgb"):
+            raise ConfigError(f"colour={self.colour!r} is not one of ('strict', 'rgb')")
         if self.normalize == "fixed" and self.scale == 0:
             raise ConfigError("normalize='fixed' needs a non-zero scale")
         object.__setattr__(self, "stats", MappingProxyType({str(k): float(v) for k, v in dict(self.stats).items()}))
@@ -184,6 +191,10 @@ def select_channels(image: np.ndarray, spec: InputSpec, *, channel: int | None =
             raise InputError(f"{where} has {x.shape[-1]} distinct channels but {who} takes one grey channel; "
                              f"choose one with --channel N (Python: channel=N), N in 0..{x.shape[-1] - 1}, or "
                              "reduce them with the input spec's grey='mean'|'first'|'max'") from None
+    if spec.channels == 3 and spec.colour == "rgb":
+        from deepscope.data.transforms import to_rgb
+
+        return to_rgb(x, channel=channel, path=path)
     got = 1 if x.ndim == 2 else x.shape[-1]
     if got != spec.channels:
         raise InputError(f"{where}: the model takes {spec.channels} channels, the image has {got}")

@@ -101,6 +101,21 @@ class TorchBackend:
                 y = self.net(t)
             return y.float().cpu().numpy()
 
+    def features(self, x: np.ndarray) -> np.ndarray:
+        """Image features ``(N, F)`` of the network's encoder (for domain checks); networks without an
+        ``encode`` method have none."""
+        import torch
+
+        from deepscope.errors import ModelError
+
+        if not hasattr(self.net, "encode"):
+            raise ModelError(f"{type(self.net).__name__} has no encoder features for a domain check")
+        with torch.inference_mode():
+            t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+            if self.channels_last and t.ndim == 4:
+                t = t.contiguous(memory_format=torch.channels_last)
+            return self.net.encode(t).float().cpu().numpy()
+
 
 def torch_backend(model: Any, *, precision: str = "float32") -> TorchBackend:
     """The (cached) inference backend of a :class:`~deepscope.models.DeepscopeModel`, rebuilt after its

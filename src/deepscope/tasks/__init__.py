@@ -16,11 +16,13 @@ count          density           density + variance maps -> count, 95% interval 
 count          regress           the count (the book's CountNet)
 segment        instances         foreground + distance (+ classes) -> seeded watershed instances
 segment        foreground        foreground -> connected components (the book's U-Net)
+segment        flows             probability + flow field + size map -> instances at any object size
+segment        sized-distance    foreground + distance + size map -> seeded watershed at any size
 restore        image             the restored image (deblur, stain prediction, 2x super-resolution)
 =============  ================  ===============================================================
 """
 
-from deepscope.tasks import count, restore, segment
+from deepscope.tasks import count, generalist, restore, segment
 from deepscope.tasks.base import TorchTaskPlugin
 
-__all__ = ["TorchTaskPlugin", "count", "segment", "restore"]
+__all__ = ["TorchTaskPlugin", "count", "segment", "generalist", "restore"]

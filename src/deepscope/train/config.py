@@ -55,6 +55,10 @@ class TrainConfig:
     clock : {"steps", "time"}
         What the cosine / one-cycle schedules count: optimiser steps, or (with ``time_budget``) the
         fraction of the time budget used, for runs sized by time rather than steps.
+    ema : float
+        Decay of an exponential moving average of the weights (and BatchNorm statistics), e.g.
+        0.999; 0 turns it off. With it, validation, the best checkpoint and the trained model use the
+        averaged weights, which removes most of the epoch-to-epoch noise of the validation score.
     """
 
     epochs: int = 50
@@ -78,6 +82,7 @@ class TrainConfig:
     device: str = "auto"
     time_budget: float | None = None
     clock: str = "steps"
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         if self.clock not in ("steps", "time"):
@@ -95,6 +100,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
 

@@ -112,6 +112,12 @@ class CountTask:
         return torch.stack([F.pad(t, (0, w - t.shape[-1], 0, h - t.shape[-2])) for t in items])
 
     def batches(self, rng: np.random.Generator, device: torch.device) -> Iterator[tuple[Any, Any]]:
+        """Batches over shuffled passes of the training images, without end (the Trainer stops at its
+        ``steps_per_epoch``, one pass by default)."""
+        while True:
+            yield from self._one_pass(rng, device)
+
+    def _one_pass(self, rng: np.random.Generator, device: torch.device) -> Iterator[tuple[Any, Any]]:
         order = rng.permutation(len(self._x))
         for s in range(0, len(order), self.batch_size):
             idx = order[s:s + self.batch_size]

@@ -128,6 +128,30 @@ class Trainer:
         self.bad_epochs = 0
         self.history: list[dict[str, float]] = []
         self._epoch_rng_state: str | None = None
+        self.ema: nn.Module | None = None
+        if config.ema > 0:
+            import copy
+
+            self.ema = copy.deepcopy(self.net).eval()
+            for p in self.ema.parameters():
+                p.requires_grad_(False)
+
+    @property
+    def eval_net(self) -> nn.Module:
+        """The network validated and saved: the weight average when ``ema`` is on, else the network."""
+        return self.ema if self.ema is not None else self.net
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.ema is None:
+            return
+        # warm-up: a short run is not dominated by the random initial weights
+        d = min(self.config.ema, (1 + self.step) / (10 + self.step))
+        for e, p in zip(self.ema.state_dict().values(), self.net.state_dict().values()):
+            if e.dtype.is_floating_point:
+                e.mul_(d).add_(p.detach(), alpha=1 - d)
+            else:
+                e.copy_(p)
 
     # ---------------------------------------------------------------- setup
     def _amp_dtype(self) -> torch.dtype | None:
@@ -175,6 +199,7 @@ class Trainer:
         """Write a resumable checkpoint (atomic)."""
         state = {
             "model": self.net.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else {},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -206,6 +231,8 @@ class Trainer:
             return False
         state = torch.load(path, map_location=self.device, weights_only=True)
         self.net.load_state_dict(state["model"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"] if state.get("ema") else state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
@@ -225,7 +252,7 @@ class Trainer:
     def _save_best(self) -> None:
         from safetensors.torch import save_file
 
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.net.state_dict().items()}
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.eval_net.state_dict().items()}
         with atomic_path(self.run_dir / BEST) as tmp:
             save_file(tensors, str(tmp))
 
@@ -327,13 +354,15 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        self._update_ema()
         return float(loss.detach())
 
     def _validate(self) -> dict[str, float]:
-        self.net.eval()
+        net = self.eval_net
+        net.eval()
         with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                                              enabled=self.amp_dtype is not None):
-            out = self.task.validate(self.net, self.device)
+            out = self.task.validate(net, self.device)
         return {k: float(v) for k, v in out.items()}
 
 

@@ -1,0 +1,291 @@
+"""Generalist segmentation plugins: any modality, any object size, and a domain check.
+
+``segment/flows`` (Cellpose-style flow fields, :mod:`deepscope.predict.flows`) and
+``segment/sized-distance`` (foreground + distance maps with a seeded watershed) share everything but
+their representation: a three-channel input (grey images are replicated, RGBA loses its alpha), a
+per-pixel object-size map that lets the model estimate each image's object diameter and rescale it
+to the scale it was trained at (:mod:`deepscope.predict.generalist`), and a domain check
+(:mod:`deepscope.predict.domain`) that says when an image looks unlike every training image.
+
+Card ``output`` keys: ``target_diameter`` (pixels), ``probe_side``, ``tile``, ``overlap``,
+``postprocess`` (the representation's config), ``domain`` (the fitted domain check, or absent).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any, ClassVar
+
+import numpy as np
+
+from deepscope.errors import InputError
+from deepscope.models import ArchConfig, InputSpec, SegmentModel, register_task
+from deepscope.predict.generalist import GeneralistConfig, instances_from_outputs, segment_generalist
+from deepscope.tasks.base import TorchTaskPlugin
+from deepscope.train.generalist import DistanceSegmentTask, FlowSegmentTask
+
+__all__ = ["GeneralistSegmentation", "FlowSegmentation", "SizedDistanceSegmentation", "DomainResult",
+           "generalist_spec", "warn_out_of_domain"]
+
+#: Side (pixels, at the model's scale) of the central window whose encoder features feed the domain check.
+DOMAIN_WINDOW = 256
+
+
+def generalist_spec() -> InputSpec:
+    """The input spec of the generalist models: grey or colour, percentile-normalised over all channels."""
+    return InputSpec(channels=3, colour="rgb", normalize="percentile", low=1, high=99.8)
+
+
+@dataclasses.dataclass(frozen=True)
+class DomainResult:
+    """Domain check of one image: ``in_domain`` (None when the model has no check) and its score."""
+
+    in_domain: bool | None
+    score: float | None
+    threshold: float | None
+
+
+class GeneralistSegmentation(TorchTaskPlugin):
+    """Shared behaviour of the generalist segmenters (see the module docstring)."""
+
+    task = "segment"
+    model_class = SegmentModel
+    training_task_class: ClassVar[type] = FlowSegmentTask
+    out_channels: ClassVar[int] = 4
+
+    # ------------------------------------------------------------------ card
+    def default_architecture(self, *, base: int = 32, **options: Any) -> ArchConfig:
+        return ArchConfig("unet", in_channels=3, out_channels=self.out_channels, base=base, depth=4)
+
+    def default_output(self, arch: ArchConfig, **options: Any) -> dict[str, Any]:
+        return {"n_classes": 1, "class_names": [], "target_diameter": 17.0, "probe_side": 256, "tile": 1024,
+                "overlap": 64, "size_channel": True,
+                "postprocess": self.training_task_class.default_postprocess().to_dict(), **options}
+
+    def postprocess_config(self, model: SegmentModel) -> Any:
+        raise NotImplementedError
+
+    def generalist_config(self, model: SegmentModel, *, tile: int | None = None,
+                          overlap: int | None = None) -> GeneralistConfig:
+        out = model.model_card.output
+        return GeneralistConfig(target_diameter=float(out.get("target_diameter", 17.0)),
+                                probe_side=int(out.get("probe_side", 256)), tile=int(tile or out.get("tile", 1024)),
+                                overlap=int(out.get("overlap", 64) if overlap is None else overlap))
+
+    # ------------------------------------------------------------------ inference
+    def raw_outputs(self, model: SegmentModel, x: np.ndarray, *, tta: str = "none") -> np.ndarray:
+        """Raw network outputs ``(K, h, w)`` of a prepared ``(h, w, C)`` image (no tiling).
+
+        ``tta="flips"`` averages the image and its three flips, flipping vector components with
+        the image (a mirrored flow field points the other way along the mirror axis).
+        """
+        pred = self.predictor(model)
+        if tta == "none":
+            return pred.maps([x])[0]
+        if tta != "flips":
+            raise InputError(f"tta={tta!r}: generalist models take 'none' or 'flips'")
+        acc = None
+        for fr, fc in ((False, False), (True, False), (False, True), (True, True)):
+            xi = x[::-1] if fr else x
+            xi = xi[:, ::-1] if fc else xi
+            o = pred.maps([np.ascontiguousarray(xi)])[0]
+            o = o[:, ::-1] if fr else o
+            o = np.array(o[:, :, ::-1] if fc else o)
+            self.flip_vectors(o, fr, fc)
+            acc = o if acc is None else acc + o
+        return acc / 4.0
+
+    def flip_vectors(self, out: np.ndarray, rows: bool, cols: bool) -> None:
+        """Fix vector components of outputs flipped along rows / columns (in place); default: none."""
+
+    def maps(self, model: SegmentModel, image: np.ndarray, *, tta: str = "none", channel: int | None = None,
+             prepared: bool = False) -> np.ndarray:
+        """Raw output maps ``(K, H, W)`` of one image at its own scale (no rescaling, no tiling)."""
+        x = image if prepared else self.prepare(model, image, channel=channel)
+        return self.raw_outputs(model, x, tta=tta)
+
+    def predict_image(self, model: SegmentModel, image: np.ndarray, *, tile: int | None = None,
+                      overlap: int | None = None, tta: str = "none", channel: int | None = None,
+                      return_classes: bool = False, out: np.ndarray | None = None, diameter: float | None = None,
+                      return_info: bool = False) -> Any:
+        """Instance labels (int32, 0 = background, the input's height and width).
+
+        The object diameter is estimated (or ``diameter=`` in pixels), the image rescaled to the
+        model's scale, segmented (tile by tile when large) and the labels made at the input's
+        resolution. ``return_info=True`` also returns :class:`deepscope.predict.generalist.SegmentInfo`
+        (diameter, its source, scale, passes) and the :class:`DomainResult`.
+        """
+        x = self.prepare(model, image, channel=channel)
+        cfg = self.generalist_config(model, tile=tile, overlap=overlap)
+
+        def run(a: np.ndarray) -> np.ndarray:
+            return self.raw_outputs(model, a, tta=tta)
+
+        labels, info = segment_generalist(x, run, mode=self.postprocess_mode, postprocess=self.postprocess_config(model),
+                                          config=cfg, diameter=diameter, device=model.device, out=out)
+        result: tuple[Any, ...] = (labels,)
+        if return_classes:
+            result += ({},)
+        if return_info:
+            result += (info, self.check_domain(model, x, info.scale))
+        return result if len(result) > 1 else labels
+
+    postprocess_mode: ClassVar[str] = ""
+
+    # ------------------------------------------------------------------ domain check
+    def features(self, model: SegmentModel, x: np.ndarray, scale: float) -> np.ndarray:
+        """Encoder features ``(F,)`` of a prepared image seen at ``scale`` (its central window)."""
+        from deepscope.predict.backends import torch_backend
+        from deepscope.predict.engine import pad_to_multiple
+        from deepscope.predict.scale import rescale_image
+
+        h, w = x.shape[:2]
+        side = int(np.ceil(DOMAIN_WINDOW / max(scale, 1e-6)))
+        r0, c0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+        win = rescale_image(x[r0:r0 + side, c0:c0 + side], scale)
+        win, _ = pad_to_multiple(win, model.arch.stride)
+        return torch_backend(model, precision=self.precision).features(win.transpose(2, 0, 1)[None])[0]
+
+    def check_domain(self, model: SegmentModel, x: np.ndarray, scale: float) -> DomainResult:
+        """Whether a prepared image looks like the model's training images (at the scale it was segmented)."""
+        from deepscope.predict.domain import DomainModel
+
+        d = model.model_card.output.get("domain")
+        if not d:
+            return DomainResult(None, None, None)
+        dm = model.runtime.get("domain_model")
+        if dm is None:
+            dm = model.runtime["domain_model"] = DomainModel.from_dict(d)
+        ok, score = dm.check(self.features(model, x, scale))
+        return DomainResult(ok, round(score, 4), dm.threshold)
+
+    def fit_domain_check(self, model: SegmentModel, train_images: list[np.ndarray], valid_images: list[np.ndarray],
+                         *, calibrated_on: str = "", **options: Any) -> dict[str, Any]:
+        """Fit the domain check on raw training images and set its threshold on held-out ones (stored in the card).
+
+        Each image is seen at the scale the model segments it at (its estimated diameter).
+        """
+        from deepscope.predict.domain import fit_domain
+        from deepscope.predict.generalist import _probe
+
+        cfg = self.generalist_config(model)
+
+        def feats(images: list[np.ndarray]) -> np.ndarray:
+            rows = []
+            for im in images:
+                x = self.prepare(model, im)
+                est = _probe(x, lambda a: self.raw_outputs(model, a), cfg)[0]
+                rows.append(self.features(model, x, cfg.target_diameter / est if est else 1.0))
+            return np.array(rows)
+
+        dm = fit_domain(feats(train_images), feats(valid_images), calibrated_on=calibrated_on, **options)
+        model.update_output(domain=dm.to_dict())
+        model.runtime.pop("domain_model", None)
+        return {"threshold": dm.threshold, "n_train": dm.n_train}
+
+    # ------------------------------------------------------------------ tuning and training
+    def tune_postprocess(self, model: SegmentModel, images: list[np.ndarray], labels: list[np.ndarray], *,
+                         grid: dict[str, tuple[Any, ...]] | None = None) -> dict[str, Any]:
+        """Choose post-processing settings that maximise the mean DSB score on held-out images.
+
+        The network runs once per image (at its estimated scale); ``grid`` maps post-processing
+        fields to the values tried (default: the probability threshold and the minimum size).
+        """
+        import itertools
+
+        from deepscope.evaluate import match_instances
+        from deepscope.predict.generalist import _probe
+        from deepscope.predict.scale import rescale_image
+
+        cfg = self.generalist_config(model)
+        grid = grid or {"prob_threshold" if self.postprocess_mode == "flows" else "fg_threshold": (0.4, 0.5, 0.6),
+                        "min_size": (12, 24, 36)}
+        cached = []
+        for im in images:
+            x = self.prepare(model, im)
+            est = _probe(x, lambda a: self.raw_outputs(model, a), cfg)[0]
+            s = cfg.target_diameter / est if est else 1.0
+            cached.append((self.raw_outputs(model, rescale_image(x, s)), x.shape[:2]))
+        base = self.postprocess_config(model)
+        best = (-1.0, base)
+        keys = list(grid)
+        for values in itertools.product(*(grid[k] for k in keys)):
+            pp = dataclasses.replace(base, **dict(zip(keys, values)))
+            score = float(np.mean([match_instances(lab, instances_from_outputs(o, self.postprocess_mode, pp,
+                                                                               shape=shape)).mean_ap
+                                   for (o, shape), lab in zip(cached, labels)]))
+            if score > best[0]:
+                best = (score, pp)
+        model.update_output(postprocess=best[1].to_dict(), postprocess_tuned_dsb=round(best[0], 4))
+        return best[1].to_dict()
+
+    def default_monitor(self, model: SegmentModel) -> tuple[str, str]:
+        return "val_dsb", "max"
+
+    def training_task(self, model: SegmentModel, dataset: Any, valid_dataset: Any, *, device: Any, batch_size: int,
+                      **options: Any) -> Any:
+        if dataset.label_kind != "mask":
+            raise InputError("segmentation needs a dataset of images paired with label images (masks=...)")
+
+        def labels(ds: Any) -> list[np.ndarray]:
+            return [] if ds is None else [ds.get_label(i) for i in range(len(ds))]
+
+        out = model.model_card.output
+        return self.training_task_class(
+            self.prepare_dataset(model, dataset), labels(dataset), batch_size=batch_size,
+            valid_images=self.prepare_dataset(model, valid_dataset), valid_labels=labels(valid_dataset),
+            target_diameter=float(out.get("target_diameter", 17.0)), postprocess=self.postprocess_config(model),
+            stride=model.arch.stride, device=device, **options)
+
+    def after_fit(self, model: SegmentModel, task: Any, valid_dataset: Any) -> None:
+        if valid_dataset is None or not len(valid_dataset):
+            return
+        images = [valid_dataset.get_image(i) for i in range(len(valid_dataset))]
+        labels = [valid_dataset.get_label(i) for i in range(len(valid_dataset))]
+        self.tune_postprocess(model, images, labels)
+
+
+@register_task
+class FlowSegmentation(GeneralistSegmentation):
+    """``segment/flows``: probability logit, 5 x flow (row, col), log object size; instances by following the flows."""
+
+    representation = "flows"
+    postprocess_mode = "flows"
+    training_task_class = FlowSegmentTask
+    out_channels = 4
+
+    def postprocess_config(self, model: SegmentModel) -> Any:
+        from deepscope.predict.flows import FlowPostprocessConfig
+
+        return FlowPostprocessConfig.from_dict(model.model_card.output.get("postprocess", {}))
+
+    def flip_vectors(self, out: np.ndarray, rows: bool, cols: bool) -> None:
+        if rows:
+            out[1] = -out[1]
+        if cols:
+            out[2] = -out[2]
+
+
+@register_task
+class SizedDistanceSegmentation(GeneralistSegmentation):
+    """``segment/sized-distance``: foreground logit, distance logit, log object size; seeded watershed."""
+
+    representation = "sized-distance"
+    postprocess_mode = "distance"
+    training_task_class = DistanceSegmentTask
+    out_channels = 3
+
+    def postprocess_config(self, model: SegmentModel) -> Any:
+        from deepscope.predict.instances import PostprocessConfig
+
+        return PostprocessConfig(**model.model_card.output.get("postprocess", {}))
+
+
+def warn_out_of_domain(path: str, model_name: str, domain: DomainResult) -> None:
+    """The warning for an image the model was not made for (names the file and what to do)."""
+    if domain.in_domain is False:
+        warnings.warn(f"{path or 'image'}: looks unlike the images model {model_name!r} was trained on (domain score "
+                      f"{domain.score:.2f} > {domain.threshold:.2f}); its objects may be wrong. Check the overlay, "
+                      "or fine-tune the model on a few annotated images of this kind", stacklevel=3)
+
