@@ -17,10 +17,10 @@ from deepscope.models import architectures
 
 def test_builtin_plugins_are_found_through_the_registry():
     assert {("count", "density"), ("count", "regress"), ("segment", "instances"), ("segment", "foreground"),
-            ("restore", "image")} <= set(list_tasks())
-    with pytest.raises(ModelError, match="no task plugin for task 'segment' with representation 'flows'.*"
+            ("segment", "flows"), ("segment", "sized-distance"), ("restore", "image")} <= set(list_tasks())
+    with pytest.raises(ModelError, match="no task plugin for task 'segment' with representation 'stars'.*"
                                          "registered: .*segment/instances"):
-        get_task("segment", "flows")
+        get_task("segment", "stars")
 
 
 @pytest.fixture
