@@ -56,7 +56,7 @@ def test_count_writes_csv_with_error_rows(tmp_path, bbbc, model):
     assert r.exit_code == 0, r.output
     assert "2 of 3 image(s) done, 1 failed" in _out(r) and "notes.png" in _out(r)
     t = pd.read_csv(out, keep_default_na=False)
-    assert list(t.columns) == ["path", "count", "count_low", "count_high", "std", "error"]
+    assert list(t.columns) == ["path", "count", "count_low", "count_high", "std", "method", "in_domain", "error"]
     assert len(t) == 3 and (t["error"] != "").sum() == 1
     good = t[t["error"] == ""]
     assert (good["count_low"].astype(float) <= good["count"].astype(float)).all()

@@ -139,6 +139,8 @@ def analyze(
     overlays: bool = typer.Option(True, "--overlays/--no-overlays", help="Write overlay PNGs."),
     labels: bool = typer.Option(True, "--labels/--no-labels", help="Write label images."),
     pixel_size: float | None = typer.Option(None, "--pixel-size", help="Micrometres per pixel (adds _um columns)."),
+    diameter: float | None = typer.Option(None, "--diameter", help="Nucleus diameter in pixels (default: "
+                                          "estimated per image, in the Diameter_Nuclei column)."),
     jobs: int | None = typer.Option(None, "--jobs", "-j", help="Local worker processes (default: CPU cores)."),
     workers: int | None = typer.Option(None, "--workers", help="Run on a new Dask LocalCluster with N workers."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Run on an existing Dask cluster."),
@@ -157,7 +159,8 @@ def analyze(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pipe = default_pipeline(paths, model=model, count_model=count_model, pattern=pattern, include=include,
-                                recursive=recursive, overlays=overlays, labels=labels, pixel_size=pixel_size)
+                                recursive=recursive, overlays=overlays, labels=labels, pixel_size=pixel_size,
+                                diameter=diameter)
     for w in caught:
         if not issubclass(w.category, DeprecationWarning):
             err_console.print(f"[yellow]warning:[/] {w.message}")

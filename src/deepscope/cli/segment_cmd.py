@@ -25,6 +25,8 @@ def segment(
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write outline overlays (PNG)."),
     recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Scan sub-folders of folders."),
     include: str | None = typer.Option(None, "--include", help="Glob on file names in folders."),
+    diameter: float | None = typer.Option(None, "--diameter", help="Object diameter in pixels (generalist "
+                                          "models; default: estimated per image and written to counts.csv)."),
 ) -> None:
     """Segment objects into instances: int32 label images (0 = background), overlays and counts.csv.
 
@@ -34,11 +36,15 @@ def segment(
 
     with progress_bar("segment") as report:
         res = segment_paths(paths, output, model=model, device=device, tile=tile, tta=tta, channel=channel,
-                            overlay=overlay, include=include, recursive=recursive, progress=report)
+                            overlay=overlay, include=include, recursive=recursive, progress=report,
+                            diameter=diameter)
     ok = res.table[res.table["error"] == ""]
     if res.n_images <= SHOWN_ROWS:
         for rec in ok.to_dict("records"):
-            console.print(f"{Path(rec['path']).name}: {int(rec['count'])} object(s)")
+            extra = ""
+            if "diameter" in rec:
+                extra = f" (diameter {rec['diameter']:.1f} px{'' if rec['in_domain'] is not False else ', OUT OF DOMAIN'})"
+            console.print(f"{Path(rec['path']).name}: {int(rec['count'])} object(s){extra}")
     report_errors(res.table)
     console.print(f"{res.summary()}; {int(ok['count'].sum()) if len(ok) else 0} objects; wrote label images, "
                   f"{'overlays, ' if overlay else ''}counts.csv to {output}")

@@ -24,7 +24,11 @@ class CountResult:
 
     ``method`` says how it was made: ``"density"`` (sum of the density map), ``"density+objects"``
     (hybrid models: the mean of the density count and the number of segmented objects, used for
-    images of small, well-separated objects) or ``"regress"`` (a network that outputs the count).
+    images of small, well-separated objects), ``"regress"`` (a network that outputs the count) or
+    ``"instances"`` (the objects a generalist segmenter found, for images unlike the counter's
+    training images). ``in_domain`` is the verdict of the domain check of the method used (None
+    for models without one); where it is False, ``low`` and ``high`` are NaN: no interval is
+    claimed for an image no model here was made for.
     """
 
     count: float
@@ -32,6 +36,7 @@ class CountResult:
     high: float
     std: float
     method: str = "density"
+    in_domain: bool | None = None
 
 
 class CountModel(DeepscopeModel):

@@ -372,10 +372,32 @@ def _run_locked(pipeline: Pipeline, run_dir: Path, ex: Executor, sets: list[Imag
     run.finish("ok", summary)
     if catalog is not None:
         catalog.close()
+    _warn_out_of_domain(tables.get("images.parquet"))
     return RunResult(run_dir=run_dir, pipeline_hash=phash, n_sets=total, n_done_before=plan.done,
                      n_processed=processed, n_failed=n_failed, n_objects=n_objects, n_changed=len(plan.changed),
                      skipped=tuple(skipped), failures=tuple(failures), tables=tables, seconds=seconds,
                      executor=ex.describe())
+
+
+def _warn_out_of_domain(images_table: Path | None, *, shown: int = 10) -> None:
+    """One warning per image a generalist segmenter found unlike its training images (``InDomain_* == 0``)."""
+    if images_table is None or not Path(images_table).exists():
+        return
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    names = [n for n in pq.read_schema(images_table).names if n.startswith("InDomain_")]
+    if not names:
+        return
+    df = pd.read_parquet(images_table, columns=["path", *names])
+    for col in names:
+        bad = df.loc[df[col] == 0, "path"].tolist()
+        for path in bad[:shown]:
+            warnings.warn(f"{path}: looks unlike the images the model of {col.removeprefix('InDomain_')} was "
+                          f"trained on ({col} = 0); check its overlay before trusting its objects", stacklevel=3)
+        if len(bad) > shown:
+            warnings.warn(f"... and {len(bad) - shown} more images with {col} = 0 (see the images table)",
+                          stacklevel=3)
 
 
 def _block_mapper(ex: Executor, job_json: str) -> Callable[..., Any]:
@@ -432,7 +454,8 @@ def _commit(run_dir: Path, sets: Sequence[ImageSet], pipeline: Pipeline, models:
 def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | None = None,
                      count_model: str | None = None, pattern: str | None = None,
                      include: Sequence[str] = (), recursive: bool = False, overlays: bool = True,
-                     labels: bool = True, pixel_size: float | None = None, name: str = "analyze") -> Pipeline:
+                     labels: bool = True, pixel_size: float | None = None, name: str = "analyze",
+                     diameter: float | None = None) -> Pipeline:
     """The one-line analysis of ``deepscope analyze``: segment nuclei, count, measure; tables and overlays.
 
     Parameters
@@ -454,6 +477,8 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
         Write overlays and label images.
     pixel_size : float, optional
         Micrometres per pixel for physical measurement columns.
+    diameter : float, optional
+        Nucleus diameter in pixels for the generalist models (default: estimated per image).
 
     Returns
     -------
@@ -478,7 +503,10 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
             warnings.warn(f"the shipped '{model}' model is not installed; segmenting with the classical "
                           "otsu-watershed instead (pass --model to choose)", stacklevel=2)
             model = "otsu-watershed"
-    steps: list[dict[str, Any]] = [{"segment": {"objects": "Nuclei", "model": model}},
+    seg: dict[str, Any] = {"objects": "Nuclei", "model": model}
+    if diameter is not None:
+        seg["diameter"] = diameter
+    steps: list[dict[str, Any]] = [{"segment": seg},
                                    {"count": {"model": OBJECT_COUNT, "objects": "Nuclei"}}]
     if count_model:
         steps.append({"count": {"model": count_model, "name": "Cells"}})

@@ -146,6 +146,9 @@ class SegmentStep:
     ``model`` is a shipped model (``nuclei``, ``cells-bbbc005``), ``otsu-watershed`` (classical,
     no weights) or the path of a model folder / ``.json`` card. ``options`` are keyword arguments
     of :func:`deepscope.predict.classical.otsu_watershed` for the classical segmenter.
+    ``diameter`` (pixels) overrides the per-image object-size estimate of generalist models; their
+    images table gets ``Diameter_<objects>`` (the diameter used) and ``InDomain_<objects>`` (1 when
+    the image looks like the model's training images, 0 when not).
     """
 
     objects: str
@@ -155,6 +158,7 @@ class SegmentStep:
     overlap: int | None = None
     tta: str = "none"
     options: dict[str, Any] = field(default_factory=dict)
+    diameter: float | None = None
     kind: str = field(default="segment", init=False)
 
 
@@ -414,6 +418,8 @@ def _step_dict(s: Step) -> dict[str, Any]:
     elif isinstance(s, SegmentStep):
         opts = {"objects": s.objects, "channel": s.channel, "model": s.model, "tile": s.tile,
                 "overlap": s.overlap, "tta": s.tta, "options": dict(s.options)}
+        if s.diameter is not None:
+            opts["diameter"] = s.diameter
     elif isinstance(s, CountStep):
         opts = {"name": s.name, "model": s.model, "channel": s.channel, "objects": s.objects}
     elif isinstance(s, RelateStep):
@@ -669,13 +675,19 @@ class _Reader:
                 clip = self.boolean(d["clip"], p + ("clip",)) if "clip" in d else False
                 step = NormalizeStep(channels=chans, low=low, high=high, clip=clip)
             elif kind_s == "segment":
-                d = self.mapping(opts, p, ("objects", "channel", "model", "tile", "overlap", "tta", "options"))
+                d = self.mapping(opts, p, ("objects", "channel", "model", "tile", "overlap", "tta", "options",
+                                           "diameter"))
                 chan = channel_ref(d["channel"], p + ("channel",)) if d.get("channel") is not None else channels[0]
                 model = self.model_ref(d.get("model", "nuclei"), p + ("model",), task="segment")
                 tile = self.integer(d["tile"], p + ("tile",), minimum=64) if d.get("tile") is not None else None
                 overlap = (self.integer(d["overlap"], p + ("overlap",), minimum=0)
                            if d.get("overlap") is not None else None)
                 tta = self.choice(d.get("tta", "none"), p + ("tta",), _TTA)
+                diameter = (self.number(d["diameter"], p + ("diameter",), lo=1, hi=10000)
+                            if d.get("diameter") is not None else None)
+                if diameter is not None and model == "otsu-watershed":
+                    self.fail(p + ("diameter",), "diameter is for the generalist models (nuclei, nuclei-fast); "
+                                                 "otsu-watershed takes its settings from options")
                 options = d.get("options") or {}
                 if not isinstance(options, dict):
                     self.fail(p + ("options",), f"expected a mapping of options; got {_type_name(options)}")
@@ -691,7 +703,7 @@ class _Reader:
                                  f"already made by step {objects['Nuclei']})")
                 objs = new_objects(d.get("objects", "Nuclei"), p + ("objects",))
                 step = SegmentStep(objects=objs, channel=chan, model=model, tile=tile, overlap=overlap, tta=tta,
-                                   options=dict(options))
+                                   options=dict(options), diameter=diameter)
             elif kind_s == "count":
                 d = self.mapping(opts, p, ("name", "model", "channel", "objects"))
                 model = d.get("model", OBJECT_COUNT)

@@ -85,7 +85,9 @@ class SetResult:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-Segmenter = Callable[[SegmentStep, np.ndarray], np.ndarray]
+#: ``segment(step, image)`` -> int32 labels, or (labels, {"diameter": ..., "in_domain": ...}) for models
+#: that estimate object size and check their domain.
+Segmenter = Callable[[SegmentStep, np.ndarray], Any]
 Counter = Callable[[CountStep, np.ndarray], Any]
 
 
@@ -158,7 +160,15 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
             for ch in step.channels:
                 imgs[ch] = normalize_percentile(imgs[ch], step.low, step.high, clip=step.clip)
         elif isinstance(step, SegmentStep):
-            lab = np.asarray(segment(step, imgs[step.channel]))
+            got = segment(step, imgs[step.channel])
+            extra: dict[str, Any] = {}
+            if isinstance(got, tuple):
+                got, extra = got
+            if step.model != "otsu-watershed":  # the size and domain of trained models (NaN where none)
+                dom = extra.get("in_domain")
+                values[f"Diameter_{step.objects}"] = float(extra.get("diameter", float("nan")))
+                values[f"InDomain_{step.objects}"] = float("nan") if dom is None else float(bool(dom))
+            lab = np.asarray(got)
             if lab.shape != shapes[step.channel]:
                 raise InputError(f"model {step.model!r} returned labels of shape {lab.shape} for an image of shape "
                                  f"{shapes[step.channel]}")
@@ -386,7 +396,12 @@ class _Context:
             from deepscope.predict.classical import otsu_watershed
 
             return otsu_watershed(image, **step.options)
-        return self.models[step.model].predict_image(image, tile=step.tile, overlap=step.overlap, tta=step.tta)
+        model = self.models[step.model]
+        if getattr(model.plugin, "reports_info", False):
+            labels, info, dom = model.predict_image(image, tile=step.tile, overlap=step.overlap, tta=step.tta,
+                                                    diameter=step.diameter, return_info=True)
+            return labels, {"diameter": info.diameter, "in_domain": dom.in_domain}
+        return model.predict_image(image, tile=step.tile, overlap=step.overlap, tta=step.tta)
 
     def count(self, step: CountStep, image: np.ndarray) -> Any:
         return self.models[step.model].count_images([image])[0]

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deepscope.errors import InputError
+from deepscope.errors import InputError, ModelError
 from deepscope.predict.runner import PER_IMAGE_ERRORS, BatchRunner, Decoded, Outcome, Progress, error_text
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ __all__ = ["BatchResult", "CountEvaluation", "RestoreEvaluation", "Progress", "C
 logger = logging.getLogger(__name__)
 
 #: Columns of the counts table written by :func:`count_paths`.
-COUNT_COLUMNS = ("path", "count", "count_low", "count_high", "std", "error")
+COUNT_COLUMNS = ("path", "count", "count_low", "count_high", "std", "method", "in_domain", "error")
 
 
 @dataclass(frozen=True)
@@ -396,7 +396,11 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
     -------
     BatchResult
         ``table`` has the columns :data:`COUNT_COLUMNS`: the count is a float estimate with its
-        95% interval ``[count_low, count_high]`` and the standard deviation behind it.
+        95% interval ``[count_low, count_high]`` and the standard deviation behind it; ``method`` says
+        how it was counted (``density``: the counting network; ``instances``: the objects of the
+        card's generalist segmenter, for images unlike the counter's training images) and
+        ``in_domain`` whether that method's domain check accepts the image. Out of every method's
+        domain the interval is empty (NaN) and a warning names the file.
 
     Raises
     ------
@@ -418,10 +422,12 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
     run = _start_run("count", net, model, files, channel=channel, batch_size=batch_size, device=device)
 
     def row(p: Path) -> dict[str, Any]:
-        return {"path": str(p), "count": np.nan, "count_low": np.nan, "count_high": np.nan, "std": np.nan, "error": ""}
+        return {"path": str(p), "count": np.nan, "count_low": np.nan, "count_high": np.nan, "std": np.nan,
+                "method": "", "in_domain": None, "error": ""}
 
     def write(p: Path, d: Decoded, r: Any, rw: dict[str, Any]) -> list[Any]:
-        rw.update(count=r.count, count_low=r.low, count_high=r.high, std=r.std)
+        rw.update(count=r.count, count_low=r.low, count_high=r.high, std=r.std, method=r.method,
+                  in_domain=r.in_domain)
         return []
 
     runner: BatchRunner[Path] = BatchRunner(
@@ -437,7 +443,8 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
                   model: Any = "nuclei", device: str = "auto", tile: int | None = None, overlap: int | None = None,
                   tta: str = "none",
                   channel: int | None = None, overlay: bool = True, include: str | Sequence[str] | None = None,
-                  recursive: bool = True, progress: Progress | None = None) -> BatchResult:
+                  recursive: bool = True, progress: Progress | None = None,
+                  diameter: float | None = None) -> BatchResult:
     """Segment image files into instance label images, overlays and a counts table.
 
     Writes, per input, ``<output_dir>/<stem>.labels.tif`` (int32, 0 = background, the input's
@@ -467,6 +474,11 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     include : str or sequence of str, optional
     recursive : bool, default True
     progress : callable, optional
+    diameter : float, optional
+        Object diameter in pixels for generalist models (default: estimated per image). Generalist
+        models also add the columns ``diameter`` (the diameter used), ``diameter_source``
+        (``given``/``estimated``/``default``), ``in_domain`` and ``domain_score``, and warn, naming
+        the file, for every image that looks unlike their training images.
 
     Returns
     -------
@@ -475,7 +487,8 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     Raises
     ------
     deepscope.errors.ModelError
-        The model cannot be loaded or is not a segmentation model.
+        The model cannot be loaded or is not a segmentation model, or ``diameter`` is given for a
+        model that works at its input's scale.
     deepscope.errors.InputError
         No inputs, a folder without images, or an unknown ``tta``.
 
@@ -497,23 +510,40 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     n_classes = int(getattr(net, "n_classes", 1))
     if n_classes > 1 and len(class_names) != n_classes:
         class_names = [f"class{k}" for k in range(1, n_classes + 1)]
-    run = _start_run("segment", net, model, files, tile=tile, overlap=ov, tta=tta, channel=channel, device=device)
+    run = _start_run("segment", net, model, files, tile=tile, overlap=ov, tta=tta, channel=channel, device=device,
+                     diameter=diameter)
     out_dir.mkdir(parents=True, exist_ok=True)
     count_cols = ["count"] + [f"count_{c}" for c in class_names]
+    sized = bool(getattr(net.plugin, "reports_info", False))
+    if diameter is not None and not sized:
+        raise ModelError(f"model {net.name!r} segments images at their own scale and takes no diameter; the "
+                         "generalist models (nuclei, nuclei-fast) rescale images to their object size")
+    info_cols: dict[str, Any] = ({"diameter": np.nan, "diameter_source": "", "in_domain": None,
+                                  "domain_score": np.nan} if sized else {})
 
     def row(p: Path) -> dict[str, Any]:
-        return {"path": str(p), **{c: np.nan for c in count_cols}, "labels": "", "error": ""}
+        return {"path": str(p), **{c: np.nan for c in count_cols}, **info_cols, "labels": "", "error": ""}
 
     def infer(ds: list[Decoded]) -> list[Any]:
         x = ds[0].data
+        if sized:
+            labels, classes, info, dom = net.predict_image(x, tile=tile, overlap=ov, tta=tta, return_classes=True,
+                                                           return_info=True, diameter=diameter)
+            return [(labels, classes, info, dom)]
         if n_classes > 1:
-            return [net.predict_image(x, tile=tile, overlap=ov, tta=tta, return_classes=True)]
-        return [(net.predict_image(x, tile=tile, overlap=ov, tta=tta), {})]
+            return [(*net.predict_image(x, tile=tile, overlap=ov, tta=tta, return_classes=True), None, None)]
+        return [(net.predict_image(x, tile=tile, overlap=ov, tta=tta), {}, None, None)]
 
     def write(p: Path, d: Decoded, result: Any, rw: dict[str, Any]) -> list[Any]:
-        labels, classes = result
+        labels, classes, info, dom = result
         labels = np.asarray(labels, dtype=np.int32)
         n = count_instances(labels)
+        if info is not None:
+            from deepscope.predict.domain import warn_out_of_domain
+
+            rw.update(diameter=info.diameter, diameter_source=info.diameter_source, in_domain=dom.in_domain,
+                      domain_score=np.nan if dom.score is None else dom.score)
+            warn_out_of_domain(str(p), net.name, dom)
         stem = d.extra["stem"]
         lab_path = out_dir / f"{stem}.labels.tif"
         rec = run.record(lab_path, inputs=d.inputs, extra={"count": n})

@@ -19,6 +19,7 @@ Nothing about out-of-domain pictures is used to fit or calibrate the check; how 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from deepscope.errors import ModelError
 
-__all__ = ["DomainModel", "fit_domain"]
+__all__ = ["DomainModel", "DomainResult", "fit_domain", "warn_out_of_domain"]
 
 
 @dataclass(frozen=True)
@@ -126,3 +127,20 @@ def fit_domain(train: np.ndarray, valid: np.ndarray, *, n_components: int = 16, 
     vs = dm.scores(np.asarray(valid, np.float64))
     thr = float(np.quantile(vs, quantile)) * margin
     return DomainModel(mean, std, comps, scale, p / scale, rs, k, thr, len(x), calibrated_on)
+
+
+@dataclass(frozen=True)
+class DomainResult:
+    """Domain check of one image: ``in_domain`` (None when the model has no check), its score and threshold."""
+
+    in_domain: bool | None
+    score: float | None
+    threshold: float | None
+
+
+def warn_out_of_domain(path: str, model_name: str, domain: DomainResult) -> None:
+    """Warn (naming the file and what to do) when an image looks unlike a model's training images."""
+    if domain.in_domain is False:
+        warnings.warn(f"{path or 'image'}: looks unlike the images model {model_name!r} was trained on (domain score "
+                      f"{domain.score:.2f} > {domain.threshold:.2f}); its objects may be wrong. Check the overlay, "
+                      "or fine-tune the model on a few annotated images of this kind", stacklevel=3)

@@ -104,11 +104,24 @@ class _Counting(TorchTaskPlugin):
         prepared = [self.prepare(model, im, path=(paths[i] if paths else ""), channel=channel)
                     for i, im in enumerate(images)]
         counts, std = self.count_prepared(model, prepared, batch_size=batch_size, paths=paths, tta=tta)
+        domain = [self.check_domain(model, p) for p in prepared]
+        out_general = model.model_card.output.get("general")
         hy = model.model_card.output.get("hybrid")
         use = bool(hy) and (hy.get("enabled", True) if hybrid is None else hybrid)
         gate = float(hy.get("gate_area_per_object") or 0.0) if use else 0.0
         out = []
         for k, (c, s) in enumerate(zip(counts, std)):
+            ok = domain[k]
+            if ok is False:  # unlike the training images: count instances instead, or claim no interval
+                where = paths[k] if paths else "image"
+                if out_general:
+                    out.append(self._count_instances(model, images[k], channel=channel, path=where))
+                else:
+                    warnings.warn(f"{where}: looks unlike the images count model {model.name!r} was trained on; "
+                                  "its count is a guess and gets no interval", stacklevel=4)
+                    out.append(CountResult(float(c), float("nan"), float("nan"), float(s), self.representation,
+                                           False))
+                continue
             method = self.representation
             # clearly large objects (area per counted cell above the gate): the rule would not use the
             # segmenter's count, so do not run it
@@ -122,8 +135,94 @@ class _Counting(TorchTaskPlugin):
             else:
                 q = float(hy["interval_scale"])
                 lo, hi = max(0.0, float(c) - q), float(c) + q
-            out.append(CountResult(float(c), lo, hi, float(s), method))
+            out.append(CountResult(float(c), lo, hi, float(s), method, ok))
         return out
+
+    # ------------------------------------------------------------------ domain check and general images
+    def check_domain(self, model: CountModel, prepared: np.ndarray) -> bool | None:
+        """Whether a prepared image looks like the counter's training images (None: the card has no check)."""
+        from deepscope.predict.backends import torch_backend
+        from deepscope.predict.domain import DomainModel
+
+        d = model.model_card.output.get("domain")
+        if not d:
+            return None
+        dm = model.runtime.get("domain_model")
+        if dm is None:
+            dm = model.runtime["domain_model"] = DomainModel.from_dict(d)
+        feats = torch_backend(model, precision=self.precision).features(prepared.transpose(2, 0, 1)[None])[0]
+        return dm.check(feats)[0]
+
+    def fit_domain_check(self, model: CountModel, train_images: list[np.ndarray], valid_images: list[np.ndarray],
+                         *, calibrated_on: str = "", **options: Any) -> dict[str, Any]:
+        """Fit the counter's domain check on raw training images, threshold on held-out ones (stored in the card)."""
+        from deepscope.predict.backends import torch_backend
+        from deepscope.predict.domain import fit_domain
+
+        be = torch_backend(model, precision=self.precision)
+
+        def feats(images: list[np.ndarray]) -> np.ndarray:
+            return np.array([be.features(self.prepare(model, im).transpose(2, 0, 1)[None])[0] for im in images])
+
+        dm = fit_domain(feats(train_images), feats(valid_images), calibrated_on=calibrated_on, **options)
+        model.update_output(domain=dm.to_dict())
+        model.runtime.pop("domain_model", None)
+        return {"threshold": dm.threshold, "n_train": dm.n_train}
+
+    def _general_segmenter(self, model: CountModel) -> Any:
+        seg = model.runtime.get("general_segmenter")
+        if seg is None:
+            from deepscope.models import load_model
+
+            seg = load_model(model.model_card.output["general"]["segmenter"], device=model.device_name, task="segment")
+            model.runtime["general_segmenter"] = seg
+        return seg
+
+    def _count_instances(self, model: CountModel, image: np.ndarray, *, channel: int | None, path: str) -> CountResult:
+        """Count by the objects of the card's generalist segmenter, with its calibrated interval where in its domain."""
+        from deepscope.tasks.generalist import image_kind
+
+        general = model.model_card.output["general"]
+        seg = self._general_segmenter(model)
+        labels, _info, dom = seg.predict_image(image, channel=channel, return_info=True)
+        n = float(len(np.unique(labels[labels > 0])))
+        if dom.in_domain is False:
+            warnings.warn(f"{path}: looks unlike the images of both the counter {model.name!r} and the segmenter "
+                          f"{seg.name!r}; its count ({n:.0f} objects) is a guess and gets no interval", stacklevel=5)
+            return CountResult(n, float("nan"), float("nan"), float("nan"), "instances", False)
+        scales = general.get("interval", {})
+        q = float(scales.get(image_kind(seg.prepare(image, channel=channel)), scales.get("all", float("nan"))))
+        half = q * math.sqrt(n + 1.0)
+        return CountResult(n, max(0.0, n - half), n + half, math.sqrt(n + 1.0), "instances", True)
+
+    def calibrate_general(self, model: CountModel, sets: dict[str, tuple[list[np.ndarray], list[float]]], *,
+                          segmenter: str, level: float = 0.95) -> dict[str, Any]:
+        """Set the segmenter that counts images out of the counter's domain, and calibrate its interval per kind.
+
+        ``sets`` maps a kind of image (``fluorescence``, ``he``, ``brightfield``: see
+        :func:`deepscope.tasks.generalist.image_kind`) to held-out images and their true counts. The
+        half-width is ``q * sqrt(n + 1)`` for ``n`` objects, ``q`` the split-conformal quantile of
+        ``|n - true| / sqrt(n + 1)`` on that kind (and over all kinds for images of another kind).
+        """
+        from deepscope.models import model_card
+
+        model.update_output(general={"segmenter": segmenter, "interval": {},
+                                     "segmenter_sha256": (model_card(segmenter).get("weights") or {}).get("sha256")})
+        model.runtime.pop("general_segmenter", None)
+        seg = self._general_segmenter(model)
+        scores: dict[str, list[float]] = {}
+        for kind, (images, true) in sets.items():
+            for im, t in zip(images, true):
+                labels = seg.predict_image(im)
+                n = float(len(np.unique(labels[labels > 0])))
+                scores.setdefault(kind, []).append(abs(n - float(t)) / math.sqrt(n + 1.0))
+        iv = {k: round(_conformal_quantile(np.array(v), level), 4) for k, v in scores.items() if v}
+        iv["all"] = round(_conformal_quantile(np.concatenate([np.array(v) for v in scores.values()]), level), 4)
+        general = {"segmenter": segmenter, "interval": iv, "level": level,
+                   "n": {k: len(v) for k, v in scores.items()},
+                   "segmenter_sha256": (model_card(segmenter).get("weights") or {}).get("sha256")}
+        model.update_output(general=general)
+        return general
 
     # ------------------------------------------------------------------ hybrid counting
     def _segmenter(self, model: CountModel) -> Any:

@@ -14,19 +14,19 @@ Card ``output`` keys: ``target_diameter`` (pixels), ``probe_side``, ``tile``, ``
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import Any, ClassVar
 
 import numpy as np
 
 from deepscope.errors import InputError
 from deepscope.models import ArchConfig, InputSpec, SegmentModel, register_task
+from deepscope.predict.domain import DomainResult, warn_out_of_domain
 from deepscope.predict.generalist import GeneralistConfig, instances_from_outputs, segment_generalist
 from deepscope.tasks.base import TorchTaskPlugin
 from deepscope.train.generalist import DistanceSegmentTask, FlowSegmentTask
 
 __all__ = ["GeneralistSegmentation", "FlowSegmentation", "SizedDistanceSegmentation", "DomainResult",
-           "generalist_spec", "warn_out_of_domain"]
+           "generalist_spec", "warn_out_of_domain", "image_kind"]
 
 #: Side (pixels, at the model's scale) of the central window whose encoder features feed the domain check.
 DOMAIN_WINDOW = 256
@@ -37,15 +37,6 @@ def generalist_spec() -> InputSpec:
     return InputSpec(channels=3, colour="rgb", normalize="percentile", low=1, high=99.8)
 
 
-@dataclasses.dataclass(frozen=True)
-class DomainResult:
-    """Domain check of one image: ``in_domain`` (None when the model has no check) and its score."""
-
-    in_domain: bool | None
-    score: float | None
-    threshold: float | None
-
-
 class GeneralistSegmentation(TorchTaskPlugin):
     """Shared behaviour of the generalist segmenters (see the module docstring)."""
 
@@ -53,6 +44,8 @@ class GeneralistSegmentation(TorchTaskPlugin):
     model_class = SegmentModel
     training_task_class: ClassVar[type] = FlowSegmentTask
     out_channels: ClassVar[int] = 4
+    #: predict_image(return_info=True) returns (labels, [classes,] SegmentInfo, DomainResult).
+    reports_info: ClassVar[bool] = True
 
     # ------------------------------------------------------------------ card
     def default_architecture(self, *, base: int = 32, **options: Any) -> ArchConfig:
@@ -282,10 +275,19 @@ class SizedDistanceSegmentation(GeneralistSegmentation):
         return PostprocessConfig(**model.model_card.output.get("postprocess", {}))
 
 
-def warn_out_of_domain(path: str, model_name: str, domain: DomainResult) -> None:
-    """The warning for an image the model was not made for (names the file and what to do)."""
-    if domain.in_domain is False:
-        warnings.warn(f"{path or 'image'}: looks unlike the images model {model_name!r} was trained on (domain score "
-                      f"{domain.score:.2f} > {domain.threshold:.2f}); its objects may be wrong. Check the overlay, "
-                      "or fine-tune the model on a few annotated images of this kind", stacklevel=3)
+def image_kind(prepared: np.ndarray) -> str:
+    """``"fluorescence"``, ``"brightfield"`` or ``"he"``: the kind of a prepared (normalised) image.
 
+    Bright objects on a dark background are fluorescence, whatever the colour (a DAPI image saved in
+    the blue channel of an RGB file too); on a bright background, distinct colour channels make it a
+    stained (H&E-like) image and equal ones brightfield. Used to pick kind-specific calibrations.
+    """
+    x = np.asarray(prepared, np.float32)
+    grey = x.mean(-1) if x.ndim == 3 else x
+    if float(np.median(grey)) <= 0.5:
+        return "fluorescence"
+    if x.ndim == 3 and x.shape[-1] >= 3:
+        spread = float(np.mean(np.abs(x[..., 0] - x[..., 1])) + np.mean(np.abs(x[..., 1] - x[..., 2])))
+        if spread > 0.05:
+            return "he"
+    return "brightfield"
