@@ -1,7 +1,17 @@
 """Domain checks: does an image look like the images a model was trained on?
 
 A model that is confidently wrong on an image unlike its training data is a bug. Every shipped model
-carries a small :class:`DomainModel` in its card, fitted on its development images only:
+carries a small domain check in its card, fitted on its development images only. Two methods:
+
+``feature-ranges`` (:class:`RangeDomain`, the generalist segmenters): eleven interpretable
+features of the image as the model sees it (:func:`image_features`: power-spectrum slope, gradient,
+median, bright fraction, skewness, colour and the share of the histogram mode, and the model's own
+behaviour: flow strength, uncertain-probability share and foreground share), compared with the 1st
+and 99th percentiles of the training images of the same kind (fluorescence, brightfield, stained);
+the score is the summed excess outside those ranges, in units of each range's width. Images where
+the model finds no objects are judged on the image features alone.
+
+``knn-pca`` (:class:`DomainModel`, the counters):
 
 - an image's *features* are what the network's encoder sees, summarised: the per-channel mean and
   standard deviation of its deepest level (:meth:`deepscope.models.networks.UNet.encode`), computed
@@ -27,7 +37,8 @@ import numpy as np
 
 from deepscope.errors import ModelError
 
-__all__ = ["DomainModel", "DomainResult", "fit_domain", "warn_out_of_domain"]
+__all__ = ["DomainModel", "RangeDomain", "DomainResult", "fit_domain", "fit_ranges", "domain_from_dict",
+           "image_features", "FEATURES", "warn_out_of_domain"]
 
 
 @dataclass(frozen=True)
@@ -144,3 +155,136 @@ def warn_out_of_domain(path: str, model_name: str, domain: DomainResult) -> None
         warnings.warn(f"{path or 'image'}: looks unlike the images model {model_name!r} was trained on (domain score "
                       f"{domain.score:.2f} > {domain.threshold:.2f}); its objects may be wrong. Check the overlay, "
                       "or fine-tune the model on a few annotated images of this kind", stacklevel=3)
+
+
+#: The features of :func:`image_features`, in order.
+FEATURES = ("power_slope", "log_gradient", "median", "bright_fraction", "signed_log_skew", "chroma", "green_deficit",
+            "mode_share", "flow_strength", "uncertain_share", "foreground_share")
+_KINDS = ("fluorescence", "brightfield", "he")
+
+
+def image_features(window: np.ndarray, outputs: np.ndarray | None = None, *, flow_scale: float = 5.0,
+                   prob_threshold: float = 0.4) -> np.ndarray:
+    """Domain features of a normalised ``(h, w, 3)`` window and (optionally) a flow model's raw outputs on it.
+
+    Returns 11 values (:data:`FEATURES`); the three behaviour features are NaN without outputs or
+    when the model found (almost) no foreground.
+    """
+    win = np.asarray(window, np.float32)
+    if win.ndim == 2:
+        win = np.repeat(win[..., None], 3, -1)
+    g = win.mean(-1)
+    h, w = g.shape
+    spec = np.abs(np.fft.fftshift(np.fft.fft2(g - g.mean()))) ** 2
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = np.sqrt((yy - h / 2) ** 2 + (xx - w / 2) ** 2).astype(int)
+    rad = np.bincount(r.ravel(), spec.ravel()) / np.maximum(np.bincount(r.ravel()), 1)
+    k = np.arange(len(rad))
+    sel = (k >= max(2, min(h, w) // 64)) & (k <= min(h, w) // 4)
+    slope = float(np.polyfit(np.log(k[sel]), np.log(rad[sel] + 1e-12), 1)[0]) if sel.sum() > 3 else 0.0
+    gy, gx = np.gradient(g)
+    c = g - g.mean()
+    skew = float((c ** 3).mean() / (c.std() ** 3 + 1e-9))
+    hist, edges = np.histogram(np.clip(g, -0.5, 1.5), bins=40, range=(-0.5, 1.5))
+    mode = edges[int(np.argmax(hist))] + 0.025
+    feats = [slope, float(np.log(np.sqrt(gy ** 2 + gx ** 2).mean() + 1e-4)), float(np.median(g)),
+             float((g > 0.5).mean()), float(np.sign(skew) * np.log1p(abs(skew))),
+             float(np.abs(win[..., 0] - win[..., 1]).mean() + np.abs(win[..., 1] - win[..., 2]).mean()),
+             float((win[..., 0].mean() + win[..., 2].mean()) / 2 - win[..., 1].mean()),
+             float((np.abs(g - mode) < 0.1).mean())]
+    beh = [np.nan, np.nan, np.nan]
+    if outputs is not None:
+        p = 1.0 / (1.0 + np.exp(-np.clip(outputs[0], -60, 60)))
+        fg = p > prob_threshold
+        if fg.mean() >= 0.002:
+            mag = np.sqrt(outputs[1] ** 2 + outputs[2] ** 2) / flow_scale
+            beh = [float(mag[fg].mean()), float(((p > 0.1) & (p < 0.9)).mean() / max((p > 0.1).mean(), 1e-3)),
+                   float(fg.mean())]
+    return np.array(feats + beh, np.float64)
+
+
+def _kind(f: np.ndarray) -> str:
+    """The kind of image from its features (as :func:`deepscope.tasks.generalist.image_kind`)."""
+    if f[2] <= 0.5:
+        return "fluorescence"
+    return "he" if f[5] > 0.05 else "brightfield"
+
+
+@dataclass(frozen=True)
+class RangeDomain:
+    """``feature-ranges`` domain check (see the module docstring); stored in a model card as plain lists."""
+
+    low: dict[str, np.ndarray]
+    high: dict[str, np.ndarray]
+    width: dict[str, np.ndarray]
+    threshold: float
+    n_train: int
+    calibrated_on: str = ""
+
+    def scores(self, feats: np.ndarray) -> np.ndarray:
+        out = []
+        for f in np.atleast_2d(np.asarray(feats, np.float64)):
+            if f.shape[0] != len(FEATURES):
+                raise ModelError(f"domain check expects {len(FEATURES)} features, got {f.shape[0]}")
+            k = _kind(f)
+            if k not in self.low:
+                k = next(iter(self.low))
+            ex = (np.maximum(self.low[k] - f, 0) + np.maximum(f - self.high[k], 0)) / self.width[k]
+            out.append(float(np.nansum(ex)))
+        return np.array(out)
+
+    def check(self, feats: np.ndarray) -> tuple[bool, float]:
+        s = float(self.scores(feats)[0])
+        return bool(s <= self.threshold), s
+
+    def to_dict(self) -> dict[str, Any]:
+        def r(a: np.ndarray) -> Any:
+            return np.round(np.asarray(a, np.float64), 5).tolist()
+
+        return {"method": "feature-ranges", "features": list(FEATURES), "low": {k: r(v) for k, v in self.low.items()},
+                "high": {k: r(v) for k, v in self.high.items()}, "width": {k: r(v) for k, v in self.width.items()},
+                "threshold": round(float(self.threshold), 5), "n_train": int(self.n_train),
+                "calibrated_on": self.calibrated_on}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RangeDomain:
+        try:
+            if list(d["features"]) != list(FEATURES):
+                raise ValueError(f"features {d['features']} are not this version's {list(FEATURES)}")
+            arr = {key: {k: np.asarray(v, np.float64) for k, v in d[key].items()} for key in ("low", "high", "width")}
+            return cls(arr["low"], arr["high"], arr["width"], float(d["threshold"]), int(d["n_train"]),
+                       str(d.get("calibrated_on", "")))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelError(f"the model card's domain check is incomplete or malformed ({exc})") from exc
+
+
+def fit_ranges(train: np.ndarray, valid: np.ndarray, *, q: float = 1.0, floor: float = 0.1, quantile: float = 0.99,
+               margin: float = 1.25, calibrated_on: str = "") -> RangeDomain:
+    """Fit a ``feature-ranges`` check on training features (rows of :func:`image_features`), threshold on held-out ones.
+
+    Per kind of image, each feature's range is its ``q``-th to ``100 - q``-th percentile over the
+    training images (width at least ``floor`` times the 5-95% spread over all of them); the
+    threshold is ``quantile`` of the held-out scores times ``margin``.
+    """
+    x = np.asarray(train, np.float64)
+    spread = np.nanpercentile(x, 95, 0) - np.nanpercentile(x, 5, 0)
+    spread = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
+    kinds = np.array([_kind(f) for f in x])
+    low, high, width = {}, {}, {}
+    for k in _KINDS:
+        sub = x[kinds == k]
+        if not len(sub):
+            continue
+        lo, hi = np.nanpercentile(sub, q, 0), np.nanpercentile(sub, 100 - q, 0)
+        low[k], high[k] = lo, hi
+        width[k] = np.maximum(np.nan_to_num(hi - lo), floor * spread)
+    dm = RangeDomain(low, high, width, float("inf"), len(x), calibrated_on)
+    thr = float(np.quantile(dm.scores(np.asarray(valid, np.float64)), quantile)) * margin
+    return RangeDomain(low, high, width, max(thr, 0.25), len(x), calibrated_on)
+
+
+def domain_from_dict(d: dict[str, Any]) -> DomainModel | RangeDomain:
+    """The domain check a card stores (by its ``method``)."""
+    if d.get("method") == "feature-ranges":
+        return RangeDomain.from_dict(d)
+    return DomainModel.from_dict(d)

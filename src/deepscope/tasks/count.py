@@ -142,14 +142,14 @@ class _Counting(TorchTaskPlugin):
     def check_domain(self, model: CountModel, prepared: np.ndarray) -> bool | None:
         """Whether a prepared image looks like the counter's training images (None: the card has no check)."""
         from deepscope.predict.backends import torch_backend
-        from deepscope.predict.domain import DomainModel
+        from deepscope.predict.domain import domain_from_dict
 
         d = model.model_card.output.get("domain")
         if not d:
             return None
         dm = model.runtime.get("domain_model")
         if dm is None:
-            dm = model.runtime["domain_model"] = DomainModel.from_dict(d)
+            dm = model.runtime["domain_model"] = domain_from_dict(d)
         feats = torch_backend(model, precision=self.precision).features(prepared.transpose(2, 0, 1)[None])[0]
         return dm.check(feats)[0]
 

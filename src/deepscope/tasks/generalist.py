@@ -128,28 +128,30 @@ class GeneralistSegmentation(TorchTaskPlugin):
 
     # ------------------------------------------------------------------ domain check
     def features(self, model: SegmentModel, x: np.ndarray, scale: float) -> np.ndarray:
-        """Encoder features ``(F,)`` of a prepared image seen at ``scale`` (its central window)."""
-        from deepscope.predict.backends import torch_backend
-        from deepscope.predict.engine import pad_to_multiple
+        """Domain features (:func:`deepscope.predict.domain.image_features`) of a prepared image seen at
+        ``scale``: its central window of ``DOMAIN_WINDOW`` pixels at the model's scale, and the model's
+        outputs there."""
+        from deepscope.predict.domain import image_features
+        from deepscope.predict.flows import FLOW_SCALE
         from deepscope.predict.scale import rescale_image
 
         h, w = x.shape[:2]
         side = int(np.ceil(DOMAIN_WINDOW / max(scale, 1e-6)))
         r0, c0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
         win = rescale_image(x[r0:r0 + side, c0:c0 + side], scale)
-        win, _ = pad_to_multiple(win, model.arch.stride)
-        return torch_backend(model, precision=self.precision).features(win.transpose(2, 0, 1)[None])[0]
+        out = self.raw_outputs(model, win) if self.postprocess_mode == "flows" else None
+        return image_features(win, out, flow_scale=FLOW_SCALE)
 
     def check_domain(self, model: SegmentModel, x: np.ndarray, scale: float) -> DomainResult:
         """Whether a prepared image looks like the model's training images (at the scale it was segmented)."""
-        from deepscope.predict.domain import DomainModel
+        from deepscope.predict.domain import domain_from_dict
 
         d = model.model_card.output.get("domain")
         if not d:
             return DomainResult(None, None, None)
         dm = model.runtime.get("domain_model")
         if dm is None:
-            dm = model.runtime["domain_model"] = DomainModel.from_dict(d)
+            dm = model.runtime["domain_model"] = domain_from_dict(d)
         ok, score = dm.check(self.features(model, x, scale))
         return DomainResult(ok, round(score, 4), dm.threshold)
 
@@ -159,7 +161,7 @@ class GeneralistSegmentation(TorchTaskPlugin):
 
         Each image is seen at the scale the model segments it at (its estimated diameter).
         """
-        from deepscope.predict.domain import fit_domain
+        from deepscope.predict.domain import fit_ranges
         from deepscope.predict.generalist import _probe
 
         cfg = self.generalist_config(model)
@@ -172,7 +174,7 @@ class GeneralistSegmentation(TorchTaskPlugin):
                 rows.append(self.features(model, x, cfg.target_diameter / est if est else 1.0))
             return np.array(rows)
 
-        dm = fit_domain(feats(train_images), feats(valid_images), calibrated_on=calibrated_on, **options)
+        dm = fit_ranges(feats(train_images), feats(valid_images), calibrated_on=calibrated_on, **options)
         model.update_output(domain=dm.to_dict())
         model.runtime.pop("domain_model", None)
         return {"threshold": dm.threshold, "n_train": dm.n_train}
