@@ -15,6 +15,7 @@ __all__ = [
     "ConfigError",
     "ModelError",
     "PairingError",
+    "LimitError",
 ]
 
 
@@ -49,3 +50,7 @@ class ModelError(DeepscopeError, ValueError):
 
 class PairingError(DeepscopeError, ValueError):
     """Images and their labels, masks or targets could not be paired."""
+
+
+class LimitError(DeepscopeError, ValueError):
+    """An input asks for more memory or disk than a resource limit allows (see :mod:`deepscope.io.limits`)."""
