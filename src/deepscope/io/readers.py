@@ -356,6 +356,8 @@ def read_meta(path: str | os.PathLike[str], *, checksum: bool = True) -> FileMet
         return read_image(p, checksum=checksum).meta  # raises the reader's error
     if fmt == "zarr":
         return _read_zarr(p, checksum=checksum, pixels=False).meta
+    if _file_size(p) == 0:
+        raise ImageReadError(p, "is empty (0 bytes)")
     if fmt == "tiff":
         return _read_tiff_header(p, None, checksum=checksum, limit=False)
     digest = sha256_file(p) if checksum else ""

@@ -46,11 +46,13 @@ PART_SCHEMA = "deepscope.part/1"
 
 @dataclass(frozen=True)
 class Task:
-    """One image set to process: its key (part file name), id and ``(channel, path)`` files."""
+    """One image set to process: its key (part file name), id, ``(channel, path)`` files and the stem its
+    label images and overlay are written under (default :func:`~deepscope.pipeline.inputs.set_stem` of the id)."""
 
     key: str
     set_id: str
     files: tuple[tuple[str, str], ...]
+    stem: str = ""
 
 
 @dataclass(frozen=True)
@@ -504,7 +506,7 @@ def run_task(job_json: str, task: Task) -> TaskResult:
         first = next(iter(d.data.values()))
         image = {"Height": int(first.shape[0]), "Width": int(first.shape[1]),
                  **{k: (v.item() if isinstance(v, np.generic) else v) for k, v in result.values.items()}}
-        stem = set_stem(t.set_id)
+        stem = t.stem or set_stem(t.set_id)
         written = []
         if pipeline.outputs.labels:
             for name, lab in result.labels.items():
@@ -540,7 +542,8 @@ def run_task(job_json: str, task: Task) -> TaskResult:
                     pass
     seconds = time.perf_counter() - t0
     meta = {"schema": PART_SCHEMA, "key": task.key, "set_id": task.set_id, "status": "failed" if error else "ok",
-            "error": error, "files": files, "input_sha256": _set_sha256(files), "image": image,
+            "error": error, "retry": bool(error) and bool(outcome.transient),
+            "stem": task.stem or set_stem(task.set_id), "files": files, "input_sha256": _set_sha256(files), "image": image,
             "seconds": round(seconds, 6), "pipeline_hash": ctx.job["pipeline_hash"], "run_id": ctx.run.run_id,
             "deepscope_version": ctx.run.deepscope_version}
     write_part(part_path(ctx.run_dir, task.key), objects, meta)
