@@ -16,6 +16,7 @@ __all__ = [
     "ModelError",
     "PairingError",
     "LimitError",
+    "OutputError",
 ]
 
 
@@ -54,3 +55,7 @@ class PairingError(DeepscopeError, ValueError):
 
 class LimitError(DeepscopeError, ValueError):
     """An input asks for more memory or disk than a resource limit allows (see :mod:`deepscope.io.limits`)."""
+
+
+class OutputError(DeepscopeError, OSError):
+    """An output folder or file cannot be written (not writable, no free space); found before the work starts."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from deepscope.cli._common import console, handle_errors
+from deepscope.cli._common import console, escape, handle_errors
 
 
 @handle_errors
@@ -63,8 +63,11 @@ def inspect(
                                          if pat else "")
             if pat and rec.get("metadata") is None and "error" not in rec:
                 extra = "[red](name does not match pattern)[/]"
-            table.add_row(Path(rec["path"]).name, "x".join(map(str, rec.get("shape", []))), rec.get("dtype", ""),
-                          rec.get("axes", ""), str(rec.get("pages", "")), rec.get("format", ""), extra)
+            if "error" in rec or not pat:
+                extra = escape(extra)  # file names and messages are text, not markup
+            table.add_row(escape(Path(rec["path"]).name), "x".join(map(str, rec.get("shape", []))),
+                          rec.get("dtype", ""), rec.get("axes", ""), str(rec.get("pages", "")), rec.get("format", ""),
+                          extra)
         console.print(table)
         if len(records) > limit:
             console.print(f"... {len(records) - limit} more (use --limit or --json)")

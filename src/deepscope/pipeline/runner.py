@@ -244,6 +244,8 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike[str], out: str | os.Path
     t0 = time.perf_counter()
     import multiprocessing as mp
 
+    from deepscope.io import check_output
+
     if getattr(mp.current_process(), "_inheriting", False):
         raise ConfigError("run_pipeline was called while a worker process was importing the script that started "
                           "the run; put the call under `if __name__ == \"__main__\":` in that script")
@@ -260,7 +262,7 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike[str], out: str | os.Path
     check_run_dir(run_dir)  # before anything (even a lock file) is written into someone else's folder
     with ex:
         ex.open()  # an unreachable scheduler fails here, before the run folder is touched
-        run_dir.mkdir(parents=True, exist_ok=True)
+        check_output(run_dir)  # created, writable, with free space: a clear error before any work
         with lock_run_dir(run_dir):
             return _run_locked(pipeline, run_dir, ex, sets, skipped, models, phash, on_change=on_change,
                                retry_failed=retry_failed, rehash=rehash, device=device, command=command,

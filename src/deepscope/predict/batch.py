@@ -231,7 +231,7 @@ def _stems(paths: list[Path]) -> list[str]:
         msg = (f"'{paths[i]}' would write its outputs under the name '{old}', which an earlier input uses; "
                f"its outputs are named '{stems[i]}' instead")
         logger.warning("%s", msg)
-        warnings.warn(msg, stacklevel=3)
+        warnings.warn(msg, stacklevel=4)  # at the caller of segment_paths / restore_paths
     return stems
 
 
@@ -403,6 +403,8 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
         The model cannot be loaded or is not a counting model.
     deepscope.errors.InputError
         No inputs, or a folder without images.
+    deepscope.errors.OutputError
+        ``output`` cannot be written (checked before any image is counted).
 
     Examples
     --------
@@ -413,6 +415,10 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
     files = expand_paths(paths, include=include, recursive=recursive)
+    if output is not None:
+        from deepscope.io import check_output
+
+        check_output(output, folder=False)  # before any image is counted, not after
     net = resolve_model(model, task="count", device=device)
     run = _start_run("count", net, model, files, channel=channel, batch_size=batch_size, device=device)
 
@@ -484,6 +490,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     >>> res.table[["path", "count"]].head()                           # doctest: +SKIP
     """
     from deepscope.evaluate import count_instances
+    from deepscope.io import check_output
     from deepscope.provenance import lineage
 
     if tta not in ("none", "flips", "d8"):
@@ -497,7 +504,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     if n_classes > 1 and len(class_names) != n_classes:
         class_names = [f"class{k}" for k in range(1, n_classes + 1)]
     run = _start_run("segment", net, model, files, tile=tile, overlap=ov, tta=tta, channel=channel, device=device)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_output(out_dir)  # writable, with free space: before any image is processed
     count_cols = ["count"] + [f"count_{c}" for c in class_names]
 
     def row(p: Path) -> dict[str, Any]:
@@ -588,7 +595,7 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     --------
     >>> res = restore_paths(["blurred/"], "restored", model="deblur-bbbc005")  # doctest: +SKIP
     """
-    from deepscope.io import write_tiff
+    from deepscope.io import check_output, write_tiff
     from deepscope.provenance import lineage
 
     if dtype not in ("input", "float32"):
@@ -599,7 +606,7 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     ov = _overlap(net, tile, overlap)
     run = _start_run("restore", net, model, files, dtype=dtype, tile=tile, overlap=ov, channel=channel,
                      device=device)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_output(out_dir)  # writable, with free space: before any image is processed
 
     def infer(ds: list[Decoded]) -> list[Any]:
         with warnings.catch_warnings(record=True) as caught:
