@@ -65,7 +65,14 @@ def find_images(folder: str | os.PathLike[str], *, include: str | Sequence[str] 
     inc = [include] if isinstance(include, str) else list(include or [])
     exc = [exclude] if isinstance(exclude, str) else list(exclude or [])
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unreadable(exc: OSError) -> None:  # a sub-folder that cannot be listed: said, not silently skipped
+        import warnings
+
+        warnings.warn(f"folder '{exc.filename}' cannot be read ({exc.strerror or exc}); its images are left out",
+                      stacklevel=3)
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         keep_dirs = []
         for d in dirnames:
             if d.startswith("."):

@@ -147,8 +147,7 @@ def read_image(path: str | os.PathLike[str], *, series: int | None = None,
     ((3, 4, 5), 'uint16', 3)
     """
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"No such image file or folder: '{p}'. Check the path and try again.")
+    _check_exists(p)
     fmt = image_format(p)
     if fmt is None:
         raise UnsupportedFormatError(
@@ -179,6 +178,14 @@ def _read_bytes(p: Path, checksum: bool) -> tuple[bytes, str]:
     if not raw:
         raise ImageReadError(p, "is empty (0 bytes)")
     return raw, hashlib.sha256(raw).hexdigest() if checksum else ""
+
+
+def _check_exists(p: Path) -> None:
+    if p.exists():
+        return
+    if p.is_symlink():
+        raise ImageReadError(p, "is a symbolic link that leads nowhere (a loop of links, or a missing target)")
+    raise FileNotFoundError(f"No such image file or folder: '{p}'. Check the path and try again.")
 
 
 #: Files larger than this (bytes) have their header checked against the limits before they are read.
@@ -349,8 +356,7 @@ def read_meta(path: str | os.PathLike[str], *, checksum: bool = True) -> FileMet
     ((3, 4, 5), 'uint16', 64)
     """
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"No such image file or folder: '{p}'. Check the path and try again.")
+    _check_exists(p)
     fmt = image_format(p)
     if fmt is None or (fmt == "zarr") != p.is_dir():
         return read_image(p, checksum=checksum).meta  # raises the reader's error

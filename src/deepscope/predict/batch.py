@@ -198,7 +198,7 @@ def model_input(x: np.ndarray, model: Any, *, channel: int | None = None, path: 
 def _read(path: Path) -> Image:
     from deepscope.io import read_image
 
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise FileNotFoundError(f"No such file: '{path}'")
     return read_image(path)
 
