@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,3 +42,11 @@ def segment_pipeline(folder: Path, **outputs: object) -> dict:
     return {"name": "test", "inputs": {"paths": [str(folder)]},
             "steps": [{"segment": {"model": "otsu-watershed"}}, {"count": {}}, {"measure": {}}],
             "outputs": {"labels": True, "overlays": False, **outputs}}
+
+
+def wait_until(done: Callable[[], bool], *, seconds: float, what: str, alive: Callable[[], bool] = lambda: True) -> None:
+    """Poll ``done`` until it holds; fail with ``what`` after ``seconds`` or when ``alive`` stops holding."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert alive() and time.monotonic() < deadline, what
+        time.sleep(0.02)

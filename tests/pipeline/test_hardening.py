@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from deepscope.errors import OutputError
 from deepscope.io import write_png, write_tiff
 from deepscope.pipeline import Pipeline, run_pipeline
 
-from ._data import SIZE, segment_pipeline, write_nuclei
+from ._data import SIZE, segment_pipeline, wait_until, write_nuclei
 
 
 def _field(seed: int, n: int = 4) -> np.ndarray:
@@ -142,18 +141,34 @@ def test_a_killed_driver_takes_its_workers_with_it(tmp_path):
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "deepscope.cli.app", "run", str(spec), "--out", str(run), "-j", "2"],
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while len(_group(proc.pid)) < 4:  # driver, resource tracker, forkserver, workers
-            assert proc.poll() is None and time.monotonic() < deadline, "the workers did not start"
-            time.sleep(0.05)
+    try:  # driver, resource tracker, forkserver and workers
+        wait_until(lambda: len(_group(proc.pid)) >= 4, seconds=120, what="the workers did not start",
+                   alive=lambda: proc.poll() is None)
         os.kill(proc.pid, signal.SIGKILL)  # the driver alone
         proc.wait()
-        deadline = time.monotonic() + 30
-        while _group(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        left = _group(proc.pid)
+        wait_until(lambda: not _group(proc.pid), seconds=30, what="processes of the killed run are still alive")
     finally:
         for pid in _group(proc.pid):
             os.kill(pid, signal.SIGKILL)
-    assert not left, f"processes of the killed run still alive: {left}"
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_processes_dask_starts_ignore_ctrl_c_and_the_driver_does_not():
+    """The terminal sends Ctrl-C to the whole process group: Dask's worker processes, started inside
+    this context, ignore it (no tracebacks), and only the driver reports the interruption, in one line."""
+    from deepscope.pipeline.executors import _children_ignore_sigint
+
+    def ignored(pid: int) -> bool:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigIgn:"):
+                return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+        raise AssertionError("no SigIgn line")
+
+    before = signal.getsignal(signal.SIGINT)
+    with _children_ignore_sigint():
+        child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        assert ignored(child.pid)
+    finally:
+        child.communicate(b"")
+    assert signal.getsignal(signal.SIGINT) is before

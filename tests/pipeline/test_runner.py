@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
@@ -18,7 +17,7 @@ from deepscope.io import write_tiff
 from deepscope.pipeline import Pipeline, RunDirError, SerialExecutor, load_pipeline, read_manifest, run_pipeline
 from deepscope.provenance import lineage
 
-from ._data import SIZE, segment_pipeline, write_nuclei
+from ._data import SIZE, segment_pipeline, wait_until, write_nuclei
 
 
 def tables(run_dir):
@@ -82,11 +81,8 @@ def test_killed_local_run_resumes_to_the_same_tables(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "deepscope.cli.app", "run", str(spec), "--out", str(run), "-j", "1"],
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 120
-        while not (run / "parts").is_dir() or n_parts(run) < 3:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "no result parts appeared"
-            time.sleep(0.01)
+        wait_until(lambda: (run / "parts").is_dir() and n_parts(run) >= 3, seconds=120, what="no result parts appeared",
+                   alive=lambda: proc.poll() is None)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

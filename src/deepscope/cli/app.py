@@ -28,7 +28,7 @@ def _root(
                                  help="Print the version and exit."),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-v, -vv)."),
     max_pixels: float | None = typer.Option(None, "--max-pixels", help="Largest image to decode, in values (all "
-                                            "planes and channels; default 250000000, about 24 GB of working memory; "
+                                            "planes and channels; default 250000000, sized for 24 GB of memory; "
                                             "0 = no limit). Also DEEPSCOPE_MAX_PIXELS; see docs/limits.md."),
 ) -> None:
     """deepscope command line."""

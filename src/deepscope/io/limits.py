@@ -13,8 +13,9 @@ processes a run starts. ``0`` switches a limit off. docs/limits.md states them a
 limit                     environment variable            default
 ========================  ==============================  =====================================================
 ``max_pixels``            ``DEEPSCOPE_MAX_PIXELS``        250,000,000 values per image (all planes, channels):
-                                                          about 24 GB of working memory for a whole-image
-                                                          command at ~96 bytes per pixel
+                                                          a whole-image command needs ~56-66 bytes per pixel
+                                                          (benchmarks/bench_limits.py), so ~17 GB: within
+                                                          24 GB with a margin
 ``zip_member_bytes``      ``DEEPSCOPE_MAX_ZIP_MEMBER``    2 GiB uncompressed per zip member
 ``zip_total_bytes``       ``DEEPSCOPE_MAX_ZIP_TOTAL``     16 GiB uncompressed per zip archive
 ``zip_ratio``             ``DEEPSCOPE_MAX_ZIP_RATIO``     200 (uncompressed / compressed, members over 1 MiB)
@@ -169,5 +170,5 @@ def check_pixels(path: object, shape: tuple[int, ...], *, what: str = "image") -
     if lim.exceeded("max_pixels", n):
         dims = " x ".join(str(int(s)) for s in shape)
         raise LimitError(f"{path}: the {what} is {dims} = {n:,} values, over the limit of {lim.max_pixels:,} "
-                         f"(about 24 GB of working memory at the default); it was not decoded. Crop or tile it, "
-                         f"or {lim.how_to_raise('max_pixels')}")
+                         f"(the default keeps a command within about 24 GB of memory); it was not decoded. Crop or "
+                         f"tile it, or {lim.how_to_raise('max_pixels')}")
