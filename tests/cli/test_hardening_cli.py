@@ -84,12 +84,12 @@ def test_a_header_declared_huge_image_is_one_clear_error_row(tmp_path, models):
 
 
 def test_max_pixels_option_and_zip_bomb(tmp_path, monkeypatch):
-    monkeypatch.delenv("DEEPSCOPE_MAX_PIXELS", raising=False)
+    monkeypatch.setenv("DEEPSCOPE_MAX_PIXELS", "")  # so that the value --max-pixels sets is undone afterwards
     img = tmp_path / "small.tif"
     write_tiff(img, np.zeros((40, 50), np.uint8))
     r = runner.invoke(app, ["--max-pixels", "1000", "count", str(img), "-o", str(tmp_path / "c.csv")])
     assert "40 x 50 = 2,000 values, over the limit of 1,000" in _out(r)
-    monkeypatch.delenv("DEEPSCOPE_MAX_PIXELS", raising=False)
+    monkeypatch.setenv("DEEPSCOPE_MAX_PIXELS", "")
     z = tmp_path / "bomb.zip"
     with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("x.tif", bytes(8 << 20))
@@ -111,3 +111,12 @@ def test_crafted_card_and_unwritable_output_are_one_line_errors(tmp_path, models
     assert "Traceback" not in r.output
     r = runner.invoke(app, ["count", str(img), "-o", str(tmp_path), "-m", str(models / "count"), "--device", "cpu"])
     assert r.exit_code == 2 and "is a folder; give a file name" in _out(r)
+
+
+def test_catalog_keeps_a_name_that_is_not_utf8(bad, tmp_path):
+    db = tmp_path / "cat.db"
+    r = runner.invoke(app, ["catalog", "add", str(bad), "--db", str(db)])
+    assert r.exit_code == 0, r.output
+    assert "9 file(s): 4 added, 0 unchanged, 5 failed" in _out(r)  # the catalog reads headers: nan.tif is added
+    r = runner.invoke(app, ["catalog", "list", "--db", str(db)])
+    assert "caf\\xe9.tif" in _out(r)

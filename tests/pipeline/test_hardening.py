@@ -12,14 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from deepscope.data.synth import generate_field
 from deepscope.errors import OutputError
 from deepscope.io import write_png, write_tiff
 from deepscope.pipeline import Pipeline, run_pipeline
 
-from ._data import SIZE, segment_pipeline, wait_until, write_nuclei
+from ._data import SIZE, segment_pipeline, start_run, wait_until, write_nuclei
 
 
 def _field(seed: int, n: int = 4) -> np.ndarray:
@@ -134,13 +133,7 @@ def _group(pgid: int) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_a_killed_driver_takes_its_workers_with_it(tmp_path):
-    folder = tmp_path / "images"
-    write_nuclei(folder, 40)
-    spec = tmp_path / "p.yaml"
-    spec.write_text(yaml.safe_dump(segment_pipeline(folder)))
-    run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "deepscope.cli.app", "run", str(spec), "--out", str(run), "-j", "2"],
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, _ = start_run(tmp_path, n=40, jobs=2)
     try:  # driver, resource tracker, forkserver and workers
         wait_until(lambda: len(_group(proc.pid)) >= 4, seconds=120, what="the workers did not start",
                    alive=lambda: proc.poll() is None)

@@ -172,8 +172,10 @@ def test_same_stems_never_overwrite_each_other(tmp_path, field, models):
     b = write_tiff(tmp_path / "y" / "img.tif", field.images[(2, 1)])
     c = write_tiff(tmp_path / "y.tif", field.images[(1, 1)])
     d = write_png(tmp_path / "y.png", field.images[(2, 1)])
-    with pytest.warns(UserWarning, match=r"would write its outputs under the name 'img'.*named 'img_2'"):
+    with pytest.warns(UserWarning, match=r"would write its outputs under the name") as caught:
         res = segment_paths([a, b, c, d], tmp_path / "out", model=models / "segment", device="cpu")
+    assert sorted(str(w.message).rsplit("; ", 1)[1] for w in caught) == ["its outputs are named 'img_2' instead",
+                                                                         "its outputs are named 'y_2' instead"]
     assert res.n_failed == 0
     labels = res.table["labels"].tolist()
     assert [Path(x).name for x in labels] == ["img.labels.tif", "img_2.labels.tif", "y.labels.tif",
