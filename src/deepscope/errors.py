@@ -15,6 +15,8 @@ __all__ = [
     "ConfigError",
     "ModelError",
     "PairingError",
+    "LimitError",
+    "OutputError",
 ]
 
 
@@ -49,3 +51,11 @@ class ModelError(DeepscopeError, ValueError):
 
 class PairingError(DeepscopeError, ValueError):
     """Images and their labels, masks or targets could not be paired."""
+
+
+class LimitError(DeepscopeError, ValueError):
+    """An input asks for more memory or disk than a resource limit allows (see :mod:`deepscope.io.limits`)."""
+
+
+class OutputError(DeepscopeError, OSError):
+    """An output folder or file cannot be written (not writable, no free space); found before the work starts."""

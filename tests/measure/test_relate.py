@@ -72,9 +72,9 @@ def test_filter_errors():
         filter_objects(lab, table, {"Area": (1, 2)})
     with pytest.raises(InputError, match="must be a \\(min, max\\) pair"):
         filter_objects(lab, table, {"AreaShape_Area": 5})
-    with pytest.raises(InputError, match="filter expression 'Nope > 1' failed"):
+    with pytest.raises(InputError, match="filter 'Nope > 1': no column 'Nope'; columns are"):
         filter_objects(lab, table, "Nope > 1")
-    with pytest.raises(InputError, match="criteria must be a query string or a dict"):
+    with pytest.raises(InputError, match="criteria must be a filter string or a dict"):
         filter_objects(lab, table, 5)  # type: ignore[arg-type]
 
 

@@ -52,3 +52,27 @@ def test_gate_skips_the_segmenter_only_on_large_objects(fields, monkeypatch):
     assert all(r.method == "density+objects" for r in res)
     truth = np.repeat([f.count for f in fields], 2)
     assert np.abs(np.array([r.count for r in res]) - truth).max() < 0.15 * truth.max()
+
+
+def _mosaic(images, k):
+    return np.concatenate([np.concatenate(images[r * k:(r + 1) * k], axis=1) for r in range(k)], axis=0)
+
+
+def test_intervals_scale_with_the_image_and_cover_mosaics():
+    """Issue 14: the object branch's interval was a fixed +-2.76 whatever the image size; on a mosaic of k x k
+    fields it is now sqrt(k^2) = k times the calibrated one, and the density branch's grows with its variance."""
+    from deepscope.tasks.count import area_factor
+
+    m = load_model("count-bbbc005", device="cpu")
+    q = m.card["output"]["hybrid"]["interval_scale"]
+    fields = [generate_field(n, stains=(1, 2), blurs=1, seed=70 + i) for i, n in enumerate((12, 30, 45, 20))]
+    true = sum(int(f.nuclei.max()) for f in fields)
+    one = m.count_images([fields[0].images[(1, 1)]])[0]
+    mos = m.count_images([_mosaic([f.images[(1, 1)] for f in fields], 2)])[0]
+    assert one.method == mos.method == "density+objects"
+    assert (one.high - one.count) == pytest.approx(q) and (mos.high - mos.count) == pytest.approx(2 * q)
+    assert mos.low <= true <= mos.high
+    assert area_factor(m.card["output"]["hybrid"], (1040, 1392)) == pytest.approx(2.0)
+    bodies_one = m.count_images([fields[1].images[(2, 1)]], hybrid=False)[0]
+    bodies_mos = m.count_images([_mosaic([f.images[(2, 1)] for f in fields], 2)], hybrid=False)[0]
+    assert bodies_mos.high - bodies_mos.count > 1.5 * (bodies_one.high - bodies_one.count)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -40,3 +43,28 @@ def segment_pipeline(folder: Path, **outputs: object) -> dict:
     return {"name": "test", "inputs": {"paths": [str(folder)]},
             "steps": [{"segment": {"model": "otsu-watershed"}}, {"count": {}}, {"measure": {}}],
             "outputs": {"labels": True, "overlays": False, **outputs}}
+
+
+def wait_until(done: Callable[[], bool], *, seconds: float, what: str, alive: Callable[[], bool] = lambda: True) -> None:
+    """Poll ``done`` until it holds; fail with ``what`` after ``seconds`` or when ``alive`` stops holding."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert alive() and time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def start_run(tmp_path: Path, *, n: int, jobs: int) -> tuple[Any, Path]:
+    """Start ``deepscope run`` on ``n`` nuclei images in a new session (its own process group): (process, RUN_DIR)."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    folder = tmp_path / "images"
+    write_nuclei(folder, n)
+    spec = tmp_path / "p.yaml"
+    spec.write_text(yaml.safe_dump(segment_pipeline(folder)))
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "deepscope.cli.app", "run", str(spec), "--out", str(run), "-j",
+                             str(jobs)], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return proc, run

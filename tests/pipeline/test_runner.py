@@ -5,20 +5,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import pandas as pd
 import pytest
-import yaml
 
 from deepscope.data.synth import generate_field
 from deepscope.io import write_tiff
 from deepscope.pipeline import Pipeline, RunDirError, SerialExecutor, load_pipeline, read_manifest, run_pipeline
 from deepscope.provenance import lineage
 
-from ._data import SIZE, segment_pipeline, write_nuclei
+from ._data import SIZE, segment_pipeline, start_run, wait_until, write_nuclei
 
 
 def tables(run_dir):
@@ -74,19 +70,11 @@ def test_interrupted_run_resumes_to_the_same_tables(nuclei_dir, tmp_path):
 
 def test_killed_local_run_resumes_to_the_same_tables(tmp_path):
     """SIGKILL the driver and its worker process mid-run; the same command finishes the rest."""
-    folder = tmp_path / "images"
-    write_nuclei(folder, 40)
+    proc, run = start_run(tmp_path, n=40, jobs=1)
     spec = tmp_path / "p.yaml"
-    spec.write_text(yaml.safe_dump(segment_pipeline(folder)))
-    run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "deepscope.cli.app", "run", str(spec), "--out", str(run), "-j", "1"],
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 120
-        while not (run / "parts").is_dir() or n_parts(run) < 3:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "no result parts appeared"
-            time.sleep(0.01)
+        wait_until(lambda: (run / "parts").is_dir() and n_parts(run) >= 3, seconds=120, what="no result parts appeared",
+                   alive=lambda: proc.poll() is None)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -102,13 +102,19 @@ BAD = [
     ("inputs: [x]\nsteps:\n  - segment: {model: otsu-watershed}\n    - measure: {}\n",
      r"p\.yaml, line 4, column \d+: not valid YAML"),
     ("inputs: [x]\ninputs: [y]\nsteps: [{segment: {}}]\n", r"line 2: duplicate key 'inputs' \(first at line 1\)"),
+    # issue 14: a filter is parsed by deepscope's own filter language, so this runs nothing and is refused
+    ("inputs: [x]\nsteps:\n  - segment: {model: otsu-watershed}\n  - measure: {}\n  - filter:\n      objects: Nuclei\n"
+     "      where: \"AreaShape_Area > @np.lib._datasource.os.system('id > pwned.txt')\"\n",
+     r"line 7: steps\[2\]\.filter\.where: filter .* at character 18: '@' names .* not part of the filter language"),
 ]
 
 
 @pytest.mark.parametrize("text, match", BAD, ids=[f"bad{i}" for i in range(len(BAD))])
-def test_errors_name_the_key_and_line(tmp_path, text, match):
+def test_errors_name_the_key_and_line(tmp_path, text, match, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=match):
         load_pipeline(_write(tmp_path, text))
+    assert not (tmp_path / "pwned.txt").exists()
 
 
 def test_missing_pipeline_file(tmp_path):

@@ -164,12 +164,23 @@ def test_segment_paths_writes_labels_overlays_counts_and_lineage(tmp_path, image
         segment_paths([images], out, model=models / "segment", tta="all")
 
 
-def test_same_stems_in_two_folders_do_not_overwrite_each_other(tmp_path, field, models):
+def test_same_stems_never_overwrite_each_other(tmp_path, field, models):
+    """Issue 14: ``y.tif`` + ``y.png`` and two ``img.tif`` in two folders give distinct outputs, with a warning."""
+    from deepscope.io import write_png
+
     a = write_tiff(tmp_path / "x" / "img.tif", field.images[(1, 1)])
     b = write_tiff(tmp_path / "y" / "img.tif", field.images[(2, 1)])
-    res = segment_paths([a, b], tmp_path / "out", model=models / "segment", device="cpu")
-    assert res.table.loc[0, "error"] == "" and "already used by" in res.table.loc[1, "error"]
-    assert res.n_failed == 1
+    c = write_tiff(tmp_path / "y.tif", field.images[(1, 1)])
+    d = write_png(tmp_path / "y.png", field.images[(2, 1)])
+    with pytest.warns(UserWarning, match=r"would write its outputs under the name") as caught:
+        res = segment_paths([a, b, c, d], tmp_path / "out", model=models / "segment", device="cpu")
+    assert sorted(str(w.message).rsplit("; ", 1)[1] for w in caught) == ["its outputs are named 'img_2' instead",
+                                                                         "its outputs are named 'y_2' instead"]
+    assert res.n_failed == 0
+    labels = res.table["labels"].tolist()
+    assert [Path(x).name for x in labels] == ["img.labels.tif", "img_2.labels.tif", "y.labels.tif",
+                                              "y_2.labels.tif"]
+    assert len(set(labels)) == 4 and all(Path(x).is_file() for x in labels)
 
 
 def test_restore_paths_keeps_dtype_or_float32_with_lineage(tmp_path, field, models):

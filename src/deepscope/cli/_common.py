@@ -1,4 +1,8 @@
-"""Helpers shared by CLI commands: console, logging, error handling, progress bars, integer lists."""
+"""Helpers shared by CLI commands: console, logging, error handling, progress bars, integer lists.
+
+Text that comes from files or errors is printed through :func:`rich.markup.escape` (re-exported here as
+``escape``), so a ``[...]`` in a message or a file name is shown, not taken as markup.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from deepscope.errors import DeepscopeError
 
@@ -37,13 +42,23 @@ def handle_errors(fn: Callable[..., T]) -> Callable[..., T]:
         try:
             return fn(*args, **kwargs)
         except (DeepscopeError, FileNotFoundError, FileExistsError) as exc:
-            err_console.print(f"[bold red]error:[/] {exc}")
+            err_console.print(f"[bold red]error:[/] {escape(one_line(exc))}")
+            raise typer.Exit(code=2) from None
+        except OSError as exc:  # a disk that fills up, a folder that goes away: one line, no traceback
+            where = f" '{exc.filename}'" if getattr(exc, "filename", None) else ""
+            err_console.print(f"[bold red]error:[/] {type(exc).__name__}{where}: {escape(exc.strerror or str(exc))}. "
+                              "Results finished so far are kept; fix the cause and run the same command again")
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
             raise typer.Exit(code=130) from None
 
     return wrapper
+
+
+def one_line(exc: BaseException) -> str:
+    """An error's message on one line (a file name or a library message may hold newlines)."""
+    return " ".join(str(exc).split("\n")).strip() or type(exc).__name__
 
 
 def progress(items: Iterable[T], *, total: int | None = None, description: str = "working",

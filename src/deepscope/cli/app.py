@@ -27,9 +27,16 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-v, -vv)."),
+    max_pixels: float | None = typer.Option(None, "--max-pixels", help="Largest image to decode, in values (all "
+                                            "planes and channels; default 250000000, sized for 24 GB of memory; "
+                                            "0 = no limit). Also DEEPSCOPE_MAX_PIXELS; see docs/limits.md."),
 ) -> None:
     """deepscope command line."""
     setup_logging(verbose)
+    if max_pixels is not None:
+        from deepscope.io.limits import set_limits
+
+        set_limits(max_pixels=max_pixels)  # the environment carries it to worker processes too
 
 
 def _register() -> None:

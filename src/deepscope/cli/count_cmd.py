@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from deepscope.cli._common import console, err_console, handle_errors
+from deepscope.cli._common import console, err_console, escape, handle_errors
 
 #: Rows of a batch table printed to the terminal (the output file has all).
 SHOWN_ROWS = 20
@@ -37,8 +37,8 @@ def report_errors(table: Any, *, limit: int = 10) -> None:
     """Print the error rows of a batch table to stderr (at most ``limit``)."""
     bad = table[table["error"] != ""]
     for rec in bad.head(limit).to_dict("records"):
-        err_console.print(f"[bold red]error:[/] {rec['error']}" if str(rec["path"]) in rec["error"]
-                          else f"[bold red]error:[/] {rec['path']}: {rec['error']}")
+        text = rec["error"] if str(rec["path"]) in rec["error"] else f"{rec['path']}: {rec['error']}"
+        err_console.print(f"[bold red]error:[/] {escape(text)}")
     if len(bad) > limit:
         err_console.print(f"... and {len(bad) - limit} more error(s); see the output table")
 
@@ -84,6 +84,6 @@ def count(
         console.print(table)
     report_errors(res.table)
     mean = f", mean count {ok['count'].mean():.1f}" if len(ok) else ""
-    console.print(f"{res.summary()}{mean}; wrote {output}")
+    console.print(f"{res.summary()}{mean}; wrote {escape(str(output))}")
     if res.all_failed:
         raise typer.Exit(code=1)

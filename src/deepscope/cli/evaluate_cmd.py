@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from deepscope.cli._common import console, err_console, handle_errors
+from deepscope.cli._common import console, err_console, escape, handle_errors
 
 app = typer.Typer(help="Evaluate predictions against ground truth.", no_args_is_help=True, add_completion=False)
 
@@ -90,7 +90,7 @@ def segment(
                   f"true {s['n_true']}, predicted {s['n_pred']} | count error per image: MAE {fmt(s['count_mae'], 2)}, "
                   f"bias {fmt(s['count_bias'], 2)}")
     for rec in report.errors.to_dict("records"):
-        err_console.print(f"[bold red]error:[/] {rec['image']}: {rec['error']}")
+        err_console.print(f"[bold red]error:[/] {escape(str(rec['image']))}: {escape(str(rec['error']))}")
 
     document = {"task": "segment", "pred": str(pred), "truth": str(truth),
                 "thresholds": [float(t) for t in report.per_threshold["threshold"]],
@@ -229,7 +229,7 @@ def restore(
                       fmt(s["objects_mae_restored"], 2), fmt(s["objects_mae_target"], 2))
     console.print(table)
     for rec in ev.per_image[ev.per_image["error"] != ""].head(10).to_dict("records"):
-        err_console.print(f"[bold red]error:[/] {rec['input']}: {rec['error']}")
+        err_console.print(f"[bold red]error:[/] {escape(str(rec['input']))}: {escape(str(rec['error']))}")
     console.print(f"pairs {s['n_pairs']}, failed {s['n_failed']}; PSNR data range from the target dtype")
     document = {"task": "restore", "data": str(data), "model": model, "input": input_rule, "target": target,
                 "subset": subset, "summary": s, "pairs": ev.per_image.to_dict("records")}

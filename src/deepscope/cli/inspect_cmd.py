@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from deepscope.cli._common import console, handle_errors
+from deepscope.cli._common import console, escape, handle_errors
 
 
 @handle_errors
@@ -20,8 +20,8 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print JSON (one object per image) instead of a table."),
     limit: int = typer.Option(50, help="Rows shown in the table (JSON prints all)."),
 ) -> None:
-    """Print a table of the images that would be loaded: shape, dtype, axes, pages, metadata."""
-    from deepscope.io import find_images, get_pattern, image_format, open_source, read_image
+    """Print a table of the images that would be loaded: shape, dtype, axes, pages, metadata (headers only)."""
+    from deepscope.io import find_images, get_pattern, image_format, open_source, read_meta
 
     pat = get_pattern(pattern)
     records: list[dict[str, Any]] = []
@@ -40,8 +40,7 @@ def inspect(
                 rec: dict[str, Any] = {"path": str(f if folder == src or not src.suffix == ".zip" else
                                                    f"{src}!{f.relative_to(folder)}")}
                 try:
-                    img = read_image(f)
-                    m = img.meta
+                    m = read_meta(f)  # the header only: no pixel is decoded, whatever the file's size
                     rec.update(shape=list(m.shape), dtype=m.dtype, axes=m.axes, pages=m.pages,
                                bit_depth=m.bit_depth, format=m.format, pixel_size=m.pixel_size,
                                channels=list(m.channel_names), sha256=m.sha256)
@@ -64,8 +63,11 @@ def inspect(
                                          if pat else "")
             if pat and rec.get("metadata") is None and "error" not in rec:
                 extra = "[red](name does not match pattern)[/]"
-            table.add_row(Path(rec["path"]).name, "x".join(map(str, rec.get("shape", []))), rec.get("dtype", ""),
-                          rec.get("axes", ""), str(rec.get("pages", "")), rec.get("format", ""), extra)
+            if "error" in rec or not pat:
+                extra = escape(extra)  # file names and messages are text, not markup
+            table.add_row(escape(Path(rec["path"]).name), "x".join(map(str, rec.get("shape", []))),
+                          rec.get("dtype", ""), rec.get("axes", ""), str(rec.get("pages", "")), rec.get("format", ""),
+                          extra)
         console.print(table)
         if len(records) > limit:
             console.print(f"... {len(records) - limit} more (use --limit or --json)")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from deepscope.cli._common import console, err_console, handle_errors
+from deepscope.cli._common import console, err_console, escape, handle_errors
 from deepscope.cli.count_cmd import progress_bar, report_errors
 
 
@@ -34,7 +34,7 @@ def restore(
                             tile=tile, channel=channel, include=include, recursive=recursive, progress=report)
     warned = res.table[res.table["warning"] != ""]
     for rec in warned.head(5).to_dict("records"):
-        err_console.print(f"[yellow]warning:[/] {Path(rec['path']).name}: {rec['warning']}")
+        err_console.print(f"[yellow]warning:[/] {escape(Path(rec['path']).name)}: {escape(str(rec['warning']))}")
     report_errors(res.table)
     console.print(f"{res.summary()}; wrote {len(res.outputs)} restored image(s) to {output}")
     if res.all_failed:

@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from deepscope.cli._common import console, err_console, handle_errors
+from deepscope.cli._common import console, err_console, escape, handle_errors
 
 _ON_CHANGE_HELP = ("When RUN_DIR holds another pipeline's results or inputs changed since their results were made: "
                    "'refuse' (stop and list them) or 'rerun' (process them again).")
@@ -50,11 +50,11 @@ def _report(result: Any, started: float) -> None:
     style = "green" if result.n_failed == 0 else "yellow"
     console.print(f"[{style}]{result.summary()}[/] ({result.executor})")
     for sid, err in result.failures[:5]:
-        console.print(f"  [red]failed[/] {sid}: {err}")
+        console.print(f"  [red]failed[/] {escape(str(sid))}: {escape(str(err))}")
     if result.n_failed > 5:
         console.print(f"  ... and {result.n_failed - 5} more: rows with status 'failed' in images.*")
     for sid, why in result.skipped[:3]:
-        console.print(f"  [yellow]skipped[/] {sid}: {why}")
+        console.print(f"  [yellow]skipped[/] {escape(str(sid))}: {escape(str(why))}")
     names = sorted(result.tables, key=lambda n: (not n.endswith(".parquet"), n))
     console.print(f"results in {result.run_dir}: {', '.join(names)}; how they were made: deepscope lineage "
                   f"{result.run_dir / names[0]}")
@@ -79,7 +79,7 @@ def _execute(pipeline: Any, out: Path, *, jobs: int | None, workers: int | None,
         raise typer.Exit(code=130) from None
     for w in caught:
         if not issubclass(w.category, DeprecationWarning):
-            err_console.print(f"[yellow]warning:[/] {w.message}")
+            err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}")
     _report(result, t0)
 
 
@@ -163,7 +163,7 @@ def analyze(
                                 diameter=diameter)
     for w in caught:
         if not issubclass(w.category, DeprecationWarning):
-            err_console.print(f"[yellow]warning:[/] {w.message}")
+            err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}")
     _execute(pipe, out, jobs=jobs, workers=workers, scheduler=scheduler, on_change=on_change,
              retry_failed=retry_failed, rehash=False, connect_timeout=connect_timeout, device=device,
              command="analyze")

@@ -8,10 +8,51 @@ import numpy as np
 
 from deepscope.errors import InputError
 
-__all__ = ["normalize_percentile", "to_uint8", "to_grey", "to_rgb", "dihedral", "DIHEDRAL"]
+__all__ = ["normalize_percentile", "to_uint8", "to_grey", "to_rgb", "dihedral", "DIHEDRAL", "check_finite"]
 
 #: The 8 symmetries of the square: (k quarter-turns, transpose first).
 DIHEDRAL = tuple((k, t) for t in (False, True) for k in range(4))
+
+
+def check_finite(image: np.ndarray, *, path: str = "") -> np.ndarray:
+    """Refuse pixels no result can be trusted on: NaN or infinite values, and complex images.
+
+    A single NaN pixel turns a percentile normalisation (and so every model's input) into NaN,
+    which a segmenter reads as "no objects" without complaint. deepscope does not guess a value
+    for such pixels: the image fails with an error that says how many there are and where the
+    first one is, and the batch goes on with the next image.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``image`` itself (for chaining).
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        Complex values, or NaN / infinite pixels (the message names ``path``).
+
+    Examples
+    --------
+    >>> x = np.ones((3, 4), np.float32); x[1, 2] = np.nan
+    >>> check_finite(x, path="a.tif")
+    Traceback (most recent call last):
+    ...
+    deepscope.errors.InputError: a.tif: 1 pixel(s) are NaN or infinite (the first at row 1, col 2) ...
+    """
+    x = np.asarray(image)
+    where = path or "image"
+    if x.dtype.kind == "c":
+        raise InputError(f"{where}: complex values ({x.dtype}); give a real image (numpy.abs or .real, explicitly)")
+    if x.dtype.kind != "f":
+        return x
+    bad = ~np.isfinite(x)
+    if bad.any():
+        first = np.unravel_index(int(np.argmax(bad)), x.shape)
+        raise InputError(f"{where}: {int(bad.sum()):,} pixel(s) are NaN or infinite (the first at row {first[0]}, "
+                         f"col {first[1]}); no count or segmentation can be trusted on them, so the image is not "
+                         "processed. Replace them (e.g. numpy.nan_to_num with a background value) or crop them out")
+    return x
 
 
 def normalize_percentile(image: np.ndarray, low: float = 1.0, high: float = 99.8, *,

@@ -9,6 +9,7 @@ import re
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
@@ -64,7 +65,14 @@ def find_images(folder: str | os.PathLike[str], *, include: str | Sequence[str] 
     inc = [include] if isinstance(include, str) else list(include or [])
     exc = [exclude] if isinstance(exclude, str) else list(exclude or [])
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unreadable(exc: OSError) -> None:  # a sub-folder that cannot be listed: said, not silently skipped
+        import warnings
+
+        warnings.warn(f"folder '{exc.filename}' cannot be read ({exc.strerror or exc}); its images are left out",
+                      stacklevel=3)
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         keep_dirs = []
         for d in dirnames:
             if d.startswith("."):
@@ -90,23 +98,38 @@ def find_images(folder: str | os.PathLike[str], *, include: str | Sequence[str] 
 
 
 def extract_zip(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
-    """Extract a zip archive into ``dest`` after checking every member's path.
+    """Extract a zip archive into ``dest`` after checking every member's path and size.
+
+    Every member is checked before anything is written: its path must stay inside ``dest``, its
+    declared size must be within the zip limits (:mod:`deepscope.io.limits`: per member, per
+    archive, and the ratio of uncompressed to compressed size for members over 1 MiB) and the
+    archive must fit in the free space of ``dest``. Members are then copied in blocks, counting
+    the bytes really produced, so a member whose header understates its size is stopped at its limit.
 
     Raises
     ------
     deepscope.errors.InputError
         If a member has an absolute path or ``..`` (it would escape ``dest``), or the file is not
         a zip archive.
+    deepscope.errors.LimitError
+        If a member or the archive is over a zip limit (a zip bomb), or does not fit on the disk.
     """
+    from deepscope.errors import LimitError
+    from deepscope.io.limits import limits
+
     archive = Path(archive)
     dest = Path(dest)
+    lim = limits()
     try:
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile as exc:
         raise InputError(f"'{archive}' is not a valid zip archive ({exc})") from exc
     with zf:
         root = dest.resolve()
-        for info in zf.infolist():
+        root.mkdir(parents=True, exist_ok=True)
+        total = 0
+        members = zf.infolist()
+        for info in members:
             name = info.filename
             pp = PurePosixPath(name.replace("\\", "/"))
             if pp.is_absolute() or ".." in pp.parts or re.match(r"^[A-Za-z]:", name):
@@ -115,8 +138,56 @@ def extract_zip(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -
             target = (root / pp).resolve()
             if root not in target.parents and target != root:
                 raise InputError(f"'{archive}': member '{name}' escapes the extraction folder")
-        zf.extractall(root)
+            size, packed = int(info.file_size), max(int(info.compress_size), 1)
+            total += size
+            if lim.exceeded("zip_member_bytes", size):
+                raise LimitError(f"'{archive}': member '{name}' unpacks to {size:,} bytes, over the limit of "
+                                 f"{lim.zip_member_bytes:,} per member; nothing was extracted. If the archive is "
+                                 f"genuine, {lim.how_to_raise('zip_member_bytes')}")
+            if size > (1 << 20) and lim.exceeded("zip_ratio", size / packed):
+                raise LimitError(f"'{archive}': member '{name}' unpacks {size / packed:,.0f} times its packed "
+                                 f"size ({packed:,} -> {size:,} bytes), over the limit of {lim.zip_ratio:g}: a zip "
+                                 f"bomb? Nothing was extracted. If the archive is genuine, "
+                                 f"{lim.how_to_raise('zip_ratio')}")
+        if lim.exceeded("zip_total_bytes", total):
+            raise LimitError(f"'{archive}' unpacks to {total:,} bytes, over the limit of {lim.zip_total_bytes:,} per "
+                             f"archive; nothing was extracted. Unpack it yourself, or "
+                             f"{lim.how_to_raise('zip_total_bytes')}")
+        free = shutil.disk_usage(root).free
+        if total > free:
+            raise LimitError(f"'{archive}' unpacks to {total:,} bytes but {root} has {free:,} bytes free; nothing "
+                             "was extracted. Free some space or set TMPDIR to a larger disk")
+        for info in members:
+            _extract_member(zf, info, root, archive)
     return dest
+
+
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path, archive: Path) -> None:
+    """Copy one member in blocks, stopping when it produces more bytes than it declared (or than the limit)."""
+    from deepscope.errors import LimitError
+
+    target = root / PurePosixPath(info.filename.replace("\\", "/"))
+    if info.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    allowed = int(info.file_size)
+    written = 0
+    try:
+        with zf.open(info) as src, open(target, "wb") as out:
+            for block in iter(lambda: src.read(1 << 20), b""):
+                written += len(block)
+                if written > allowed:
+                    raise LimitError(f"'{archive}': member '{info.filename}' unpacks to more than the {allowed:,} "
+                                     "bytes its header declares (a zip bomb?); extraction stopped")
+                out.write(block)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        target.unlink(missing_ok=True)
+        raise InputError(f"'{archive}': member '{info.filename}' cannot be extracted ({exc}); the archive is damaged, "
+                         "encrypted or uses an unsupported compression") from exc
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
 
 
 @contextlib.contextmanager

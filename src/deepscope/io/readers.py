@@ -14,13 +14,15 @@ import logging
 import os
 
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from deepscope.errors import ImageReadError, UnsupportedFormatError
+from deepscope.errors import DeepscopeError, ImageReadError, UnsupportedFormatError
 from deepscope.io.image import FileMeta, Image
+from deepscope.io.limits import check_pixels
 
 __all__ = ["read_image", "read_meta", "SUPPORTED_EXTENSIONS", "image_format", "sha256_file"]
 
@@ -129,8 +131,11 @@ def read_image(path: str | os.PathLike[str], *, series: int | None = None,
     deepscope.errors.UnsupportedFormatError
         If the extension is not one of :data:`SUPPORTED_EXTENSIONS`.
     deepscope.errors.ImageReadError
-        If the file is not a valid image, is truncated, or holds several series of different
-        shapes and ``series`` was not given.
+        If the file is not a valid image, is truncated, holds no pixels (a 0 x 0 image) or complex
+        values, or holds several series of different shapes and ``series`` was not given.
+    deepscope.errors.LimitError
+        If its header declares more values than the pixel limit (:mod:`deepscope.io.limits`):
+        checked before anything is decoded.
 
     Examples
     --------
@@ -142,8 +147,7 @@ def read_image(path: str | os.PathLike[str], *, series: int | None = None,
     ((3, 4, 5), 'uint16', 3)
     """
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"No such image file or folder: '{p}'. Check the path and try again.")
+    _check_exists(p)
     fmt = image_format(p)
     if fmt is None:
         raise UnsupportedFormatError(
@@ -153,6 +157,8 @@ def read_image(path: str | os.PathLike[str], *, series: int | None = None,
         return _read_zarr(p, checksum=checksum)
     if p.is_dir():
         raise ImageReadError(p, "is a folder, not an image file")
+    if fmt == "tiff" and _file_size(p) > _HEADER_FIRST:
+        _read_tiff_header(p, series, checksum=False)  # a large file: its header is checked before it is read
     raw, digest = _read_bytes(p, checksum)
     if fmt == "tiff":
         return _read_tiff(p, raw, digest, series)
@@ -172,6 +178,41 @@ def _read_bytes(p: Path, checksum: bool) -> tuple[bytes, str]:
     if not raw:
         raise ImageReadError(p, "is empty (0 bytes)")
     return raw, hashlib.sha256(raw).hexdigest() if checksum else ""
+
+
+def _check_exists(p: Path) -> None:
+    if p.exists():
+        return
+    if p.is_symlink():
+        raise ImageReadError(p, "is a symbolic link that leads nowhere (a loop of links, or a missing target)")
+    raise FileNotFoundError(f"No such image file or folder: '{p}'. Check the path and try again.")
+
+
+#: Files larger than this (bytes) have their header checked against the limits before they are read.
+_HEADER_FIRST = 64 << 20
+
+
+def _file_size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError as exc:
+        raise ImageReadError(p, f"cannot be read ({exc.strerror or exc})") from exc
+
+
+def _check_header(p: Path, shape: tuple[int, ...], dtype: Any, *, limit: bool = True) -> None:
+    """What every reader checks from the header before decoding: some pixels, real values, the pixel limit
+    (``limit``: left out by :func:`read_meta`, which decodes nothing)."""
+    if any(int(s) == 0 for s in shape) or not shape:
+        raise ImageReadError(p, f"holds no pixels (shape {tuple(int(s) for s in shape)}); is the file empty or "
+                                "was it written without image data?")
+    dt = np.dtype(dtype)
+    if dt.kind == "c":
+        raise ImageReadError(p, f"holds complex values ({dt.name}); deepscope reads real-valued images: save "
+                                "the magnitude or the real part (numpy.abs / .real) explicitly")
+    if dt.kind not in "biuf":
+        raise ImageReadError(p, f"holds {dt.name} values, not pixels deepscope can read")
+    if limit:
+        check_pixels(p, tuple(int(s) for s in shape))
 
 
 def _normalise_axes(axes: str) -> str:
@@ -247,10 +288,11 @@ def _read_tiff(p: Path, raw: bytes, digest: str, series: int | None) -> Image:
     try:
         with tifffile.TiffFile(_io.BytesIO(raw), name=p.name) as tf:
             chosen = _select_series(p, tf, series)
+            _check_header(p, _series_shape(chosen), chosen[0].dtype)
             arrays = [s.asarray(maxworkers=1) for s in chosen]
             data = arrays[0] if len(arrays) == 1 else np.stack(arrays)
             meta = _tiff_meta(p, tf, chosen, data.shape, data.dtype, digest)
-    except ImageReadError:
+    except DeepscopeError:  # LimitError and the others deepscope raises on purpose
         raise
     except Exception as exc:  # tifffile raises many types for corrupt files
         raise _tiff_error(p, exc) from exc
@@ -259,12 +301,45 @@ def _read_tiff(p: Path, raw: bytes, digest: str, series: int | None) -> Image:
     return Image(data=data, axes=meta.axes, meta=meta)
 
 
-def read_meta(path: str | os.PathLike[str], *, checksum: bool = True) -> FileMeta:
-    """What :func:`read_image` would report as ``meta``, without decoding the pixels of a TIFF.
+def _series_shape(chosen: list[Any]) -> tuple[int, ...]:
+    shape = tuple(int(x) for x in chosen[0].shape)
+    return (len(chosen), *shape) if len(chosen) > 1 else shape
 
-    For TIFF files only the header is parsed (several times faster than a full read); the pixel data
-    offsets are checked against the file size, so a truncated file is still caught. Other formats are
-    read fully.
+
+def _read_tiff_header(p: Path, series: int | None, *, checksum: bool, limit: bool = True) -> FileMeta:
+    """A TIFF's FileMeta from its header alone (the file is opened, not read); the pixel limit checked with
+    ``limit``."""
+    import tifffile
+
+    size = _file_size(p)
+    try:
+        with tifffile.TiffFile(str(p)) as tf:
+            chosen = _select_series(p, tf, series)
+            shape = _series_shape(chosen)
+            _check_header(p, shape, chosen[0].dtype, limit=limit)
+            for page in tf.pages:
+                offsets, counts = page.dataoffsets, page.databytecounts
+                if offsets and counts and max(o + c for o, c in zip(offsets, counts)) > size:
+                    raise ImageReadError(p, f"TIFF is truncated: pixel data runs past the end of the file "
+                                            f"({size} bytes)")
+            return _tiff_meta(p, tf, chosen, shape, chosen[0].dtype, sha256_file(p) if checksum else "")
+    except DeepscopeError:  # LimitError and the others deepscope raises on purpose
+        raise
+    except OSError as exc:
+        raise ImageReadError(p, f"cannot be read ({exc.strerror or exc})") from exc
+    except Exception as exc:  # tifffile raises many types for corrupt files
+        raise _tiff_error(p, exc) from exc
+
+
+def read_meta(path: str | os.PathLike[str], *, checksum: bool = True) -> FileMeta:
+    """What :func:`read_image` would report as ``meta``, from the file's header: no pixel is decoded.
+
+    TIFF, PNG and JPEG headers and OME-Zarr metadata are parsed without reading the pixel data
+    (memory stays small for any file size, and the pixel limit does not apply: nothing is decoded);
+    the SHA-256 is computed by streaming the file. For
+    TIFF the pixel data offsets are checked against the file size, so a truncated file is still
+    caught. The shape of a PNG is that of the decoded array (palettes expanded to RGB, or RGBA
+    when the palette has transparency).
 
     Raises
     ------
@@ -280,30 +355,28 @@ def read_meta(path: str | os.PathLike[str], *, checksum: bool = True) -> FileMet
     >>> m.shape, m.dtype, len(m.sha256)
     ((3, 4, 5), 'uint16', 64)
     """
-    import io as _io
-
-    import tifffile
-
     p = Path(path)
-    if image_format(p) != "tiff" or not p.is_file():
-        return read_image(p, checksum=checksum).meta
-    raw, digest = _read_bytes(p, checksum)
+    _check_exists(p)
+    fmt = image_format(p)
+    if fmt is None or (fmt == "zarr") != p.is_dir():
+        return read_image(p, checksum=checksum).meta  # raises the reader's error
+    if fmt == "zarr":
+        return _read_zarr(p, checksum=checksum, pixels=False).meta
+    if _file_size(p) == 0:
+        raise ImageReadError(p, "is empty (0 bytes)")
+    if fmt == "tiff":
+        return _read_tiff_header(p, None, checksum=checksum, limit=False)
+    digest = sha256_file(p) if checksum else ""
     try:
-        with tifffile.TiffFile(_io.BytesIO(raw), name=p.name) as tf:
-            chosen = _select_series(p, tf, None)
-            for page in tf.pages:
-                offsets, counts = page.dataoffsets, page.databytecounts
-                if offsets and counts and max(o + c for o, c in zip(offsets, counts)) > len(raw):
-                    raise ImageReadError(p, f"TIFF is truncated: pixel data runs past the end of the file "
-                                            f"({len(raw)} bytes)")
-            shape = tuple(chosen[0].shape)
-            if len(chosen) > 1:
-                shape = (len(chosen), *shape)
-            return _tiff_meta(p, tf, chosen, shape, chosen[0].dtype, digest)
-    except ImageReadError:
-        raise
-    except Exception as exc:  # tifffile raises many types for corrupt files
-        raise _tiff_error(p, exc) from exc
+        with open(p, "rb") as fh:
+            if fmt == "png":
+                return _png_meta(p, _png_header(p, fh), digest, limit=False)
+            h, w, ncomp, bits = _jpeg_header(p, fh)
+    except OSError as exc:
+        raise ImageReadError(p, f"cannot be read ({exc.strerror or exc})") from exc
+    shape = (h, w) if ncomp == 1 else (h, w, ncomp)
+    _check_header(p, shape, np.uint8, limit=False)
+    return _jpeg_meta(p, shape, np.dtype(np.uint8 if bits <= 8 else np.uint16), digest)
 
 
 def _tiff_resolution(page: Any) -> dict[str, Any] | None:
@@ -368,37 +441,114 @@ def _parse_ome_pixels(xml: str) -> tuple[Any, Any, tuple[str, ...]]:
 
 # --------------------------------------------------------------------------- PNG / JPEG
 
+#: PNG colour types: name and samples per pixel of the decoded array (palettes expand to RGB).
+_PNG_COLOR = {0: ("grey", 1), 2: ("rgb", 3), 3: ("palette", 3), 4: ("grey+alpha", 2), 6: ("rgba", 4)}
+
+
+@dataclass(frozen=True)
+class _PngHeader:
+    height: int
+    width: int
+    bit_depth: int
+    color_type: int
+    transparency: bool
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        n = _PNG_COLOR.get(self.color_type, ("", 1))[1] + (self.color_type == 3 and self.transparency)
+        return (self.height, self.width) if n == 1 else (self.height, self.width, n)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.uint16 if self.bit_depth == 16 else np.uint8)
+
+
+def _png_header(p: Path, fh: Any) -> _PngHeader:
+    """IHDR and whether a palette has transparency (tRNS), read chunk by chunk up to the pixel data."""
+    if fh.read(8) != b"\x89PNG\r\n\x1a\n":
+        raise ImageReadError(p, "is not a PNG file (bad signature); was it renamed from another format?")
+    head = fh.read(25)
+    if len(head) < 25 or head[4:8] != b"IHDR":
+        raise ImageReadError(p, "PNG has no IHDR header; the file is truncated or damaged")
+    width, height = int.from_bytes(head[8:12], "big"), int.from_bytes(head[12:16], "big")
+    trns = False
+    for _ in range(10_000):  # the chunks before the pixel data are few and small
+        chunk = fh.read(8)
+        if len(chunk) < 8 or chunk[4:8] in (b"IDAT", b"IEND"):
+            break
+        trns = trns or chunk[4:8] == b"tRNS"
+        fh.seek(int.from_bytes(chunk[:4], "big") + 4, 1)
+    return _PngHeader(height, width, head[16], head[17], trns)
+
+
+def _png_meta(p: Path, hdr: _PngHeader, digest: str, shape: tuple[int, ...] | None = None,
+              dtype: np.dtype | None = None, *, limit: bool = True) -> FileMeta:
+    shape = hdr.shape if shape is None else shape
+    _check_header(p, shape, hdr.dtype if dtype is None else dtype, limit=limit)
+    return FileMeta(path=os.path.abspath(p), format="png", shape=tuple(shape),
+                    dtype=(hdr.dtype if dtype is None else dtype).name, bit_depth=hdr.bit_depth, pages=1,
+                    axes="YX" if len(shape) == 2 else "YXC", sha256=digest,
+                    extra={"png_color_type": _PNG_COLOR.get(hdr.color_type, ("unknown", 0))[0]})
+
+
 def _read_png(p: Path, raw: bytes, digest: str) -> Image:
+    import io as _io
+
     import imagecodecs
 
-    if not raw.startswith(b"\x89PNG\r\n\x1a\n"):
-        raise ImageReadError(p, "is not a PNG file (bad signature); was it renamed from another format?")
+    hdr = _png_header(p, _io.BytesIO(raw))
+    _png_meta(p, hdr, digest)  # the limits, before decoding
     try:
         data = imagecodecs.png_decode(raw)
     except Exception as exc:
         raise ImageReadError(p, f"PNG could not be decoded ({exc}); the file may be truncated") from exc
-    bits = _png_bit_depth(raw) or data.dtype.itemsize * 8
-    axes = "YX" if data.ndim == 2 else "YXC"
-    meta = FileMeta(path=os.path.abspath(p), format="png", shape=tuple(data.shape), dtype=data.dtype.name,
-                    bit_depth=bits, pages=1, axes=axes, sha256=digest,
-                    extra={"png_color_type": _png_color_type(raw)})
-    return Image(data=data, axes=axes, meta=meta)
+    meta = _png_meta(p, hdr, digest, tuple(data.shape), data.dtype)
+    return Image(data=data, axes=meta.axes, meta=meta)
 
 
-def _png_bit_depth(raw: bytes) -> int | None:
-    # IHDR: 8 sig + 4 len + 4 'IHDR' + 4 w + 4 h + 1 bitdepth + 1 colortype
-    return raw[24] if len(raw) > 26 and raw[12:16] == b"IHDR" else None
+#: JPEG start-of-frame markers (baseline, progressive, lossless ...; not DHT C4, JPG C8, DAC CC).
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
-def _png_color_type(raw: bytes) -> str | None:
-    if len(raw) <= 26 or raw[12:16] != b"IHDR":
-        return None
-    return {0: "grey", 2: "rgb", 3: "palette", 4: "grey+alpha", 6: "rgba"}.get(raw[25], "unknown")
+def _jpeg_header(p: Path, fh: Any) -> tuple[int, int, int, int]:
+    """(height, width, components, bits) from a JPEG's start-of-frame segment, skipping the others."""
+    if fh.read(2) != b"\xff\xd8":
+        raise ImageReadError(p, "is not a JPEG file (bad signature); was it renamed from another format?")
+    for _ in range(100_000):
+        b = fh.read(1)
+        while b == b"\xff":
+            b = fh.read(1)
+        if not b:
+            break
+        marker = b[0]
+        if marker in (0x01, *range(0xD0, 0xD8)):  # no length
+            continue
+        seg = fh.read(2)
+        if len(seg) < 2:
+            break
+        length = int.from_bytes(seg, "big")
+        if marker in _SOF:
+            sof = fh.read(6)
+            if len(sof) < 6:
+                break
+            return int.from_bytes(sof[1:3], "big"), int.from_bytes(sof[3:5], "big"), sof[5], sof[0]
+        if marker == 0xDA:  # start of scan before any frame header
+            break
+        fh.seek(length - 2, 1)
+    raise ImageReadError(p, "JPEG has no frame header (SOF); the file is truncated or damaged")
+
+
+def _jpeg_meta(p: Path, shape: tuple[int, ...], dtype: np.dtype, digest: str) -> FileMeta:
+    return FileMeta(path=os.path.abspath(p), format="jpeg", shape=tuple(shape), dtype=dtype.name,
+                    bit_depth=dtype.itemsize * 8, pages=1, axes="YX" if len(shape) == 2 else "YXC", sha256=digest,
+                    extra={"lossy": True})
 
 
 def _read_jpeg(p: Path, raw: bytes, digest: str) -> Image:
-    if not raw.startswith(b"\xff\xd8"):
-        raise ImageReadError(p, "is not a JPEG file (bad signature); was it renamed from another format?")
+    import io as _io
+
+    h, w, ncomp, _ = _jpeg_header(p, _io.BytesIO(raw))
+    _check_header(p, (h, w) if ncomp == 1 else (h, w, ncomp), np.uint8)  # the limits, before decoding
     try:
         import imagecodecs
 
@@ -414,16 +564,13 @@ def _read_jpeg(p: Path, raw: bytes, digest: str) -> Image:
                 data = np.asarray(im)
         except Exception as exc:
             raise ImageReadError(p, f"JPEG could not be decoded ({exc}); the file may be truncated") from exc
-    axes = "YX" if data.ndim == 2 else "YXC"
-    meta = FileMeta(path=os.path.abspath(p), format="jpeg", shape=tuple(data.shape), dtype=data.dtype.name,
-                    bit_depth=data.dtype.itemsize * 8, pages=1, axes=axes, sha256=digest,
-                    extra={"lossy": True})
-    return Image(data=data, axes=axes, meta=meta)
+    meta = _jpeg_meta(p, tuple(data.shape), data.dtype, digest)
+    return Image(data=data, axes=meta.axes, meta=meta)
 
 
 # --------------------------------------------------------------------------- OME-Zarr
 
-def _read_zarr(p: Path, *, checksum: bool) -> Image:
+def _read_zarr(p: Path, *, checksum: bool, pixels: bool = True) -> Image:
     import zarr
 
     if not p.is_dir():
@@ -441,7 +588,13 @@ def _read_zarr(p: Path, *, checksum: bool) -> Image:
     axes_meta = m0.get("axes") or [{"name": a} for a in "tczyx"[-len(group[m0["datasets"][0]["path"]].shape):]]
     names = [a["name"] if isinstance(a, dict) else str(a) for a in axes_meta]
     ds0 = m0["datasets"][0]
-    data = np.asarray(group[ds0["path"]][...])
+    try:
+        arr = group[ds0["path"]]
+        shape, dtype = tuple(int(x) for x in arr.shape), np.dtype(arr.dtype)
+    except Exception as exc:  # zarr raises several types for damaged stores
+        raise ImageReadError(p, f"OME-Zarr level 0 cannot be opened ({type(exc).__name__}: {exc})") from exc
+    _check_header(p, shape, dtype, limit=pixels)
+    data = np.asarray(arr[...]) if pixels else np.zeros((1,) * len(shape), dtype)
     axes = "".join({"t": "T", "c": "C", "z": "Z", "y": "Y", "x": "X"}.get(n.lower(), "I") for n in names)
     pixel_size, z_step = None, None
     for tr in ds0.get("coordinateTransformations", []):
@@ -454,10 +607,10 @@ def _read_zarr(p: Path, *, checksum: bool) -> Image:
             if "z" in sc:
                 z_step = float(sc["z"]) * f["z"]
     ch = tuple(c.get("label", "") for c in ome.get("omero", {}).get("channels", []))
-    n_planes = int(np.prod([s for s, a in zip(data.shape, axes) if a not in "YX"] or [1]))
+    n_planes = int(np.prod([s for s, a in zip(shape, axes) if a not in "YX"] or [1]))
     meta = FileMeta(
-        path=os.path.abspath(p), format="ome-zarr", shape=tuple(data.shape), dtype=data.dtype.name,
-        bit_depth=data.dtype.itemsize * 8, pages=n_planes, axes=axes, pixel_size=pixel_size,
+        path=os.path.abspath(p), format="ome-zarr", shape=shape, dtype=dtype.name,
+        bit_depth=dtype.itemsize * 8, pages=n_planes, axes=axes, pixel_size=pixel_size,
         z_step=z_step, channel_names=ch, sha256=sha256_file(p) if checksum else "",
         extra={"levels": len(m0["datasets"]), "multiscales": json.loads(json.dumps(m0, default=str))})
     return Image(data=data, axes=axes, meta=meta)

@@ -16,9 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from deepscope.errors import InputError
+from deepscope.errors import InputError, OutputError
 
-__all__ = ["atomic_path", "write_tiff", "write_png", "write_labels", "write_text"]
+__all__ = ["atomic_path", "write_tiff", "write_png", "write_labels", "write_text", "check_output", "MIN_FREE_BYTES"]
+
+#: Free space an output folder needs before a batch starts writing into it (bytes).
+MIN_FREE_BYTES = 64 << 20
 
 
 @contextlib.contextmanager
@@ -163,3 +166,59 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def check_output(path: str | os.PathLike[str], *, folder: bool = True, min_free: int = MIN_FREE_BYTES) -> Path:
+    """Check, before any work, that outputs can be written to ``path``: created, writable, with free space.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        An output folder (``folder=True``, created if missing) or an output file (its folder is
+        checked, and the file itself when it exists).
+    min_free : int
+        Bytes that must be free on the folder's file system.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder outputs go to.
+
+    Raises
+    ------
+    deepscope.errors.OutputError
+        One line: the path, what is wrong (read-only, permission denied, a file where a folder
+        should be, disk full) and what to do.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> check_output(tempfile.mkdtemp()).is_dir()
+    True
+    """
+    import shutil
+
+    p = Path(path)
+    d = p if folder else (p.parent if str(p.parent) else Path("."))
+    what = "output folder" if folder else "output file"
+    try:
+        if d.exists() and not d.is_dir():
+            raise OutputError(f"{what} '{p}': '{d}' is a file, not a folder; choose another path")
+        d.mkdir(parents=True, exist_ok=True)
+        if not folder and p.is_dir():
+            raise OutputError(f"{what} '{p}' is a folder; give a file name")
+        if not folder and p.exists() and not os.access(p, os.W_OK):
+            raise OutputError(f"{what} '{p}' exists and is not writable; choose another path or change its permissions")
+        fd, probe = tempfile.mkstemp(prefix=".deepscope-write-test-", dir=d)
+        os.close(fd)
+        os.unlink(probe)
+        free = shutil.disk_usage(d).free
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"cannot write to {what} '{p}': {exc.strerror or exc}; choose another path or fix the "
+                          "folder's permissions") from None
+    if free < min_free:
+        raise OutputError(f"{what} '{p}': only {free / 2**20:,.1f} MiB free on its disk (at least "
+                          f"{min_free / 2**20:,.0f} MiB needed); free some space or choose another path")
+    return d

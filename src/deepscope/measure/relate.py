@@ -95,14 +95,11 @@ def relate_objects(parents: Any, children: Any, *, parent_name: str = "Cells",
 
 def _select(table: pd.DataFrame, criteria: str | Mapping[str, Any]) -> np.ndarray:
     if isinstance(criteria, str):
-        try:
-            kept = table.query(criteria, engine="python")
-        except Exception as exc:  # pandas raises NameError, SyntaxError, ValueError, KeyError, TypeError
-            raise InputError(f"filter expression {criteria!r} failed ({type(exc).__name__}: {exc}); "
-                             f"columns are {list(table.columns)}") from None
-        return table.index.isin(kept.index)
+        from deepscope.measure.expr import parse_filter
+
+        return parse_filter(criteria).evaluate(table)
     if not isinstance(criteria, Mapping):
-        raise InputError(f"criteria must be a query string or a dict column -> (min, max), "
+        raise InputError(f"criteria must be a filter string or a dict column -> (min, max), "
                          f"got {type(criteria).__name__}")
     keep = np.ones(len(table), bool)
     for col, bounds in criteria.items():
@@ -131,7 +128,9 @@ def filter_objects(labels: Any, table: pd.DataFrame, criteria: str | Mapping[str
         Per-object table with an ``ObjectNumber`` column holding exactly the ids of ``labels``
         (e.g. from :func:`deepscope.measure.measure_objects`).
     criteria : str or dict
-        A pandas query (``"AreaShape_Area > 50 and AreaShape_Solidity >= 0.9"``) or a dict
+        A filter in deepscope's filter language (``"AreaShape_Area > 50 and AreaShape_Solidity >= 0.9"``;
+        see :mod:`deepscope.measure.expr`: columns, numbers, comparisons, and/or/not and a few
+        functions, never evaluated by Python) or a dict
         column -> ``(min, max)``, bounds inclusive, ``None`` for an open end
         (``{"AreaShape_Area": (50, 2000)}``).
     relabel : bool, default True
@@ -152,7 +151,7 @@ def filter_objects(labels: Any, table: pd.DataFrame, criteria: str | Mapping[str
     ------
     deepscope.errors.InputError
         If ``table`` has no ``ObjectNumber`` column or its ids differ from those of ``labels``,
-        a criteria column is missing, a bound is malformed, or the query fails.
+        a criteria column is missing, a bound is malformed, or the filter is not in the filter language.
 
     Examples
     --------

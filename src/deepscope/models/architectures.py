@@ -24,7 +24,8 @@ from deepscope.errors import ConfigError
 if TYPE_CHECKING:
     from deepscope.models.config import ArchConfig
 
-__all__ = ["Architecture", "register_architecture", "get_architecture", "list_architectures", "build_network"]
+__all__ = ["Architecture", "register_architecture", "get_architecture", "list_architectures", "build_network",
+           "count_parameters"]
 
 
 @dataclass(frozen=True)
@@ -112,5 +113,42 @@ def build_network(cfg: ArchConfig) -> Any:
     >>> net = build_network(ArchConfig("unet", in_channels=1, out_channels=2, base=8, depth=2))
     >>> net(torch.zeros(1, 1, 32, 32)).shape
     torch.Size([1, 2, 32, 32])
+
+    Raises
+    ------
+    deepscope.errors.ModelError
+        The network would have more parameters than the ``max_parameters`` limit
+        (:mod:`deepscope.io.limits`); counted before any weight memory is allocated.
     """
-    return get_architecture(cfg.arch).build(cfg)
+    arch = get_architecture(cfg.arch)
+    count_parameters(cfg)  # refuses an oversized network before it takes any memory
+    return arch.build(cfg)
+
+
+def count_parameters(cfg: ArchConfig) -> int:
+    """Parameters of the network ``cfg`` describes, counted on PyTorch's meta device (no memory allocated).
+
+    Raises
+    ------
+    deepscope.errors.ModelError
+        More than the ``max_parameters`` limit (:mod:`deepscope.io.limits`), e.g. from a crafted model card.
+
+    Examples
+    --------
+    >>> from deepscope.models import ArchConfig
+    >>> count_parameters(ArchConfig("unet", in_channels=1, out_channels=2, base=8, depth=2))
+    29786
+    """
+    import torch
+
+    from deepscope.errors import ModelError
+    from deepscope.io.limits import limits
+
+    with torch.device("meta"):
+        n = int(sum(p.numel() for p in get_architecture(cfg.arch).build(cfg).parameters()))
+    lim = limits()
+    if lim.exceeded("max_parameters", n):
+        raise ModelError(f"architecture {cfg.to_dict()} has {n:,} parameters, over the limit of "
+                         f"{lim.max_parameters:,} ({4 * n / 2**30:,.1f} GiB of float32 weights); it was not built. "
+                         f"If the model is genuine, {lim.how_to_raise('max_parameters')}")
+    return n

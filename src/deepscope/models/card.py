@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from deepscope.errors import ConfigError, ModelError
 from deepscope.models.config import ArchConfig
 from deepscope.models.spec import InputSpec
 
-__all__ = ["ModelCard", "WeightsInfo", "CARD_SCHEMA", "load_card", "upgrade_card", "read_card_json"]
+__all__ = ["ModelCard", "WeightsInfo", "CARD_SCHEMA", "load_card", "upgrade_card", "read_card_json", "json_depth"]
 
 #: Schema version of the cards this deepscope writes.
 CARD_SCHEMA = 2
@@ -226,18 +227,53 @@ def upgrade_card(card: Mapping[str, Any]) -> dict[str, Any]:
     return d
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of ``[]``/``{}`` in a JSON text, found without parsing it (strings skipped).
+
+    Examples
+    --------
+    >>> json_depth('{"a": [1, {"b": "]]]"}]}')
+    3
+    """
+    depth = deepest = 0
+    for m in _JSON_BRACKET.finditer(_JSON_STRING.sub('""', text)):
+        depth += 1 if m.group() in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def read_card_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON values of a card file (not upgraded).
 
     Raises
     ------
     deepscope.errors.ModelError
-        Unreadable or not JSON.
+        Unreadable, not JSON, or over the card limits (size, nesting depth; :mod:`deepscope.io.limits`),
+        which are checked before the text is parsed.
     """
+    from deepscope.io.limits import limits
+
     p = Path(path)
+    lim = limits()
     try:
-        card = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        size = p.stat().st_size
+        if lim.exceeded("card_bytes", size):
+            raise ModelError(f"'{p}' is {size:,} bytes, over the limit of {lim.card_bytes:,} for a model card (cards "
+                             f"are a few KB); nothing was loaded. If it is genuine, {lim.how_to_raise('card_bytes')}")
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"'{p}' is not a valid model card (JSON): {exc}") from exc
+    depth = json_depth(text)
+    if lim.exceeded("card_depth", depth):
+        raise ModelError(f"'{p}' nests {depth} levels deep, over the limit of {lim.card_depth} for a model card; "
+                         f"nothing was loaded. If it is genuine, {lim.how_to_raise('card_depth')}")
+    try:
+        card = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise ModelError(f"'{p}' is not a valid model card (JSON): {exc}") from exc
     if not isinstance(card, dict):
         raise ModelError(f"'{p}' is not a deepscope model card (not a JSON object)")

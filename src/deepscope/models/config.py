@@ -25,6 +25,11 @@ def from_fields(cls: Any, d: dict[str, Any], *, what: str) -> Any:
     return cls(**d)
 
 
+#: The largest value of each size field (a card asking for more is refused before any allocation;
+#: the parameter limit of :mod:`deepscope.io.limits` bounds the network as a whole).
+_MAX = {"in_channels": 4096, "out_channels": 4096, "base": 4096, "depth": 16, "pool_input": 256}
+
+
 @dataclass(frozen=True)
 class ArchConfig:
     """Architecture of a network (enough to rebuild it before loading weights).
@@ -69,13 +74,19 @@ class ArchConfig:
         spec = get_architecture(self.arch)
         for name in ("in_channels", "out_channels", "base", "depth", "pool_input"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+            if v > _MAX[name]:  # sizes no network of this kind has: refused before anything is built
+                raise ConfigError(f"{name}={v} is over the largest allowed ({_MAX[name]})")
         for name, value in spec.defaults.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         if self.input_size is not None:
-            object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
+            size = tuple(self.input_size)
+            if len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 65536
+                                     for v in size):
+                raise ConfigError(f"input_size must be two integers in 1..65536 (rows, cols), got {self.input_size!r}")
+            object.__setattr__(self, "input_size", size)
 
     @property
     def stride(self) -> int:

@@ -83,9 +83,9 @@ class CountModel(DeepscopeModel):
         """Counts and standard deviations of raw images, from the network alone (no hybrid rule)."""
         return self.plugin.count_arrays(self, list(images), **options)
 
-    def interval(self, count: float, std: float) -> tuple[float, float]:
-        """The calibrated 95% interval of a count."""
-        return self.plugin.interval(self, count, std)
+    def interval(self, count: float, std: float, *, shape: tuple[int, ...] | None = None) -> tuple[float, float]:
+        """The calibrated 95% interval of a count (``shape``: the image's, for intervals that widen with its area)."""
+        return self.plugin.interval(self, count, std, shape=shape)
 
     def calibrate_interval(self, true: np.ndarray, pred: np.ndarray, std: np.ndarray, *, level: float = 0.95,
                            name: str = "") -> float:

@@ -12,6 +12,8 @@ from deepscope.models.card import WeightsInfo
 __all__ = ["save_weights", "read_weights", "load_weights"]
 
 _DTYPES = ("float32", "float16")
+#: Bytes a safetensors file may hold beyond its tensors (its JSON header and metadata).
+_HEADER_SLACK = 16 << 20
 
 
 def save_weights(net: Any, path: str | os.PathLike[str], *, dtype: str = "float32",
@@ -91,10 +93,16 @@ def load_weights(net: Any, path: str | os.PathLike[str], *, expected_sha256: str
     Raises
     ------
     FileNotFoundError, deepscope.errors.ModelError
-        As :func:`read_weights`, or weights that do not fit the network (``architecture`` names it).
+        As :func:`read_weights`, or weights that do not fit the network (``architecture`` names it),
+        including a file larger than the network's weights (checked before it is read).
     """
-    state = read_weights(path, expected_sha256=expected_sha256)
     ref = net.state_dict()
+    expected = sum(v.numel() * v.element_size() for v in ref.values())
+    w = Path(path)
+    if w.is_file() and w.stat().st_size > expected + _HEADER_SLACK:
+        raise ModelError(f"weights '{w}' are {w.stat().st_size:,} bytes but the architecture {architecture} holds "
+                         f"{expected:,} bytes of weights; the file belongs to another model (nothing was loaded)")
+    state = read_weights(path, expected_sha256=expected_sha256)
     state = {k: v.to(ref[k].dtype) if k in ref and v.is_floating_point() else v for k, v in state.items()}
     try:
         net.load_state_dict(state)

@@ -16,6 +16,7 @@ comes back as :class:`WorkerLost` and becomes an error row.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -201,7 +202,7 @@ class LocalExecutor(Executor):
         else:
             ctx = mp.get_context(self.start_method)
         return ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx, initializer=init_worker,
-                                   initargs=(self._job,))
+                                   initargs=(self._job, os.getpid()))  # workers die with this driver
 
     def _start(self, job_json: str) -> None:
         from concurrent.futures.process import BrokenProcessPool
@@ -306,6 +307,24 @@ def _preload(job_json: str) -> list[str]:
         mods += ["torch", "safetensors.torch", "deepscope.models", "deepscope.models.networks",
                  "deepscope.predict.predictor", "deepscope.predict.instances", "deepscope.tasks"]
     return mods
+
+
+@contextlib.contextmanager
+def _children_ignore_sigint() -> Iterator[None]:
+    """Start processes that ignore Ctrl-C: the terminal sends SIGINT to the whole process group, and the
+    driver alone handles it (one line, the finished image sets kept); Dask's worker processes would each
+    print a traceback. A process started while SIGINT is ignored keeps ignoring it after exec."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _normalise_address(address: str) -> str:
@@ -415,7 +434,7 @@ class DaskExecutor(Executor):
         n = self.workers or default_jobs()
         # the workers' statistical profiler samples every thread's stack every 10 ms, holding the
         # GIL: measurable on short image sets, and there is no dashboard to show it here
-        with dask.config.set({"distributed.worker.profile.enabled": False}):
+        with dask.config.set({"distributed.worker.profile.enabled": False}), _children_ignore_sigint():
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=self.processes,
                                          dashboard_address=None, silence_logs=logging.ERROR)
         self.client = Client(self._cluster, set_as_default=False)

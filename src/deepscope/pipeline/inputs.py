@@ -10,7 +10,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from deepscope.errors import InputError
 from deepscope.pipeline.spec import Inputs
 
-__all__ = ["ImageSet", "discover_image_sets", "set_key", "set_stem"]
+__all__ = ["ImageSet", "discover_image_sets", "set_key", "set_stem", "set_stems"]
 
 _GLOB_CHARS = set("*?[")
 _FILE_KEYS = ("filename", "file_name", "file", "image", "image_name", "name", "path")
@@ -31,8 +31,10 @@ class ImageSet:
     Attributes
     ----------
     set_id : str
-        Unique, stable name: the file's path relative to the common folder of all inputs (one file
-        per set), or ``key=value`` pairs of the grouping columns (``well=A05,site=1``).
+        Unique, stable name: the file's path relative to the common folder of the given input paths
+        (one file per set; a link keeps its own name), or ``key=value`` pairs of the grouping
+        columns (``well=A05,site=1``). Adding files or sub-folders under the given paths never
+        changes the ids of the sets already there.
     files : tuple of (str, str)
         ``(channel name, absolute path)`` in channel order.
     metadata : dict
@@ -67,7 +69,7 @@ def set_key(set_id: str) -> str:
     >>> set_key("img1.tif")
     '50744d61c0cb557f202efd5a'
     """
-    return hashlib.sha256(set_id.encode("utf-8")).hexdigest()[:24]
+    return hashlib.sha256(set_id.encode("utf-8", "surrogateescape")).hexdigest()[:24]  # names not in UTF-8 too
 
 
 def set_stem(set_id: str) -> str:
@@ -89,10 +91,56 @@ def set_stem(set_id: str) -> str:
     return "/".join(safe) or "_"
 
 
-def _expand(inputs: Inputs, exclude_dirs: Sequence[Path]) -> list[Path]:
-    from deepscope.io import find_images, image_format
+def set_stems(sets: Sequence[ImageSet], recorded: Mapping[str, str] | None = None
+              ) -> tuple[dict[str, str], list[str]]:
+    """The output stem of every image set (by key), unique in the run, and a warning per set renamed.
+
+    ``recorded`` gives the stems that earlier sessions of the run used (key -> stem, from the
+    parts): they are kept, so finished sets keep their files. Every other set gets
+    :func:`set_stem` of its id, with a suffix (``_2`` ...) when that name is taken (``cell 1.tif``
+    and ``cell_1.tif``, or ``y.tif`` and ``y.png``, would otherwise write the same label file).
+
+    Examples
+    --------
+    >>> sets = [ImageSet("y.png", ()), ImageSet("y.tif", ()), ImageSet("cell 1.tif", ()), ImageSet("cell_1.tif", ())]
+    >>> stems, warned = set_stems(sets)
+    >>> [stems[s.key] for s in sets], len(warned)
+    (['y', 'y_2', 'cell_1', 'cell_1_2'], 2)
+    """
+    from deepscope.io import unique_names
+
+    recorded = dict(recorded or {})
+    keep = {s.key: recorded[s.key] for s in sets if s.key in recorded}
+    rest = [s for s in sets if s.key not in keep]
+    names, renamed = unique_names([set_stem(s.set_id) for s in rest], taken=keep.values())
+    out = keep | {s.key: n for s, n in zip(rest, names)}
+    warned = [f"image sets {rest[i].set_id!r} and another would write labels and overlays under the same name "
+              f"{old!r}; {rest[i].set_id!r} writes them as {names[i]!r}" for i, old in renamed]
+    return out, warned
+
+
+def _root_of(entry: str) -> Path:
+    """The folder a path entry's set ids are relative to: the folder itself, a file's folder, or the part of a
+    glob before its first wildcard."""
+    if _GLOB_CHARS & set(entry):
+        parts = Path(entry).parts
+        static = [q for q in parts[:next(i for i, q in enumerate(parts) if _GLOB_CHARS & set(q))]]
+        return Path(os.path.abspath(Path(*static) if static else "."))
+    p = Path(os.path.abspath(entry))
+    return p if p.is_dir() and not p.name.lower().endswith(".zarr") else p.parent
+
+
+def _expand(inputs: Inputs, exclude_dirs: Sequence[Path]) -> tuple[list[Path], list[str]]:
+    """The input files (paths to read: symbolic links resolved) and their set ids (their path relative to the
+    common folder of the given paths, links not resolved), in natural order of the ids.
+
+    A file reached twice (also through a link) is one input, under its own name rather than a link's.
+    A link that cannot be resolved (a loop, a missing target) stays an input, so that it gets an error row.
+    """
+    from deepscope.io import find_images, image_format, natural_key
 
     found: list[Path] = []
+    roots: list[Path] = []
     for entry in inputs.paths:
         if _GLOB_CHARS & set(entry):
             matches = sorted(glob.glob(entry, recursive=True))
@@ -101,27 +149,33 @@ def _expand(inputs: Inputs, exclude_dirs: Sequence[Path]) -> list[Path]:
             cands = [Path(m) for m in matches]
         else:
             p = Path(entry)
-            if not p.exists():
+            if not p.exists() and not p.is_symlink():
                 raise FileNotFoundError(f"inputs.paths: no such file or folder: '{p}'")
             cands = [p]
+        roots.append(_root_of(entry))
         for c in cands:
             if c.is_dir() and image_format(c) != "zarr":
                 found.extend(find_images(c, include=inputs.include or None, exclude=inputs.exclude or None,
                                          recursive=inputs.recursive))
             elif image_format(c) is not None:
                 found.append(c)
-    roots = [d.resolve() for d in exclude_dirs]
-    out: list[Path] = []
-    seen: set[str] = set()
+    base = Path(os.path.commonpath([str(r) for r in roots])) if roots else Path("/")
+    excluded = [Path(os.path.realpath(d)) for d in exclude_dirs]
+    chosen: dict[str, tuple[Path, str]] = {}  # real path -> (path to read, set id)
     for f in found:
-        a = f.resolve()
-        if any(r == a or r in a.parents for r in roots):
+        link = Path(os.path.abspath(f))
+        real = Path(os.path.realpath(link))  # never raises: a loop gives some path, which then fails to read
+        if any(r == real or r in real.parents for r in excluded):
             continue  # never read a run's own outputs (labels, overlays) as inputs
-        s = str(a)
-        if s not in seen:
-            seen.add(s)
-            out.append(a)
-    return out
+        try:
+            sid = link.relative_to(base).as_posix()
+        except ValueError:  # pragma: no cover - every file lies under its root
+            sid = link.as_posix()
+        prev = chosen.get(str(real))
+        if prev is None or (link == real and Path(os.path.abspath(base / prev[1])) != real):
+            chosen[str(real)] = (real, sid)  # the file under its own name wins over a link to it
+    ordered = sorted(chosen.values(), key=lambda x: natural_key(x[1]))
+    return [f for f, _ in ordered], [sid for _, sid in ordered]
 
 
 def _read_sidecar(path: str) -> dict[str, dict[str, Any]]:
@@ -184,11 +238,6 @@ def _file_metadata(files: list[Path], inputs: Inputs) -> list[dict[str, Any]]:
     return rows
 
 
-def _common_root(files: Iterable[Path]) -> Path:
-    parents = {str(f.parent) for f in files}
-    return Path(os.path.commonpath(sorted(parents))) if parents else Path("/")
-
-
 def discover_image_sets(inputs: Inputs, *, exclude_dirs: Sequence[str | os.PathLike[str]] = ()
                         ) -> tuple[list[ImageSet], list[tuple[str, str]]]:
     """List the image sets of a pipeline's inputs, in a stable order.
@@ -228,18 +277,14 @@ def discover_image_sets(inputs: Inputs, *, exclude_dirs: Sequence[str | os.PathL
     """
     from deepscope.io import natural_key
 
-    files = _expand(inputs, [Path(d) for d in exclude_dirs])
+    files, ids = _expand(inputs, [Path(d) for d in exclude_dirs])
     if not files:
         what = f" matching {list(inputs.include)}" if inputs.include else ""
         raise InputError(f"inputs.paths: no image files{what} found in {', '.join(inputs.paths)} (looked for "
                          f".tif/.tiff/.png/.jpg/.jpeg/.zarr, recursive={inputs.recursive})")
     meta = _file_metadata(files, inputs)
     if inputs.channels is None:
-        root = _common_root(files)
-        sets = []
-        for f, md in zip(files, meta):
-            sid = f.relative_to(root).as_posix() if len(files) > 1 or f.parent != root else f.name
-            sets.append(ImageSet(sid, ((inputs.channel, str(f)),), md))
+        sets = [ImageSet(sid, ((inputs.channel, str(f)),), md) for f, sid, md in zip(files, ids, meta)]
         return sorted(sets, key=lambda s: natural_key(s.set_id)), []
     return _group(files, meta, inputs)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from deepscope.errors import ConfigError, InputError
 from deepscope.pipeline.executors import DaskExecutor, Executor, LocalExecutor, SerialExecutor, WorkerLost
-from deepscope.pipeline.inputs import ImageSet, discover_image_sets
+from deepscope.pipeline.inputs import ImageSet, discover_image_sets, set_stem, set_stems
 from deepscope.pipeline.spec import OBJECT_COUNT, CountStep, Pipeline, SegmentStep, load_pipeline, zoo_dir
 from deepscope.pipeline.steps import Task, image_value_types, objects_schema, part_path, run_task
 from deepscope.pipeline.store import (ON_CHANGE, RunDirError, _now, check_run_dir, lock_run_dir, plan_resume,
@@ -244,6 +244,8 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike[str], out: str | os.Path
     t0 = time.perf_counter()
     import multiprocessing as mp
 
+    from deepscope.io import check_output
+
     if getattr(mp.current_process(), "_inheriting", False):
         raise ConfigError("run_pipeline was called while a worker process was importing the script that started "
                           "the run; put the call under `if __name__ == \"__main__\":` in that script")
@@ -260,7 +262,7 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike[str], out: str | os.Path
     check_run_dir(run_dir)  # before anything (even a lock file) is written into someone else's folder
     with ex:
         ex.open()  # an unreachable scheduler fails here, before the run folder is touched
-        run_dir.mkdir(parents=True, exist_ok=True)
+        check_output(run_dir)  # created, writable, with free space: a clear error before any work
         with lock_run_dir(run_dir):
             return _run_locked(pipeline, run_dir, ex, sets, skipped, models, phash, on_change=on_change,
                                retry_failed=retry_failed, rehash=rehash, device=device, command=command,
@@ -286,6 +288,10 @@ def _run_locked(pipeline: Pipeline, run_dir: Path, ex: Executor, sets: list[Imag
         raise RunDirError(f"{len(plan.changed)} image set(s) changed since their results in '{run_dir}' were "
                           f"made: {shown}{more}. Pass --on-change rerun to process them again, or use another "
                           "--out to keep both")
+    stems, renamed = set_stems(sets, {k: str(m.get("stem") or set_stem(str(m.get("set_id"))))
+                                      for k, m in parts.items()})
+    for msg in renamed:
+        warnings.warn(msg, stacklevel=2)
     if plan.stale:
         warnings.warn(f"{plan.stale} result part(s) in '{run_dir}' belong to image sets that are no longer "
                       "among the inputs; they are left out of the tables", stacklevel=2)
@@ -330,7 +336,7 @@ def _run_locked(pipeline: Pipeline, run_dir: Path, ex: Executor, sets: list[Imag
             ex, DaskExecutor) else 0
         job_json = json.dumps(job, sort_keys=True, default=str)
         if plan.todo:
-            tasks = (Task(s.key, s.set_id, s.files) for s in plan.todo)
+            tasks = (Task(s.key, s.set_id, s.files, stems[s.key]) for s in plan.todo)
             ex.start(job_json)
             for task, res in ex.map_unordered(run_task, tasks):
                 if isinstance(res, BaseException):

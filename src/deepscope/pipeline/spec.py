@@ -198,7 +198,10 @@ class MeasureStep:
 
 @dataclass(frozen=True)
 class FilterStep:
-    """Keep the objects whose measurements meet ``where`` (a query or ``{column: [min, max]}``).
+    """Keep the objects whose measurements meet ``where`` (a filter or ``{column: [min, max]}``).
+
+    A filter string is deepscope's filter language (:mod:`deepscope.measure.expr`), parsed when the
+    pipeline is validated and never evaluated by Python.
 
     Without ``into`` the object set is filtered in place (ids kept); with ``into`` a new object set
     is made, numbered 1..k, with the old id in ``Parent_<objects>`` (CellProfiler's FilterObjects).
@@ -766,9 +769,17 @@ class _Reader:
 
     def where(self, v: Any, p: tuple[Any, ...]) -> str | dict[str, tuple[float | None, float | None]]:
         if isinstance(v, str):
-            return self.text(v, p)
+            from deepscope.errors import InputError
+            from deepscope.measure.expr import parse_filter
+
+            text = self.text(v, p)
+            try:  # parsed here, so a filter outside the language never reaches a worker
+                parse_filter(text)
+            except InputError as exc:
+                self.fail(p, f"{exc} (see the filter grammar in docs/pipelines.md)")
+            return text
         if not isinstance(v, dict) or not v:
-            self.fail(p, "expected a query such as 'AreaShape_Area > 50' or a mapping column -> [min, max]; "
+            self.fail(p, "expected a filter such as 'AreaShape_Area > 50' or a mapping column -> [min, max]; "
                          f"got {_type_name(v)} {v!r}")
         out: dict[str, tuple[float | None, float | None]] = {}
         for col, b in v.items():

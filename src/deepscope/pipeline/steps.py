@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["Task", "TaskResult", "SetResult", "apply_steps", "run_task", "worker_context", "init_worker",
+__all__ = ["Task", "TaskResult", "SetResult", "apply_steps", "run_task", "worker_context", "init_worker", "die_with",
            "objects_schema", "image_value_types", "part_path", "write_part", "read_part_meta", "PART_META_KEY",
            "PART_SCHEMA"]
 
@@ -46,11 +46,13 @@ PART_SCHEMA = "deepscope.part/1"
 
 @dataclass(frozen=True)
 class Task:
-    """One image set to process: its key (part file name), id and ``(channel, path)`` files."""
+    """One image set to process: its key (part file name), id, ``(channel, path)`` files and the stem its
+    label images and overlay are written under (default :func:`~deepscope.pipeline.inputs.set_stem` of the id)."""
 
     key: str
     set_id: str
     files: tuple[tuple[str, str], ...]
+    stem: str = ""
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
     Raises
     ------
     deepscope.errors.InputError
-        A channel is missing or the channels differ in shape; a filter query fails.
+        A channel is missing, holds NaN / infinite pixels, or the channels differ in shape; a filter fails.
 
     Examples
     --------
@@ -140,10 +142,10 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
     >>> r.values["Count_Nuclei"], r.objects["Nuclei"]["AreaShape_Area"].tolist()
     (2, [64, 96])
     """
-    from deepscope.data.transforms import normalize_percentile
+    from deepscope.data.transforms import check_finite, normalize_percentile
     from deepscope.measure import filter_objects, measure_objects, relate_objects, summarize_image
 
-    imgs = dict(images)
+    imgs = {ch: check_finite(v, path=f"channel {ch!r}") for ch, v in images.items()}
     shapes = {k: np.shape(v) for k, v in imgs.items()}
     for ch in pipeline.channels:
         if ch not in imgs:
@@ -425,15 +427,69 @@ def worker_context(job_json: str) -> _Context:
         return _cached_context(job_json)
 
 
-def init_worker(job_json: str) -> None:
-    """Process-pool initializer: ignore Ctrl-C (the driver handles it) and load the models now."""
+def init_worker(job_json: str, driver_pid: int | None = None) -> None:
+    """Process-pool initializer: ignore Ctrl-C (the driver handles it), die with the driver, load the models now.
+
+    With ``driver_pid``, the worker exits within a second of the driver's death (even ``kill -9``), and
+    takes the process it was forked from (the forkserver) with it, so nothing of a killed run lingers.
+    """
     import signal
 
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     except ValueError:  # not the main thread (in-process use)
         pass
+    if driver_pid is not None:
+        die_with(driver_pid)
     worker_context(job_json)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, dead but not yet reaped, counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - the number now belongs to another user's process
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:  # no /proc (macOS): os.kill said it exists
+        return True
+
+
+def die_with(driver_pid: int, *, interval: float = 0.5) -> None:
+    """Make this worker process exit when the driver ``driver_pid`` dies.
+
+    On Linux the kernel kills the worker when its parent dies (``PR_SET_PDEATHSIG``); a daemon thread
+    checks the driver every ``interval`` seconds and, once it is gone, kills the worker's parent when
+    that is not the driver (the forkserver the worker was forked from) and exits.
+    """
+    import signal
+
+    if os.getpid() == driver_pid:
+        return
+    if os.uname().sysname == "Linux":
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no prctl in this libc
+            pass
+
+    def watch() -> None:
+        while _alive(driver_pid):
+            time.sleep(interval)
+        parent = os.getppid()
+        if parent not in (1, driver_pid):
+            try:
+                os.kill(parent, signal.SIGKILL)
+            except OSError:
+                pass
+        os._exit(1)
+
+    threading.Thread(target=watch, name="deepscope-driver-watch", daemon=True).start()
 
 
 # ---------------------------------------------------------------------------------------------- one image set
@@ -519,7 +575,7 @@ def run_task(job_json: str, task: Task) -> TaskResult:
         first = next(iter(d.data.values()))
         image = {"Height": int(first.shape[0]), "Width": int(first.shape[1]),
                  **{k: (v.item() if isinstance(v, np.generic) else v) for k, v in result.values.items()}}
-        stem = set_stem(t.set_id)
+        stem = t.stem or set_stem(t.set_id)
         written = []
         if pipeline.outputs.labels:
             for name, lab in result.labels.items():
@@ -555,7 +611,8 @@ def run_task(job_json: str, task: Task) -> TaskResult:
                     pass
     seconds = time.perf_counter() - t0
     meta = {"schema": PART_SCHEMA, "key": task.key, "set_id": task.set_id, "status": "failed" if error else "ok",
-            "error": error, "files": files, "input_sha256": _set_sha256(files), "image": image,
+            "error": error, "retry": bool(error) and bool(outcome.transient),
+            "stem": task.stem or set_stem(task.set_id), "files": files, "input_sha256": _set_sha256(files), "image": image,
             "seconds": round(seconds, 6), "pipeline_hash": ctx.job["pipeline_hash"], "run_id": ctx.run.run_id,
             "deepscope_version": ctx.run.deepscope_version}
     write_part(part_path(ctx.run_dir, task.key), objects, meta)

@@ -22,6 +22,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from deepscope.errors import DeepscopeError, InputError
 from deepscope.pipeline.inputs import ImageSet
 from deepscope.pipeline.steps import PART_META_KEY, PART_SCHEMA, conform, part_path, read_part_meta, write_part
+from deepscope.predict.runner import TRANSIENT_ERRNOS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -39,7 +41,8 @@ if TYPE_CHECKING:
     from deepscope.provenance.lineage import Record
 
 __all__ = ["RunDirError", "RUN_SCHEMA", "MANIFEST", "ON_CHANGE", "Resume", "read_manifest", "write_manifest",
-           "check_run_dir", "prepare_run_dir", "lock_run_dir", "scan_parts", "plan_resume", "write_error_part",
+           "check_run_dir", "prepare_run_dir", "lock_run_dir", "scan_parts", "plan_resume", "failed_for_environment",
+           "write_error_part",
            "Block", "BlockResult", "build_block", "plan_blocks", "commit_tables", "Committed", "TABLE_NAMES"]
 
 logger = logging.getLogger(__name__)
@@ -301,13 +304,37 @@ def _same_files(s: ImageSet, meta: Mapping[str, Any], *, rehash: bool) -> str | 
     return None
 
 
+#: Error texts of environmental failures in parts written before parts said so themselves (``retry``).
+_ENVIRONMENTAL = re.compile(r"\[Errno (?:%s)\]|MemoryError" % "|".join(str(n) for n in sorted(TRANSIENT_ERRNOS)))
+
+
+def failed_for_environment(meta: Mapping[str, Any]) -> bool:
+    """Whether a failed part failed for a reason of the machine (disk full, I/O error ...), not of its input:
+    such sets are processed again by a plain rerun.
+
+    Examples
+    --------
+    >>> failed_for_environment({"status": "failed", "error": "OSError: [Errno 28] No space left on device"})
+    True
+    >>> failed_for_environment({"status": "failed", "error": "a.tif: not a readable TIFF"})
+    False
+    """
+    if meta.get("status") == "ok":
+        return False
+    if meta.get("retry") is not None:
+        return bool(meta["retry"])
+    return bool(_ENVIRONMENTAL.search(str(meta.get("error") or "")))
+
+
 def plan_resume(sets: Sequence[ImageSet], parts: Mapping[str, Mapping[str, Any]], *, pipeline_hash: str,
                 retry_failed: bool = False, rehash: bool = False) -> Resume:
     """Decide which image sets still need processing.
 
     A set is done when its part was made by this pipeline from the same bytes: same size and
     modification time as recorded, or else the same SHA-256 (``rehash=True`` always compares
-    SHA-256s).
+    SHA-256s). A set whose part failed is done too (its error row stands), unless ``retry_failed``
+    or it failed for an environmental reason (:func:`failed_for_environment`: a full disk, an I/O
+    error), which a plain rerun retries.
     """
     todo: list[ImageSet] = []
     changed: list[tuple[str, str]] = []
@@ -326,7 +353,7 @@ def plan_resume(sets: Sequence[ImageSet], parts: Mapping[str, Mapping[str, Any]]
             continue
         if meta.get("status") != "ok":
             failed_before += 1
-            if retry_failed:
+            if retry_failed or failed_for_environment(meta):
                 todo.append(s)
                 continue
         done += 1
@@ -359,7 +386,9 @@ def _metadata_table(sets: Sequence[ImageSet]) -> pa.Table:
     import pandas as pd
     import pyarrow as pa
 
-    df = pd.DataFrame([s.metadata for s in sets])
+    from deepscope.io import safe_text
+
+    df = pd.DataFrame([{k: safe_text(v) if isinstance(v, str) else v for k, v in s.metadata.items()} for s in sets])
     cols = {}
     for c in df.columns:
         col = df[c]
@@ -400,6 +429,8 @@ def _image_rows(metas: Sequence[Mapping[str, Any]], numbers: Sequence[int], sche
                 meta_chunk: pa.Table, model_cols: Mapping[str, str]) -> pa.Table:
     import pyarrow as pa
 
+    from deepscope.io import safe_text
+
     cols: dict[str, list[Any]] = {f.name: [] for f in schema}
     for n, m in zip(numbers, metas):
         files = {f["channel"]: f for f in m.get("files") or []}
@@ -416,7 +447,8 @@ def _image_rows(metas: Sequence[Mapping[str, Any]], numbers: Sequence[int], sche
         row.update(image)
         row.update(model_cols)
         for name, values in cols.items():
-            values.append(row.get(name))
+            v = row.get(name)
+            values.append(safe_text(v) if isinstance(v, str) else v)  # names not in UTF-8: bytes escaped
     arrays = [meta_chunk.column(f.name) if f.name in meta_chunk.column_names
               else pa.array(cols[f.name], type=f.type, from_pandas=True) for f in schema]
     return pa.Table.from_arrays(arrays, schema=schema)

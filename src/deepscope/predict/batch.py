@@ -119,7 +119,7 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]], *, include: str | Sequ
     """
     from deepscope.io import find_images, image_format
 
-    excluded = [Path(d).resolve() for d in exclude_dirs]
+    excluded = [Path(os.path.realpath(d)) for d in exclude_dirs]
     out: list[Path] = []
     given = [Path(p) for p in paths]
     if not given:
@@ -127,8 +127,8 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]], *, include: str | Sequ
     for p in given:
         if p.is_dir() and image_format(p) != "zarr":
             files = find_images(p, include=include, recursive=recursive)
-            files = [f for f in files if not any(d == f.resolve().parent or d in f.resolve().parents
-                                                 for d in excluded)]
+            # realpath never raises: a link loop stays an input and gets its error row when it is read
+            files = [f for f in files if not any(d in Path(os.path.realpath(f)).parents for d in excluded)]
             if not files:
                 what = f" matching {include!r}" if include else ""
                 raise InputError(f"no image files{what} found in folder '{p}' (.tif/.tiff/.png/.jpg/.jpeg/.zarr)")
@@ -198,7 +198,7 @@ def model_input(x: np.ndarray, model: Any, *, channel: int | None = None, path: 
 def _read(path: Path) -> Image:
     from deepscope.io import read_image
 
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise FileNotFoundError(f"No such file: '{path}'")
     return read_image(path)
 
@@ -220,20 +220,19 @@ def _start_run(command: str, net: Any, model: Any, files: list[Path], **params: 
                              models=[_model_ref(net, model)])
 
 
-def _stems(paths: list[Path]) -> tuple[list[str], dict[int, str]]:
-    """Output stems per input, and an error for inputs whose stem an earlier input already uses."""
+def _stems(paths: list[Path]) -> list[str]:
+    """Output stems per input, unique: a stem an earlier input already uses (``y.tif`` and ``y.png``, or
+    ``a/x.tif`` and ``b/x.tif``) gets a suffix (``y_2``) and a warning, so no output replaces another."""
     from deepscope.data import image_stem
+    from deepscope.io import unique_names
 
-    stems, seen, clash = [], {}, {}
-    for i, p in enumerate(paths):
-        s = image_stem(p)
-        stems.append(s)
-        if s in seen:
-            clash[i] = (f"output name '{s}' is already used by '{paths[seen[s]]}'; rename one of them or run them "
-                        "into different output folders")
-        else:
-            seen[s] = i
-    return stems, clash
+    stems, renamed = unique_names([image_stem(p) for p in paths])
+    for i, old in renamed:
+        msg = (f"'{paths[i]}' would write its outputs under the name '{old}', which an earlier input uses; "
+               f"its outputs are named '{stems[i]}' instead")
+        logger.warning("%s", msg)
+        warnings.warn(msg, stacklevel=4)  # at the caller of segment_paths / restore_paths
+    return stems
 
 
 def _overlap(model: Any, tile: int | None, overlap: int | None) -> int | None:
@@ -247,17 +246,15 @@ def _overlap(model: Any, tile: int | None, overlap: int | None) -> int | None:
 def _decoder(net: Any, channel: int | None, files: list[Path] | None = None) -> Any:
     """Read a file and select the channel(s) the model takes: the decode stage of every command.
 
-    With ``files`` (commands that write one output per input), a file whose output stem an earlier
-    file already uses fails instead (:func:`_stems`); the stem is in ``Decoded.extra["stem"]``.
+    With ``files`` (commands that write one output per input), each file's output stem, unique among
+    them (:func:`_stems`), is in ``Decoded.extra["stem"]``.
     """
-    stems, clash = _stems(files) if files is not None else ([], {})
+    stems = _stems(files) if files is not None else []
     index = {p: i for i, p in enumerate(files or [])}
 
     def decode(p: Path) -> Decoded:
         extra: dict[str, Any] = {"path": str(p)}
         if files is not None:
-            if index[p] in clash:
-                raise InputError(clash[index[p]])
             extra["stem"] = stems[index[p]]
         img = _read(p)
         return Decoded(model_input(image_array(img), net, channel=channel, path=str(p)), inputs=[img], extra=extra)
@@ -270,9 +267,12 @@ def _finish(run: Any, command_outputs: list[str], files: list[Path], outcome: Ou
     """The table of a batch, written (with its lineage) where asked, and the run finished."""
     import pandas as pd
 
+    from deepscope.io import safe_text
     from deepscope.provenance import lineage
 
-    table = pd.DataFrame(outcome.rows, columns=list(columns) if columns else None)
+    # file names that are not UTF-8 are kept, their odd bytes escaped: a table holds only valid text
+    rows = [{k: safe_text(v) if isinstance(v, str) else v for k, v in r.items()} for r in outcome.rows]
+    table = pd.DataFrame(rows, columns=list(columns) if columns else None)
     for col in int_columns:
         table[col] = table[col].astype("Int64")  # whole numbers, empty for failed images
     n_failed = outcome.n_failed
@@ -281,8 +281,7 @@ def _finish(run: Any, command_outputs: list[str], files: list[Path], outcome: Ou
         from deepscope.io import write_text
 
         out = write_text(table_path, table.drop(columns=[c for c in ("labels",) if c in table]).to_csv(index=False))
-        lineage.attach(out, run.record(out, inputs=[lineage.InputRef(i.meta.path, i.meta.sha256 or None)
-                                                     for i in outcome.inputs],
+        lineage.attach(out, run.record(out, inputs=[lineage.InputRef(i.path, i.sha256) for i in outcome.inputs],
                                        extra={"n_images": len(files), "n_failed": n_failed}))
         outputs.append(str(out))
     run.finish("ok" if n_failed < len(files) else "failed", {"images": len(files), "failed": n_failed})
@@ -408,6 +407,8 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
         The model cannot be loaded or is not a counting model.
     deepscope.errors.InputError
         No inputs, or a folder without images.
+    deepscope.errors.OutputError
+        ``output`` cannot be written (checked before any image is counted).
 
     Examples
     --------
@@ -418,6 +419,10 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
     files = expand_paths(paths, include=include, recursive=recursive)
+    if output is not None:
+        from deepscope.io import check_output
+
+        check_output(output, folder=False)  # before any image is counted, not after
     net = resolve_model(model, task="count", device=device)
     run = _start_run("count", net, model, files, channel=channel, batch_size=batch_size, device=device)
 
@@ -498,6 +503,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     >>> res.table[["path", "count"]].head()                           # doctest: +SKIP
     """
     from deepscope.evaluate import count_instances
+    from deepscope.io import check_output
     from deepscope.provenance import lineage
 
     if tta not in ("none", "flips", "d8"):
@@ -512,12 +518,12 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         class_names = [f"class{k}" for k in range(1, n_classes + 1)]
     run = _start_run("segment", net, model, files, tile=tile, overlap=ov, tta=tta, channel=channel, device=device,
                      diameter=diameter)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_output(out_dir)  # writable, with free space: before any image is processed
     count_cols = ["count"] + [f"count_{c}" for c in class_names]
     sized = bool(getattr(net.plugin, "reports_info", False))
     if diameter is not None and not sized:
         raise ModelError(f"model {net.name!r} segments images at their own scale and takes no diameter; the "
-                         "generalist models (nuclei, nuclei-fast) rescale images to their object size")
+                         "generalist model (nuclei) rescales images to their object size")
     info_cols: dict[str, Any] = ({"diameter": np.nan, "diameter_source": "", "in_domain": None,
                                   "domain_score": np.nan} if sized else {})
 
@@ -619,7 +625,7 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     --------
     >>> res = restore_paths(["blurred/"], "restored", model="deblur-bbbc005")  # doctest: +SKIP
     """
-    from deepscope.io import write_tiff
+    from deepscope.io import check_output, write_tiff
     from deepscope.provenance import lineage
 
     if dtype not in ("input", "float32"):
@@ -630,7 +636,7 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     ov = _overlap(net, tile, overlap)
     run = _start_run("restore", net, model, files, dtype=dtype, tile=tile, overlap=ov, channel=channel,
                      device=device)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_output(out_dir)  # writable, with free space: before any image is processed
 
     def infer(ds: list[Decoded]) -> list[Any]:
         with warnings.catch_warnings(record=True) as caught:

@@ -18,7 +18,9 @@ progress
 
 from __future__ import annotations
 
+import errno
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,7 +28,8 @@ from typing import Any, Generic, TypeVar
 
 from deepscope.errors import DeepscopeError
 
-__all__ = ["BatchRunner", "Outcome", "Decoded", "PER_IMAGE_ERRORS", "Progress", "error_text"]
+__all__ = ["BatchRunner", "Outcome", "Decoded", "InputFile", "PER_IMAGE_ERRORS", "TRANSIENT_ERRNOS", "Progress",
+           "error_text", "is_transient"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,29 @@ Progress = Callable[[int, int], None]
 #: Errors that fail one image of a batch (an error row) rather than the whole run.
 PER_IMAGE_ERRORS: tuple[type[BaseException], ...] = (DeepscopeError, OSError, ValueError, RuntimeError,
                                                      MemoryError)
+
+
+#: ``errno`` values of failures that come from the machine, not the input (disk full, quota, I/O error, out of
+#: memory, read-only or vanished file system): an item that failed so is processed again on a plain rerun.
+TRANSIENT_ERRNOS = frozenset(getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EIO", "ENOMEM", "EROFS", "ESTALE",
+                                                          "ENOLCK", "EAGAIN", "ETIMEDOUT") if hasattr(errno, n))
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) is an environmental failure (:data:`TRANSIENT_ERRNOS`).
+
+    Examples
+    --------
+    >>> is_transient(OSError(28, "No space left on device")), is_transient(FileNotFoundError(2, "gone"))
+    (True, False)
+    """
+    seen = 0
+    e: BaseException | None = exc
+    while e is not None and seen < 10:
+        if isinstance(e, MemoryError) or (isinstance(e, OSError) and e.errno in TRANSIENT_ERRNOS):
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
 
 
 def error_text(exc: BaseException) -> str:
@@ -54,13 +80,33 @@ class Decoded:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class InputFile:
+    """What a batch keeps of an input once it is processed: its path and SHA-256, never its pixels."""
+
+    path: str
+    sha256: str | None = None
+
+    @classmethod
+    def of(cls, item: Any) -> Any:
+        """The path and SHA-256 of an :class:`~deepscope.io.Image` (or anything with a ``meta`` that has
+        them); other items (lineage InputRefs) as they are."""
+        meta = getattr(item, "meta", None)
+        if meta is not None and hasattr(meta, "path") and hasattr(meta, "sha256"):
+            return cls(str(meta.path), meta.sha256 or None)
+        return item
+
+
 @dataclass
 class Outcome:
-    """What :meth:`BatchRunner.run` did: one row per item in input order, the files written, the inputs read."""
+    """What :meth:`BatchRunner.run` did: one row per item in input order, the files written, the inputs read
+    (as :class:`InputFile`), and the items that failed for an environmental reason (:data:`TRANSIENT_ERRNOS`:
+    a full disk, an I/O error), which are worth retrying as they are."""
 
     rows: list[dict[str, Any]]
     outputs: list[str]
     inputs: list[Any]
+    transient: set[int] = field(default_factory=set)
 
     @property
     def n_failed(self) -> int:
@@ -110,8 +156,13 @@ class BatchRunner(Generic[T]):
         self.label = label
         self.describe = describe
 
+    #: Deferred writes that may wait for the writer thread before the next item waits for them.
+    max_pending = 2
+
     def _fail(self, item: T, row: dict[str, Any], exc: BaseException) -> None:
         row["error"] = self.describe(exc)
+        if is_transient(exc):
+            self._transient.add(id(row))
         name = self.label(item)
         logger.warning("%s", row["error"] if name in row["error"] else f"{name}: {row['error']}")
 
@@ -131,13 +182,30 @@ class BatchRunner(Generic[T]):
                 results.append(None)
         return results
 
+    def _collect(self, pending: deque[tuple[int, Future[list[str]], dict[str, Any]]], items: Sequence[T],
+                 rows: list[dict[str, Any]], outputs: list[str], *, keep: int) -> None:
+        """Take the finished deferred writes (and wait for the oldest until at most ``keep`` are pending), so the
+        arrays they hold are freed as soon as they are written."""
+        while pending and (len(pending) > keep or pending[0][1].done()):
+            i, fut, reset = pending.popleft()
+            try:
+                outputs.extend(fut.result())
+            except OSError as exc:  # e.g. disk full: this item failed, the others stand
+                rows[i].update(reset)
+                self._fail(items[i], rows[i], exc)
+
     def run(self, items: Sequence[T]) -> Outcome:
-        """Process every item; never raises for an item's failure (see ``errors``)."""
+        """Process every item; never raises for an item's failure (see ``errors``).
+
+        Memory holds one batch, the deferred writes not yet done (at most :attr:`max_pending`) and, per
+        processed item, its row and :class:`InputFile`: never the pixels of items already written.
+        """
         items = list(items)
         rows = [self.row(it) for it in items]
+        self._transient: set[int] = set()
         outputs: list[str] = []
         inputs: list[Any] = []
-        pending: list[tuple[int, Future[list[str]], dict[str, Any]]] = []
+        pending: deque[tuple[int, Future[list[str]], dict[str, Any]]] = deque()
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepscope-writer") if self.deferred else None
         done = 0
         try:
@@ -166,9 +234,11 @@ class BatchRunner(Generic[T]):
                                 outputs.extend(fn())
                             else:
                                 pending.append((i, writer.submit(fn), dict(reset)))
-                        inputs.extend(d.inputs)
+                        inputs.extend(InputFile.of(x) for x in d.inputs)
                     except self.errors as exc:
                         self._fail(items[i], rows[i], exc)
+                del decoded, results
+                self._collect(pending, items, rows, outputs, keep=self.max_pending)
                 for i in range(start, stop):
                     done += 1
                     if self.progress is not None:
@@ -176,10 +246,6 @@ class BatchRunner(Generic[T]):
         finally:
             if writer is not None:
                 writer.shutdown(wait=True)
-        for i, fut, reset in pending:
-            try:
-                outputs.extend(fut.result())
-            except OSError as exc:  # e.g. disk full: this item failed, the others stand
-                rows[i].update(reset)
-                self._fail(items[i], rows[i], exc)
-        return Outcome(rows, outputs, inputs)
+        self._collect(pending, items, rows, outputs, keep=0)
+        transient = {i for i, r in enumerate(rows) if id(r) in self._transient}
+        return Outcome(rows, outputs, inputs, transient)

@@ -30,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import logging
@@ -45,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from deepscope.errors import DeepscopeError, ImageReadError, InputError
+from deepscope.io import safe_text
 from deepscope.provenance import migrations
 from deepscope.provenance.meta import (Channel, ImageMeta, canonical_key, format_value, key_leaf, key_name)
 from deepscope.provenance.sources import Conflict, MergedMeta, MetadataSources, file_meta
@@ -528,6 +530,8 @@ class Catalog:
         for f in self._expand(paths, include=include, recursive=recursive):
             try:
                 fm = file_meta(f, verify=verify)
+                if safe_text(fm.path) != fm.path:  # a name not in UTF-8: kept with its odd bytes escaped
+                    fm = dataclasses.replace(fm, path=safe_text(fm.path))
                 merged = src.gather(fm, overrides=overrides)
                 prep = _Prepared(fm, merged, os.stat(f).st_size if Path(f).is_file() else 0)
             except (ImageReadError, InputError, OSError) as exc:

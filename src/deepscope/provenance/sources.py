@@ -393,10 +393,10 @@ def load_sidecar_csv(path: str | os.PathLike[str], *, key: str | None = None) ->
 def file_meta(path: str | os.PathLike[str], *, verify: str = "header") -> FileMeta:
     """What a file says about itself, with the SHA-256 of its bytes (read once).
 
-    With ``verify="header"`` a TIFF's header and tags are parsed without decoding the pixels
-    (three to four times faster than a full read, the pixel data offsets are checked against
-    the file size, so a truncated file is still caught); other formats, and ``verify="full"``,
-    go through :func:`deepscope.io.read_image`.
+    With ``verify="header"`` the header is parsed without decoding the pixels
+    (:func:`deepscope.io.read_meta`: for a TIFF the pixel data offsets are checked against the file
+    size, so a truncated file is still caught); ``verify="full"`` decodes the image
+    (:func:`deepscope.io.read_image`).
 
     Raises
     ------

@@ -15,7 +15,7 @@ from deepscope.predict.predictor import softplus
 from deepscope.tasks.base import TorchTaskPlugin
 from deepscope.train.tasks import CountTask
 
-__all__ = ["DensityCounting", "RegressCounting", "area_per_object"]
+__all__ = ["DensityCounting", "RegressCounting", "area_per_object", "area_factor"]
 
 
 def area_per_object(prepared: np.ndarray, count: float) -> float:
@@ -31,6 +31,25 @@ def area_per_object(prepared: np.ndarray, count: float) -> float:
         return 0.0
     fg = int((g > threshold_otsu(g)).sum())
     return fg / max(float(count), 0.5)
+
+
+def area_factor(options: Any, shape: tuple[int, ...] | None) -> float:
+    """How much an absolute interval widens for an image larger than those it was calibrated on.
+
+    A count over an image of ``k`` calibration-sized fields adds ``k`` independent field errors, so
+    its spread grows as ``sqrt(k)``: the half-width is multiplied by ``sqrt(area / reference_area)``
+    (``reference_area`` in pixels, recorded at calibration), never by less than 1. Without a
+    ``reference_area`` (cards calibrated before it was recorded) the factor is 1.
+
+    Examples
+    --------
+    >>> area_factor({"reference_area": 100.0}, (20, 20)), area_factor({"reference_area": 100.0}, (5, 5))
+    (2.0, 1.0)
+    """
+    ref = float((options or {}).get("reference_area") or 0.0)
+    if ref <= 0 or shape is None:
+        return 1.0
+    return math.sqrt(max(1.0, float(shape[0]) * float(shape[1]) / ref))
 
 
 def _conformal_quantile(scores: np.ndarray, level: float) -> float:
@@ -69,9 +88,12 @@ class _Counting(TorchTaskPlugin):
                     for i, im in enumerate(images)]
         return self.count_prepared(model, prepared, batch_size=batch_size, paths=paths, tta=tta)
 
-    def interval(self, model: CountModel, count: float, std: float) -> tuple[float, float]:
+    def interval(self, model: CountModel, count: float, std: float, *,
+                 shape: tuple[int, ...] | None = None) -> tuple[float, float]:
+        """The calibrated interval of a count: ``scale * std`` (``scaled-std``: the standard deviation already
+        grows with the image) or ``scale`` widened by :func:`area_factor` for an image of ``shape`` (``absolute``)."""
         iv = model.model_card.output["interval"]
-        half = iv["scale"] * (std if iv["method"] == "scaled-std" else 1.0)
+        half = iv["scale"] * (std if iv["method"] == "scaled-std" else area_factor(iv, shape))
         return max(0.0, count - half), count + half
 
     def calibrate_interval(self, model: CountModel, true: np.ndarray, pred: np.ndarray, std: np.ndarray, *,
@@ -130,10 +152,11 @@ class _Counting(TorchTaskPlugin):
                 if n_obj > 0 and area < hy["max_object_area"]:
                     c = 0.5 * (c + n_obj)
                     method = "density+objects"
+            shape = np.shape(images[k])[:2]
             if method == self.representation:
-                lo, hi = self.interval(model, float(c), float(s))
-            else:
-                q = float(hy["interval_scale"])
+                lo, hi = self.interval(model, float(c), float(s), shape=shape)
+            else:  # the segmenter's branch: an absolute half-width, widened for images larger than calibrated
+                q = float(hy["interval_scale"]) * area_factor(hy, shape)
                 lo, hi = max(0.0, float(c) - q), float(c) + q
             out.append(CountResult(float(c), lo, hi, float(s), method, ok))
         return out
@@ -263,6 +286,7 @@ class _Counting(TorchTaskPlugin):
         true = np.asarray(true, float)
         hy: dict[str, Any] = {"segmenter": segmenter, "max_object_area": float(max_object_area), "combine": "mean",
                               "interval_scale": 0.0, "enabled": True,
+                              "reference_area": float(np.median([np.prod(np.shape(im)[:2]) for im in images])),
                               "segmenter_sha256": (model_card(segmenter).get("weights") or {}).get("sha256")}
         model.update_output(hybrid=hy)
         model.runtime.pop("segmenter", None)
