@@ -4,46 +4,16 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from deepscope.cli._common import console, err_console, handle_errors
+from deepscope.cli._common import (console, err_console, handle_errors, out_option, output_alias, pick_out,
+                                   progress_callback, recursive_option)
 
 _ON_CHANGE_HELP = ("When RUN_DIR holds another pipeline's results or inputs changed since their results were made: "
                    "'refuse' (stop and list them) or 'rerun' (process them again).")
-
-
-@contextmanager
-def _bar(description: str) -> Iterator[Callable[[int, int, int], None]]:
-    """A rich progress bar on stderr (images done, rate, ETA), as a ``progress(done, total, failed)`` callback."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-    from rich.text import Text
-
-    class Rate(ProgressColumn):
-        def render(self, task: Any) -> Text:
-            speed = task.finished_speed or task.speed
-            return Text(f"{speed:5.1f} img/s" if speed else "    - img/s", style="progress.data.speed")
-
-    bar = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("images"), Rate(), TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(),
-                   TextColumn("ETA"), TimeRemainingColumn(), console=err_console,
-                   disable=not err_console.is_terminal)
-    state: dict[str, Any] = {}
-
-    def update(done: int, total: int, failed: int) -> None:
-        if "task" not in state:
-            # start the bar at the sets already done, so rate and ETA count this session's work only
-            state["task"] = bar.add_task(description, total=total, completed=done, failed=failed)
-        else:
-            bar.update(state["task"], completed=done, total=total, failed=failed)
-
-    with bar:
-        yield update
 
 
 def _report(result: Any, started: float) -> None:
@@ -67,7 +37,8 @@ def _execute(pipeline: Any, out: Path, *, jobs: int | None, workers: int | None,
 
     t0 = time.perf_counter()
     try:
-        with warnings.catch_warnings(record=True) as caught, _bar(pipeline.name) as progress:
+        with warnings.catch_warnings(record=True) as caught, \
+                progress_callback(pipeline.name, failed_column=True) as progress:
             warnings.simplefilter("always")
             result = run_pipeline(pipeline, out, jobs=jobs, workers=workers, scheduler=scheduler,
                                   on_change=on_change, retry_failed=retry_failed, rehash=rehash,
@@ -81,6 +52,10 @@ def _execute(pipeline: Any, out: Path, *, jobs: int | None, workers: int | None,
         if not issubclass(w.category, DeprecationWarning):
             err_console.print(f"[yellow]warning:[/] {w.message}")
     _report(result, t0)
+    if result.n_sets and result.n_failed == result.n_sets:
+        err_console.print("[bold red]error:[/] every image set failed (see the errors above and the 'error' column "
+                          f"of {result.run_dir / 'images.csv'})")
+        raise typer.Exit(code=1)
 
 
 def _check_on_change(value: str) -> str:
@@ -94,8 +69,9 @@ def _check_on_change(value: str) -> str:
 @handle_errors
 def run(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML file (see docs/pipelines.md).", show_default=False),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder: new or empty, or an earlier run of the same "
-                             "pipeline, which is then resumed."),
+    out: Path | None = out_option(help="Run folder (required): new or empty, or an earlier run of the same "
+                                  "pipeline, which is then resumed."),
+    output: Path | None = output_alias(),
     jobs: int | None = typer.Option(None, "--jobs", "-j", help="Local worker processes (default: CPU cores; 0 = "
                                     "this process)."),
     workers: int | None = typer.Option(None, "--workers", help="Run on a new Dask LocalCluster with N workers."),
@@ -118,7 +94,7 @@ def run(
     """
     from deepscope.pipeline import load_pipeline
 
-    _execute(load_pipeline(pipeline), out, jobs=jobs, workers=workers, scheduler=scheduler, on_change=on_change,
+    _execute(load_pipeline(pipeline), pick_out(out, output), jobs=jobs, workers=workers, scheduler=scheduler, on_change=on_change,
              retry_failed=retry_failed, rehash=rehash, connect_timeout=connect_timeout, device=device,
              command="run")
 
@@ -126,8 +102,9 @@ def run(
 @handle_errors
 def analyze(
     paths: list[Path] = typer.Argument(..., help="Folders (not their sub-folders unless --recursive), image files "
-                                       "or globs.", show_default=False),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder (resumed when it holds the same analysis)."),
+                                       "or globs.", show_default=False, metavar="PATH"),
+    out: Path | None = out_option(help="Run folder (required; resumed when it holds the same analysis)."),
+    output: Path | None = output_alias(),
     model: str | None = typer.Option(None, "--model", "-m", help="Segmentation model: nuclei (default), "
                                      "cells-bbbc005, otsu-watershed, or a model folder / .json card."),
     count_model: str | None = typer.Option(None, "--count-model", help="Also count with this model (e.g. "
@@ -135,7 +112,9 @@ def analyze(
     pattern: str | None = typer.Option(None, "--pattern", help="File-name pattern for Metadata_ columns: a preset "
                                        "(bbbc005) or a regex with named groups."),
     include: list[str] = typer.Option([], "--include", help="Only files whose name matches this glob (repeat)."),
-    recursive: bool = typer.Option(False, "--recursive", "-r", help="Scan sub-folders too."),
+    channel: int | None = typer.Option(None, "--channel", help="Channel of multi-channel images to analyse "
+                                       "(0-based); grey images ignore it."),
+    recursive: bool = recursive_option(),
     overlays: bool = typer.Option(True, "--overlays/--no-overlays", help="Write overlay PNGs."),
     labels: bool = typer.Option(True, "--labels/--no-labels", help="Write label images."),
     pixel_size: float | None = typer.Option(None, "--pixel-size", help="Micrometres per pixel (adds _um columns)."),
@@ -157,10 +136,11 @@ def analyze(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pipe = default_pipeline(paths, model=model, count_model=count_model, pattern=pattern, include=include,
-                                recursive=recursive, overlays=overlays, labels=labels, pixel_size=pixel_size)
+                                recursive=recursive, overlays=overlays, labels=labels, pixel_size=pixel_size,
+                                channel=channel)
     for w in caught:
         if not issubclass(w.category, DeprecationWarning):
             err_console.print(f"[yellow]warning:[/] {w.message}")
-    _execute(pipe, out, jobs=jobs, workers=workers, scheduler=scheduler, on_change=on_change,
+    _execute(pipe, pick_out(out, output), jobs=jobs, workers=workers, scheduler=scheduler, on_change=on_change,
              retry_failed=retry_failed, rehash=False, connect_timeout=connect_timeout, device=device,
              command="analyze")

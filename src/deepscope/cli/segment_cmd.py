@@ -6,15 +6,17 @@ from pathlib import Path
 
 import typer
 
-from deepscope.cli._common import console, handle_errors
+from deepscope.cli._common import console, handle_errors, out_option, output_alias, pick_out, recursive_option
 from deepscope.cli.count_cmd import SHOWN_ROWS, progress_bar, report_errors
 
 
 @handle_errors
 def segment(
-    paths: list[Path] = typer.Argument(..., help="Image files or folders (folders are scanned for images)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output folder: <stem>.labels.tif, <stem>.overlay.png, "
-                                "counts.csv."),
+    paths: list[Path] = typer.Argument(..., help="Image files or folders (not their sub-folders unless "
+                                       "--recursive).", metavar="PATH"),
+    out: Path | None = out_option(help="Output folder (required): <stem>.labels.tif, <stem>.overlay.png, "
+                                  "counts.csv."),
+    output: Path | None = output_alias(),
     model: str = typer.Option("nuclei", "--model", "-m", help="Shipped model name (nuclei, cells-bbbc005), run "
                               "folder of `deepscope train segment`, or model .json/.safetensors file."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda ..."),
@@ -23,7 +25,7 @@ def segment(
     tta: str = typer.Option("none", "--tta", help="Test-time augmentation: none, flips, d8."),
     channel: int | None = typer.Option(None, "--channel", help="Channel of multi-channel images to segment."),
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write outline overlays (PNG)."),
-    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Scan sub-folders of folders."),
+    recursive: bool = recursive_option(),
     include: str | None = typer.Option(None, "--include", help="Glob on file names in folders."),
 ) -> None:
     """Segment objects into instances: int32 label images (0 = background), overlays and counts.csv.
@@ -32,6 +34,7 @@ def segment(
     """
     from deepscope.predict.batch import segment_paths
 
+    output = pick_out(out, output)
     with progress_bar("segment") as report:
         res = segment_paths(paths, output, model=model, device=device, tile=tile, tta=tta, channel=channel,
                             overlay=overlay, include=include, recursive=recursive, progress=report)

@@ -432,7 +432,8 @@ def _commit(run_dir: Path, sets: Sequence[ImageSet], pipeline: Pipeline, models:
 def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | None = None,
                      count_model: str | None = None, pattern: str | None = None,
                      include: Sequence[str] = (), recursive: bool = False, overlays: bool = True,
-                     labels: bool = True, pixel_size: float | None = None, name: str = "analyze") -> Pipeline:
+                     labels: bool = True, pixel_size: float | None = None, channel: int | None = None,
+                     name: str = "analyze") -> Pipeline:
     """The one-line analysis of ``deepscope analyze``: segment nuclei, count, measure; tables and overlays.
 
     Parameters
@@ -454,6 +455,8 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
         Write overlays and label images.
     pixel_size : float, optional
         Micrometres per pixel for physical measurement columns.
+    channel : int, optional
+        Channel (0-based) of multi-channel images to analyse (``inputs.plane``).
 
     Returns
     -------
@@ -485,6 +488,6 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
     steps.append({"measure": {"objects": ["Nuclei"]} | ({"pixel_size": pixel_size} if pixel_size else {})})
     spec = {"name": name,
             "inputs": {"paths": [os.fspath(p) for p in paths], "include": list(include), "recursive": recursive,
-                       "pattern": pattern},
+                       "pattern": pattern} | ({"plane": channel} if channel is not None else {}),
             "steps": steps, "outputs": {"labels": labels, "overlays": overlays}}
     return Pipeline.from_dict(spec, source="deepscope analyze")

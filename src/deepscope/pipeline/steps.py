@@ -434,11 +434,18 @@ def _channel_images(img: Any, channel: str, pipeline: Pipeline) -> dict[str, np.
         return {name: yxc[..., i] for i, name in enumerate(planes)}
     if yxc.shape[-1] == 1:
         return {channel: yxc[..., 0]}
+    plane = pipeline.inputs.plane
+    if plane is not None:
+        if plane >= yxc.shape[-1]:
+            raise InputError(f"{img.meta.path}: the image has {yxc.shape[-1]} channels (0-{yxc.shape[-1] - 1}); "
+                             f"channel {plane} (--channel / inputs.plane) is not one of them")
+        return {channel: yxc[..., plane]}
     try:
         return {channel: to_grey(yxc, path=str(img.meta.path))}
     except InputError:
-        raise InputError(f"{img.meta.path}: the image has {yxc.shape[-1]} distinct channels; name them with "
-                         "inputs.planes (e.g. planes: [DNA, Actin]) to use them") from None
+        raise InputError(f"{img.meta.path}: the image has {yxc.shape[-1]} distinct channels; choose one with "
+                         "--channel N (deepscope analyze; inputs.plane: N in a pipeline YAML), or name them all "
+                         "with inputs.planes (e.g. planes: [DNA, Actin]) to use them") from None
 
 
 def _set_sha256(files: list[dict[str, Any]]) -> str | None:
