@@ -7,14 +7,14 @@ other package may import it.
 """
 
 from deepscope.io.discover import extract_zip, find_images, natural_key, open_source
-from deepscope.io.image import AXES_LETTERS, FileMeta, Image
+from deepscope.io.image import AXES_LETTERS, FileMeta, Image, as_pixels
 from deepscope.io.jsonable import to_jsonable
 from deepscope.io.patterns import PRESETS, FilenamePattern, get_pattern
 from deepscope.io.readers import SUPPORTED_EXTENSIONS, image_format, read_image, read_meta, sha256_file
 from deepscope.io.writers import atomic_path, write_labels, write_png, write_text, write_tiff
 
 __all__ = [
-    "AXES_LETTERS", "FileMeta", "Image", "read_image", "read_meta", "image_format", "sha256_file",
+    "AXES_LETTERS", "FileMeta", "Image", "as_pixels", "read_image", "read_meta", "image_format", "sha256_file",
     "SUPPORTED_EXTENSIONS", "find_images", "natural_key", "extract_zip", "open_source",
     "FilenamePattern", "PRESETS", "get_pattern", "atomic_path", "write_tiff", "write_png",
     "write_labels", "write_text", "to_jsonable",

@@ -22,6 +22,7 @@ import numpy as np
 
 from deepscope.errors import InputError
 from deepscope.evaluate._labels import as_labels, ids_areas
+from deepscope.io.image import as_pixels
 from deepscope.measure._shape import convex_areas, perimeters, second_moments, sorted_by_object
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ def intensity_columns(channel: str) -> list[str]:
 
 
 def _check_labels(labels: Any) -> np.ndarray:
-    lab = as_labels(labels, name="labels")
+    lab = as_labels(as_pixels(labels), name="labels")
     if lab.ndim != 2:
         raise InputError(f"labels has shape {lab.shape}; measure_objects handles 2-D label images (H, W). "
                          "Measure a volume plane by plane, or index the channel/page first")
@@ -109,9 +110,9 @@ def _channels(intensities: Any, shape: tuple[int, ...]) -> dict[str, np.ndarray]
     if intensities is None:
         return {}
     if isinstance(intensities, Mapping):
-        items = list(intensities.items())
+        items = [(k, as_pixels(v)) for k, v in intensities.items()]
     else:
-        arr = np.asarray(intensities)
+        arr = np.asarray(as_pixels(intensities))
         if arr.ndim == 3 and arr.shape[:2] == shape:
             items = [(f"C{k}", arr[..., k]) for k in range(arr.shape[2])]
         else:
@@ -191,7 +192,8 @@ def measure_objects(labels: Any, intensities: Any = None, *, object_name: str = 
     labels : ndarray of int, (H, W)
         Instance label image, 0 = background; ids need not be consecutive.
     intensities : ndarray (H, W) or (H, W, C), or dict of name -> ndarray (H, W), optional
-        Intensity images to measure in each object. A 2-D array is the channel ``"Image"``, a
+        Intensity images to measure in each object (a :class:`deepscope.io.Image` is taken
+        wherever an array is). A 2-D array is the channel ``"Image"``, a
         3-D array gives channels ``"C0"``, ``"C1"``, ...; a dict names them (``{"DNA": dapi}``).
         Raw values are used (any real dtype, computed in float64).
     object_name : str, default "Nuclei"

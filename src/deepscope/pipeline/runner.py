@@ -154,6 +154,67 @@ def _model_columns(pipeline: Pipeline, models: Mapping[str, Any]) -> dict[str, s
     return cols
 
 
+def unguarded_main_script() -> str | None:
+    """The script that called this at its top level without an ``if __name__ == "__main__":`` guard, else None.
+
+    Worker processes started with *spawn* or *forkserver* import the main script again; a top-level
+    ``run_pipeline(...)`` call there would start the run again in every worker. Interactive
+    sessions and notebooks (no script file) are safe and give None.
+    """
+    import ast
+    import sys
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path or not os.path.isfile(path):
+        return None
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__main__"):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    line = frame.f_lineno
+    try:
+        tree = ast.parse(open(path, encoding="utf-8").read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+    def is_main_test(test: ast.expr) -> bool:
+        if not isinstance(test, ast.Compare) or len(test.ops) != 1 or not isinstance(test.ops[0], ast.Eq):
+            return False
+        sides = [test.left, test.comparators[0]]
+        return (any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides)
+                and any(isinstance(x, ast.Constant) and x.value == "__main__" for x in sides))
+
+    for node in tree.body:
+        if isinstance(node, ast.If) and is_main_test(node.test) and node.body:
+            if node.body[0].lineno <= line <= (node.end_lineno or line):
+                return None
+    return str(path)
+
+
+def _safe_for_script(ex: Executor, *, workers: int | None) -> Executor:
+    """Workers that do not import an unguarded main script again: fork them, or say exactly what to add."""
+    import multiprocessing as mp
+
+    local = isinstance(ex, LocalExecutor) and ex.start_method != "fork"
+    cluster = isinstance(ex, DaskExecutor) and workers is not None
+    if not (local or cluster):
+        return ex
+    script = unguarded_main_script()
+    if script is None:
+        return ex
+    if local and "fork" in mp.get_all_start_methods():
+        logger.info("%s calls run_pipeline without a __main__ guard: forking the worker processes", script)
+        return LocalExecutor(ex.slots, start_method="fork")
+    raise ConfigError(
+        f"{script} calls run_pipeline at its top level, and the worker processes "
+        f"({'a Dask LocalCluster' if cluster else 'spawned processes'}) would import that script again and start "
+        "the run again in every worker. Put the call under a main guard, as for any Python multiprocessing:\n\n"
+        "    if __name__ == \"__main__\":\n        result = run_pipeline(...)\n\n"
+        "or run in this process with jobs=0")
+
+
 def _make_executor(*, jobs: int | None, workers: int | None, scheduler: str | None, executor: Executor | None,
                    connect_timeout: float) -> Executor:
     given = [n for n, v in (("jobs", jobs), ("workers", workers), ("scheduler", scheduler), ("executor", executor))
@@ -253,6 +314,7 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike[str], out: str | os.Path
         pipeline = load_pipeline(pipeline)
     ex = _make_executor(jobs=jobs, workers=workers, scheduler=scheduler, executor=executor,
                         connect_timeout=connect_timeout)
+    ex = _safe_for_script(ex, workers=workers)
     run_dir = Path(out).resolve()
     models = resolve_models(pipeline)
     phash = pipeline.hash({ref: m.sha256 for ref, m in models.items()})

@@ -334,7 +334,10 @@ def overlay_outlines(image: np.ndarray, labels: np.ndarray | Mapping[str, np.nda
 
     from deepscope.data.transforms import to_uint8
 
-    img = np.asarray(image)
+    from deepscope.io import Image, as_pixels
+
+    img = np.asarray(as_pixels(image))
+    labels = as_pixels(labels) if isinstance(labels, Image) else labels
     sets = list(labels.values()) if isinstance(labels, Mapping) else (
         [labels] if isinstance(labels, np.ndarray) else list(labels))
     for lab in sets:
