@@ -25,7 +25,7 @@ def _report(result: Any, started: float) -> None:
         console.print(f"  ... and {result.n_failed - 5} more: rows with status 'failed' in images.*")
     for sid, why in result.skipped[:3]:
         console.print(f"  [yellow]skipped[/] {sid}: {why}")
-    names = sorted(result.tables, key=lambda n: (not n.endswith(".parquet"), n))
+    names = sorted(result.tables, key=lambda n: (not n.startswith("images."), not n.endswith(".parquet"), n))
     console.print(f"results in {result.run_dir}: {', '.join(names)}; how they were made: deepscope lineage "
                   f"{result.run_dir / names[0]}")
 

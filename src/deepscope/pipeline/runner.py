@@ -477,11 +477,25 @@ def _commit(run_dir: Path, sets: Sequence[ImageSet], pipeline: Pipeline, models:
                               formats=pipeline.outputs.tables, record_for=record_for,
                               map_blocks=_block_mapper(ex, job_json), chunk=COMMIT_BLOCK,
                               inline_inputs=INLINE_INPUTS_MAX)
+    from deepscope.pipeline.export import write_object_tables, write_well_table
+
+    def derived_record(path: Path) -> Any:  # per-object and per-well tables: made from images.* / objects.*
+        records[path] = run.record(path, inputs=committed.inputs, extra=committed.extra)
+        return records[path]
+
+    extra_tables = write_object_tables(run_dir, pipeline, formats=pipeline.outputs.tables,
+                                       objects_schema=objects_schema(pipeline), record_for=derived_record)
+    extra_tables.update(write_well_table(run_dir, formats=pipeline.outputs.tables, record_for=derived_record))
     for name, path in committed.tables.items():
         if name.endswith(".csv"):
             lineage.attach(path, run.record(path, inputs=committed.inputs, extra=committed.extra))
         elif catalog is not None:
             catalog.add_lineage(records[path], output_path=str(path), output_sha256=sha256_file(path))
+    if catalog is not None:
+        for path in extra_tables.values():
+            if path in records:
+                catalog.add_lineage(records[path], output_path=str(path), output_sha256=sha256_file(path))
+    committed.tables.update(extra_tables)
     if catalog is not None:
         try:
             catalog.add([p for s in sets for p in s.paths], pattern=pipeline.inputs.pattern)

@@ -76,8 +76,10 @@ class SetResult:
     objects : dict of str to pandas.DataFrame
         Object set name -> per-object table (measured object sets only).
     values : dict of str to object
-        Per-image values: each object set's summary (``Count_<name>``, mean area, confluence) and
-        the count steps' ``Count_<name>[_Low|_High|_Std]``.
+        Per-image values: each object set's summary (``Count_<name>``, mean area, confluence),
+        the count steps' ``Count_<name>[_Low|_High|_Std]``, each channel's quality control
+        (``ImageQuality_*_<channel>``, on the raw pixels) and each measured set's
+        ``Mean_/Median_/StDev_<name>_<measurement>``.
     """
 
     labels: dict[str, np.ndarray]
@@ -139,7 +141,8 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
     (2, [64, 96])
     """
     from deepscope.data.transforms import normalize_percentile
-    from deepscope.measure import filter_objects, measure_objects, relate_objects, summarize_image
+    from deepscope.measure import (aggregate_objects, filter_objects, measure_image_quality, measure_objects,
+                                   relate_objects, summarize_image)
 
     imgs = dict(images)
     shapes = {k: np.shape(v) for k, v in imgs.items()}
@@ -153,6 +156,9 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
     tables: dict[str, pd.DataFrame] = {}
     relations: dict[str, list[pd.DataFrame]] = {}
     values: dict[str, Any] = {}
+    quality: dict[str, Any] = {}
+    for ch in pipeline.channels:  # on the raw pixels, before any step
+        quality.update(measure_image_quality(imgs[ch], channel=ch))
     for step in pipeline.steps:
         if isinstance(step, NormalizeStep):
             for ch in step.channels:
@@ -202,6 +208,10 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
         summary.update(summarize_image(lab, object_name=name))
     for k, v in values.items():  # model counts after the object summaries
         summary.setdefault(k, v)
+    summary.update(quality)
+    for name, table in tables.items():  # CellProfiler's per-image aggregates of every object measurement
+        for k, v in aggregate_objects(table, object_name=name).items():
+            summary.setdefault(k, v)
     return SetResult(labels=labels, objects=tables, values=summary)
 
 
