@@ -121,7 +121,7 @@ def write_object_tables(run_dir: str | os.PathLike[str], pipeline: Pipeline, *, 
                 fname = f"{object_table_name(name)}.{fmt}"
                 tmp = stack.enter_context(atomic_path(d / fname))
                 if fmt == "parquet":
-                    writers[name, fmt] = pq.ParquetWriter(tmp, schema, compression="zstd")
+                    writers[name, fmt] = pq.ParquetWriter(tmp, schema, compression="zstd", store_schema=False)
                 else:
                     writers[name, fmt] = pacsv.CSVWriter(tmp, schema)
                 written[fname] = d / fname
