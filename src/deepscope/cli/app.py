@@ -61,6 +61,7 @@ _COMMANDS: list[tuple[str, str, str]] = [
     ("models_cmd", "app", "models"),
     ("run_cmd", "run", "run"),
     ("run_cmd", "analyze", "analyze"),
+    ("report_cmd", "report", "report"),
 ]
 
 _register()

@@ -10,6 +10,7 @@ import typer
 
 from deepscope.cli._common import (console, err_console, handle_errors, out_option, output_alias, pick_out,
                                    progress_callback, recursive_option)
+from deepscope.cli.report_cmd import report_option, write_and_say
 
 #: Rows of a batch table printed to the terminal (the output file has all).
 SHOWN_ROWS = 20
@@ -49,6 +50,7 @@ def count(
     batch_size: int = typer.Option(8, "--batch-size", help="Images per network batch."),
     recursive: bool = recursive_option(),
     include: str | None = typer.Option(None, "--include", help="Glob on file names in folders, e.g. '*_w1.TIF'."),
+    report: bool = report_option(),
 ) -> None:
     """Count cells per image: a float estimate with a 95% interval. Counting never looks at file names.
 
@@ -75,5 +77,7 @@ def count(
     report_errors(res.table)
     mean = f", mean count {ok['count'].mean():.1f}" if len(ok) else ""
     console.print(f"{res.summary()}{mean}; wrote {output}")
+    if report:
+        write_and_say(output)
     if res.all_failed:
         raise typer.Exit(code=1)

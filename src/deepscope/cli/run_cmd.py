@@ -11,6 +11,7 @@ import typer
 
 from deepscope.cli._common import (console, err_console, handle_errors, out_option, output_alias, pick_out,
                                    progress_callback, recursive_option)
+from deepscope.cli.report_cmd import report_option, write_and_say
 
 _ON_CHANGE_HELP = ("When RUN_DIR holds another pipeline's results or inputs changed since their results were made: "
                    "'refuse' (stop and list them) or 'rerun' (process them again).")
@@ -32,7 +33,7 @@ def _report(result: Any, started: float) -> None:
 
 def _execute(pipeline: Any, out: Path, *, jobs: int | None, workers: int | None, scheduler: str | None,
              on_change: str, retry_failed: bool, rehash: bool, connect_timeout: float, device: str,
-             command: str) -> None:
+             command: str, report: bool = True) -> None:
     from deepscope.pipeline import run_pipeline
 
     t0 = time.perf_counter()
@@ -52,6 +53,8 @@ def _execute(pipeline: Any, out: Path, *, jobs: int | None, workers: int | None,
         if not issubclass(w.category, DeprecationWarning):
             err_console.print(f"[yellow]warning:[/] {w.message}")
     _report(result, t0)
+    if report:
+        write_and_say(result.run_dir)
     if result.n_sets and result.n_failed == result.n_sets:
         err_console.print("[bold red]error:[/] every image set failed (see the errors above and the 'error' column "
                           f"of {result.run_dir / 'images.csv'})")
@@ -84,6 +87,7 @@ def run(
                                 "files whose size or modification time changed)."),
     connect_timeout: float = typer.Option(10.0, "--connect-timeout", help="Seconds to wait for --scheduler."),
     device: str = typer.Option("auto", "--device", help="Device of the models: auto, cpu, cuda."),
+    report: bool = report_option(),
 ) -> None:
     """Run an analysis pipeline over all its images into RUN_DIR (resumable).
 
@@ -96,7 +100,7 @@ def run(
 
     _execute(load_pipeline(pipeline), pick_out(out, output), jobs=jobs, workers=workers, scheduler=scheduler, on_change=on_change,
              retry_failed=retry_failed, rehash=rehash, connect_timeout=connect_timeout, device=device,
-             command="run")
+             command="run", report=report)
 
 
 @handle_errors
@@ -125,6 +129,7 @@ def analyze(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Process failed image sets again."),
     connect_timeout: float = typer.Option(10.0, "--connect-timeout", help="Seconds to wait for --scheduler."),
     device: str = typer.Option("auto", "--device", help="Device of the models: auto, cpu, cuda."),
+    report: bool = report_option(),
 ) -> None:
     """Segment nuclei, count and measure them in every image: tables, label images and overlays.
 
@@ -143,4 +148,4 @@ def analyze(
             err_console.print(f"[yellow]warning:[/] {w.message}")
     _execute(pipe, pick_out(out, output), jobs=jobs, workers=workers, scheduler=scheduler, on_change=on_change,
              retry_failed=retry_failed, rehash=False, connect_timeout=connect_timeout, device=device,
-             command="analyze")
+             command="analyze", report=report)

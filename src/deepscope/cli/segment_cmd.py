@@ -8,6 +8,7 @@ import typer
 
 from deepscope.cli._common import console, handle_errors, out_option, output_alias, pick_out, recursive_option
 from deepscope.cli.count_cmd import SHOWN_ROWS, progress_bar, report_errors
+from deepscope.cli.report_cmd import report_option, write_and_say
 
 
 @handle_errors
@@ -27,6 +28,7 @@ def segment(
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write outline overlays (PNG)."),
     recursive: bool = recursive_option(),
     include: str | None = typer.Option(None, "--include", help="Glob on file names in folders."),
+    report: bool = report_option(),
 ) -> None:
     """Segment objects into instances: int32 label images (0 = background), overlays and counts.csv.
 
@@ -45,5 +47,7 @@ def segment(
     report_errors(res.table)
     console.print(f"{res.summary()}; {int(ok['count'].sum()) if len(ok) else 0} objects; wrote label images, "
                   f"{'overlays, ' if overlay else ''}counts.csv to {output}")
+    if report:
+        write_and_say(output)
     if res.all_failed:
         raise typer.Exit(code=1)

@@ -293,8 +293,9 @@ def _finish(run: Any, command_outputs: list[str], files: list[Path], outcome: Ou
 
 #: Outline colours of instance classes (1..K) in overlays.
 CLASS_COLORS = ((255, 220, 0), (0, 200, 255), (255, 64, 160), (120, 255, 80), (255, 128, 0))
-#: Outline colours of several object sets in one overlay (pipelines), in the order of the sets.
-SET_COLORS = ((0, 255, 0), (255, 0, 255), (0, 200, 255), (255, 200, 0), (255, 64, 64), (160, 120, 255))
+#: Outline colours of several object sets in one overlay (pipelines), in the order of the sets; the first is
+#: that of a single label image, so ``segment`` and ``analyze`` overlays look alike.
+SET_COLORS = ((255, 220, 0), (255, 0, 255), (0, 200, 255), (0, 255, 0), (255, 64, 64), (160, 120, 255))
 
 
 def overlay_outlines(image: np.ndarray, labels: np.ndarray | Mapping[str, np.ndarray] | Sequence[np.ndarray], *,
