@@ -89,13 +89,21 @@ def _png_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _thumbnail(path: str, size: int = 320) -> str | None:
+def _thumbnail(path: str, size: int = 360) -> str | None:
     """A JPEG data URI of an overlay image, at most ``size`` pixels wide, or None if it cannot be read."""
     from PIL import Image as PILImage
 
+    from scipy.ndimage import maximum_filter
+
     try:
         with PILImage.open(path) as im:
-            im = im.convert("RGB")
+            rgb = np.asarray(im.convert("RGB"))
+            # outlines are 1 pixel wide: thicken the coloured pixels so they survive the shrinking
+            coloured = (rgb.max(axis=-1).astype(np.int16) - rgb.min(axis=-1)) > 100
+            if coloured.any() and max(rgb.shape[:2]) > size:
+                grown = maximum_filter(np.where(coloured[..., None], rgb, 0), size=(3, 3, 1))
+                rgb = np.where(maximum_filter(coloured, size=3)[..., None], grown, rgb)
+            im = PILImage.fromarray(np.ascontiguousarray(rgb))
             im.thumbnail((size, size))
             buf = io.BytesIO()
             im.save(buf, format="JPEG", quality=85)

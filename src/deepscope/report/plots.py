@@ -75,8 +75,7 @@ def plate_heatmap(images: pd.DataFrame, *, value: str = "count", label: str = "m
         if p is not None and p[0] < n_rows and p[1] < n_cols:
             failed[p] += 1
     fig, ax = plt.subplots(figsize=(6.4, 4.0 if n_rows == 8 else 4.6))
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("#eeeeee")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#eeeeee")
     im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="equal")
     ax.set_xticks(range(n_cols), [str(c + 1) for c in range(n_cols)], fontsize=7)
     ax.set_yticks(range(n_rows), [chr(ord("A") + r) for r in range(n_rows)], fontsize=7)

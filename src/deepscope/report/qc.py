@@ -57,6 +57,8 @@ def flag_images(images: pd.DataFrame) -> pd.DataFrame:
     focus = out["focus"].to_numpy(dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         focus_z = robust_z(np.where(focus > 0, np.log(np.where(focus > 0, focus, 1.0)), np.nan))
+    # the focus score also falls with fewer cells: it counts only where the slope leans the same way
+    focus_z = np.where(np.isfinite(slope_z) & (slope_z > -1.0), np.nan, focus_z)
     both = np.vstack([np.where(np.isfinite(slope_z), slope_z, np.inf), np.where(np.isfinite(focus_z), focus_z, np.inf)])
     blur_z = both.min(axis=0)
     which = np.where(both[0] <= both[1], "slope", "focus")
