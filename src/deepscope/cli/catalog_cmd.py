@@ -13,7 +13,8 @@ from rich.markup import escape
 from deepscope.cli._common import (err_console, handle_errors, out_option, output_alias, pick_out, progress,
                                    recursive_option)
 
-app = typer.Typer(rich_markup_mode=None, name="catalog", no_args_is_help=True, add_completion=False,
+app = typer.Typer(
+    rich_markup_mode=None, name="catalog", no_args_is_help=True, add_completion=False,
                   help="A content-addressed catalog of images (SHA-256 of the bytes) with their acquisition "
                        "metadata and lineage. SQLite by default (--db deepscope.db), PostgreSQL by URL.")
 

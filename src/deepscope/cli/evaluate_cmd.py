@@ -18,7 +18,9 @@ import typer
 
 from deepscope.cli._common import console, err_console, handle_errors, recursive_option
 
-app = typer.Typer(rich_markup_mode=None, help="Evaluate predictions against ground truth.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    rich_markup_mode=None,
+    help="Evaluate predictions against ground truth.", no_args_is_help=True, add_completion=False)
 
 #: IoU thresholds shown in the segmentation tables (all of 0.50:0.05:0.95 are in the JSON/CSV).
 SHOWN_THRESHOLDS = (0.5, 0.75, 0.9)

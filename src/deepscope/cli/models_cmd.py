@@ -10,7 +10,9 @@ import typer
 
 from deepscope.cli._common import console, handle_errors
 
-app = typer.Typer(rich_markup_mode=None, help="Shipped models: list them (`deepscope models`) or show a model card (`models show NAME`).",
+app = typer.Typer(
+    rich_markup_mode=None,
+    help="Shipped models: list them (`deepscope models`) or show a model card (`models show NAME`).",
                   invoke_without_command=True, add_completion=False)
 
 

@@ -98,7 +98,8 @@ def run(
     """
     from deepscope.pipeline import load_pipeline
 
-    _execute(load_pipeline(pipeline), pick_out(out, output), jobs=jobs, workers=workers, scheduler=scheduler, on_change=on_change,
+    _execute(load_pipeline(pipeline), pick_out(out, output), jobs=jobs, workers=workers, scheduler=scheduler,
+             on_change=on_change,
              retry_failed=retry_failed, rehash=rehash, connect_timeout=connect_timeout, device=device,
              command="run", report=report)
 

@@ -24,7 +24,8 @@ from deepscope.cli._common import (console, err_console, handle_errors, out_opti
                                    recursive_option)
 from deepscope.train.runs import DEFAULT_FRACTIONS as _FRACTIONS
 
-app = typer.Typer(rich_markup_mode=None, help="Train counting, segmentation and restoration models (the run folder is loadable with "
+app = typer.Typer(
+    rich_markup_mode=None, help="Train counting, segmentation and restoration models (the run folder is loadable with "
                        "--model RUN_DIR).", no_args_is_help=True, add_completion=False)
 
 #: Split fractions (train, valid, test) used by `train` and `evaluate --subset`.

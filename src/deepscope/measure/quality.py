@@ -12,7 +12,8 @@ Column names follow CellProfiler (``ImageQuality_<feature>_<channel>``):
 ``PercentMaximal`` / ``PercentMinimal``
     Percent of the pixels at the image's maximum / minimum value: a large share at the maximum
     means saturation (clipped, unmeasurable intensities).
-``TotalIntensity``, ``MeanIntensity``, ``MedianIntensity``, ``StdIntensity``, ``MADIntensity``, ``MinIntensity``, ``MaxIntensity``
+``TotalIntensity``, ``MeanIntensity``, ``MedianIntensity``, ``StdIntensity``, ``MADIntensity``,
+``MinIntensity``, ``MaxIntensity``
     Intensity statistics of the whole image.
 
 deepscope adds two intensity percentiles, ``ImageQuality_Percentile1_<channel>`` and

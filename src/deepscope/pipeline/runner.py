@@ -169,7 +169,8 @@ def unguarded_main_script() -> str | None:
     if not path or not os.path.isfile(path):
         return None
     frame = sys._getframe(1)
-    while frame is not None and not (frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__main__"):
+    while frame is not None and not (frame.f_code.co_name == "<module>"
+                                     and frame.f_globals.get("__name__") == "__main__"):
         frame = frame.f_back
     if frame is None:
         return None

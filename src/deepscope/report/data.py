@@ -176,7 +176,8 @@ def _standard(images: pd.DataFrame, *, name: Any, ok: Any, error: Any, count: An
     out["name"] = name
     out["path"] = images["path"].astype(str) if "path" in images else ""
     out["ok"] = np.asarray(ok, bool)
-    out["error"] = pd.Series(error, index=images.index).fillna("").astype(str)
+    err = pd.Series(error, index=images.index, dtype=object)
+    out["error"] = err.where(err.notna(), "").astype(str)
     out["count"] = pd.to_numeric(count, errors="coerce")
     for c in ("count_low", "count_high"):
         out[c] = pd.to_numeric(images[c], errors="coerce") if c in images else np.nan
@@ -279,7 +280,7 @@ def _load_batch(table_path: Path, kind: str) -> Results:
         else:
             logger.warning("%d images: no quality measurements at report time (over %d); deepscope analyze "
                            "measures them as it goes", len(images), QC_LIMIT)
-    error = images["error"].fillna("").astype(str)
+    error = images["error"].astype(object).where(images["error"].notna(), "").astype(str)
     overlays = []
     for p in images["path"].astype(str):
         from deepscope.data import image_stem

@@ -41,7 +41,8 @@ border-radius:6px;padding:6px}.figs img{max-width:100%;height:auto;display:block
 figcaption{font-size:12px;color:#555;max-width:620px}
 table{border-collapse:collapse;font-size:12px;background:#fff}th,td{border:1px solid #ddd;padding:3px 6px;
 text-align:left;vertical-align:top}th{background:#eef2f7;cursor:pointer;position:sticky;top:0;white-space:nowrap}
-th.asc::after{content:" \\25B2"}th.desc::after{content:" \\25BC"}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th.asc::after{content:" \\25B2"}th.desc::after{content:" \\25BC"}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.flagged td{background:#fff4e5}tr.failed td{background:#fde8e8}.scroll{max-height:520px;overflow:auto;
 border:1px solid #ddd}.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));gap:10px}
 .gallery figure{margin:0;background:#fff;border:1px solid #ddd;border-radius:6px;padding:4px}
