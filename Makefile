@@ -26,18 +26,8 @@ torch-cpu:
 	@$(PY) -m pip install -q --no-index --no-deps "$(TORCH_SPEC)" 2>/dev/null \
 	  || $(PY) -m pip install -q --index-url $(TORCH_INDEX) "$(TORCH_SPEC)"
 
-SAMPLES := src/deepscope/samples
-
 demo: $(STAMP)
 	@$(PY) -m deepscope.demo --out $(DEMO_OUT)
-	@$(VENV)/bin/deepscope count $(SAMPLES)/*.TIF --output $(DEMO_OUT)/counts.csv
-	@$(VENV)/bin/deepscope analyze $(SAMPLES) --out $(DEMO_OUT)/analysis
-	@echo ""
-	@echo "demo results in $(abspath $(DEMO_OUT)):"
-	@echo "  split.csv                leak-free train/valid/test split of the samples by field of view"
-	@echo "  counts.csv               cell counts with 95% intervals (model count-bbbc005)"
-	@echo "  analysis/images.csv      one row per image; analysis/objects.csv one row per nucleus"
-	@echo "  analysis/labels/, analysis/overlays/   instance label images and outlines (model nuclei)"
 
 test: $(STAMP)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile

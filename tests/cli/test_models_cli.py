@@ -45,8 +45,16 @@ def test_models_lists_name_task_description_and_metrics(zoo):
     assert [row["name"] for row in rows] == ["tiny-seg"] and rows[0]["metrics"]["f1@0.5"] == 0.91
 
 
-def test_models_show_prints_the_card(zoo):
+def test_models_show_prints_a_readable_card_and_json_on_request(zoo):
     r = runner.invoke(app, ["models", "show", "tiny-count"])
+    assert r.exit_code == 0, r.output
+    text = r.output
+    assert not text.lstrip().startswith("{")  # a page, not raw JSON
+    assert text.startswith("tiny-count  (count model") and "A tiny counter for tests" in text
+    for heading in ("Input", "Architecture", "Weights"):
+        assert f"\n{heading}\n" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    r = runner.invoke(app, ["models", "show", "tiny-count", "--json"])
     assert r.exit_code == 0, r.output
     card = json.loads(r.output)
     assert card["task"] == "count" and card["architecture"]["base"] == 4

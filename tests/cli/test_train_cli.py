@@ -43,6 +43,9 @@ def test_train_count_writes_a_loadable_run_and_resumes(tmp_path, syn):
             "--batch-size", "8", *TINY]
     r = runner.invoke(app, args + ["--epochs", "1"])
     assert r.exit_code == 0, r.output
+    epoch_lines = [line for line in r.output.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 1 and epoch_lines[0].startswith("epoch 1/1  train_loss ")  # one line per epoch
+    assert "val_mae" in epoch_lines[0]
     assert {"model.json", "model.safetensors", "checkpoint.pt", "metrics.jsonl", "train.yaml", "run.yaml",
             "split.csv"} <= {p.name for p in run.iterdir()}
     cfg = yaml.safe_load((run / "train.yaml").read_text())

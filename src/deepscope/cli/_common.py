@@ -1,4 +1,4 @@
-"""Helpers shared by CLI commands: console, logging, error handling, progress bars, integer lists.
+"""Helpers shared by CLI commands: console, logging, error handling, progress, shared options, integer lists.
 
 Text that comes from files or errors is printed through :func:`rich.markup.escape` (re-exported here as
 ``escape``), so a ``[...]`` in a message or a file name is shown, not taken as markup.
@@ -6,9 +6,14 @@ Text that comes from files or errors is printed through :func:`rich.markup.escap
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import os
+import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -59,25 +64,159 @@ def handle_errors(fn: Callable[..., T]) -> Callable[..., T]:
 def one_line(exc: BaseException) -> str:
     """An error's message on one line (a file name or a library message may hold newlines)."""
     return " ".join(str(exc).split("\n")).strip() or type(exc).__name__
+# --------------------------------------------------------------------------- shared options
+
+def out_option(default: Any = None, *, help: str) -> Any:
+    """The ``--out/-o`` option every command that writes files takes (``--output`` is a hidden alias)."""
+    return typer.Option(default, "--out", "-o", help=help, show_default=default is not None)
+
+
+def output_alias() -> Any:
+    """``--output``: the hidden alias of ``--out`` (older spelling of some commands)."""
+    return typer.Option(None, "--output", hidden=True)
+
+
+def pick_out(out: Path | None, output: Path | None, *, default: Path | None = None) -> Path:
+    """The output path given as ``--out`` or its alias ``--output`` (the default, else an error)."""
+    if out is not None and output is not None and Path(out) != Path(output):
+        raise typer.BadParameter(f"--out {out} and --output {output} disagree; give one (--output is an alias)",
+                                 param_hint="'--out'")
+    chosen = out if out is not None else output if output is not None else default
+    if chosen is None:
+        raise typer.BadParameter("missing: give the output with --out/-o", param_hint="'--out'")
+    return Path(chosen)
+
+
+def recursive_option() -> Any:
+    """``--recursive/-r``: scan sub-folders of folders (off by default in every command)."""
+    return typer.Option(False, "--recursive/--no-recursive", "-r", show_default=False,
+                        help="Also scan the sub-folders of folders (off by default, so a masks/ folder beside the "
+                        "images is not read as images).")
+
+
+# --------------------------------------------------------------------------- progress
+
+#: Seconds between progress lines when stderr is not a terminal (``DEEPSCOPE_PROGRESS_SECONDS``).
+PROGRESS_SECONDS = 30.0
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+class LineProgress:
+    """Progress as plain lines on a stream, for logs that are not a terminal (pipes, nohup, cluster jobs).
+
+    A line is written when the first item is done, then every ``every`` seconds or every tenth of
+    the total (whichever comes first), and at the end::
+
+        count: 120/1191 images (10%), 4.2 images/s, 3 failed, 0m28s elapsed, ETA 4m15s
+
+    Parameters
+    ----------
+    description : str
+        What is running (the command's name).
+    stream : file-like, optional
+        Default ``sys.stderr``.
+    every : float, optional
+        Seconds between lines (default ``$DEEPSCOPE_PROGRESS_SECONDS`` or :data:`PROGRESS_SECONDS`).
+    unit : str
+        What is counted.
+    clock : callable, optional
+        Seconds (default ``time.monotonic``).
+    """
+
+    def __init__(self, description: str, *, stream: Any = None, every: float | None = None,
+                 unit: str = "images", clock: Callable[[], float] = time.monotonic) -> None:
+        self.description = description
+        self.stream = stream
+        if every is None:
+            try:
+                every = float(os.environ.get("DEEPSCOPE_PROGRESS_SECONDS", PROGRESS_SECONDS))
+            except ValueError:
+                every = PROGRESS_SECONDS
+        self.every = max(0.0, every)
+        self.unit = unit
+        self.clock = clock
+        self._t0 = clock()
+        self._start_done: int | None = None
+        self._last_t = -float("inf")
+        self._last_step = -1
+        self._final = False
+
+    def __call__(self, done: int, total: int | None = None, failed: int = 0) -> None:
+        now = self.clock()
+        if self._start_done is None:  # a resumed run starts at the work done before: rate counts this session
+            self._start_done = done - 1 if done > 0 else 0
+        step = int(10 * done / total) if total else 0
+        finished = bool(total) and done >= total
+        if finished and self._final:
+            return
+        if not (finished or now - self._last_t >= self.every or step > self._last_step or self._last_step < 0):
+            return
+        self._last_t, self._last_step, self._final = now, step, finished
+        elapsed = now - self._t0
+        rate = (done - self._start_done) / elapsed if elapsed >= 0.5 else 0.0  # no rate from a blink
+        head = f"{done}/{total} {self.unit} ({100 * done / total:.0f}%)" if total else f"{done} {self.unit}"
+        parts = [f"{self.description}: {head}"]
+        if rate > 0:
+            parts.append(f"{rate:.1f} {self.unit}/s")
+        if failed:
+            parts.append(f"{failed} failed")
+        parts.append(f"{_clock(elapsed)} elapsed")
+        if total and rate > 0 and not finished:
+            parts.append(f"ETA {_clock((total - done) / rate)}")
+        stream = self.stream if self.stream is not None else sys.stderr
+        print(", ".join(parts), file=stream, flush=True)
+
+
+@contextlib.contextmanager
+def progress_callback(description: str, *, unit: str = "images", failed_column: bool = False
+                      ) -> Iterator[Callable[..., None]]:
+    """A ``progress(done, total[, failed])`` callback: a rich bar on a terminal, :class:`LineProgress` lines
+    otherwise (stderr)."""
+    if not err_console.is_terminal:
+        yield LineProgress(description, unit=unit)
+        return
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:5.1f} {unit}/s" if speed else f"    - {unit}/s", style="progress.data.speed")
+
+    columns: list[Any] = [TextColumn("[progress.description]{task.description}"), BarColumn(),
+                          MofNCompleteColumn(), TextColumn(unit), Rate()]
+    if failed_column:
+        columns.append(TextColumn("{task.fields[failed]} failed"))
+    columns += [TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    bar = Progress(*columns, console=err_console)
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int | None = None, failed: int = 0) -> None:
+        if "task" not in state:
+            # start the bar at the work already done, so rate and ETA count this session's work only
+            state["task"] = bar.add_task(description, total=total, completed=done, failed=failed)
+        else:
+            bar.update(state["task"], completed=done, total=total, failed=failed)
+
+    with bar:
+        yield update
 
 
 def progress(items: Iterable[T], *, total: int | None = None, description: str = "working",
              disable: bool | None = None) -> Iterator[T]:
-    """Iterate with a rich progress bar (images done, rate, ETA) on stderr."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
-    if disable is None:
-        disable = not err_console.is_terminal
+    """Iterate with progress on stderr: a rich bar on a terminal, a line now and then otherwise."""
     if disable:
         yield from items
         return
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=False) as bar:
-        task = bar.add_task(description, total=total)
-        for item in items:
+    with progress_callback(description) as report:
+        for i, item in enumerate(items, start=1):
             yield item
-            bar.advance(task)
+            report(i, total)
 
 
 def parse_int_list(text: str, *, name: str) -> list[int]:

@@ -11,7 +11,8 @@ import typer
 import deepscope
 from deepscope.cli._common import setup_logging
 
-app = typer.Typer(name="deepscope", help="Deep learning for microscopy images: load, count, segment, measure, "
+app = typer.Typer(
+    rich_markup_mode=None, name="deepscope", help="Deep learning for microscopy images: load, count, segment, measure, "
                   "restore, with provenance.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 
@@ -68,6 +69,7 @@ _COMMANDS: list[tuple[str, str, str]] = [
     ("models_cmd", "app", "models"),
     ("run_cmd", "run", "run"),
     ("run_cmd", "analyze", "analyze"),
+    ("report_cmd", "report", "report"),
 ]
 
 _register()

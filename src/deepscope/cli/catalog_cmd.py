@@ -10,9 +10,11 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from deepscope.cli._common import err_console, handle_errors, progress
+from deepscope.cli._common import (err_console, handle_errors, out_option, output_alias, pick_out, progress,
+                                   recursive_option)
 
-app = typer.Typer(name="catalog", no_args_is_help=True, add_completion=False,
+app = typer.Typer(
+    rich_markup_mode=None, name="catalog", no_args_is_help=True, add_completion=False,
                   help="A content-addressed catalog of images (SHA-256 of the bytes) with their acquisition "
                        "metadata and lineage. SQLite by default (--db deepscope.db), PostgreSQL by URL.")
 
@@ -44,13 +46,14 @@ def _echo(line: str) -> None:
 @app.command("add")
 @handle_errors
 def add(
-    paths: list[Path] = typer.Argument(..., help="Image files and folders (scanned recursively)."),
+    paths: list[Path] = typer.Argument(..., help="Image files and folders (not their sub-folders unless "
+                                       "--recursive).", metavar="PATH"),
     pattern: str | None = typer.Option(None, "--pattern", "-p",
                                        help="File-name pattern: preset (bbbc005) or regex with named groups."),
     meta: list[Path] = typer.Option([], "--meta", "-m",
                                     help="YAML of defaults (.yaml) or CSV keyed by file name (.csv); repeatable."),
     include: str | None = typer.Option(None, "--include", help="Glob on file names, e.g. '*_w1.TIF'."),
-    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Scan sub-folders."),
+    recursive: bool = recursive_option(),
     discover: bool = typer.Option(True, "--discover/--no-discover",
                                   help="Use deepscope-meta.yaml / deepscope-meta.csv found beside the images."),
     verify: str = typer.Option("header", "--verify", help="header (parse TIFF headers, fast) or full (decode)."),
@@ -185,12 +188,14 @@ def query(
 @app.command("export")
 @handle_errors
 def export(
-    output: Path = typer.Option(..., "--output", "-o", help="File to write (.csv or .parquet)."),
+    out: Path | None = out_option(help="File to write (required; .csv or .parquet)."),
+    output: Path | None = output_alias(),
     fmt: str | None = typer.Option(None, "--format", "-f", help="csv or parquet (default: from the extension)."),
     where: list[str] = _where_option(),
     db: str = _db_option(),
 ) -> None:
     """Write one row per image with its metadata as columns (CSV or Parquet), with lineage."""
+    output = pick_out(out, output)
     if fmt is None:
         fmt = "parquet" if output.suffix.lower() in (".parquet", ".pq") else "csv"
     with _open(db) as cat:

@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from deepscope.cli._common import console, err_console, escape, handle_errors
+from deepscope.cli._common import (console, err_console, escape, handle_errors, out_option, output_alias, pick_out,
+                                   progress_callback, recursive_option)
+from deepscope.cli.report_cmd import report_option, write_and_say
 
 #: Rows of a batch table printed to the terminal (the output file has all).
 SHOWN_ROWS = 20
 
 
-@contextlib.contextmanager
-def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr driven by a ``progress(done, total)`` callback (off when not a terminal)."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
-    with Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
-                  disable=not err_console.is_terminal) as bar:
-        task = bar.add_task(description, total=None)
-
-        def report(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield report
+def progress_bar(description: str) -> Any:
+    """A ``progress(done, total)`` callback on stderr: a bar on a terminal, a line now and then otherwise."""
+    return progress_callback(description)
 
 
 def report_errors(table: Any, *, limit: int = 10) -> None:
@@ -49,17 +37,20 @@ def _num(v: Any, digits: int = 1) -> str:
 
 @handle_errors
 def count(
-    paths: list[Path] = typer.Argument(..., help="Image files or folders (folders are scanned for images)."),
+    paths: list[Path] = typer.Argument(..., help="Image files or folders (not their sub-folders unless "
+                                       "--recursive).", metavar="PATH"),
     model: str = typer.Option("count-bbbc005", "--model", "-m", help="Shipped model name, run folder of "
                               "`deepscope train count`, or model .json/.safetensors file."),
-    output: Path = typer.Option(Path("counts.csv"), "--output", "-o", help="CSV: path,count,count_low,count_high,"
-                                "std,error (one row per image), with a provenance sidecar."),
+    out: Path | None = out_option(help="CSV: path,count,count_low,count_high,std,error (one row per image), with a "
+                                  "provenance sidecar. [default: counts.csv]"),
+    output: Path | None = output_alias(),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda, cuda:1 ..."),
     channel: int | None = typer.Option(None, "--channel", help="Channel of multi-channel (e.g. RGB) images to "
                                        "count in (0-based)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Images per network batch."),
-    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Scan sub-folders of folders."),
+    recursive: bool = recursive_option(),
     include: str | None = typer.Option(None, "--include", help="Glob on file names in folders, e.g. '*_w1.TIF'."),
+    report: bool = report_option(),
 ) -> None:
     """Count cells per image: a float estimate with a 95% interval. Counting never looks at file names.
 
@@ -67,10 +58,11 @@ def count(
     """
     from deepscope.predict.batch import count_paths
 
-    with progress_bar("count") as report:
+    output = pick_out(out, output, default=Path("counts.csv"))
+    with progress_bar("count") as progress:
         res = count_paths(paths, model=model, output=output, device=device, channel=channel,
                           batch_size=batch_size, include=include, recursive=recursive,
-                          progress=report)
+                          progress=progress)
     ok = res.table[res.table["error"] == ""]
     if res.n_images <= SHOWN_ROWS:
         from rich.table import Table
@@ -85,5 +77,7 @@ def count(
     report_errors(res.table)
     mean = f", mean count {ok['count'].mean():.1f}" if len(ok) else ""
     console.print(f"{res.summary()}{mean}; wrote {escape(str(output))}")
+    if report:
+        write_and_say(output)
     if res.all_failed:
         raise typer.Exit(code=1)

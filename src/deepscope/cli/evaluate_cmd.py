@@ -16,9 +16,11 @@ from typing import Any
 
 import typer
 
-from deepscope.cli._common import console, err_console, escape, handle_errors
+from deepscope.cli._common import console, err_console, escape, handle_errors, recursive_option
 
-app = typer.Typer(help="Evaluate predictions against ground truth.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    rich_markup_mode=None,
+    help="Evaluate predictions against ground truth.", no_args_is_help=True, add_completion=False)
 
 #: IoU thresholds shown in the segmentation tables (all of 0.50:0.05:0.95 are in the JSON/CSV).
 SHOWN_THRESHOLDS = (0.5, 0.75, 0.9)
@@ -132,6 +134,7 @@ def count(
     fractions: str = typer.Option("0.8,0.1,0.1", "--fractions", help="Train, validation, test fractions."),
     by: str = typer.Option("blur,stain", "--by", help="Metadata columns to break the scores down by."),
     include: str | None = typer.Option(None, "--include", help="Glob on file names, e.g. '*_w1.TIF'."),
+    recursive: bool = recursive_option(),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda ..."),
     channel: int | None = typer.Option(None, "--channel", help="Channel of multi-channel images."),
     json_out: Path | None = typer.Option(None, "--json", help="Write overall and per-stratum scores as JSON."),
@@ -145,7 +148,7 @@ def count(
 
     label = label_column or (None if labels is not None else "count")
     ds = ImageLoader(pattern=pattern, labels=labels if labels is not None else label, label_column=label_column,
-                     include=include, recursive=False).load(data)
+                     include=include, recursive=recursive).load(data)
     ds = select_subset(ds, subset, split=split, seed=seed, fractions=fractions)
     strata = tuple(c.strip() for c in by.split(",") if c.strip())
     with progress_bar("count") as report:
@@ -188,6 +191,7 @@ def restore(
     fractions: str = typer.Option("0.8,0.1,0.1", "--fractions", help="Train, validation, test fractions."),
     limit: int | None = typer.Option(None, "--limit", help="Score at most this many pairs, spread evenly."),
     include: str | None = typer.Option(None, "--include", help="Glob on file names."),
+    recursive: bool = recursive_option(),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda ..."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the summary and per-pair scores as JSON."),
     csv_out: Path | None = typer.Option(None, "--csv", help="Write the per-pair table as CSV."),
@@ -202,7 +206,7 @@ def restore(
     from deepscope.predict.batch import evaluate_restoration
 
     net = load_model(model, device=device, task="restore")
-    ds = ImageLoader(pattern=pattern, include=include, recursive=False).load(data)
+    ds = ImageLoader(pattern=pattern, include=include, recursive=recursive).load(data)
     pairs = restore_pairs(ds, input_rule=input_rule, target_rule=target, same=same, upscale=net.upscale)
     pairs = select_subset(pairs, subset, split=split, seed=seed, fractions=fractions)
     if limit is not None and limit < len(pairs):

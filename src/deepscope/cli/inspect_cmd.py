@@ -8,17 +8,19 @@ from typing import Any
 
 import typer
 
-from deepscope.cli._common import console, escape, handle_errors
+from deepscope.cli._common import console, escape, handle_errors, recursive_option
 
 
 @handle_errors
 def inspect(
-    paths: list[Path] = typer.Argument(..., help="Image files, folders or .zip archives."),
+    paths: list[Path] = typer.Argument(..., help="Image files, folders (not their sub-folders unless --recursive) "
+                                       "or .zip archives.", metavar="PATH"),
     pattern: str | None = typer.Option(None, "--pattern", "-p",
                                        help="Preset (bbbc005) or regex with named groups for file-name metadata."),
     include: str | None = typer.Option(None, help="Glob on file names, e.g. '*_w1.TIF'."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (one object per image) instead of a table."),
     limit: int = typer.Option(50, help="Rows shown in the table (JSON prints all)."),
+    recursive: bool = recursive_option(),
 ) -> None:
     """Print a table of the images that would be loaded: shape, dtype, axes, pages, metadata (headers only)."""
     from deepscope.io import find_images, get_pattern, image_format, open_source, read_meta
@@ -29,7 +31,7 @@ def inspect(
     for src in paths:
         with open_source(src) as folder:
             if folder.is_dir() and image_format(folder) != "zarr":
-                files = find_images(folder, include=include)
+                files = find_images(folder, include=include, recursive=recursive)
                 if not files:
                     raise FileNotFoundError(f"no image files found in '{src}'")
             else:
@@ -53,23 +55,43 @@ def inspect(
     if as_json:
         console.print_json(json.dumps(records, default=str))
     else:
-        from rich.table import Table
-
-        table = Table(title=f"{len(records)} image(s)" + (f", {n_bad} unreadable" if n_bad else ""))
-        for col in ("file", "shape", "dtype", "axes", "pages", "format", "metadata / error"):
-            table.add_column(col)
-        for rec in records[:limit]:
-            extra = rec.get("error") or (" ".join(f"{k}={v}" for k, v in (rec.get("metadata") or {}).items())
-                                         if pat else "")
-            if pat and rec.get("metadata") is None and "error" not in rec:
-                extra = "[red](name does not match pattern)[/]"
-            if "error" in rec or not pat:
-                extra = escape(extra)  # file names and messages are text, not markup
-            table.add_row(escape(Path(rec["path"]).name), "x".join(map(str, rec.get("shape", []))),
-                          rec.get("dtype", ""), rec.get("axes", ""), str(rec.get("pages", "")), rec.get("format", ""),
-                          extra)
-        console.print(table)
+        _print_table(records[:limit], n_bad=n_bad, n_total=len(records), pattern=pat is not None)
         if len(records) > limit:
             console.print(f"... {len(records) - limit} more (use --limit or --json)")
     if n_bad and n_bad == len(records):
         raise typer.Exit(code=1)
+
+
+def _print_table(records: list[dict[str, Any]], *, n_bad: int, n_total: int, pattern: bool) -> None:
+    """The records as a table whose file names are never cut (other columns wrap instead)."""
+    from rich.table import Table
+
+    def extra(rec: dict[str, Any]) -> str:  # file names and messages are text, not markup
+        if rec.get("error"):
+            return escape(str(rec["error"]))
+        if pattern and rec.get("metadata") is None:
+            return "[red](name does not match pattern)[/]"
+        return escape(" ".join(f"{k}={v}" for k, v in (rec.get("metadata") or {}).items())) if pattern else ""
+
+    names = [escape(Path(rec["path"]).name) for rec in records]
+    widest = max((len(n) for n in names), default=4)
+    title = f"{n_total} image(s)" + (f", {n_bad} unreadable" if n_bad else "")
+    if widest > max(console.width - 30, 20):  # no room for a table beside such names: one block per file
+        console.print(title)
+        for name, rec in zip(names, records):
+            console.print(name, soft_wrap=True)
+            console.print(f"  {'x'.join(map(str, rec.get('shape', [])))} {rec.get('dtype', '')} "
+                          f"{rec.get('axes', '')} {rec.get('format', '')} {extra(rec)}".rstrip())
+        return
+    from rich import box
+
+    multi = any(int(rec.get("pages") or 1) > 1 for rec in records)
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    table.add_column("file", no_wrap=True, min_width=widest)
+    for col in ("shape", "dtype", "axes") + (("pages",) if multi else ()):
+        table.add_column(col, no_wrap=True)
+    table.add_column("metadata / error", overflow="fold", ratio=1)
+    for name, rec in zip(names, records):
+        cells = [name, "x".join(map(str, rec.get("shape", []))), rec.get("dtype", ""), rec.get("axes", "")]
+        table.add_row(*cells, *([str(rec.get("pages", ""))] if multi else []), extra(rec))
+    console.print(table)

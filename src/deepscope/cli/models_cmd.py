@@ -10,7 +10,9 @@ import typer
 
 from deepscope.cli._common import console, handle_errors
 
-app = typer.Typer(help="Shipped models: list them (`deepscope models`) or show a model card (`models show NAME`).",
+app = typer.Typer(
+    rich_markup_mode=None,
+    help="Shipped models: list them (`deepscope models`) or show a model card (`models show NAME`).",
                   invoke_without_command=True, add_completion=False)
 
 
@@ -77,8 +79,9 @@ def models(
 @app.command("show")
 @handle_errors
 def show(name: str = typer.Argument(..., help="Shipped model name, run folder or model .json card."),
+         as_json: bool = typer.Option(False, "--json", help="Print the raw model card (JSON)."),
          ) -> None:
-    """Print a model card (architecture, input spec, training recipe, metrics, weights' sha256) as JSON."""
+    """Show a model card: what the model does, its input, training, metrics and weights (--json: raw)."""
     from deepscope.errors import ModelError
     from deepscope.models import model_card
 
@@ -86,4 +89,94 @@ def show(name: str = typer.Argument(..., help="Shipped model name, run folder or
         card = model_card(name)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"'{name}' is not a deepscope model card (JSON): {exc}") from None
-    console.print_json(json.dumps(card, default=str))
+    if as_json:
+        console.print_json(json.dumps(card, default=str))
+        return
+    print_card(card)
+
+
+#: Sections of a card in the order a reader wants them, with their headings.
+CARD_SECTIONS = (("input", "Input"), ("output", "Output"), ("architecture", "Architecture"),
+                 ("training", "Training"), ("evaluation", "Evaluation"), ("metrics", "Metrics"),
+                 ("weights", "Weights"))
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_value(x) for x in v) if v else "-"
+    if v is None or v == "" or v == {}:
+        return "-"
+    return str(v)
+
+
+def _is_table(d: Any) -> bool:
+    """A mapping of rows (each a mapping of scalars): shown as a table."""
+    return isinstance(d, dict) and bool(d) and all(
+        isinstance(r, dict) and r and all(not isinstance(x, (dict, list)) for x in r.values()) for r in d.values())
+
+
+def _fields(d: dict[str, Any], indent: int = 2) -> None:
+    """Nested key: value lines; long values wrap under themselves, never under the key."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+
+    def add(sub: dict[str, Any], level: int) -> None:
+        for k, v in sub.items():
+            if isinstance(v, dict) and v:
+                grid.add_row(" " * level + f"[bold]{k}[/]", "")
+                add(v, level + 2)
+            else:
+                grid.add_row(" " * level + f"{k}:", _value(v))
+
+    add(d, indent)
+    console.print(grid)
+
+
+def print_card(card: dict[str, Any]) -> None:
+    """Print a model card as a readable page (headline, description, then one section per part)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    rep = f", {card['representation']}" if card.get("representation") else ""
+    console.print(f"[bold]{escape(str(card.get('name', '?')))}[/]  ({card.get('task', '?')} model{rep}; card schema "
+                  f"{card.get('schema_version', card.get('card_version', '?'))}, made with deepscope "
+                  f"{card.get('deepscope_version', '?')})")
+    if card.get("description"):
+        console.print(escape(str(card["description"])))
+    if card.get("headline"):
+        console.print("[bold]Key metrics:[/] " + escape("; ".join(str(h) for h in card["headline"])))
+    shown = {"name", "task", "card_version", "schema_version", "representation", "deepscope_version", "description",
+             "headline"}
+    for key, heading in CARD_SECTIONS + tuple((k, k.replace("_", " ").capitalize()) for k in card
+                                              if k not in {s for s, _ in CARD_SECTIONS}):
+        if key in shown or key not in card:
+            continue
+        shown.add(key)
+        value = card[key]
+        console.print(f"\n[bold underline]{escape(heading)}[/]")
+        if key == "metrics" and isinstance(value, dict):
+            for set_name, rows in value.items():
+                if _is_table(rows):
+                    cols = list(dict.fromkeys(c for r in rows.values() for c in r))
+                    table = Table(title=str(set_name), title_justify="left")
+                    table.add_column("")
+                    for c in cols:
+                        table.add_column(str(c), justify="right")
+                    for row_name, r in rows.items():
+                        table.add_row(str(row_name), *[_value(r.get(c)) for c in cols])
+                    console.print(table)
+                elif isinstance(rows, dict):
+                    console.print(f"  [bold]{escape(str(set_name))}[/]")
+                    _fields(rows, 4)
+                else:
+                    console.print(f"  {escape(str(set_name))}: {escape(_value(rows))}")
+        elif isinstance(value, dict):
+            _fields(value)
+        else:
+            console.print(f"  {escape(_value(value))}")
+    console.print("\n[dim]--json prints the raw card[/]")

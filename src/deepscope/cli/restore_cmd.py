@@ -6,21 +6,24 @@ from pathlib import Path
 
 import typer
 
-from deepscope.cli._common import console, err_console, escape, handle_errors
+from deepscope.cli._common import (console, err_console, escape, handle_errors, out_option, output_alias, pick_out,
+                                   recursive_option)
 from deepscope.cli.count_cmd import progress_bar, report_errors
 
 
 @handle_errors
 def restore(
-    paths: list[Path] = typer.Argument(..., help="Image files or folders (folders are scanned for images)."),
+    paths: list[Path] = typer.Argument(..., help="Image files or folders (not their sub-folders unless "
+                                       "--recursive).", metavar="PATH"),
     model: str = typer.Option(..., "--model", "-m", help="Shipped model (deblur-bbbc005, label-bbbc005-w2, "
                               "sr2x-bbbc005), run folder of `deepscope train restore`, or model file."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output folder: <stem>.restored.tif per input."),
+    out: Path | None = out_option(help="Output folder (required): <stem>.restored.tif per input."),
+    output: Path | None = output_alias(),
     float32: bool = typer.Option(False, "--float32", help="Write float32 instead of the input's dtype."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda ..."),
     tile: int | None = typer.Option(None, "--tile", help="Tile size for large images (default from the card)."),
     channel: int | None = typer.Option(None, "--channel", help="Channel of multi-channel images to restore."),
-    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Scan sub-folders of folders."),
+    recursive: bool = recursive_option(),
     include: str | None = typer.Option(None, "--include", help="Glob on file names in folders."),
 ) -> None:
     """Restore images into OUTPUT/<stem>.restored.tif (the input's dtype unless --float32), with lineage.
@@ -29,9 +32,10 @@ def restore(
     """
     from deepscope.predict.batch import restore_paths
 
-    with progress_bar("restore") as report:
+    output = pick_out(out, output)
+    with progress_bar("restore") as progress:
         res = restore_paths(paths, output, model=model, device=device, dtype="float32" if float32 else "input",
-                            tile=tile, channel=channel, include=include, recursive=recursive, progress=report)
+                            tile=tile, channel=channel, include=include, recursive=recursive, progress=progress)
     warned = res.table[res.table["warning"] != ""]
     for rec in warned.head(5).to_dict("records"):
         err_console.print(f"[yellow]warning:[/] {escape(Path(rec['path']).name)}: {escape(str(rec['warning']))}")

@@ -4,46 +4,17 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from deepscope.cli._common import console, err_console, escape, handle_errors
+from deepscope.cli._common import (console, err_console, escape, handle_errors, out_option, output_alias, pick_out,
+                                   progress_callback, recursive_option)
+from deepscope.cli.report_cmd import report_option, write_and_say
 
 _ON_CHANGE_HELP = ("When RUN_DIR holds another pipeline's results or inputs changed since their results were made: "
                    "'refuse' (stop and list them) or 'rerun' (process them again).")
-
-
-@contextmanager
-def _bar(description: str) -> Iterator[Callable[[int, int, int], None]]:
-    """A rich progress bar on stderr (images done, rate, ETA), as a ``progress(done, total, failed)`` callback."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-    from rich.text import Text
-
-    class Rate(ProgressColumn):
-        def render(self, task: Any) -> Text:
-            speed = task.finished_speed or task.speed
-            return Text(f"{speed:5.1f} img/s" if speed else "    - img/s", style="progress.data.speed")
-
-    bar = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("images"), Rate(), TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(),
-                   TextColumn("ETA"), TimeRemainingColumn(), console=err_console,
-                   disable=not err_console.is_terminal)
-    state: dict[str, Any] = {}
-
-    def update(done: int, total: int, failed: int) -> None:
-        if "task" not in state:
-            # start the bar at the sets already done, so rate and ETA count this session's work only
-            state["task"] = bar.add_task(description, total=total, completed=done, failed=failed)
-        else:
-            bar.update(state["task"], completed=done, total=total, failed=failed)
-
-    with bar:
-        yield update
 
 
 def _report(result: Any, started: float) -> None:
@@ -55,19 +26,20 @@ def _report(result: Any, started: float) -> None:
         console.print(f"  ... and {result.n_failed - 5} more: rows with status 'failed' in images.*")
     for sid, why in result.skipped[:3]:
         console.print(f"  [yellow]skipped[/] {escape(str(sid))}: {escape(str(why))}")
-    names = sorted(result.tables, key=lambda n: (not n.endswith(".parquet"), n))
+    names = sorted(result.tables, key=lambda n: (not n.startswith("images."), not n.endswith(".parquet"), n))
     console.print(f"results in {result.run_dir}: {', '.join(names)}; how they were made: deepscope lineage "
                   f"{result.run_dir / names[0]}")
 
 
 def _execute(pipeline: Any, out: Path, *, jobs: int | None, workers: int | None, scheduler: str | None,
              on_change: str, retry_failed: bool, rehash: bool, connect_timeout: float, device: str,
-             command: str) -> None:
+             command: str, report: bool = True) -> None:
     from deepscope.pipeline import run_pipeline
 
     t0 = time.perf_counter()
     try:
-        with warnings.catch_warnings(record=True) as caught, _bar(pipeline.name) as progress:
+        with warnings.catch_warnings(record=True) as caught, \
+                progress_callback(pipeline.name, failed_column=True) as progress:
             warnings.simplefilter("always")
             result = run_pipeline(pipeline, out, jobs=jobs, workers=workers, scheduler=scheduler,
                                   on_change=on_change, retry_failed=retry_failed, rehash=rehash,
@@ -81,6 +53,12 @@ def _execute(pipeline: Any, out: Path, *, jobs: int | None, workers: int | None,
         if not issubclass(w.category, DeprecationWarning):
             err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}")
     _report(result, t0)
+    if report:
+        write_and_say(result.run_dir)
+    if result.n_sets and result.n_failed == result.n_sets:
+        err_console.print("[bold red]error:[/] every image set failed (see the errors above and the 'error' column "
+                          f"of {result.run_dir / 'images.csv'})")
+        raise typer.Exit(code=1)
 
 
 def _check_on_change(value: str) -> str:
@@ -94,8 +72,9 @@ def _check_on_change(value: str) -> str:
 @handle_errors
 def run(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML file (see docs/pipelines.md).", show_default=False),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder: new or empty, or an earlier run of the same "
-                             "pipeline, which is then resumed."),
+    out: Path | None = out_option(help="Run folder (required): new or empty, or an earlier run of the same "
+                                  "pipeline, which is then resumed."),
+    output: Path | None = output_alias(),
     jobs: int | None = typer.Option(None, "--jobs", "-j", help="Local worker processes (default: CPU cores; 0 = "
                                     "this process)."),
     workers: int | None = typer.Option(None, "--workers", help="Run on a new Dask LocalCluster with N workers."),
@@ -108,6 +87,7 @@ def run(
                                 "files whose size or modification time changed)."),
     connect_timeout: float = typer.Option(10.0, "--connect-timeout", help="Seconds to wait for --scheduler."),
     device: str = typer.Option("auto", "--device", help="Device of the models: auto, cpu, cuda."),
+    report: bool = report_option(),
 ) -> None:
     """Run an analysis pipeline over all its images into RUN_DIR (resumable).
 
@@ -118,16 +98,18 @@ def run(
     """
     from deepscope.pipeline import load_pipeline
 
-    _execute(load_pipeline(pipeline), out, jobs=jobs, workers=workers, scheduler=scheduler, on_change=on_change,
+    _execute(load_pipeline(pipeline), pick_out(out, output), jobs=jobs, workers=workers, scheduler=scheduler,
+             on_change=on_change,
              retry_failed=retry_failed, rehash=rehash, connect_timeout=connect_timeout, device=device,
-             command="run")
+             command="run", report=report)
 
 
 @handle_errors
 def analyze(
     paths: list[Path] = typer.Argument(..., help="Folders (not their sub-folders unless --recursive), image files "
-                                       "or globs.", show_default=False),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder (resumed when it holds the same analysis)."),
+                                       "or globs.", show_default=False, metavar="PATH"),
+    out: Path | None = out_option(help="Run folder (required; resumed when it holds the same analysis)."),
+    output: Path | None = output_alias(),
     model: str | None = typer.Option(None, "--model", "-m", help="Segmentation model: nuclei (default), "
                                      "cells-bbbc005, otsu-watershed, or a model folder / .json card."),
     count_model: str | None = typer.Option(None, "--count-model", help="Also count with this model (e.g. "
@@ -135,7 +117,9 @@ def analyze(
     pattern: str | None = typer.Option(None, "--pattern", help="File-name pattern for Metadata_ columns: a preset "
                                        "(bbbc005) or a regex with named groups."),
     include: list[str] = typer.Option([], "--include", help="Only files whose name matches this glob (repeat)."),
-    recursive: bool = typer.Option(False, "--recursive", "-r", help="Scan sub-folders too."),
+    channel: int | None = typer.Option(None, "--channel", help="Channel of multi-channel images to analyse "
+                                       "(0-based); grey images ignore it."),
+    recursive: bool = recursive_option(),
     overlays: bool = typer.Option(True, "--overlays/--no-overlays", help="Write overlay PNGs."),
     labels: bool = typer.Option(True, "--labels/--no-labels", help="Write label images."),
     pixel_size: float | None = typer.Option(None, "--pixel-size", help="Micrometres per pixel (adds _um columns)."),
@@ -148,6 +132,7 @@ def analyze(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Process failed image sets again."),
     connect_timeout: float = typer.Option(10.0, "--connect-timeout", help="Seconds to wait for --scheduler."),
     device: str = typer.Option("auto", "--device", help="Device of the models: auto, cpu, cuda."),
+    report: bool = report_option(),
 ) -> None:
     """Segment nuclei, count and measure them in every image: tables, label images and overlays.
 
@@ -160,10 +145,10 @@ def analyze(
         warnings.simplefilter("always")
         pipe = default_pipeline(paths, model=model, count_model=count_model, pattern=pattern, include=include,
                                 recursive=recursive, overlays=overlays, labels=labels, pixel_size=pixel_size,
-                                diameter=diameter)
+                                diameter=diameter, channel=channel)
     for w in caught:
         if not issubclass(w.category, DeprecationWarning):
             err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}")
-    _execute(pipe, out, jobs=jobs, workers=workers, scheduler=scheduler, on_change=on_change,
+    _execute(pipe, pick_out(out, output), jobs=jobs, workers=workers, scheduler=scheduler, on_change=on_change,
              retry_failed=retry_failed, rehash=False, connect_timeout=connect_timeout, device=device,
-             command="analyze")
+             command="analyze", report=report)

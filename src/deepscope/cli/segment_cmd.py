@@ -6,15 +6,18 @@ from pathlib import Path
 
 import typer
 
-from deepscope.cli._common import console, handle_errors
+from deepscope.cli._common import console, escape, handle_errors, out_option, output_alias, pick_out, recursive_option
 from deepscope.cli.count_cmd import SHOWN_ROWS, progress_bar, report_errors
+from deepscope.cli.report_cmd import report_option, write_and_say
 
 
 @handle_errors
 def segment(
-    paths: list[Path] = typer.Argument(..., help="Image files or folders (folders are scanned for images)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output folder: <stem>.labels.tif, <stem>.overlay.png, "
-                                "counts.csv."),
+    paths: list[Path] = typer.Argument(..., help="Image files or folders (not their sub-folders unless "
+                                       "--recursive).", metavar="PATH"),
+    out: Path | None = out_option(help="Output folder (required): <stem>.labels.tif, <stem>.overlay.png, "
+                                  "counts.csv."),
+    output: Path | None = output_alias(),
     model: str = typer.Option("nuclei", "--model", "-m", help="Shipped model name (nuclei, cells-bbbc005), run "
                               "folder of `deepscope train segment`, or model .json/.safetensors file."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda ..."),
@@ -23,10 +26,11 @@ def segment(
     tta: str = typer.Option("none", "--tta", help="Test-time augmentation: none, flips, d8."),
     channel: int | None = typer.Option(None, "--channel", help="Channel of multi-channel images to segment."),
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write outline overlays (PNG)."),
-    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Scan sub-folders of folders."),
+    recursive: bool = recursive_option(),
     include: str | None = typer.Option(None, "--include", help="Glob on file names in folders."),
     diameter: float | None = typer.Option(None, "--diameter", help="Object diameter in pixels (generalist "
                                           "models; default: estimated per image and written to counts.csv)."),
+    report: bool = report_option(),
 ) -> None:
     """Segment objects into instances: int32 label images (0 = background), overlays and counts.csv.
 
@@ -34,19 +38,23 @@ def segment(
     """
     from deepscope.predict.batch import segment_paths
 
-    with progress_bar("segment") as report:
+    output = pick_out(out, output)
+    with progress_bar("segment") as progress:
         res = segment_paths(paths, output, model=model, device=device, tile=tile, tta=tta, channel=channel,
-                            overlay=overlay, include=include, recursive=recursive, progress=report,
+                            overlay=overlay, include=include, recursive=recursive, progress=progress,
                             diameter=diameter)
     ok = res.table[res.table["error"] == ""]
     if res.n_images <= SHOWN_ROWS:
         for rec in ok.to_dict("records"):
             extra = ""
             if "diameter" in rec:
-                extra = f" (diameter {rec['diameter']:.1f} px{'' if rec['in_domain'] is not False else ', OUT OF DOMAIN'})"
-            console.print(f"{Path(rec['path']).name}: {int(rec['count'])} object(s){extra}")
+                flag = ", OUT OF DOMAIN" if rec["in_domain"] is False else ""
+                extra = f" (diameter {rec['diameter']:.1f} px{flag})"
+            console.print(f"{escape(Path(rec['path']).name)}: {int(rec['count'])} object(s){extra}")
     report_errors(res.table)
     console.print(f"{res.summary()}; {int(ok['count'].sum()) if len(ok) else 0} objects; wrote label images, "
-                  f"{'overlays, ' if overlay else ''}counts.csv to {output}")
+                  f"{'overlays, ' if overlay else ''}counts.csv to {escape(str(output))}")
+    if report:
+        write_and_say(output)
     if res.all_failed:
         raise typer.Exit(code=1)

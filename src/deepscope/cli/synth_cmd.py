@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from deepscope.cli._common import console, err_console, handle_errors, parse_int_list
+from deepscope.cli._common import (console, err_console, handle_errors, out_option, output_alias, parse_int_list,
+                                   pick_out, progress_callback)
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -21,8 +22,9 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 @handle_errors
 def synth(
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (must be empty, or hold a run with the same "
-                             "arguments, which is then completed)."),
+    out: Path | None = out_option(help="Output folder (required; must be empty, or hold a run with the same "
+                                  "arguments, which is then completed)."),
+    output: Path | None = output_alias(),
     counts: str | None = typer.Option(None, "--counts", help="Cell counts, e.g. 1,5,10 or 1-20. BBBC005's counts "
                                       "keep BBBC005's plate columns; any other set is numbered in increasing order."),
     blur: str | None = typer.Option(None, "--blur", "--blurs", help="Focus-blur indices F >= 1 (sigma 0.25*F), "
@@ -47,6 +49,7 @@ def synth(
     """
     from deepscope.data.synth import get_design, plan_dataset, write_dataset
 
+    out = pick_out(out, output)
     design = get_design(preset) if preset is not None else None
     if counts is None and design is None:
         raise typer.BadParameter("give --counts (e.g. --counts 1,5,10) or a --preset (bbbc005)")
@@ -66,15 +69,7 @@ def synth(
             console.print(f"  {name}")
         return
     t0 = time.perf_counter()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
-                  TimeRemainingColumn(), console=err_console, disable=not err_console.is_terminal) as bar:
-        task = bar.add_task("synth", total=len(plan))
-
-        def report(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with progress_callback("synth") as report:
         table = write_dataset(out, counts=count_list, blurs=blur_list, sites=n_sites, stains=stain_list, seed=seed,
                               overwrite=overwrite, workers=workers, size=shape, bit_depth=bit_depth, progress=report)
     console.print(f"wrote {len(table)} images, {plan['mask'].nunique()} masks and labels.csv to {out} "

@@ -20,10 +20,12 @@ from typing import Any
 
 import typer
 
-from deepscope.cli._common import console, err_console, handle_errors
+from deepscope.cli._common import (console, err_console, handle_errors, out_option, output_alias, pick_out,
+                                   recursive_option)
 from deepscope.train.runs import DEFAULT_FRACTIONS as _FRACTIONS
 
-app = typer.Typer(help="Train counting, segmentation and restoration models (the run folder is loadable with "
+app = typer.Typer(
+    rich_markup_mode=None, help="Train counting, segmentation and restoration models (the run folder is loadable with "
                        "--model RUN_DIR).", no_args_is_help=True, add_completion=False)
 
 #: Split fractions (train, valid, test) used by `train` and `evaluate --subset`.
@@ -79,10 +81,23 @@ def _train(model: Any, ds: Any, *, out: Path, config: Path | None, split: str | 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="no validation images")  # said above
         result = fit_model(model, parts["train"], parts["valid"] or None, test=parts["test"], run_dir=out,
-                           config=tc, task_opts=opts, run_info=info)
+                           config=tc, task_opts=opts, run_info=info, on_epoch_end=epoch_line(tc.epochs))
     best = f", best {tc.monitor} {result.best_score:.4g} at epoch {result.best_epoch}" if result.best_epoch else ""
     console.print(f"done: {result.epochs_done} epoch(s), {result.steps_done} step(s) in {result.seconds:.0f} s{best}; "
                   f"model: {out} (use --model {out})")
+
+
+def epoch_line(epochs: int) -> Any:
+    """``on_epoch_end`` callback printing one line per epoch: losses, validation scores, best so far, time."""
+
+    def report(epoch: int, metrics: dict[str, Any]) -> None:
+        skip = {"epoch", "step", "best", "seconds", "lr"}
+        scores = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                           for k, v in metrics.items() if k not in skip)
+        console.print(f"epoch {epoch}/{epochs}  {scores}  best {metrics.get('best', float('nan')):.4g}  "
+                      f"lr {metrics.get('lr', float('nan')):.3g}  {metrics.get('seconds', 0.0):.0f} s", soft_wrap=True)
+
+    return report
 
 
 def _common(epochs: int | None, lr: float | None, batch_size: int | None, device: str | None,
@@ -96,7 +111,8 @@ def _common(epochs: int | None, lr: float | None, batch_size: int | None, device
 @handle_errors
 def count(
     data: Path = typer.Option(..., "--data", help="Folder (or zip) of training images."),
-    out: Path = typer.Option(..., "--out", help="Run folder (a rerun with the same folder resumes)."),
+    out: Path | None = out_option(help="Run folder (required; a rerun with the same folder resumes)."),
+    output: Path | None = output_alias(),
     pattern: str | None = typer.Option(None, "--pattern", "-p", help="File-name pattern: a preset (bbbc005) or a "
                                        "regex with named groups; its 'count' group is the label."),
     labels: Path | None = typer.Option(None, "--labels", help="CSV of counts keyed by file name, instead of the "
@@ -118,6 +134,7 @@ def count(
     seed: int | None = typer.Option(None, "--seed", help="Seeds the split, the weights and the data stream "
                                     "(default from --config, else 0)."),
     include: str | None = typer.Option(None, "--include", help="Glob on file names, e.g. '*_w1.TIF'."),
+    recursive: bool = recursive_option(),
 ) -> None:
     """Train a counting model on images with known counts (e.g. BBBC005, split by field)."""
     from deepscope.data import ImageLoader
@@ -127,13 +144,13 @@ def count(
         raise typer.BadParameter(f"--model {model!r} is not one of density, book")
     label = label_column or (None if labels is not None else "count")
     loader = ImageLoader(pattern=pattern, labels=labels if labels is not None else label, label_column=label_column,
-                         include=include, recursive=False)
+                         include=include, recursive=recursive)
     ds = loader.load(data)
     if model == "book":
         net = CountModel.book(input_size=tuple(ds.get_image(0).shape[:2]))
     else:
         net = CountModel(ArchConfig("unet", in_channels=1, out_channels=2, base=base, depth=depth, pool_input=2))
-    _train(net, ds, out=out, config=config, split=split, fractions=fractions,
+    _train(net, ds, out=pick_out(out, output), config=config, split=split, fractions=fractions,
            overrides=_common(epochs, lr, batch_size, device, seed), task_opts={},
            run_info={"command": "train count", "data": str(data), "pattern": pattern,
                      "labels": str(labels) if labels else label, "model": model})
@@ -169,7 +186,8 @@ def parse_pairing(text: str, masks: Path) -> Any:
 def segment(
     images: Path = typer.Option(..., "--images", help="Folder of training images."),
     masks: Path = typer.Option(..., "--masks", help="Folder of instance label images (0 = background)."),
-    out: Path = typer.Option(..., "--out", help="Run folder (a rerun with the same folder resumes)."),
+    out: Path | None = out_option(help="Run folder (required; a rerun with the same folder resumes)."),
+    output: Path | None = output_alias(),
     pairing: str = typer.Option("same-stem", "--pairing", help="How an image finds its mask: same-stem, "
                                 "'sub:REGEX=>REPL' on the file name, or 'template:{stem}_mask.png' over metadata."),
     pattern: str | None = typer.Option(None, "--pattern", "-p", help="File-name pattern (bbbc005 or a regex) for "
@@ -190,6 +208,7 @@ def segment(
     seed: int | None = typer.Option(None, "--seed", help="Seeds the split, the weights and the data stream "
                                     "(default from --config, else 0)."),
     include: str | None = typer.Option(None, "--include", help="Glob on image file names."),
+    recursive: bool = recursive_option(),
 ) -> None:
     """Train an instance segmentation model on images paired with label images."""
     from deepscope.data import ImageLoader
@@ -197,10 +216,11 @@ def segment(
 
     if model not in ("unet", "book"):
         raise typer.BadParameter(f"--model {model!r} is not one of unet, book")
-    ds = ImageLoader(pattern=pattern, masks=parse_pairing(pairing, masks), include=include).load(images)
+    ds = ImageLoader(pattern=pattern, masks=parse_pairing(pairing, masks), include=include,
+                     recursive=recursive).load(images)
     net = (SegmentModel.book() if model == "book" else
            SegmentModel(ArchConfig("unet", in_channels=1, out_channels=2, base=base, depth=depth)))
-    _train(net, ds, out=out, config=config, split=split, fractions=fractions,
+    _train(net, ds, out=pick_out(out, output), config=config, split=split, fractions=fractions,
            overrides=_common(epochs, lr, batch_size, device, seed), task_opts={"crop": crop},
            run_info={"command": "train segment", "images": str(images), "masks": str(masks), "pairing": pairing,
                      "pattern": pattern, "model": model})
@@ -230,7 +250,8 @@ def restore_pairs(ds: Any, *, input_rule: str | None, target_rule: str, same: st
 @handle_errors
 def restore(
     data: Path = typer.Option(..., "--data", help="Folder of images (inputs and targets together)."),
-    out: Path = typer.Option(..., "--out", help="Run folder (a rerun with the same folder resumes)."),
+    out: Path | None = out_option(help="Run folder (required; a rerun with the same folder resumes)."),
+    output: Path | None = output_alias(),
     target: str = typer.Option(..., "--target", help="Metadata rule of the target images, e.g. 'blur=1', 'stain=2'."),
     input_rule: str | None = typer.Option(None, "--input", help="Metadata rule of the input images, e.g. 'blur=48' "
                                           "or 'blur=23,48' (omit with --upscale 2: inputs = targets reduced)."),
@@ -252,6 +273,7 @@ def restore(
     seed: int | None = typer.Option(None, "--seed", help="Seeds the split, the weights and the data stream "
                                     "(default from --config, else 0)."),
     include: str | None = typer.Option(None, "--include", help="Glob on image file names."),
+    recursive: bool = recursive_option(),
 ) -> None:
     """Train an image-to-image model (deblurring, stain prediction, 2x super-resolution) on metadata pairs."""
     from deepscope.data import ImageLoader
@@ -262,11 +284,11 @@ def restore(
         raise typer.BadParameter(f"--upscale {upscale} is not 1 or 2")
     if loss not in LOSSES:
         raise typer.BadParameter(f"--loss {loss!r} is not one of {', '.join(LOSSES)}")
-    ds = ImageLoader(pattern=pattern, include=include, recursive=False).load(data)
+    ds = ImageLoader(pattern=pattern, include=include, recursive=recursive).load(data)
     pairs = restore_pairs(ds, input_rule=input_rule, target_rule=target, same=same, upscale=upscale)
     net = RestoreModel(ArchConfig("unet", in_channels=1, out_channels=1, base=base, depth=depth), upscale=upscale,
                        loss=loss)
-    _train(net, pairs, out=out, config=config, split=split, fractions=fractions,
+    _train(net, pairs, out=pick_out(out, output), config=config, split=split, fractions=fractions,
            overrides=_common(epochs, lr, batch_size, device, seed), task_opts={"crop": crop},
            run_info={"command": "train restore", "data": str(data), "pattern": pattern, "input": input_rule,
                      "target": target, "same": same, "upscale": upscale, "loss": loss})

@@ -7,7 +7,7 @@ other package may import it.
 """
 
 from deepscope.io.discover import extract_zip, find_images, natural_key, open_source
-from deepscope.io.image import AXES_LETTERS, FileMeta, Image
+from deepscope.io.image import AXES_LETTERS, FileMeta, Image, as_pixels
 from deepscope.io.jsonable import to_jsonable
 from deepscope.io.limits import LimitError, limits, set_limits
 from deepscope.io.names import safe_text, unique_names
@@ -16,7 +16,7 @@ from deepscope.io.readers import SUPPORTED_EXTENSIONS, image_format, read_image,
 from deepscope.io.writers import atomic_path, check_output, write_labels, write_png, write_text, write_tiff
 
 __all__ = [
-    "AXES_LETTERS", "FileMeta", "Image", "read_image", "read_meta", "image_format", "sha256_file",
+    "AXES_LETTERS", "FileMeta", "Image", "as_pixels", "read_image", "read_meta", "image_format", "sha256_file",
     "SUPPORTED_EXTENSIONS", "find_images", "natural_key", "extract_zip", "open_source",
     "FilenamePattern", "PRESETS", "get_pattern", "atomic_path", "write_tiff", "write_png",
     "write_labels", "write_text", "to_jsonable", "safe_text", "unique_names", "limits", "set_limits", "LimitError",

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Image", "FileMeta", "AXES_LETTERS"]
+__all__ = ["Image", "FileMeta", "AXES_LETTERS", "as_pixels"]
 
 #: The axis letters deepscope uses, slowest to fastest in a typical file.
 AXES_LETTERS = {
@@ -128,6 +128,11 @@ class Image:
         if len(self.axes) != self.data.ndim:
             raise ValueError(f"axes {self.axes!r} do not match data of shape {self.data.shape}")
 
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """``numpy.asarray(image)`` is :attr:`data` (as stored), so an Image goes wherever an array does."""
+        data = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return data.copy() if copy else data
+
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.data.shape)
@@ -164,3 +169,26 @@ class Image:
             "image (YX with at most one channel axis). Index the volume or time series first, "
             "e.g. Image.data[z]."
         )
+
+
+def as_pixels(x: Any) -> Any:
+    """The 2-D pixels of an :class:`Image` as deepscope's functions take them, anything else unchanged.
+
+    An Image becomes ``(H, W)`` (one channel) or ``(H, W, C)`` channel-last, dtype kept
+    (:meth:`Image.to_yxc`); arrays, lists and other values are returned as they are.
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        For an Image that is a volume or time series (index it first).
+
+    Examples
+    --------
+    >>> img = Image(np.zeros((2, 4, 5), np.uint8), "CYX", FileMeta("x.tif", "tiff", (2, 4, 5), "uint8", 8, 2, "CYX"))
+    >>> as_pixels(img).shape, as_pixels(np.zeros((3, 3))).shape
+    ((4, 5, 2), (3, 3))
+    """
+    if isinstance(x, Image):
+        yxc = x.to_yxc()
+        return yxc[..., 0] if yxc.shape[-1] == 1 else yxc
+    return x

@@ -4,7 +4,9 @@
 
 :func:`measure_objects` gives one row per object (``ObjectNumber``, ``AreaShape_*``,
 ``Location_*``, ``Intensity_*_<channel>``); :func:`summarize_image` the per-image summary
-(``Count_<objects>``, mean/median area, confluence); :func:`relate_objects` links children to
+(``Count_<objects>``, mean/median area, confluence); :func:`aggregate_objects` the per-image
+``Mean_``/``Median_``/``StDev_`` of every measurement; :func:`measure_image_quality` the per-image
+quality control (``ImageQuality_*``: focus, blur, saturation, intensity); :func:`relate_objects` links children to
 parents (CellProfiler's RelateObjects); :func:`filter_objects` keeps objects by measurement.
 
 Imports: ``measure`` imports ``evaluate`` (label overlaps); ``pipeline`` imports it.
@@ -12,11 +14,13 @@ Imports: ``measure`` imports ``evaluate`` (label overlaps); ``pipeline`` imports
 
 from __future__ import annotations
 
-from deepscope.measure.objects import (INTENSITY_FEATURES, SHAPE_COLUMNS, intensity_columns, measure_objects,
-                                       summarize_image)
+from deepscope.measure.objects import (AGGREGATES, INTENSITY_FEATURES, SHAPE_COLUMNS, aggregate_objects,
+                                       intensity_columns, measure_objects, summarize_image)
+from deepscope.measure.quality import QUALITY_FEATURES, measure_image_quality, quality_columns
 from deepscope.measure.relate import Relation, filter_objects, relate_objects
 
 __all__ = [
-    "measure_objects", "summarize_image", "relate_objects", "Relation", "filter_objects", "SHAPE_COLUMNS",
-    "INTENSITY_FEATURES", "intensity_columns",
+    "measure_objects", "summarize_image", "aggregate_objects", "measure_image_quality", "relate_objects",
+    "Relation", "filter_objects", "SHAPE_COLUMNS", "INTENSITY_FEATURES", "AGGREGATES", "QUALITY_FEATURES",
+    "intensity_columns", "quality_columns",
 ]

@@ -22,12 +22,18 @@ import numpy as np
 
 from deepscope.errors import InputError
 from deepscope.evaluate._labels import as_labels, ids_areas
+from deepscope.io.image import as_pixels
+from deepscope.measure._geometry import border_pixels, outline_geometry, zernike_columns, zernike_moments
 from deepscope.measure._shape import convex_areas, perimeters, second_moments, sorted_by_object
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SHAPE_COLUMNS", "INTENSITY_FEATURES", "measure_objects", "summarize_image", "intensity_columns"]
+__all__ = ["SHAPE_COLUMNS", "INTENSITY_FEATURES", "AGGREGATES", "measure_objects", "summarize_image",
+           "aggregate_objects", "intensity_columns"]
+
+#: Per-image aggregates of every object measurement, as CellProfiler's ExportToSpreadsheet names them.
+AGGREGATES = ("Mean", "Median", "StDev")
 
 #: Shape and location columns of :func:`measure_objects`, in order, with their dtypes.
 SHAPE_COLUMNS: dict[str, str] = {
@@ -52,6 +58,14 @@ SHAPE_COLUMNS: dict[str, str] = {
     "AreaShape_Center_Y": "float64",
     "Location_Center_X": "float64",
     "Location_Center_Y": "float64",
+    "AreaShape_ConvexArea": "int64",
+    "AreaShape_EulerNumber": "int64",
+    "AreaShape_MaxFeretDiameter": "float64",
+    "AreaShape_MinFeretDiameter": "float64",
+    "AreaShape_MaximumRadius": "float64",
+    "AreaShape_MeanRadius": "float64",
+    "AreaShape_MedianRadius": "float64",
+    **{c: "float64" for c in zernike_columns()},
 }
 
 #: Per-channel intensity columns, as ``(prefix, feature)``: the column is ``f"{prefix}_{feature}_{channel}"``.
@@ -62,8 +76,19 @@ INTENSITY_FEATURES: tuple[tuple[str, str], ...] = (
     ("Intensity", "MinIntensity"),
     ("Intensity", "MaxIntensity"),
     ("Intensity", "MedianIntensity"),
+    ("Intensity", "LowerQuartileIntensity"),
+    ("Intensity", "UpperQuartileIntensity"),
+    ("Intensity", "MADIntensity"),
+    ("Intensity", "IntegratedIntensityEdge"),
+    ("Intensity", "MeanIntensityEdge"),
+    ("Intensity", "StdIntensityEdge"),
+    ("Intensity", "MinIntensityEdge"),
+    ("Intensity", "MaxIntensityEdge"),
+    ("Intensity", "MassDisplacement"),
     ("Location", "CenterMassIntensity_X"),
     ("Location", "CenterMassIntensity_Y"),
+    ("Location", "MaxIntensity_X"),
+    ("Location", "MaxIntensity_Y"),
 )
 
 _PHYSICAL = {  # column -> (new column, power of the pixel size)
@@ -72,6 +97,8 @@ _PHYSICAL = {  # column -> (new column, power of the pixel size)
     "AreaShape_MajorAxisLength": ("AreaShape_MajorAxisLength_um", 1),
     "AreaShape_MinorAxisLength": ("AreaShape_MinorAxisLength_um", 1),
     "AreaShape_EquivalentDiameter": ("AreaShape_EquivalentDiameter_um", 1),
+    "AreaShape_MaxFeretDiameter": ("AreaShape_MaxFeretDiameter_um", 1),
+    "AreaShape_MinFeretDiameter": ("AreaShape_MinFeretDiameter_um", 1),
     "Location_Center_X": ("Location_Center_X_um", 1),
     "Location_Center_Y": ("Location_Center_Y_um", 1),
 }
@@ -91,7 +118,7 @@ def intensity_columns(channel: str) -> list[str]:
 
 
 def _check_labels(labels: Any) -> np.ndarray:
-    lab = as_labels(labels, name="labels")
+    lab = as_labels(as_pixels(labels), name="labels")
     if lab.ndim != 2:
         raise InputError(f"labels has shape {lab.shape}; measure_objects handles 2-D label images (H, W). "
                          "Measure a volume plane by plane, or index the channel/page first")
@@ -109,9 +136,9 @@ def _channels(intensities: Any, shape: tuple[int, ...]) -> dict[str, np.ndarray]
     if intensities is None:
         return {}
     if isinstance(intensities, Mapping):
-        items = list(intensities.items())
+        items = [(k, as_pixels(v)) for k, v in intensities.items()]
     else:
-        arr = np.asarray(intensities)
+        arr = np.asarray(as_pixels(intensities))
         if arr.ndim == 3 and arr.shape[:2] == shape:
             items = [(f"C{k}", arr[..., k]) for k in range(arr.shape[2])]
         else:
@@ -161,9 +188,23 @@ def _empty_table(channels: list[str], physical: bool, object_name: str) -> pd.Da
     return df
 
 
+def _quantile(sv: np.ndarray, starts: np.ndarray, area: np.ndarray, fraction: float) -> np.ndarray:
+    """CellProfiler's per-object quantile of sorted values: position ``start + area * fraction``, interpolated."""
+    q = starts + area * fraction
+    lo = np.floor(q).astype(np.int64)
+    frac = q - lo
+    hi = np.minimum(lo + 1, starts + area - 1)
+    lo = np.minimum(lo, starts + area - 1)
+    return sv[lo] * (1.0 - frac) + sv[hi] * frac
+
+
 def _group_stats(values: np.ndarray, idx: np.ndarray, n: int, area: np.ndarray, rr: np.ndarray, cc: np.ndarray,
-                 starts: np.ndarray) -> dict[str, np.ndarray]:
-    """Intensity features of ``values`` (flat, foreground pixels) grouped by ``idx`` (0..n-1)."""
+                 starts: np.ndarray, edge: np.ndarray, centroid: tuple[np.ndarray, np.ndarray]
+                 ) -> dict[str, np.ndarray]:
+    """Intensity features of ``values`` (flat, foreground pixels) grouped by ``idx`` (0..n-1).
+
+    ``edge``: which of those pixels are on their object's edge; ``centroid``: (row, col) of each object.
+    """
     v = values.astype(np.float64, copy=False)
     total = np.bincount(idx, weights=v, minlength=n)
     mean = total / area
@@ -173,13 +214,35 @@ def _group_stats(values: np.ndarray, idx: np.ndarray, n: int, area: np.ndarray, 
     sv = sorted_by_object(values, idx)
     lo = starts + (area - 1) // 2
     hi = starts + area // 2
+    median = (sv[lo] + sv[hi]) / 2.0
+    mad = sorted_by_object(np.abs(v - median[idx]), idx)
     with np.errstate(invalid="ignore", divide="ignore"):
         cm_r = np.bincount(idx, weights=v * rr, minlength=n) / total
         cm_c = np.bincount(idx, weights=v * cc, minlength=n) / total
+    # edge pixels: the object's pixels with a 4-neighbour outside it
+    e_idx, e_v = idx[edge], v[edge]
+    e_n = np.bincount(e_idx, minlength=n).astype(np.float64)
+    e_total = np.bincount(e_idx, weights=e_v, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        e_mean = e_total / e_n
+        e_std = np.sqrt(np.bincount(e_idx, weights=(e_v - e_mean[e_idx]) ** 2, minlength=n) / e_n)
+    e_min = np.full(n, np.inf)
+    e_max = np.full(n, -np.inf)
+    np.minimum.at(e_min, e_idx, e_v)
+    np.maximum.at(e_max, e_idx, e_v)
+    # position of each object's brightest pixel (the first in raster order among equals)
+    order = np.lexsort((-np.arange(len(v)), v, idx))
+    last = order[starts + area - 1]
     return {"IntegratedIntensity": total, "MeanIntensity": mean, "StdIntensity": std,
-            "MinIntensity": sv[starts], "MaxIntensity": sv[starts + area - 1],
-            "MedianIntensity": (sv[lo] + sv[hi]) / 2.0,
-            "CenterMassIntensity_X": cm_c, "CenterMassIntensity_Y": cm_r}
+            "MinIntensity": sv[starts], "MaxIntensity": sv[starts + area - 1], "MedianIntensity": median,
+            "LowerQuartileIntensity": _quantile(sv, starts, area, 0.25),
+            "UpperQuartileIntensity": _quantile(sv, starts, area, 0.75),
+            "MADIntensity": (mad[lo] + mad[hi]) / 2.0,
+            "IntegratedIntensityEdge": e_total, "MeanIntensityEdge": e_mean, "StdIntensityEdge": e_std,
+            "MinIntensityEdge": e_min, "MaxIntensityEdge": e_max,
+            "MassDisplacement": np.hypot(cm_r - centroid[0], cm_c - centroid[1]),
+            "CenterMassIntensity_X": cm_c, "CenterMassIntensity_Y": cm_r,
+            "MaxIntensity_X": cc[last].astype(np.float64), "MaxIntensity_Y": rr[last].astype(np.float64)}
 
 
 def measure_objects(labels: Any, intensities: Any = None, *, object_name: str = "Nuclei",
@@ -191,7 +254,8 @@ def measure_objects(labels: Any, intensities: Any = None, *, object_name: str = 
     labels : ndarray of int, (H, W)
         Instance label image, 0 = background; ids need not be consecutive.
     intensities : ndarray (H, W) or (H, W, C), or dict of name -> ndarray (H, W), optional
-        Intensity images to measure in each object. A 2-D array is the channel ``"Image"``, a
+        Intensity images to measure in each object (a :class:`deepscope.io.Image` is taken
+        wherever an array is). A 2-D array is the channel ``"Image"``, a
         3-D array gives channels ``"C0"``, ``"C1"``, ...; a dict names them (``{"DNA": dapi}``).
         Raw values are used (any real dtype, computed in float64).
     object_name : str, default "Nuclei"
@@ -260,7 +324,10 @@ def measure_objects(labels: Any, intensities: Any = None, *, object_name: str = 
     cx = np.bincount(idx, weights=cc, minlength=n) / area
     perim = perimeters(consec, n)
     major, minor, ecc, orient = second_moments(idx, rr - cy[idx], cc - cx[idx], area, n)
-    solidity = area / convex_areas(idx, rr, cc, n, bbox)
+    convex = convex_areas(idx, rr, cc, n, bbox)
+    solidity = area / convex
+    geo = outline_geometry(consec, slices)
+    zernike = zernike_moments(idx, rr, cc, n, geo["circle_row"], geo["circle_col"], geo["circle_radius"])
     with np.errstate(divide="ignore", invalid="ignore"):
         form = np.where(perim > 0, 4.0 * np.pi * area / np.where(perim > 0, perim, 1.0) ** 2, np.nan)
     compact = perim ** 2 / np.maximum(4.0 * np.pi * area, 1.0)
@@ -286,14 +353,20 @@ def measure_objects(labels: Any, intensities: Any = None, *, object_name: str = 
         "AreaShape_Center_Y": cy,
         "Location_Center_X": cx.copy(),
         "Location_Center_Y": cy.copy(),
+        "AreaShape_ConvexArea": np.rint(convex).astype(np.int64),
+        "AreaShape_EulerNumber": geo["EulerNumber"],
+        **{f"AreaShape_{k}": geo[k] for k in ("MaxFeretDiameter", "MinFeretDiameter", "MaximumRadius",
+                                              "MeanRadius", "MedianRadius")},
+        **dict(zip(zernike_columns(), zernike.T)),
     }
     if ps is not None:
         for col, (new, power) in _PHYSICAL.items():
             data[new] = np.asarray(data[col], dtype=np.float64) * ps ** power
     if chans:
         starts = np.concatenate([[0], np.cumsum(area)[:-1]])
+        edge = border_pixels(consec).reshape(-1)[fg] > 0
         for name, img in chans.items():
-            stats = _group_stats(img.reshape(-1)[fg], idx, n, area, rr, cc, starts)
+            stats = _group_stats(img.reshape(-1)[fg], idx, n, area, rr, cc, starts, edge, (cy, cx))
             for prefix, feat in INTENSITY_FEATURES:
                 data[f"{prefix}_{feat}_{name}"] = stats[feat]
     df = pd.DataFrame(data)
@@ -345,3 +418,45 @@ def summarize_image(labels: Any, *, object_name: str = "Nuclei") -> dict[str, fl
         f"AreaOccupied_TotalArea_{object_name}": total,
         f"Confluence_{object_name}": covered / total if total else 0.0,
     }
+
+
+def aggregate_objects(table: pd.DataFrame, *, object_name: str | None = None) -> dict[str, float]:
+    """Per-image ``Mean_``, ``Median_`` and ``StDev_`` of every measurement of an object table.
+
+    The names are CellProfiler's (ExportToSpreadsheet): ``Mean_<objects>_<measurement>`` and so
+    on, over the objects of one image; ``StDev`` is the population standard deviation (NumPy's
+    ``std``, as CellProfiler). ``ObjectNumber`` and relation ids (``Parent_*``) are not
+    aggregated; missing values are left out; an image without objects gives NaN.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`measure_objects` of one image.
+    object_name : str, optional
+        Default ``table.attrs["object_name"]``, else ``"Nuclei"``.
+
+    Returns
+    -------
+    dict of str to float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.zeros((10, 10), np.int32); labels[:2, :5] = 1; labels[5:9, 5:9] = 2
+    >>> agg = aggregate_objects(measure_objects(labels))
+    >>> agg["Mean_Nuclei_AreaShape_Area"], agg["Median_Nuclei_AreaShape_Area"], agg["StDev_Nuclei_AreaShape_Area"]
+    (13.0, 13.0, 3.0)
+    """
+    name = object_name or table.attrs.get("object_name") or "Nuclei"
+    _check_name(name, what="object_name")
+    out: dict[str, float] = {}
+    for col in table.columns:
+        if col == "ObjectNumber" or str(col).startswith("Parent_") or not np.issubdtype(table[col].dtype, np.number):
+            continue
+        v = table[col].to_numpy(dtype=np.float64, na_value=np.nan)
+        v = v[np.isfinite(v)]
+        empty = v.size == 0
+        out[f"Mean_{name}_{col}"] = float("nan") if empty else float(v.mean())
+        out[f"Median_{name}_{col}"] = float("nan") if empty else float(np.median(v))
+        out[f"StDev_{name}_{col}"] = float("nan") if empty else float(v.std())
+    return out

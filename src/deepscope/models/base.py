@@ -19,12 +19,19 @@ from typing import Any, ClassVar
 import numpy as np
 
 from deepscope.errors import ConfigError, ModelError
+from deepscope.io.image import Image, as_pixels
 from deepscope.models.card import ModelCard
 from deepscope.models.config import ArchConfig
 from deepscope.models.plugins import TaskPlugin, get_task
 from deepscope.models.spec import InputSpec
 
 __all__ = ["DeepscopeModel", "CardDict", "resolve_device", "BEST_WEIGHTS", "MODEL_WEIGHTS", "MODEL_CARD"]
+
+
+
+def _path_of(image: Any) -> str:
+    """The file an Image was read from (for messages), or ``""``."""
+    return str(image.meta.path) if isinstance(image, Image) else ""
 
 #: File names in a run folder: the best validation weights, and the final model (weights + card).
 BEST_WEIGHTS = "best.safetensors"
@@ -420,17 +427,19 @@ class DeepscopeModel:
         """Validation metric (and direction) that picks the best weights when training."""
         return self.plugin.default_monitor(self)
 
-    def prepare(self, image: np.ndarray, *, path: str = "", channel: int | None = None) -> np.ndarray:
-        """Pre-process one raw image into the network's ``(H, W, C)`` float32 input."""
-        return self.plugin.prepare(self, image, path=path, channel=channel)
+    def prepare(self, image: np.ndarray | Image, *, path: str = "", channel: int | None = None) -> np.ndarray:
+        """Pre-process one raw image (array or :class:`deepscope.io.Image`) into the network's ``(H, W, C)``
+        float32 input."""
+        return self.plugin.prepare(self, as_pixels(image), path=path or _path_of(image), channel=channel)
 
-    def predict_image(self, image: np.ndarray, **options: Any) -> Any:
-        """The prediction for one raw image (a count, instance labels, a restored image ...)."""
-        return self.plugin.predict_image(self, image, **options)
+    def predict_image(self, image: np.ndarray | Image, **options: Any) -> Any:
+        """The prediction for one raw image, an array or a :class:`deepscope.io.Image` (a count, instance
+        labels, a restored image ...)."""
+        return self.plugin.predict_image(self, as_pixels(image), **options)
 
     def predict_on_batch(self, x: Any, **options: Any) -> Any:
-        """Predict for a batch ``(N, H, W[, C])`` of raw images."""
-        return self.plugin.predict_batch(self, list(x), **options)
+        """Predict for a batch ``(N, H, W[, C])`` of raw images (or a list of arrays or Images)."""
+        return self.plugin.predict_batch(self, [as_pixels(i) for i in x], **options)
 
     def predict(self, dataset: Any, **options: Any) -> Any:
         """Predict for every image of a dataset (in order)."""

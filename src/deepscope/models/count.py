@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from deepscope.io.image import Image, as_pixels
 from deepscope.models.base import DeepscopeModel
 from deepscope.models.config import ArchConfig
 from deepscope.models.spec import InputSpec
@@ -75,13 +76,17 @@ class CountModel(DeepscopeModel):
         """``"density"`` or ``"regress"`` (the representation)."""
         return self.representation
 
-    def count_images(self, images: list[np.ndarray], **options: Any) -> list[CountResult]:
-        """Count objects in each raw image (options: ``batch_size``, ``channel``, ``paths``, ``tta``, ``hybrid``)."""
-        return self.plugin.count_images(self, list(images), **options)
+    def count_images(self, images: list[np.ndarray] | list[Image], **options: Any) -> list[CountResult]:
+        """Count objects in each raw image, arrays or :class:`deepscope.io.Image` (options: ``batch_size``,
+        ``channel``, ``paths``, ``tta``, ``hybrid``)."""
+        images = list(images)
+        if "paths" not in options and any(isinstance(i, Image) for i in images):
+            options["paths"] = [str(i.meta.path) if isinstance(i, Image) else "" for i in images]
+        return self.plugin.count_images(self, [as_pixels(i) for i in images], **options)
 
-    def count_arrays(self, images: list[np.ndarray], **options: Any) -> tuple[np.ndarray, np.ndarray]:
+    def count_arrays(self, images: list[np.ndarray] | list[Image], **options: Any) -> tuple[np.ndarray, np.ndarray]:
         """Counts and standard deviations of raw images, from the network alone (no hybrid rule)."""
-        return self.plugin.count_arrays(self, list(images), **options)
+        return self.plugin.count_arrays(self, [as_pixels(i) for i in images], **options)
 
     def interval(self, count: float, std: float, *, shape: tuple[int, ...] | None = None) -> tuple[float, float]:
         """The calibrated 95% interval of a count (``shape``: the image's, for intervals that widen with its area)."""
@@ -96,7 +101,7 @@ class CountModel(DeepscopeModel):
         """Set up and calibrate hybrid counting (density + segmented objects); see the density plugin."""
         return self.plugin.calibrate_hybrid(self, images, true, **options)
 
-    def predict_image(self, image: np.ndarray, **options: Any) -> CountResult:
+    def predict_image(self, image: np.ndarray | Image, **options: Any) -> CountResult:
         return self.count_images([image], **options)[0]
 
     def predict_on_batch(self, x: Any, **options: Any) -> np.ndarray:

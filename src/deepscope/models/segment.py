@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from deepscope.io.image import Image, as_pixels
 from deepscope.models.base import DeepscopeModel
 from deepscope.models.config import ArchConfig
 from deepscope.models.spec import InputSpec
@@ -56,10 +57,11 @@ class SegmentModel(DeepscopeModel):
         """The post-processing settings (the plugin's typed config)."""
         return self.plugin.postprocess_config(self)
 
-    def maps(self, image: np.ndarray, **options: Any) -> np.ndarray:
-        """Activated network output maps ``(C, H, W)`` of one image (no tiling)."""
-        return self.plugin.maps(self, image, **options)
+    def maps(self, image: np.ndarray | Image, **options: Any) -> np.ndarray:
+        """Activated network output maps ``(C, H, W)`` of one image, array or Image (no tiling)."""
+        return self.plugin.maps(self, as_pixels(image), **options)
 
     def tune_postprocess(self, images: list[np.ndarray], labels: list[np.ndarray], **options: Any) -> dict[str, Any]:
         """Choose post-processing thresholds that maximise the DSB score on held-out images (stored in the card)."""
-        return self.plugin.tune_postprocess(self, images, labels, **options)
+        return self.plugin.tune_postprocess(self, [as_pixels(i) for i in images], [as_pixels(m) for m in labels],
+                                            **options)

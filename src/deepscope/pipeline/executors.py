@@ -153,8 +153,10 @@ class LocalExecutor(Executor):
     ----------
     jobs : int, optional
         Worker processes; default :func:`default_jobs`.
-    start_method : {"forkserver", "spawn"}, optional
-        How worker processes start; default forkserver where available.
+    start_method : {"forkserver", "spawn", "fork"}, optional
+        How worker processes start; default forkserver where available. ``fork`` is what
+        :func:`~deepscope.pipeline.run_pipeline` uses for a script that calls it without a
+        ``__main__`` guard (forked workers do not import the script again).
 
     Raises
     ------
@@ -176,7 +178,7 @@ class LocalExecutor(Executor):
         jobs = default_jobs() if jobs is None else jobs
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
             raise ConfigError(f"jobs={jobs!r}: give a number of worker processes >= 1")
-        methods = [m for m in ("forkserver", "spawn") if m in mp.get_all_start_methods()]
+        methods = [m for m in ("forkserver", "spawn", "fork") if m in mp.get_all_start_methods()]
         if start_method is None:
             start_method = methods[0]
         elif start_method not in methods:

@@ -154,6 +154,68 @@ def _model_columns(pipeline: Pipeline, models: Mapping[str, Any]) -> dict[str, s
     return cols
 
 
+def unguarded_main_script() -> str | None:
+    """The script that called this at its top level without an ``if __name__ == "__main__":`` guard, else None.
+
+    Worker processes started with *spawn* or *forkserver* import the main script again; a top-level
+    ``run_pipeline(...)`` call there would start the run again in every worker. Interactive
+    sessions and notebooks (no script file) are safe and give None.
+    """
+    import ast
+    import sys
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path or not os.path.isfile(path):
+        return None
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_code.co_name == "<module>"
+                                     and frame.f_globals.get("__name__") == "__main__"):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    line = frame.f_lineno
+    try:
+        tree = ast.parse(open(path, encoding="utf-8").read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+    def is_main_test(test: ast.expr) -> bool:
+        if not isinstance(test, ast.Compare) or len(test.ops) != 1 or not isinstance(test.ops[0], ast.Eq):
+            return False
+        sides = [test.left, test.comparators[0]]
+        return (any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides)
+                and any(isinstance(x, ast.Constant) and x.value == "__main__" for x in sides))
+
+    for node in tree.body:
+        if isinstance(node, ast.If) and is_main_test(node.test) and node.body:
+            if node.body[0].lineno <= line <= (node.end_lineno or line):
+                return None
+    return str(path)
+
+
+def _safe_for_script(ex: Executor, *, workers: int | None) -> Executor:
+    """Workers that do not import an unguarded main script again: fork them, or say exactly what to add."""
+    import multiprocessing as mp
+
+    local = isinstance(ex, LocalExecutor) and ex.start_method != "fork"
+    cluster = isinstance(ex, DaskExecutor) and workers is not None
+    if not (local or cluster):
+        return ex
+    script = unguarded_main_script()
+    if script is None:
+        return ex
+    if local and "fork" in mp.get_all_start_methods():
+        logger.info("%s calls run_pipeline without a __main__ guard: forking the worker processes", script)
+        return LocalExecutor(ex.slots, start_method="fork")
+    raise ConfigError(
+        f"{script} calls run_pipeline at its top level, and the worker processes "
+        f"({'a Dask LocalCluster' if cluster else 'spawned processes'}) would import that script again and start "
+        "the run again in every worker. Put the call under a main guard, as for any Python multiprocessing:\n\n"
+        "    if __name__ == \"__main__\":\n        result = run_pipeline(...)\n\n"
+        "or run in this process with jobs=0")
+
+
 def _make_executor(*, jobs: int | None, workers: int | None, scheduler: str | None, executor: Executor | None,
                    connect_timeout: float) -> Executor:
     given = [n for n, v in (("jobs", jobs), ("workers", workers), ("scheduler", scheduler), ("executor", executor))
@@ -255,6 +317,7 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike[str], out: str | os.Path
         pipeline = load_pipeline(pipeline)
     ex = _make_executor(jobs=jobs, workers=workers, scheduler=scheduler, executor=executor,
                         connect_timeout=connect_timeout)
+    ex = _safe_for_script(ex, workers=workers)
     run_dir = Path(out).resolve()
     models = resolve_models(pipeline)
     phash = pipeline.hash({ref: m.sha256 for ref, m in models.items()})
@@ -443,11 +506,25 @@ def _commit(run_dir: Path, sets: Sequence[ImageSet], pipeline: Pipeline, models:
                               formats=pipeline.outputs.tables, record_for=record_for,
                               map_blocks=_block_mapper(ex, job_json), chunk=COMMIT_BLOCK,
                               inline_inputs=INLINE_INPUTS_MAX)
+    from deepscope.pipeline.export import write_object_tables, write_well_table
+
+    def derived_record(path: Path) -> Any:  # per-object and per-well tables: made from images.* / objects.*
+        records[path] = run.record(path, inputs=committed.inputs, extra=committed.extra)
+        return records[path]
+
+    extra_tables = write_object_tables(run_dir, pipeline, formats=pipeline.outputs.tables,
+                                       objects_schema=objects_schema(pipeline), record_for=derived_record)
+    extra_tables.update(write_well_table(run_dir, formats=pipeline.outputs.tables, record_for=derived_record))
     for name, path in committed.tables.items():
         if name.endswith(".csv"):
             lineage.attach(path, run.record(path, inputs=committed.inputs, extra=committed.extra))
         elif catalog is not None:
             catalog.add_lineage(records[path], output_path=str(path), output_sha256=sha256_file(path))
+    if catalog is not None:
+        for path in extra_tables.values():
+            if path in records:
+                catalog.add_lineage(records[path], output_path=str(path), output_sha256=sha256_file(path))
+    committed.tables.update(extra_tables)
     if catalog is not None:
         try:
             catalog.add([p for s in sets for p in s.paths], pattern=pipeline.inputs.pattern)
@@ -460,8 +537,8 @@ def _commit(run_dir: Path, sets: Sequence[ImageSet], pipeline: Pipeline, models:
 def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | None = None,
                      count_model: str | None = None, pattern: str | None = None,
                      include: Sequence[str] = (), recursive: bool = False, overlays: bool = True,
-                     labels: bool = True, pixel_size: float | None = None, name: str = "analyze",
-                     diameter: float | None = None) -> Pipeline:
+                     labels: bool = True, pixel_size: float | None = None, channel: int | None = None,
+                     name: str = "analyze", diameter: float | None = None) -> Pipeline:
     """The one-line analysis of ``deepscope analyze``: segment nuclei, count, measure; tables and overlays.
 
     Parameters
@@ -483,6 +560,8 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
         Write overlays and label images.
     pixel_size : float, optional
         Micrometres per pixel for physical measurement columns.
+    channel : int, optional
+        Channel (0-based) of multi-channel images to analyse (``inputs.plane``).
     diameter : float, optional
         Nucleus diameter in pixels for the generalist models (default: estimated per image).
 
@@ -519,6 +598,6 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
     steps.append({"measure": {"objects": ["Nuclei"]} | ({"pixel_size": pixel_size} if pixel_size else {})})
     spec = {"name": name,
             "inputs": {"paths": [os.fspath(p) for p in paths], "include": list(include), "recursive": recursive,
-                       "pattern": pattern},
+                       "pattern": pattern} | ({"plane": channel} if channel is not None else {}),
             "steps": steps, "outputs": {"labels": labels, "overlays": overlays}}
     return Pipeline.from_dict(spec, source="deepscope analyze")

@@ -106,6 +106,9 @@ class Inputs:
         Names of the channels of multi-channel files (``(H, W, C)``), in order.
     channel : str
         Name of the one channel of single-file image sets (default ``"Image"``).
+    plane : int or None
+        Take only this channel (0-based) of multi-channel files, as the channel ``channel``
+        (``deepscope analyze --channel N``); grey files are taken as they are.
     """
 
     paths: tuple[str, ...]
@@ -117,6 +120,7 @@ class Inputs:
     channels: ChannelGrouping | None = None
     planes: tuple[str, ...] | None = None
     channel: str = "Image"
+    plane: int | None = None
 
     @property
     def channel_names(self) -> tuple[str, ...]:
@@ -301,6 +305,8 @@ class Pipeline:
                                "channel": self.inputs.channel}
         if self.inputs.planes is not None:
             inp["planes"] = list(self.inputs.planes)
+        if self.inputs.plane is not None:
+            inp["plane"] = self.inputs.plane
         if self.inputs.channels is not None:
             c = self.inputs.channels
             inp["channels"] = {"by": c.by, "names": dict(c.names),
@@ -331,7 +337,8 @@ class Pipeline:
             steps.append({kind: opts})
         inp = d["inputs"]
         return {"schema": SPEC_SCHEMA, "steps": steps,
-                "grouping": {k: inp.get(k) for k in ("pattern", "channels", "planes", "channel")},
+                "grouping": {k: inp.get(k) for k in ("pattern", "channels", "planes", "channel", "plane")
+                             if k != "plane" or inp.get(k) is not None},
                 "per_set_outputs": {"labels": self.outputs.labels, "overlays": self.outputs.overlays}}
 
     def hash(self, models: Mapping[str, str] | None = None) -> str:
@@ -542,7 +549,7 @@ class _Reader:
         if isinstance(v, (str, list)):
             v = {"paths": v}
         d = self.mapping(v, p, ("paths", "include", "exclude", "recursive", "pattern", "metadata", "channels",
-                                "planes", "channel"), required=("paths",))
+                                "planes", "channel", "plane"), required=("paths",))
         paths_raw = d["paths"] if isinstance(d["paths"], list) else [d["paths"]]
         if not paths_raw:
             self.fail(p + ("paths",), "expected at least one folder, file or glob")
@@ -570,6 +577,10 @@ class _Reader:
             planes = tuple(self.name(x, p + ("planes", i), "channel") for i, x in enumerate(raw))
             if len(set(planes)) != len(planes):
                 self.fail(p + ("planes",), f"channel names must differ; got {list(planes)}")
+        plane = self.integer(d["plane"], p + ("plane",), minimum=0) if d.get("plane") is not None else None
+        if plane is not None and planes is not None:
+            self.fail(p + ("plane",), "give inputs.planes (name every channel inside each file) or inputs.plane "
+                                      "(take one of them), not both")
         channels = None
         if d.get("channels") is not None:
             channels = self.grouping(d["channels"], pattern, metadata)
@@ -577,7 +588,7 @@ class _Reader:
                 self.fail(p + ("planes",), "give inputs.channels (one file per channel) or inputs.planes "
                                            "(channels inside each file), not both")
         return Inputs(paths=paths, include=include, exclude=exclude, recursive=recursive, pattern=pattern,
-                      metadata=metadata, channels=channels, planes=planes, channel=channel)
+                      metadata=metadata, channels=channels, planes=planes, channel=channel, plane=plane)
 
     def grouping(self, v: Any, pattern: str | None, metadata: str | None) -> ChannelGrouping:
         p = ("inputs", "channels")

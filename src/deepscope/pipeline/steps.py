@@ -78,8 +78,10 @@ class SetResult:
     objects : dict of str to pandas.DataFrame
         Object set name -> per-object table (measured object sets only).
     values : dict of str to object
-        Per-image values: each object set's summary (``Count_<name>``, mean area, confluence) and
-        the count steps' ``Count_<name>[_Low|_High|_Std]``.
+        Per-image values: each object set's summary (``Count_<name>``, mean area, confluence),
+        the count steps' ``Count_<name>[_Low|_High|_Std]``, each channel's quality control
+        (``ImageQuality_*_<channel>``, on the raw pixels) and each measured set's
+        ``Mean_/Median_/StDev_<name>_<measurement>``.
     """
 
     labels: dict[str, np.ndarray]
@@ -143,7 +145,8 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
     (2, [64, 96])
     """
     from deepscope.data.transforms import check_finite, normalize_percentile
-    from deepscope.measure import filter_objects, measure_objects, relate_objects, summarize_image
+    from deepscope.measure import (aggregate_objects, filter_objects, measure_image_quality, measure_objects,
+                                   relate_objects, summarize_image)
 
     imgs = {ch: check_finite(v, path=f"channel {ch!r}") for ch, v in images.items()}
     shapes = {k: np.shape(v) for k, v in imgs.items()}
@@ -157,6 +160,9 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
     tables: dict[str, pd.DataFrame] = {}
     relations: dict[str, list[pd.DataFrame]] = {}
     values: dict[str, Any] = {}
+    quality: dict[str, Any] = {}
+    for ch in pipeline.channels:  # on the raw pixels, before any step
+        quality.update(measure_image_quality(imgs[ch], channel=ch))
     for step in pipeline.steps:
         if isinstance(step, NormalizeStep):
             for ch in step.channels:
@@ -214,6 +220,10 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
         summary.update(summarize_image(lab, object_name=name))
     for k, v in values.items():  # model counts after the object summaries
         summary.setdefault(k, v)
+    summary.update(quality)
+    for name, table in tables.items():  # CellProfiler's per-image aggregates of every object measurement
+        for k, v in aggregate_objects(table, object_name=name).items():
+            summary.setdefault(k, v)
     return SetResult(labels=labels, objects=tables, values=summary)
 
 
@@ -505,11 +515,18 @@ def _channel_images(img: Any, channel: str, pipeline: Pipeline) -> dict[str, np.
         return {name: yxc[..., i] for i, name in enumerate(planes)}
     if yxc.shape[-1] == 1:
         return {channel: yxc[..., 0]}
+    plane = pipeline.inputs.plane
+    if plane is not None:
+        if plane >= yxc.shape[-1]:
+            raise InputError(f"{img.meta.path}: the image has {yxc.shape[-1]} channels (0-{yxc.shape[-1] - 1}); "
+                             f"channel {plane} (--channel / inputs.plane) is not one of them")
+        return {channel: yxc[..., plane]}
     try:
         return {channel: to_grey(yxc, path=str(img.meta.path))}
     except InputError:
-        raise InputError(f"{img.meta.path}: the image has {yxc.shape[-1]} distinct channels; name them with "
-                         "inputs.planes (e.g. planes: [DNA, Actin]) to use them") from None
+        raise InputError(f"{img.meta.path}: the image has {yxc.shape[-1]} distinct channels; choose one with "
+                         "--channel N (deepscope analyze; inputs.plane: N in a pipeline YAML), or name them all "
+                         "with inputs.planes (e.g. planes: [DNA, Actin]) to use them") from None
 
 
 def _set_sha256(files: list[dict[str, Any]]) -> str | None:

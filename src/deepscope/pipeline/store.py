@@ -55,9 +55,12 @@ MANIFEST = "run.json"
 ON_CHANGE = ("refuse", "rerun")
 #: Base names of the committed tables.
 TABLE_NAMES = ("images", "objects")
+#: Tables written beside them (the per-object tables have the object sets' names; run.json lists them).
+DERIVED_TABLES = ("wells",)
 #: What a run writes, and so what ``on_change="rerun"`` may remove (nothing else is ever deleted).
-_OWNED = ("parts", "commit", "labels", "overlays", "pipeline.yaml", "skipped.csv", MANIFEST) + tuple(
-    f"{t}.{ext}{side}" for t in TABLE_NAMES for ext in ("parquet", "csv") for side in ("", ".prov.json"))
+_OWNED = ("parts", "commit", "labels", "overlays", "pipeline.yaml", "skipped.csv", "report.html", MANIFEST) + tuple(
+    f"{t}.{ext}{side}" for t in TABLE_NAMES + DERIVED_TABLES for ext in ("parquet", "csv")
+    for side in ("", ".prov.json"))
 
 
 class RunDirError(DeepscopeError, ValueError):
@@ -130,7 +133,9 @@ def lock_run_dir(run_dir: str | os.PathLike[str]) -> Iterator[None]:
 
 
 def _clear(run_dir: Path) -> None:
-    for name in _OWNED:
+    manifest = read_manifest(run_dir) or {}
+    listed = [t for t in manifest.get("tables") or [] if isinstance(t, str) and t == Path(t).name]
+    for name in _OWNED + tuple(f"{t}{side}" for t in listed for side in ("", ".prov.json")):
         p = run_dir / name
         if p.is_dir():
             shutil.rmtree(p)

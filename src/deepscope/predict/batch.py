@@ -92,7 +92,7 @@ class BatchResult:
 # --------------------------------------------------------------------------- inputs
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]], *, include: str | Sequence[str] | None = None,
-                 recursive: bool = True, exclude_dirs: Sequence[str | os.PathLike[str]] = ()) -> list[Path]:
+                 recursive: bool = False, exclude_dirs: Sequence[str | os.PathLike[str]] = ()) -> list[Path]:
     """Files and folders -> image files (folders scanned in natural order; files kept as given).
 
     Paths that do not exist are kept, so that they get an error row.
@@ -102,8 +102,8 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]], *, include: str | Sequ
     paths : iterable of str or PathLike
     include : str or sequence of str, optional
         File-name globs for folder scans, e.g. ``"*_w1.TIF"``.
-    recursive : bool, default True
-        Scan sub-folders.
+    recursive : bool, default False
+        Scan sub-folders too.
     exclude_dirs : sequence of paths
         Folders whose files are left out (an output folder inside an input folder).
 
@@ -292,8 +292,9 @@ def _finish(run: Any, command_outputs: list[str], files: list[Path], outcome: Ou
 
 #: Outline colours of instance classes (1..K) in overlays.
 CLASS_COLORS = ((255, 220, 0), (0, 200, 255), (255, 64, 160), (120, 255, 80), (255, 128, 0))
-#: Outline colours of several object sets in one overlay (pipelines), in the order of the sets.
-SET_COLORS = ((0, 255, 0), (255, 0, 255), (0, 200, 255), (255, 200, 0), (255, 64, 64), (160, 120, 255))
+#: Outline colours of several object sets in one overlay (pipelines), in the order of the sets; the first is
+#: that of a single label image, so ``segment`` and ``analyze`` overlays look alike.
+SET_COLORS = ((255, 220, 0), (255, 0, 255), (0, 200, 255), (0, 255, 0), (255, 64, 64), (160, 120, 255))
 
 
 def overlay_outlines(image: np.ndarray, labels: np.ndarray | Mapping[str, np.ndarray] | Sequence[np.ndarray], *,
@@ -333,7 +334,10 @@ def overlay_outlines(image: np.ndarray, labels: np.ndarray | Mapping[str, np.nda
 
     from deepscope.data.transforms import to_uint8
 
-    img = np.asarray(image)
+    from deepscope.io import Image, as_pixels
+
+    img = np.asarray(as_pixels(image))
+    labels = as_pixels(labels) if isinstance(labels, Image) else labels
     sets = list(labels.values()) if isinstance(labels, Mapping) else (
         [labels] if isinstance(labels, np.ndarray) else list(labels))
     for lab in sets:
@@ -365,7 +369,7 @@ def overlay_outlines(image: np.ndarray, labels: np.ndarray | Mapping[str, np.nda
 
 def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-bbbc005",
                 output: str | os.PathLike[str] | None = None, device: str = "auto", channel: int | None = None,
-                batch_size: int = 8, include: str | Sequence[str] | None = None, recursive: bool = True,
+                batch_size: int = 8, include: str | Sequence[str] | None = None, recursive: bool = False,
                 progress: Progress | None = None) -> BatchResult:
     """Count objects in image files; one row per file (an error row for a file that fails).
 
@@ -386,8 +390,8 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
     batch_size : int, default 8
     include : str or sequence of str, optional
         File-name globs for folder scans.
-    recursive : bool, default True
-        Scan sub-folders of folders.
+    recursive : bool, default False
+        Scan sub-folders of folders too.
     progress : callable, optional
         ``progress(done, total)`` after each image.
 
@@ -448,7 +452,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
                   model: Any = "nuclei", device: str = "auto", tile: int | None = None, overlap: int | None = None,
                   tta: str = "none",
                   channel: int | None = None, overlay: bool = True, include: str | Sequence[str] | None = None,
-                  recursive: bool = True, progress: Progress | None = None,
+                  recursive: bool = False, progress: Progress | None = None,
                   diameter: float | None = None) -> BatchResult:
     """Segment image files into instance label images, overlays and a counts table.
 
@@ -477,7 +481,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     overlay : bool, default True
         Write the overlay PNGs.
     include : str or sequence of str, optional
-    recursive : bool, default True
+    recursive : bool, default False
     progress : callable, optional
     diameter : float, optional
         Object diameter in pixels for generalist models (default: estimated per image). Generalist
@@ -582,7 +586,7 @@ def _write_segment_outputs(lab_path: Path, labels: np.ndarray, description: Any,
 def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.PathLike[str], *, model: Any,
                   device: str = "auto", dtype: str = "input", tile: int | None = None, overlap: int | None = None,
                   channel: int | None = None,
-                  include: str | Sequence[str] | None = None, recursive: bool = True,
+                  include: str | Sequence[str] | None = None, recursive: bool = False,
                   progress: Progress | None = None) -> BatchResult:
     """Restore image files (deblur, predict a stain, 2x super-resolution) into ``<stem>.restored.tif``.
 
@@ -606,7 +610,7 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         Context added around each tile (default from the card, or a quarter of a small ``tile``).
     channel : int, optional
     include : str or sequence of str, optional
-    recursive : bool, default True
+    recursive : bool, default False
     progress : callable, optional
 
     Returns

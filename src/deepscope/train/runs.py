@@ -144,7 +144,7 @@ def write_run_files(run_dir: str | os.PathLike[str], config: TrainConfig, task_o
 def fit_model(model: Any, train: Any, valid: Any = None, *, run_dir: str | os.PathLike[str],
               config: TrainConfig | None = None, task_opts: Mapping[str, Any] | None = None,
               run_info: Mapping[str, Any] | None = None, test: Any = None, resume: bool = True,
-              progress: bool | None = None) -> Any:
+              progress: bool | None = None, on_epoch_end: Any = None) -> Any:
     """Train a model into a run folder: the one training path of deepscope.
 
     Parameters
@@ -164,6 +164,8 @@ def fit_model(model: Any, train: Any, valid: Any = None, *, run_dir: str | os.Pa
         What ``run.yaml`` records besides the parts (command, data, split ...).
     resume : bool
     progress : bool, optional
+    on_epoch_end : callable, optional
+        ``on_epoch_end(epoch, metrics)`` after each epoch (the CLI prints one line per epoch with it).
 
     Returns
     -------
@@ -195,7 +197,7 @@ def fit_model(model: Any, train: Any, valid: Any = None, *, run_dir: str | os.Pa
     model.reset_network(seed=config.seed)
     device = resolve_device(config.device)
     task = model.plugin.training_task(model, train, valid, device=device, batch_size=config.batch_size, **opts)
-    result = Trainer(model.net, task, config, run, progress=progress).fit(resume=resume)
+    result = Trainer(model.net, task, config, run, progress=progress, on_epoch_end=on_epoch_end).fit(resume=resume)
     if (run / BEST_WEIGHTS).exists():
         model.load_weights(run / BEST_WEIGHTS)
     model.plugin.after_fit(model, task, valid)

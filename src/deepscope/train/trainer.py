@@ -323,8 +323,9 @@ class Trainer:
                 self.history.append(metrics)
                 with open(self.run_dir / "metrics.jsonl", "a") as fh:
                     fh.write(json.dumps(metrics) + "\n")
-                bar.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                 for k, v in metrics.items()))
+                if self.on_epoch_end is None:  # else the callback reports the epoch
+                    bar.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                     for k, v in metrics.items()))
                 self.save_checkpoint()
                 if self.on_epoch_end is not None:
                     self.on_epoch_end(self.epoch, metrics)
