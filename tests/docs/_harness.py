@@ -21,6 +21,7 @@ import shlex
 import time
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,8 +202,10 @@ def _run_shell(command: str, project: Path) -> None:
                                  + (f"\n{r.exception!r}" if r.exception and not isinstance(r.exception, SystemExit)
                                     else ""))
     else:
+        # the documents' shell lines call `deepscope` as an installed user would: the venv's scripts come first
+        env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
         r2 = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=project, capture_output=True, text=True,
-                            timeout=300)
+                            timeout=300, env=env)
         if r2.returncode != 0:
             raise AssertionError(f"exit code {r2.returncode}\n{r2.stdout[-2000:]}\n{r2.stderr[-2000:]}")
 

@@ -7,7 +7,10 @@ so the same file records and checks.
 
 Record (only when a change of outputs is intended and understood)::
 
-    OMP_NUM_THREADS=1 .venv/bin/python -m tests.models.zoo_reference --write
+    OMP_NUM_THREADS=1 .venv/bin/python -m tests.models.zoo_reference --write [--only nuclei,...]
+
+With ``--only`` the named models are recomputed (a model that was retrained or replaced) and every
+other entry is kept as recorded; entries of models no longer shipped are dropped.
 """
 
 from __future__ import annotations
@@ -59,13 +62,16 @@ def _pixels_summary(x: np.ndarray) -> dict[str, Any]:
             "min": float(f.min()), "max": float(f.max()), "blocks": blocks, "sha": _sha(a)}
 
 
-def compute() -> dict[str, Any]:
-    """Outputs of every shipped model on :func:`images` (plus tiled runs of the large-image paths)."""
+def compute(only: set[str] | None = None) -> dict[str, Any]:
+    """Outputs of every shipped model (or those in ``only``) on :func:`images` (plus tiled runs of the
+    large-image paths)."""
     from deepscope.models import list_models, load_model
 
     ims = images()
     out: dict[str, Any] = {}
     for info in list_models():
+        if only is not None and info.name not in only:
+            continue
         model = load_model(info.name, device="cpu")
         res: dict[str, Any] = {"task": info.task}
         if info.task == "count":
@@ -88,8 +94,18 @@ def compute() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write", action="store_true", help=f"write {REFERENCE.name} (else print)")
+    ap.add_argument("--only", default="", help="comma-separated models to recompute; the others keep their record")
     args = ap.parse_args(argv)
-    text = json.dumps(compute(), indent=1, sort_keys=True) + "\n"
+    if args.only:
+        from deepscope.models import list_models
+
+        shipped = {m.name for m in list_models()}
+        old = json.loads(REFERENCE.read_text())
+        result = {k: v for k, v in old.items() if k in shipped}
+        result.update(compute(set(args.only.split(","))))
+    else:
+        result = compute()
+    text = json.dumps(result, indent=1, sort_keys=True) + "\n"
     if args.write:
         REFERENCE.write_text(text)
     else:

@@ -31,7 +31,7 @@ def nuclei_image(seed: int = 0, shape=(256, 256), diameter: float = 16.0, n: int
 
 @pytest.fixture(scope="module")
 def nuclei_fast():
-    return load_model("nuclei-fast", device="cpu")
+    return load_model("nuclei", device="cpu")
 
 
 def test_inputs_need_no_channel_option(nuclei_fast):
