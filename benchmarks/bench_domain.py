@@ -1,6 +1,6 @@
 """Domain checks: share of out-of-domain pictures flagged and of in-domain images accepted.
 
-    .venv/bin/python benchmarks/bench_domain.py [--models nuclei,nuclei-fast,count-bbbc005]
+    .venv/bin/python benchmarks/bench_domain.py [--models nuclei,count-bbbc005]
 
 In-domain images are held-out test parts of the development sets (never used to fit or calibrate
 the checks): DSB2018 fluorescence, H&E and brightfield test images for the nuclei models, BBBC005
@@ -80,7 +80,7 @@ def generated_pictures(seed: int = 0) -> dict[str, np.ndarray]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="nuclei,nuclei-fast,count-bbbc005")
+    ap.add_argument("--models", default="nuclei,count-bbbc005")
     args = ap.parse_args(argv)
     import warnings
 
