@@ -63,13 +63,6 @@ def model_card(ref: str | os.PathLike[str]) -> dict[str, Any]:
     return upgrade_card(read_card_json(card_path))
 
 
-#: Shipped names that were retired, and the model that replaces each (loading one warns).
-RETIRED = {
-    "count-bbbc005-fast": ("count-bbbc005", "count-bbbc005 is now a single-pass counter as fast as the retired "
-                                            "fast one and more accurate"),
-}
-
-
 def resolve_model_path(ref: str | os.PathLike[str]) -> tuple[Path, Path | None]:
     """Find the card and weights of a model name, run folder, ``.json`` card or ``.safetensors`` file.
 
@@ -81,12 +74,6 @@ def resolve_model_path(ref: str | os.PathLike[str]) -> tuple[Path, Path | None]:
         An unknown name, a folder without a model, or a file that is not a deepscope model.
     """
     s = os.fspath(ref)
-    if s in RETIRED and not (ZOO / f"{s}.json").exists():
-        import warnings
-
-        new, why = RETIRED[s]
-        warnings.warn(f"model {s!r} was retired: {why}; loading {new!r}", FutureWarning, stacklevel=3)
-        s = new
     zoo_card = ZOO / f"{s}.json"
     if "/" not in s and os.sep not in s and zoo_card.exists():
         return zoo_card, ZOO / f"{s}.safetensors"

@@ -243,11 +243,13 @@ def _overlap(model: Any, tile: int | None, overlap: int | None) -> int | None:
     return card if tile > 2 * card else max(tile // 4, 0)
 
 
-def _decoder(net: Any, channel: int | None, files: list[Path] | None = None) -> Any:
+def _decoder(net: Any, channel: int | None, files: list[Path] | None = None, *, keep_colour: bool = False) -> Any:
     """Read a file and select the channel(s) the model takes: the decode stage of every command.
 
     With ``files`` (commands that write one output per input), each file's output stem, unique among
-    them (:func:`_stems`), is in ``Decoded.extra["stem"]``.
+    them (:func:`_stems`), is in ``Decoded.extra["stem"]``. ``keep_colour``: an image whose channels
+    the model cannot reduce (and no ``channel``) is passed on whole, for models that route such images
+    elsewhere (a counter with a general segmenter).
     """
     stems = _stems(files) if files is not None else []
     index = {p: i for i, p in enumerate(files or [])}
@@ -257,7 +259,13 @@ def _decoder(net: Any, channel: int | None, files: list[Path] | None = None) -> 
         if files is not None:
             extra["stem"] = stems[index[p]]
         img = _read(p)
-        return Decoded(model_input(image_array(img), net, channel=channel, path=str(p)), inputs=[img], extra=extra)
+        try:
+            x = model_input(image_array(img), net, channel=channel, path=str(p))
+        except InputError:
+            if not keep_colour or channel is not None:
+                raise
+            x = image_array(img)
+        return Decoded(x, inputs=[img], extra=extra)
 
     return decode
 
@@ -440,7 +448,8 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
         return []
 
     runner: BatchRunner[Path] = BatchRunner(
-        row=row, decode=_decoder(net, channel), write=write, batch_size=batch_size, progress=progress,
+        row=row, decode=_decoder(net, channel, keep_colour=bool(net.model_card.output.get("general"))), write=write,
+        batch_size=batch_size, progress=progress,
         infer=lambda ds: net.count_images([d.data for d in ds], batch_size=batch_size,
                                           paths=[d.extra["path"] for d in ds]))
     return _finish(run, [], files, runner.run(files), COUNT_COLUMNS, output)

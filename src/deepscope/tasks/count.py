@@ -123,11 +123,24 @@ class _Counting(TorchTaskPlugin):
         network's count and the number of objects a segmenter finds, unless their foreground area per
         counted object is above the gate (then the segmenter is not run).
         """
-        prepared = [self.prepare(model, im, path=(paths[i] if paths else ""), channel=channel)
-                    for i, im in enumerate(images)]
-        counts, std = self.count_prepared(model, prepared, batch_size=batch_size, paths=paths, tta=tta)
-        domain = [self.check_domain(model, p) for p in prepared]
         out_general = model.model_card.output.get("general")
+        prepared: list[np.ndarray | None] = []
+        for i, im in enumerate(images):
+            try:
+                prepared.append(self.prepare(model, im, path=(paths[i] if paths else ""), channel=channel))
+            except InputError:
+                # colour (distinct channels, no --channel): not a counter image; the general segmenter reads colour
+                if not out_general or channel is not None:
+                    raise
+                prepared.append(None)
+        grey = [k for k, p in enumerate(prepared) if p is not None]
+        counts = np.full(len(images), np.nan)
+        std = np.full(len(images), np.nan)
+        if grey:
+            c, sd = self.count_prepared(model, [prepared[k] for k in grey], batch_size=batch_size,
+                                        paths=[paths[k] for k in grey] if paths else None, tta=tta)
+            counts[grey], std[grey] = c, sd
+        domain = [False if p is None else self.check_domain(model, p) for p in prepared]
         hy = model.model_card.output.get("hybrid")
         use = bool(hy) and (hy.get("enabled", True) if hybrid is None else hybrid)
         gate = float(hy.get("gate_area_per_object") or 0.0) if use else 0.0
@@ -147,7 +160,9 @@ class _Counting(TorchTaskPlugin):
             method = self.representation
             # clearly large objects (area per counted cell above the gate): the rule would not use the
             # segmenter's count, so do not run it
-            if use and not (gate and area_per_object(prepared[k], c) > gate):
+            pk = prepared[k]
+            assert pk is not None  # images that could not be prepared are out of the domain (above)
+            if use and not (gate and area_per_object(pk, c) > gate):
                 n_obj, area = self._objects(model, images[k], channel=channel)
                 if n_obj > 0 and area < hy["max_object_area"]:
                     c = 0.5 * (c + n_obj)
