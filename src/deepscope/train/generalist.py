@@ -290,7 +290,7 @@ class AugmentedInstanceTask:
     # ------------------------------------------------------------------ validation
     def maps(self, net: nn.Module, image: np.ndarray, device: torch.device) -> np.ndarray:
         """Raw network output ``(4, H, W)`` for one full image (already at the network's scale)."""
-        from deepscope.predict.engine import run_network
+        from deepscope.predict.predictor import run_network
 
         return run_network(net, [image if image.ndim == 3 else image[..., None]], stride=self.stride,
                            device=device, batch_size=1)[0]
