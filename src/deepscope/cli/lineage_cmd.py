@@ -28,6 +28,10 @@ def _print_run(run: dict[str, Any], inputs: list[dict[str, Any]], *, heading: st
         echo(f"  params     {json.dumps(run['params'], sort_keys=True, default=str)}")
     for m in run.get("models") or []:
         echo(f"  model      {m['name']}  weights sha256 {m['sha256']}")
+        parent = (m.get("card") or {}).get("parent")
+        if parent:
+            echo(f"    fine-tuned from {parent.get('name')}  weights sha256 {parent.get('weights_sha256')}"
+                 f"  on {parent.get('n_images', '?')} image(s)")
     echo(f"  inputs     {len(inputs)}")
     for i in inputs[:limit]:
         line = f"    {i.get('sha256') or '(no sha256)'}  {i['path']}"

@@ -10,6 +10,11 @@ split, model) and ``split.csv`` (which image went to which part).
 
 Training settings come from ``--config train.yaml`` (keys of :class:`~deepscope.train.TrainConfig`,
 plus a ``task:`` mapping of task options such as ``crop``), overridden by command-line options.
+
+``--init MODEL`` (a shipped name such as ``nuclei``, or an earlier run folder) fine-tunes that model
+instead of training a new one: its weights, architecture, normalisation and post-processing are the
+start, the defaults are :data:`deepscope.train.runs.FINE_TUNE_DEFAULTS` (lower learning rate, three
+minutes, early stopping), and the new card records the parent and the SHA-256 of every image used.
 """
 
 from __future__ import annotations
@@ -59,8 +64,30 @@ def select_subset(dataset: Any, subset: str, *, split: str | None, seed: int, fr
     return part
 
 
+def init_option() -> Any:
+    return typer.Option(None, "--init", help="Fine-tune this trained model (a shipped name, e.g. nuclei, or a run "
+                        "folder) instead of training a new one; architecture options are then taken from it.")
+
+
+def time_budget_option() -> Any:
+    return typer.Option(None, "--time-budget", help="Stop training after this many seconds (fine-tuning default: "
+                        "180).")
+
+
+def load_init(init: str, task: str, **arch_options: Any) -> Any:
+    """The model to fine-tune (``--init``); architecture options cannot be combined with it."""
+    from deepscope.models import load_model
+
+    given = [f"--{k.replace('_', '-')}" for k, v in arch_options.items() if v is not None]
+    if given:
+        raise typer.BadParameter(f"{', '.join(given)} cannot be combined with --init: a fine-tune keeps the "
+                                 f"architecture of {init!r}")
+    return load_model(init, task=task)
+
+
 def _train(model: Any, ds: Any, *, out: Path, config: Path | None, split: str | None, fractions: str,
-           overrides: dict[str, Any], task_opts: dict[str, Any], run_info: dict[str, Any]) -> None:
+           overrides: dict[str, Any], task_opts: dict[str, Any], run_info: dict[str, Any],
+           fine_tune: bool = False) -> None:
     """Split, resolve the settings and train through the library (:func:`deepscope.train.fit_model`)."""
     from deepscope.train.runs import fit_model, load_train_settings, resolve_split, resolve_train_config, split_parts
 
@@ -73,15 +100,18 @@ def _train(model: Any, ds: Any, *, out: Path, config: Path | None, split: str | 
         err_console.print("[yellow]warning:[/] the split leaves no validation images; the last epoch's weights are "
                           "kept (monitor train_loss)")
     given = {k: v for k, v in overrides.items() if v is not None}
-    tc = resolve_train_config(model, {**settings, **given, "seed": seed}, has_valid=bool(len(parts["valid"])))
+    tc = resolve_train_config(model, {**settings, **given, "seed": seed}, has_valid=bool(len(parts["valid"])),
+                              fine_tune=fine_tune)
     opts = {**opts, **{k: v for k, v in task_opts.items() if v is not None}}
-    console.print(f"training on {len(parts['train'])} image(s), validating on {len(parts['valid'])}, "
+    what = f"fine-tuning {model.name}" if fine_tune else "training"
+    console.print(f"{what} on {len(parts['train'])} image(s), validating on {len(parts['valid'])}, "
                   f"{len(parts['test'])} held out for testing -> {out}")
     info = {**run_info, "split": resolve_split(ds, split), "seed": seed, "fractions": fractions}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="no validation images")  # said above
         result = fit_model(model, parts["train"], parts["valid"] or None, test=parts["test"], run_dir=out,
-                           config=tc, task_opts=opts, run_info=info, on_epoch_end=epoch_line(tc.epochs))
+                           config=tc, task_opts=opts, run_info=info, on_epoch_end=epoch_line(tc.epochs),
+                           fine_tune=fine_tune)
     best = f", best {tc.monitor} {result.best_score:.4g} at epoch {result.best_epoch}" if result.best_epoch else ""
     console.print(f"done: {result.epochs_done} epoch(s), {result.steps_done} step(s) in {result.seconds:.0f} s{best}; "
                   f"model: {out} (use --model {out})")
@@ -101,8 +131,9 @@ def epoch_line(epochs: int) -> Any:
 
 
 def _common(epochs: int | None, lr: float | None, batch_size: int | None, device: str | None,
-            seed: int | None) -> dict[str, Any]:
-    return {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device, "seed": seed}
+            seed: int | None, time_budget: float | None = None) -> dict[str, Any]:
+    return {"epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device, "seed": seed,
+            "time_budget": time_budget}
 
 
 # --------------------------------------------------------------------------- count
@@ -124,10 +155,12 @@ def count(
     fractions: str = typer.Option(DEFAULT_FRACTIONS, "--fractions", help="Train, validation, test fractions."),
     epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default from --config, else 50)."),
     config: Path | None = typer.Option(None, "--config", help="Training YAML (TrainConfig keys + task: options)."),
-    model: str = typer.Option("density", "--model", help="density (deepscope's density U-Net with 95% intervals) "
-                              "or book (the chapter's CountNet)."),
-    base: int = typer.Option(8, "--base", help="U-Net filters of the first level (density)."),
-    depth: int = typer.Option(4, "--depth", help="U-Net down-sampling steps (density)."),
+    model: str | None = typer.Option(None, "--model", help="density (default: deepscope's density U-Net with 95% "
+                                     "intervals) or book (the chapter's CountNet)."),
+    base: int | None = typer.Option(None, "--base", help="U-Net filters of the first level (density; default 8)."),
+    depth: int | None = typer.Option(None, "--depth", help="U-Net down-sampling steps (density; default 4)."),
+    init: str | None = init_option(),
+    time_budget: float | None = time_budget_option(),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda ..."),
     lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Batch size."),
@@ -140,20 +173,24 @@ def count(
     from deepscope.data import ImageLoader
     from deepscope.models import ArchConfig, CountModel
 
-    if model not in ("density", "book"):
+    if model not in (None, "density", "book"):
         raise typer.BadParameter(f"--model {model!r} is not one of density, book")
     label = label_column or (None if labels is not None else "count")
     loader = ImageLoader(pattern=pattern, labels=labels if labels is not None else label, label_column=label_column,
                          include=include, recursive=recursive)
     ds = loader.load(data)
-    if model == "book":
+    if init is not None:
+        net = load_init(init, "count", model=model, base=base, depth=depth)
+    elif model == "book":
         net = CountModel.book(input_size=tuple(ds.get_image(0).shape[:2]))
     else:
-        net = CountModel(ArchConfig("unet", in_channels=1, out_channels=2, base=base, depth=depth, pool_input=2))
+        net = CountModel(ArchConfig("unet", in_channels=1, out_channels=2, base=base or 8, depth=depth or 4,
+                                    pool_input=2))
     _train(net, ds, out=pick_out(out, output), config=config, split=split, fractions=fractions,
-           overrides=_common(epochs, lr, batch_size, device, seed), task_opts={},
+           overrides=_common(epochs, lr, batch_size, device, seed, time_budget), task_opts={},
            run_info={"command": "train count", "data": str(data), "pattern": pattern,
-                     "labels": str(labels) if labels else label, "model": model})
+                     "labels": str(labels) if labels else label, "model": model or "density", "init": init},
+           fine_tune=init is not None)
 
 
 # --------------------------------------------------------------------------- segment
@@ -197,10 +234,12 @@ def segment(
     fractions: str = typer.Option(DEFAULT_FRACTIONS, "--fractions", help="Train, validation, test fractions."),
     epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default from --config, else 50)."),
     config: Path | None = typer.Option(None, "--config", help="Training YAML (TrainConfig keys + task: options)."),
-    model: str = typer.Option("unet", "--model", help="unet (foreground + distance, watershed instances) or book "
-                              "(the chapter's U-Net, foreground only)."),
-    base: int = typer.Option(8, "--base", help="U-Net filters of the first level (unet)."),
-    depth: int = typer.Option(4, "--depth", help="U-Net down-sampling steps (unet)."),
+    model: str | None = typer.Option(None, "--model", help="unet (default: foreground + distance, watershed "
+                                     "instances) or book (the chapter's U-Net, foreground only)."),
+    base: int | None = typer.Option(None, "--base", help="U-Net filters of the first level (unet; default 8)."),
+    depth: int | None = typer.Option(None, "--depth", help="U-Net down-sampling steps (unet; default 4)."),
+    init: str | None = init_option(),
+    time_budget: float | None = time_budget_option(),
     crop: int | None = typer.Option(None, "--crop", help="Training crop size (default 256)."),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda ..."),
     lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
@@ -214,16 +253,19 @@ def segment(
     from deepscope.data import ImageLoader
     from deepscope.models import ArchConfig, SegmentModel
 
-    if model not in ("unet", "book"):
+    if model not in (None, "unet", "book"):
         raise typer.BadParameter(f"--model {model!r} is not one of unet, book")
     ds = ImageLoader(pattern=pattern, masks=parse_pairing(pairing, masks), include=include,
                      recursive=recursive).load(images)
-    net = (SegmentModel.book() if model == "book" else
-           SegmentModel(ArchConfig("unet", in_channels=1, out_channels=2, base=base, depth=depth)))
+    if init is not None:
+        net = load_init(init, "segment", model=model, base=base, depth=depth)
+    else:
+        net = (SegmentModel.book() if model == "book" else
+               SegmentModel(ArchConfig("unet", in_channels=1, out_channels=2, base=base or 8, depth=depth or 4)))
     _train(net, ds, out=pick_out(out, output), config=config, split=split, fractions=fractions,
-           overrides=_common(epochs, lr, batch_size, device, seed), task_opts={"crop": crop},
+           overrides=_common(epochs, lr, batch_size, device, seed, time_budget), task_opts={"crop": crop},
            run_info={"command": "train segment", "images": str(images), "masks": str(masks), "pairing": pairing,
-                     "pattern": pattern, "model": model})
+                     "pattern": pattern, "model": model or "unet", "init": init}, fine_tune=init is not None)
 
 
 # --------------------------------------------------------------------------- restore
@@ -264,8 +306,10 @@ def restore(
     fractions: str = typer.Option(DEFAULT_FRACTIONS, "--fractions", help="Train, validation, test fractions."),
     epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default from --config, else 50)."),
     config: Path | None = typer.Option(None, "--config", help="Training YAML (TrainConfig keys + task: options)."),
-    base: int = typer.Option(16, "--base", help="U-Net filters of the first level."),
-    depth: int = typer.Option(4, "--depth", help="U-Net down-sampling steps."),
+    base: int | None = typer.Option(None, "--base", help="U-Net filters of the first level (default 16)."),
+    depth: int | None = typer.Option(None, "--depth", help="U-Net down-sampling steps (default 4)."),
+    init: str | None = init_option(),
+    time_budget: float | None = time_budget_option(),
     crop: int | None = typer.Option(None, "--crop", help="Training crop size (default 256)."),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda ..."),
     lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
@@ -286,9 +330,15 @@ def restore(
         raise typer.BadParameter(f"--loss {loss!r} is not one of {', '.join(LOSSES)}")
     ds = ImageLoader(pattern=pattern, include=include, recursive=recursive).load(data)
     pairs = restore_pairs(ds, input_rule=input_rule, target_rule=target, same=same, upscale=upscale)
-    net = RestoreModel(ArchConfig("unet", in_channels=1, out_channels=1, base=base, depth=depth), upscale=upscale,
-                       loss=loss)
+    if init is not None:
+        net = load_init(init, "restore", base=base, depth=depth)
+        if net.upscale != upscale:
+            raise typer.BadParameter(f"--upscale {upscale} but {init!r} upscales {net.upscale}x")
+    else:
+        net = RestoreModel(ArchConfig("unet", in_channels=1, out_channels=1, base=base or 16, depth=depth or 4),
+                           upscale=upscale, loss=loss)
     _train(net, pairs, out=pick_out(out, output), config=config, split=split, fractions=fractions,
-           overrides=_common(epochs, lr, batch_size, device, seed), task_opts={"crop": crop},
+           overrides=_common(epochs, lr, batch_size, device, seed, time_budget), task_opts={"crop": crop},
            run_info={"command": "train restore", "data": str(data), "pattern": pattern, "input": input_rule,
-                     "target": target, "same": same, "upscale": upscale, "loss": loss})
+                     "target": target, "same": same, "upscale": upscale, "loss": loss, "init": init},
+           fine_tune=init is not None)

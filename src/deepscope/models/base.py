@@ -406,6 +406,10 @@ class DeepscopeModel:
             ``model.safetensors`` + ``model.json``).
         resume : bool
             Continue from ``model_dir/checkpoint.pt`` when present.
+        fine_tune : bool, keyword
+            Start from this model's trained weights (a shipped model or an earlier run, loaded with
+            :func:`deepscope.models.load_model`) with the fine-tuning defaults
+            (:data:`deepscope.train.runs.FINE_TUNE_DEFAULTS`); the new card records the parent.
         **train_options
             Any :class:`~deepscope.train.TrainConfig` field (lr, batch_size, schedule, device ...) and
             task options (e.g. ``crop``).
@@ -413,6 +417,11 @@ class DeepscopeModel:
         Returns
         -------
         deepscope.train.TrainResult
+
+        Examples
+        --------
+        >>> model = load_model("nuclei")                                              # doctest: +SKIP
+        >>> model.fit(my_images, valid_dataset=my_valid, model_dir="runs/ft", fine_tune=True)  # doctest: +SKIP
         """
         run_dir = Path(model_dir) if model_dir else self.model_dir
         if run_dir is None:

@@ -103,6 +103,10 @@ class TaskPlugin:
     def after_fit(self, model: Any, task: Any, valid_dataset: Any) -> None:
         """Run after training with the best weights loaded (e.g. calibration on the validation set)."""
 
+    def after_fine_tune(self, model: Any, train_dataset: Any, valid_dataset: Any) -> None:
+        """Run after :meth:`after_fit` when a trained model was fine-tuned: update what was fitted on the
+        parent's data and no longer holds (domain checks, input statistics, rules calibrated there)."""
+
     def __repr__(self) -> str:
         return f"<task plugin {self.task}/{self.representation} ({type(self).__module__}.{type(self).__name__})>"
 

@@ -136,4 +136,6 @@ def load_model(ref: str | os.PathLike[str], *, device: str = "auto", task: str |
         raise ModelError(f"model '{ref}' is a {card.task} model; this command needs a {task} model")
     if weights is None:
         weights = card_path.parent / (card.weights.file if card.weights else "model.safetensors")
-    return DeepscopeModel.from_card(card, weights, device=device)
+    model = DeepscopeModel.from_card(card, weights, device=device)
+    model.runtime["source"] = str(card_path)  # where it was loaded from (a fine-tune records its parent's)
+    return model

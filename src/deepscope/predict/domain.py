@@ -237,6 +237,27 @@ class RangeDomain:
         s = float(self.scores(feats)[0])
         return bool(s <= self.threshold), s
 
+    def widened(self, feats: np.ndarray, *, note: str = "") -> RangeDomain:
+        """The same check with each kind's ranges widened to take in more images' features (e.g. of a
+        fine-tune's images); a kind absent so far gets the ranges of those images, at the same widths."""
+        low = {k: v.copy() for k, v in self.low.items()}
+        high = {k: v.copy() for k, v in self.high.items()}
+        width = {k: v.copy() for k, v in self.width.items()}
+        x = np.atleast_2d(np.asarray(feats, np.float64))
+        kinds = np.array([_kind(f) for f in x])
+        for k in sorted(set(kinds)):
+            sub = x[kinds == k]
+            lo, hi = np.nanmin(sub, 0), np.nanmax(sub, 0)
+            if k in low:
+                low[k] = np.fmin(low[k], lo)
+                high[k] = np.fmax(high[k], hi)
+            else:
+                ref = next(iter(width.values()))
+                low[k], high[k] = lo, hi
+                width[k] = np.maximum(np.nan_to_num(hi - lo), ref)
+        return RangeDomain(low, high, width, self.threshold, self.n_train + len(x),
+                           "; ".join(s for s in (self.calibrated_on, note) if s))
+
     def to_dict(self) -> dict[str, Any]:
         def r(a: np.ndarray) -> Any:
             return np.round(np.asarray(a, np.float64), 5).tolist()

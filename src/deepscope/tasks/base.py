@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
+from deepscope.errors import InputError
 from deepscope.models.plugins import TaskPlugin
 from deepscope.predict.backends import torch_backend
 from deepscope.predict.predictor import Activation, Predictor
@@ -38,16 +41,52 @@ class TorchTaskPlugin(TaskPlugin):
             return []
         return [self.prepare(model, dataset.get_image(i), path=str(dataset.ids[i])) for i in range(len(dataset))]
 
+    def mask_labels(self, dataset: Any, *, binary: bool = True) -> list[np.ndarray]:
+        """The instance label images of a segmentation dataset, checked against their images.
+
+        Any integer (or boolean) type is accepted; with ``binary``, a binary mask (one value besides
+        0, e.g. 0/255) becomes its connected components, one instance each (touching objects merge:
+        give instance labels where they touch).
+
+        Raises
+        ------
+        deepscope.errors.InputError
+            A label image of another height/width than its image, or of a non-integer type (both named).
+        """
+        from scipy import ndimage as ndi
+
+        if dataset is None:
+            return []
+        paths = dataset.paths or [str(i) for i in dataset.ids]
+        lpaths = dataset.label_paths or [f"label of {p}" for p in paths]
+        out = []
+        for i in range(len(dataset)):
+            lab = np.asarray(dataset.get_label(i))
+            shape = np.shape(dataset.get_image(i))[:2]
+            if lab.shape[:2] != shape or lab.ndim != 2:
+                raise InputError(f"label image '{lpaths[i]}' is {lab.shape} but its image '{paths[i]}' is {shape}: "
+                                 "a mask must be one 2-D plane of its image's height and width (check the pairing)")
+            if lab.dtype.kind not in "biu":
+                raise InputError(f"label image '{lpaths[i]}' has {lab.dtype} pixels; instance labels must be integers "
+                                 "(0 = background, one id per object)")
+            values = np.unique(lab)
+            if binary and len(values) == 2 and values[0] == 0:
+                lab = ndi.label(lab > 0)[0]
+            out.append(lab.astype(np.int32, copy=False))
+        return out
+
     def training_options(self) -> set[str]:
         return task_options(self.training_task_class)
 
     def fit(self, model: Any, dataset: Any, *, epochs: int = 50, valid_dataset: Any = None,
             run_dir: str | Path | None = None, resume: bool = True, progress: bool | None = None,
             **train_options: Any) -> Any:
+        fine_tune = bool(train_options.pop("fine_tune", False))
         known = set(TrainConfig.__dataclass_fields__)
         settings = {k: v for k, v in train_options.items() if k in known}
         opts = {k: v for k, v in train_options.items() if k not in known}
         has_valid = valid_dataset is not None and len(valid_dataset) > 0
-        config = resolve_train_config(model, {**settings, "epochs": epochs}, has_valid=has_valid)
+        config = resolve_train_config(model, {**settings, "epochs": epochs}, has_valid=has_valid, fine_tune=fine_tune)
         return fit_model(model, dataset, valid_dataset, run_dir=run_dir or model.model_dir, config=config,
-                         task_opts=opts, run_info={"command": "model.fit"}, resume=resume, progress=progress)
+                         task_opts=opts, run_info={"command": "model.fit"}, resume=resume, progress=progress,
+                         fine_tune=fine_tune)

@@ -345,6 +345,28 @@ class _Counting(TorchTaskPlugin):
         counts, std = self.count_arrays(model, [valid_dataset.get_image(i) for i in range(len(valid_dataset))])
         self.calibrate_interval(model, valid_dataset.y.astype(float), counts, std, name="validation split")
 
+    def after_fine_tune(self, model: CountModel, train_dataset: Any, valid_dataset: Any) -> None:
+        """The hybrid rule was calibrated on the parent's images: dropped. The domain check describes the
+        parent network's features: refitted on the new network's features of the user's images (at
+        least 4 training and 1 validation image), else dropped with a warning."""
+        out = model.model_card.output
+        if out.get("hybrid"):
+            model.update_output(hybrid=None)
+        if not out.get("domain"):
+            return
+        model.update_output(domain=None)
+        model.runtime.pop("domain_model", None)
+        n_valid = len(valid_dataset) if valid_dataset is not None else 0
+        if len(train_dataset) < 4 or not n_valid:
+            warnings.warn(f"{model.name}: too few images to refit the domain check (need 4 training and 1 validation "
+                          "image); the fine-tuned counter has none and counts every image itself", stacklevel=3)
+            return
+        train = [train_dataset.get_image(i) for i in range(len(train_dataset))]
+        valid = [valid_dataset.get_image(i) for i in range(n_valid)]
+        self.fit_domain_check(model, train, valid, k=min(5, len(train) - 1), calibrated_on=(
+            f"features of the {len(train)} fine-tuning images; threshold: 99th percentile of the {n_valid} validation "
+            "images x 1.25"))
+
 
 @register_task
 class DensityCounting(_Counting):

@@ -155,6 +155,18 @@ class GeneralistSegmentation(TorchTaskPlugin):
         ok, score = dm.check(self.features(model, x, scale))
         return DomainResult(ok, round(score, 4), dm.threshold)
 
+    def _domain_features(self, model: SegmentModel, images: list[np.ndarray]) -> np.ndarray:
+        """Domain features of raw images, each seen at the scale the model segments it at (its estimated diameter)."""
+        from deepscope.predict.generalist import _probe
+
+        cfg = self.generalist_config(model)
+        rows = []
+        for im in images:
+            x = self.prepare(model, im)
+            est = _probe(x, lambda a: self.raw_outputs(model, a), cfg)[0]
+            rows.append(self.features(model, x, cfg.target_diameter / est if est else 1.0))
+        return np.array(rows)
+
     def fit_domain_check(self, model: SegmentModel, train_images: list[np.ndarray], valid_images: list[np.ndarray],
                          *, calibrated_on: str = "", **options: Any) -> dict[str, Any]:
         """Fit the domain check on raw training images and set its threshold on held-out ones (stored in the card).
@@ -162,19 +174,9 @@ class GeneralistSegmentation(TorchTaskPlugin):
         Each image is seen at the scale the model segments it at (its estimated diameter).
         """
         from deepscope.predict.domain import fit_ranges
-        from deepscope.predict.generalist import _probe
 
-        cfg = self.generalist_config(model)
-
-        def feats(images: list[np.ndarray]) -> np.ndarray:
-            rows = []
-            for im in images:
-                x = self.prepare(model, im)
-                est = _probe(x, lambda a: self.raw_outputs(model, a), cfg)[0]
-                rows.append(self.features(model, x, cfg.target_diameter / est if est else 1.0))
-            return np.array(rows)
-
-        dm = fit_ranges(feats(train_images), feats(valid_images), calibrated_on=calibrated_on, **options)
+        dm = fit_ranges(self._domain_features(model, train_images), self._domain_features(model, valid_images),
+                        calibrated_on=calibrated_on, **options)
         model.update_output(domain=dm.to_dict())
         model.runtime.pop("domain_model", None)
         return {"threshold": dm.threshold, "n_train": dm.n_train}
@@ -223,13 +225,10 @@ class GeneralistSegmentation(TorchTaskPlugin):
         if dataset.label_kind != "mask":
             raise InputError("segmentation needs a dataset of images paired with label images (masks=...)")
 
-        def labels(ds: Any) -> list[np.ndarray]:
-            return [] if ds is None else [ds.get_label(i) for i in range(len(ds))]
-
         out = model.model_card.output
         return self.training_task_class(
-            self.prepare_dataset(model, dataset), labels(dataset), batch_size=batch_size,
-            valid_images=self.prepare_dataset(model, valid_dataset), valid_labels=labels(valid_dataset),
+            self.prepare_dataset(model, dataset), self.mask_labels(dataset), batch_size=batch_size,
+            valid_images=self.prepare_dataset(model, valid_dataset), valid_labels=self.mask_labels(valid_dataset),
             target_diameter=float(out.get("target_diameter", 17.0)), postprocess=self.postprocess_config(model),
             stride=model.arch.stride, device=device, **options)
 
@@ -239,6 +238,20 @@ class GeneralistSegmentation(TorchTaskPlugin):
         images = [valid_dataset.get_image(i) for i in range(len(valid_dataset))]
         labels = [valid_dataset.get_label(i) for i in range(len(valid_dataset))]
         self.tune_postprocess(model, images, labels)
+
+    def after_fine_tune(self, model: SegmentModel, train_dataset: Any, valid_dataset: Any) -> None:
+        """Widen the domain check's ranges to take in the user's images (the parent's kinds stay accepted)."""
+        d = model.model_card.output.get("domain")
+        if not d:
+            return
+        from deepscope.predict.domain import RangeDomain
+
+        parts = [p for p in (train_dataset, valid_dataset) if p is not None]
+        images = [p.get_image(i) for p in parts for i in range(len(p))]
+        dm = RangeDomain.from_dict(d).widened(self._domain_features(model, images),
+                                             note=f"widened to the {len(images)} fine-tuning images")
+        model.update_output(domain=dm.to_dict())
+        model.runtime.pop("domain_model", None)
 
 
 @register_task

@@ -78,6 +78,19 @@ class ImageRestoration(TorchTaskPlugin):
         info = np.iinfo(x.dtype)
         return np.clip(np.rint(res), info.min, info.max).astype(x.dtype)
 
+    def after_fine_tune(self, model: RestoreModel, train_dataset: Any, valid_dataset: Any) -> None:
+        """Widen the recorded input statistics (the modality warning's reference) to the user's images."""
+        stats = dict(model.spec.stats or {})
+        if not stats:
+            return
+        new = input_stats([self.normalize(model, train_dataset.get_image(i))[1] for i in range(len(train_dataset))])
+        for k, v in new.items():
+            if k.endswith("_min"):
+                stats[k] = min(stats.get(k, v), v)
+            elif k.endswith("_max"):
+                stats[k] = max(stats.get(k, v), v)
+        model.update_card(input=dataclasses.replace(model.spec, stats=stats))
+
     def training_task(self, model: RestoreModel, dataset: Any, valid_dataset: Any, *, device: Any, batch_size: int,
                       **options: Any) -> RestoreTask:
         if dataset.label_kind != "image":

@@ -128,12 +128,11 @@ class InstanceSegmentation(TorchTaskPlugin):
                       **options: Any) -> SegmentTask:
         if dataset.label_kind != "mask":
             raise InputError("segmentation needs a dataset of images paired with label images (masks=...)")
-        def labels(ds: Any) -> list[np.ndarray]:
-            return [] if ds is None else [ds.get_label(i) for i in range(len(ds))]
-
-        return SegmentTask(self.prepare_dataset(model, dataset), labels(dataset), n_classes=model.n_classes,
-                           mode=self.representation, batch_size=batch_size,
-                           valid_images=self.prepare_dataset(model, valid_dataset), valid_labels=labels(valid_dataset),
+        binary = model.n_classes == 1  # a class map keys instance ids: keep them as given
+        return SegmentTask(self.prepare_dataset(model, dataset), self.mask_labels(dataset, binary=binary),
+                           n_classes=model.n_classes, mode=self.representation, batch_size=batch_size,
+                           valid_images=self.prepare_dataset(model, valid_dataset),
+                           valid_labels=self.mask_labels(valid_dataset, binary=binary),
                            postprocess=self.postprocess_config(model),
                            stride=model.arch.stride, device=device, **options)
 

@@ -25,13 +25,19 @@ from typing import Any
 from deepscope.errors import ConfigError, InputError
 from deepscope.train.config import TrainConfig
 
-__all__ = ["DEFAULT_FRACTIONS", "PARTS", "resolve_split", "split_parts", "load_train_settings",
-           "resolve_train_config", "task_options", "write_run_files", "fit_model"]
+__all__ = ["DEFAULT_FRACTIONS", "PARTS", "FINE_TUNE_DEFAULTS", "resolve_split", "split_parts", "load_train_settings",
+           "resolve_train_config", "task_options", "write_run_files", "fit_model", "data_hashes"]
 
 #: Split fractions (train, valid, test) of ``deepscope train`` and ``evaluate --subset``.
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 #: Names of the parts of a split, in the order of the fractions.
 PARTS = ("train", "valid", "test")
+#: Training settings of a fine-tune where not given: a learning rate 5x below a fresh run's, short
+#: epochs (10 steps, then validation), three minutes of training (the schedule follows the clock)
+#: and early stopping after 8 epochs without a better validation score. Sized for a laptop CPU and
+#: 5-20 annotated images.
+FINE_TUNE_DEFAULTS: dict[str, Any] = {"lr": 2e-4, "epochs": 1000, "steps_per_epoch": 10, "time_budget": 180.0,
+                                      "clock": "time", "early_stopping": 8, "warmup_steps": 0}
 #: Training-task arguments the plugin sets from the model and the data (never from a config).
 _TASK_OWNED = {"images", "counts", "labels", "inputs", "targets", "valid_images", "valid_counts", "valid_labels",
                "valid_inputs", "valid_targets", "valid_classes", "classes", "densities", "head", "n_classes", "mode",
@@ -98,13 +104,17 @@ def load_train_settings(path: str | os.PathLike[str] | None, *, allowed_task_opt
     return dict(doc), dict(task)
 
 
-def resolve_train_config(model: Any, settings: Mapping[str, Any], *, has_valid: bool) -> TrainConfig:
-    """The :class:`TrainConfig` of a run: ``settings`` (``None`` values dropped) over the defaults.
+def resolve_train_config(model: Any, settings: Mapping[str, Any], *, has_valid: bool,
+                         fine_tune: bool = False) -> TrainConfig:
+    """The :class:`TrainConfig` of a run: ``settings`` (``None`` values dropped) over the defaults
+    (with ``fine_tune``, over :data:`FINE_TUNE_DEFAULTS` first).
 
     Without ``monitor``, the model's plugin chooses (e.g. ``val_mae`` for counting); without
     validation data the lowest training loss is kept. ``device`` defaults to the model's.
     """
-    merged = {k: v for k, v in settings.items() if v is not None}
+    merged = {**(FINE_TUNE_DEFAULTS if fine_tune else {}), **{k: v for k, v in settings.items() if v is not None}}
+    if fine_tune and merged.get("clock") == "time" and not merged.get("time_budget"):
+        merged["clock"] = "steps"
     if "monitor" not in merged:
         monitor, mode = model.default_monitor() if has_valid else ("train_loss", "min")
         merged["monitor"] = monitor
@@ -141,10 +151,31 @@ def write_run_files(run_dir: str | os.PathLike[str], config: TrainConfig, task_o
     write_text(out / "split.csv", pd.DataFrame(rows, columns=["path", "part"]).to_csv(index=False))
 
 
+def data_hashes(dataset: Any) -> list[dict[str, str]]:
+    """``[{"path", "sha256"}]`` of a dataset's images: the file's SHA-256, or of the pixels for in-memory ones."""
+    import hashlib
+
+    import numpy as np
+
+    from deepscope.io.readers import sha256_file
+
+    out = []
+    paths = list(dataset.paths or [])
+    for i in range(len(dataset)):
+        p = paths[i] if i < len(paths) else ""
+        if p and Path(p).is_file():
+            out.append({"path": str(p), "sha256": sha256_file(p)})
+        else:
+            a = np.ascontiguousarray(dataset.get_image(i))
+            out.append({"path": str(p) or f"#{i}", "sha256": hashlib.sha256(str(a.dtype).encode() + str(a.shape).encode()
+                                                                            + a.tobytes()).hexdigest()})
+    return out
+
+
 def fit_model(model: Any, train: Any, valid: Any = None, *, run_dir: str | os.PathLike[str],
               config: TrainConfig | None = None, task_opts: Mapping[str, Any] | None = None,
               run_info: Mapping[str, Any] | None = None, test: Any = None, resume: bool = True,
-              progress: bool | None = None, on_epoch_end: Any = None) -> Any:
+              progress: bool | None = None, on_epoch_end: Any = None, fine_tune: bool = False) -> Any:
     """Train a model into a run folder: the one training path of deepscope.
 
     Parameters
@@ -152,6 +183,8 @@ def fit_model(model: Any, train: Any, valid: Any = None, *, run_dir: str | os.Pa
     model : DeepscopeModel
         Trained in place (its network is rebuilt from ``config.seed`` first, then the best weights are
         loaded and its plugin's ``after_fit`` runs, e.g. interval calibration on ``valid``).
+        With ``fine_tune``, a trained model (a shipped name or an earlier run folder, loaded) whose
+        weights are the starting point instead.
     train, valid, test : ImageDataset
         The parts of the split (``test`` is only recorded in ``split.csv``).
     run_dir : str or PathLike
@@ -166,6 +199,14 @@ def fit_model(model: Any, train: Any, valid: Any = None, *, run_dir: str | os.Pa
     progress : bool, optional
     on_epoch_end : callable, optional
         ``on_epoch_end(epoch, metrics)`` after each epoch (the CLI prints one line per epoch with it).
+    fine_tune : bool
+        Start from the model's weights and card (architecture, normalisation, post-processing). The
+        plugin's ``after_fit`` re-tunes post-processing or recalibrates intervals on ``valid``, and its
+        ``after_fine_tune`` updates what was fitted on the parent's data (domain checks, input
+        statistics). The new card is named after the run folder and records its parent (name and
+        weights SHA-256, its training record) and the SHA-256 of every training and validation image;
+        the parent's metrics are dropped (they were measured on the parent). Use
+        :func:`resolve_train_config` with ``fine_tune=True`` for the fine-tuning defaults.
 
     Returns
     -------
@@ -187,23 +228,42 @@ def fit_model(model: Any, train: Any, valid: Any = None, *, run_dir: str | os.Pa
         valid = None
         warnings.warn("no validation images: the best training-loss weights are kept and nothing is calibrated",
                       stacklevel=2)
-    config = config or resolve_train_config(model, {}, has_valid=has_valid)
+    parent = None
+    if fine_tune:
+        card = model.model_card
+        if card.weights is None:
+            raise InputError(f"fine-tuning needs a trained model to start from (a shipped name, a run folder or a "
+                             f"model file); {model.name!r} has no weights yet")
+        parent = {"name": card.name, "weights_sha256": card.weights.sha256, "variant": card.variant,
+                  "source": model.runtime.get("source", card.name), "training": dict(card.training)}
+    config = config or resolve_train_config(model, {}, has_valid=has_valid, fine_tune=fine_tune)
     opts = dict(task_opts or {})
     run = Path(run_dir)
     info = {"command": "fit", **dict(run_info or {}), "architecture": model.arch.to_dict(),
             "representation": model.representation}
+    if parent:
+        info["fine_tuned_from"] = {k: parent[k] for k in ("name", "weights_sha256")}
     write_run_files(run, config, opts, info, {"train": train, "valid": valid, "test": test})
     model.model_dir = run
-    model.reset_network(seed=config.seed)
+    if parent is None:
+        model.reset_network(seed=config.seed)
     device = resolve_device(config.device)
     task = model.plugin.training_task(model, train, valid, device=device, batch_size=config.batch_size, **opts)
     result = Trainer(model.net, task, config, run, progress=progress, on_epoch_end=on_epoch_end).fit(resume=resume)
     if (run / BEST_WEIGHTS).exists():
         model.load_weights(run / BEST_WEIGHTS)
     model.plugin.after_fit(model, task, valid)
-    training = {**dict(model.model_card.training), "config": config.to_dict(), "epochs_done": result.epochs_done,
-                "best_epoch": result.best_epoch, "best_score": result.best_score,
+    training = {**({} if parent else dict(model.model_card.training)), "config": config.to_dict(),
+                "epochs_done": result.epochs_done, "best_epoch": result.best_epoch, "best_score": result.best_score,
                 "seconds": round(result.seconds, 1), "n_train": len(train), "n_valid": len(valid) if valid else 0}
-    model.update_card(training=training)
+    if parent:
+        model.plugin.after_fine_tune(model, train, valid)
+        training.update(parent=parent, data={"train": data_hashes(train),
+                                             "valid": data_hashes(valid) if valid is not None else []})
+        model.update_card(name=run.name, training=training, metrics={}, evaluation={}, headline=(), created="",
+                          variant="", description=f"{parent['name']} fine-tuned on {len(train)} image(s) "
+                          f"({run.name})" + (f"; was: {d}" if (d := model.model_card.description) else ""))
+    else:
+        model.update_card(training=training)
     model.save(run)
     return result
