@@ -26,6 +26,8 @@ def segment(
     tta: str = typer.Option("none", "--tta", help="Test-time augmentation: none, flips, d8."),
     channel: int | None = typer.Option(None, "--channel", help="Channel of multi-channel images to segment."),
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write outline overlays (PNG)."),
+    rois: bool = typer.Option(False, "--rois", help="Also write <stem>.rois.zip: the objects as an ImageJ/Fiji ROI "
+                              "set."),
     recursive: bool = recursive_option(),
     include: str | None = typer.Option(None, "--include", help="Glob on file names in folders."),
     diameter: float | None = typer.Option(None, "--diameter", help="Object diameter in pixels (generalist "
@@ -42,7 +44,7 @@ def segment(
     with progress_bar("segment") as progress:
         res = segment_paths(paths, output, model=model, device=device, tile=tile, tta=tta, channel=channel,
                             overlay=overlay, include=include, recursive=recursive, progress=progress,
-                            diameter=diameter)
+                            diameter=diameter, rois=rois)
     ok = res.table[res.table["error"] == ""]
     if res.n_images <= SHOWN_ROWS:
         for rec in ok.to_dict("records"):
@@ -53,7 +55,7 @@ def segment(
             console.print(f"{escape(Path(rec['path']).name)}: {int(rec['count'])} object(s){extra}")
     report_errors(res.table)
     console.print(f"{res.summary()}; {int(ok['count'].sum()) if len(ok) else 0} objects; wrote label images, "
-                  f"{'overlays, ' if overlay else ''}counts.csv to {escape(str(output))}")
+                  f"{'overlays, ' if overlay else ''}{'ImageJ ROI sets, ' if rois else ''}counts.csv to {escape(str(output))}")
     if report:
         write_and_say(output)
     if res.all_failed:

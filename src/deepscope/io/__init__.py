@@ -13,6 +13,7 @@ from deepscope.io.limits import LimitError, limits, set_limits
 from deepscope.io.names import safe_text, unique_names
 from deepscope.io.patterns import PRESETS, FilenamePattern, get_pattern
 from deepscope.io.readers import SUPPORTED_EXTENSIONS, image_format, read_image, read_meta, sha256_file
+from deepscope.io.rois import read_rois, write_rois
 from deepscope.io.writers import atomic_path, check_output, write_labels, write_png, write_text, write_tiff
 
 __all__ = [
@@ -20,5 +21,5 @@ __all__ = [
     "SUPPORTED_EXTENSIONS", "find_images", "natural_key", "extract_zip", "open_source",
     "FilenamePattern", "PRESETS", "get_pattern", "atomic_path", "write_tiff", "write_png",
     "write_labels", "write_text", "to_jsonable", "safe_text", "unique_names", "limits", "set_limits", "LimitError",
-    "check_output",
+    "check_output", "read_rois", "write_rois",
 ]

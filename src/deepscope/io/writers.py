@@ -129,8 +129,9 @@ def write_tiff(path: str | os.PathLike[str], data: np.ndarray, *, axes: str | No
 
 
 def write_labels(path: str | os.PathLike[str], labels: np.ndarray, *,
-                 description: dict[str, Any] | None = None) -> Path:
-    """Write an instance label image as an int32 zlib-compressed TIFF (0 = background).
+                 description: dict[str, Any] | None = None, pixel_size: tuple[float, float] | None = None) -> Path:
+    """Write an instance label image as an int32 zlib-compressed TIFF (0 = background), with the pixel
+    size in micrometres ``(row, col)`` as TIFF resolution where given (napari and Fiji read it).
 
     Raises
     ------
@@ -141,7 +142,7 @@ def write_labels(path: str | os.PathLike[str], labels: np.ndarray, *,
     if not np.issubdtype(labels.dtype, np.integer) and labels.dtype != bool:
         raise InputError(f"labels for {path} must be an integer array, got dtype {labels.dtype}")
     return write_tiff(path, labels.astype(np.int32, copy=False), compression="zlib", compression_level=1,
-                      description=description)
+                      description=description, pixel_size=tuple(pixel_size) if pixel_size else None)
 
 
 def write_png(path: str | os.PathLike[str], data: np.ndarray, *, level: int = 1) -> Path:

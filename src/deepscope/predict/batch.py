@@ -207,8 +207,12 @@ def _model_ref(model: Any, ref: Any) -> Any:
     from deepscope.provenance import lineage
 
     sha = model.model_card.weights.sha256 if model.model_card.weights else ""
-    return lineage.ModelRef(str(model.name), sha, card={"ref": str(ref), "task": model.task,
-                                                         "name": model.name})
+    card = {"ref": str(ref), "task": model.task, "name": model.name}
+    parent = model.model_card.training.get("parent")
+    if parent:  # a fine-tune: the model it started from, so lineage reaches the shipped weights
+        card["parent"] = {"name": parent.get("name"), "weights_sha256": parent.get("weights_sha256"),
+                          "n_images": len((model.model_card.training.get("data") or {}).get("train", []))}
+    return lineage.ModelRef(str(model.name), sha, card=card)
 
 
 def _start_run(command: str, net: Any, model: Any, files: list[Path], **params: Any) -> Any:
@@ -462,7 +466,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
                   tta: str = "none",
                   channel: int | None = None, overlay: bool = True, include: str | Sequence[str] | None = None,
                   recursive: bool = False, progress: Progress | None = None,
-                  diameter: float | None = None) -> BatchResult:
+                  diameter: float | None = None, rois: bool = False) -> BatchResult:
     """Segment image files into instance label images, overlays and a counts table.
 
     Writes, per input, ``<output_dir>/<stem>.labels.tif`` (int32, 0 = background, the input's
@@ -497,6 +501,11 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         models also add the columns ``diameter`` (the diameter used), ``diameter_source``
         (``given``/``estimated``/``default``), ``in_domain`` and ``domain_score``, and warn, naming
         the file, for every image that looks unlike their training images.
+    rois : bool, default False
+        Also write ``<stem>.rois.zip``, the objects as an ImageJ/Fiji ROI set (:mod:`deepscope.io.rois`).
+
+    The label TIFFs carry the input's pixel size (TIFF resolution in micrometres) where the input
+    states one, so napari and Fiji show them calibrated.
 
     Returns
     -------
@@ -571,8 +580,10 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         for k, name in enumerate(class_names, start=1):
             rw[f"count_{name}"] = sum(1 for c in classes.values() if int(c) == k)
         # written on the writer thread (zlib releases the GIL) while the next image runs
+        meta = getattr(d.inputs[0], "meta", None) if d.inputs else None
         fn = functools.partial(_write_segment_outputs, lab_path, labels, lineage.embed_metadata(rec), ov_path,
-                               d.data, classes)
+                               d.data, classes, pixel_size=getattr(meta, "pixel_size", None),
+                               rois_path=out_dir / f"{stem}.rois.zip" if rois else None)
         return [(fn, {c: np.nan for c in count_cols} | {"labels": ""})]
 
     runner: BatchRunner[Path] = BatchRunner(row=row, decode=_decoder(net, channel, files), infer=infer, write=write,
@@ -581,12 +592,17 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
 
 
 def _write_segment_outputs(lab_path: Path, labels: np.ndarray, description: Any, ov_path: Path | None,
-                           x: np.ndarray, classes: dict[int, int]) -> list[str]:
+                           x: np.ndarray, classes: dict[int, int], *, pixel_size: Any = None,
+                           rois_path: Path | None = None) -> list[str]:
     from deepscope.io import write_labels, write_png
 
-    out = [str(write_labels(lab_path, labels, description=description))]
+    out = [str(write_labels(lab_path, labels, description=description, pixel_size=pixel_size))]
     if ov_path is not None:
         out.append(str(write_png(ov_path, overlay_outlines(x, labels, classes=classes))))
+    if rois_path is not None:
+        from deepscope.io.rois import write_rois
+
+        out.append(str(write_rois(rois_path, labels)))
     return out
 
 
