@@ -49,6 +49,8 @@ RULES: tuple[Rule, ...] = (
     Rule(r"--workers \d+", "-j 0", "a Dask cluster takes longer to start than CI's data takes to analyse"),
     Rule(r"jobs=4", "jobs=0", "worker processes take longer to start than the stand-in data takes"),
     Rule(r"--sites 8", "--sites 2 --size 256x320", "a small synthetic set trains in seconds"),
+    Rule(r"--time-budget \d+", "--time-budget 5", "a fine-tune shows it works in seconds; minutes are for real data"),
+    Rule(r"time_budget=\d+", "time_budget=5", "a fine-tune shows it works in seconds"),
 )
 #: Appended to ``deepscope train ...`` lines that give no ``--epochs`` (their default is 50).
 TRAIN_EPOCHS = "--epochs 1"
