@@ -103,7 +103,13 @@ def main(argv: list[str] | None = None) -> int:
             ind = {k: [verdict(im) for im in v[0]] for k, v in test.items()}
         else:
             def verdict(im: np.ndarray, model=model) -> bool | None:
-                return model.plugin.check_domain(model, model.prepare(im))
+                from deepscope.errors import InputError
+
+                try:
+                    x = model.prepare(im)
+                except InputError:  # colour: never a counter image (count sends it to instance counting)
+                    return False
+                return model.plugin.check_domain(model, x)
 
             ds, parts = bbbc005_split()
             ind = {"bbbc005": [verdict(ds.get_image(int(i))) for i in np.flatnonzero(parts == "test")]}
