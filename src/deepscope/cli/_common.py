@@ -87,6 +87,12 @@ def pick_out(out: Path | None, output: Path | None, *, default: Path | None = No
     return Path(chosen)
 
 
+def backend_option() -> Any:
+    """``--backend torch|onnx``: what runs the network (ONNX Runtime needs ``deepscope[onnx]``)."""
+    return typer.Option("torch", "--backend", help="What runs the network: torch, or onnx (ONNX Runtime; pip "
+                        "install 'deepscope[onnx]'). Same results to ~1e-5.")
+
+
 def recursive_option() -> Any:
     """``--recursive/-r``: scan sub-folders of folders (off by default in every command)."""
     return typer.Option(False, "--recursive/--no-recursive", "-r", show_default=False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -12,7 +13,8 @@ from deepscope.cli._common import console, handle_errors
 
 app = typer.Typer(
     rich_markup_mode=None,
-    help="Shipped models: list them (`deepscope models`) or show a model card (`models show NAME`).",
+    help="Shipped models: list them (`deepscope models`), show a model card (`models show NAME`) or export a "
+         "network (`models export NAME -o FILE.onnx`).",
                   invoke_without_command=True, add_completion=False)
 
 
@@ -93,6 +95,39 @@ def show(name: str = typer.Argument(..., help="Shipped model name, run folder or
         console.print_json(json.dumps(card, default=str))
         return
     print_card(card)
+
+
+@app.command("export")
+@handle_errors
+def export(name: str = typer.Argument(..., help="Shipped model name, run folder or model .json card."),
+           fmt: str = typer.Option("onnx", "--format", help="onnx (the only format so far)."),
+           out: Path = typer.Option(..., "--output", "-o", help="File to write, e.g. nuclei.onnx."),
+           opset: int | None = typer.Option(None, "--opset", help="ONNX opset (default: deepscope's, 17)."),
+           check: bool = typer.Option(True, "--check/--no-check", help="Run the export in ONNX Runtime on a test "
+                                      "input and compare with PyTorch (needs onnxruntime)."),
+           ) -> None:
+    """Export a model's network (BatchNorm folded, float32, any batch/height/width) with its card in the metadata.
+
+    Pre- and post-processing stay in deepscope (the card says what they are): `--backend onnx` on count,
+    segment and restore runs a model through ONNX Runtime with them.
+    """
+    import numpy as np
+
+    from deepscope.models import load_model
+    from deepscope.predict.backends import ONNX_OPSET, OnnxBackend, TorchBackend, export_onnx
+
+    if fmt != "onnx":
+        raise typer.BadParameter(f"--format {fmt!r}: only onnx is supported (a bioimage.io package is not yet)")
+    model = load_model(name, device="cpu")
+    data = export_onnx(model, out, opset=opset or ONNX_OPSET)
+    line = (f"wrote {out} ({len(data) / 1e6:.1f} MB, opset {opset or ONNX_OPSET}, input (N, "
+            f"{model.arch.in_channels}, H, W))")
+    if check:
+        x = np.random.default_rng(0).random((2, model.arch.in_channels, 96, 128), dtype=np.float32)
+        ref = TorchBackend(model.net, device="cpu").forward(x)
+        diff = float(np.abs(OnnxBackend(data).forward(x) - ref).max())
+        line += f"; ONNX Runtime vs PyTorch max abs difference {diff:.1e}"
+    console.print(line)
 
 
 #: Sections of a card in the order a reader wants them, with their headings.

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from deepscope.cli._common import console, escape, handle_errors, out_option, output_alias, pick_out, recursive_option
+from deepscope.cli._common import (backend_option, console, escape, handle_errors, out_option, output_alias,
+                                   pick_out, recursive_option)
 from deepscope.cli.count_cmd import SHOWN_ROWS, progress_bar, report_errors
 from deepscope.cli.report_cmd import report_option, write_and_say
 
@@ -29,6 +30,7 @@ def segment(
     rois: bool = typer.Option(False, "--rois", help="Also write <stem>.rois.zip: the objects as an ImageJ/Fiji ROI "
                               "set."),
     recursive: bool = recursive_option(),
+    backend: str = backend_option(),
     include: str | None = typer.Option(None, "--include", help="Glob on file names in folders."),
     diameter: float | None = typer.Option(None, "--diameter", help="Object diameter in pixels (generalist "
                                           "models; default: estimated per image and written to counts.csv)."),
@@ -44,7 +46,7 @@ def segment(
     with progress_bar("segment") as progress:
         res = segment_paths(paths, output, model=model, device=device, tile=tile, tta=tta, channel=channel,
                             overlay=overlay, include=include, recursive=recursive, progress=progress,
-                            diameter=diameter, rois=rois)
+                            diameter=diameter, rois=rois, backend=backend)
     ok = res.table[res.table["error"] == ""]
     if res.n_images <= SHOWN_ROWS:
         for rec in ok.to_dict("records"):
@@ -54,8 +56,9 @@ def segment(
                 extra = f" (diameter {rec['diameter']:.1f} px{flag})"
             console.print(f"{escape(Path(rec['path']).name)}: {int(rec['count'])} object(s){extra}")
     report_errors(res.table)
-    console.print(f"{res.summary()}; {int(ok['count'].sum()) if len(ok) else 0} objects; wrote label images, "
-                  f"{'overlays, ' if overlay else ''}{'ImageJ ROI sets, ' if rois else ''}counts.csv to {escape(str(output))}")
+    wrote = f"label images, {'overlays, ' if overlay else ''}{'ImageJ ROI sets, ' if rois else ''}counts.csv"
+    console.print(f"{res.summary()}; {int(ok['count'].sum()) if len(ok) else 0} objects; wrote {wrote} to "
+                  f"{escape(str(output))}")
     if report:
         write_and_say(output)
     if res.all_failed:

@@ -156,6 +156,8 @@ class DeepscopeModel:
                  name: str | None = None, device: str = "auto", model_dir: str | os.PathLike[str] | None = None,
                  **options: Any) -> None:
         self.device_name = device
+        #: What runs the network at inference: "torch" or "onnx" (ONNX Runtime; deepscope.predict.backends).
+        self.backend = "torch"
         self.model_dir = Path(model_dir) if model_dir else None
         self._net: Any = None
         self._device: Any = None

@@ -6,23 +6,32 @@ test-time augmentation, activation, tiling), so a new runtime is one class with 
 
 * :class:`TorchBackend`: PyTorch, on CPU or CUDA, BatchNorm folded into the convolutions and
   channels-last for inference, float32 or autocast bf16/fp16 on CUDA.
-* An ONNX Runtime backend would hold an ``onnxruntime.InferenceSession`` of the exported network and
-  return ``session.run(None, {"input": x})[0]`` from ``forward`` (see DEVELOPERS.md).
+* :class:`OnnxBackend`: ONNX Runtime (CPU, and CUDA where its provider is installed) running the
+  network exported by :func:`export_onnx` (the same folded network, float32); outputs match the torch
+  backend to ~1e-5. A model runs on it with ``model.backend = "onnx"`` (``--backend onnx`` on the
+  command line); :func:`inference_backend` picks the backend a model asks for.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from deepscope.errors import ConfigError
 
-__all__ = ["InferenceBackend", "TorchBackend", "PRECISIONS", "torch_backend"]
+__all__ = ["InferenceBackend", "TorchBackend", "OnnxBackend", "PRECISIONS", "BACKENDS", "ONNX_OPSET", "torch_backend",
+           "inference_backend", "export_onnx"]
 
 #: Precisions of :class:`TorchBackend` (bf16/fp16 autocast apply on CUDA only).
 PRECISIONS = ("float32", "bf16", "fp16")
+#: Inference backends a model can run on (``model.backend``).
+BACKENDS = ("torch", "onnx")
+#: ONNX opset of :func:`export_onnx`.
+ONNX_OPSET = 17
 
 
 @runtime_checkable
@@ -125,4 +134,103 @@ def torch_backend(model: Any, *, precision: str = "float32") -> TorchBackend:
     if cached is None or cached[0] != key:
         cached = (key, TorchBackend(model.net, device=model.device, precision=precision))
         model.runtime["torch_backend"] = cached
+    return cached[1]
+
+
+def export_onnx(model: Any, path: str | os.PathLike[str] | None = None, *, opset: int = ONNX_OPSET) -> bytes:
+    """Export a model's network to ONNX: float32, BatchNorm folded, dynamic batch, height and width.
+
+    The graph's input is ``input`` ``(N, C, H, W)`` (the pre-processed image, as the predictor feeds
+    the network) and its output ``output``; the model card (JSON) and the opset are stored in the ONNX
+    metadata (``deepscope_card``, ``deepscope_opset``). Pre- and post-processing (normalisation,
+    tiling, activation, instances) stay in deepscope: the card says what they are. Written to ``path``
+    (atomically) when given; the ONNX bytes are returned either way.
+
+    Raises
+    ------
+    deepscope.errors.ConfigError
+        The ``onnx`` package is not installed (``pip install "deepscope[onnx]"``).
+    """
+    import io
+    import json
+    import warnings
+
+    import torch
+
+    try:
+        import onnx
+    except ImportError:
+        raise ConfigError('ONNX export needs the onnx package: pip install "deepscope[onnx]"') from None
+    net = TorchBackend(model.net, device="cpu", channels_last=False).net
+    x = torch.zeros(1, model.arch.in_channels, 64, 64)
+    buf = io.BytesIO()
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation notes are not the user's business
+        torch.onnx.export(net, (x,), buf, input_names=["input"], output_names=["output"], opset_version=opset,
+                          dynamic_axes={"input": axes, "output": axes}, dynamo=False)
+    proto = onnx.load_from_string(buf.getvalue())
+    for key, value in (("deepscope_card", json.dumps(model.card, default=str)), ("deepscope_opset", str(opset))):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    data = proto.SerializeToString()
+    if path is not None:
+        from deepscope.io import atomic_path
+
+        with atomic_path(path) as tmp:
+            Path(tmp).write_bytes(data)
+    return data
+
+
+class OnnxBackend:
+    """An exported network (:func:`export_onnx`) on ONNX Runtime.
+
+    Parameters
+    ----------
+    onnx_model : bytes or path
+    providers : sequence of str, optional
+        ONNX Runtime execution providers (default: CUDA when available, then CPU).
+    threads : int, optional
+        Intra-op threads (default: ONNX Runtime's).
+    """
+
+    name = "onnx"
+
+    def __init__(self, onnx_model: bytes | str | os.PathLike[str], *, providers: Any = None,
+                 threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ConfigError('the ONNX backend needs onnxruntime: pip install "deepscope[onnx]"') from None
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        if providers is None:
+            providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+                         if p in ort.get_available_providers()]
+        src = onnx_model if isinstance(onnx_model, bytes) else os.fspath(onnx_model)
+        self.session = ort.InferenceSession(src, sess_options=opts, providers=list(providers))
+        self.input = self.session.get_inputs()[0].name
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        out = self.session.run(None, {self.input: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        return np.asarray(out, dtype=np.float32)
+
+
+def inference_backend(model: Any, *, precision: str = "float32") -> Any:
+    """The backend a model's predictions run on: its ``backend`` attribute (``"torch"``, the default, or
+    ``"onnx"``: the network exported once per weights and cached on the model)."""
+    kind = getattr(model, "backend", "torch")
+    if kind == "torch":
+        return torch_backend(model, precision=precision)
+    if kind != "onnx":
+        raise ConfigError(f"backend {kind!r} is not one of {BACKENDS}")
+    import torch
+
+    key = model.weights_version()
+    cached = model.runtime.get("onnx_backend")
+    if cached is None or cached[0] != key:
+        threads = torch.get_num_threads()
+        cached = (key, OnnxBackend(export_onnx(model), threads=threads))
+        model.runtime["onnx_backend"] = cached
     return cached[1]

@@ -138,25 +138,34 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]], *, include: str | Sequ
     return out
 
 
-def resolve_model(model: Any, *, task: str, device: str = "auto") -> Any:
-    """A loaded model: ``model`` itself, or :func:`deepscope.models.load_model` of a name or path.
+def resolve_model(model: Any, *, task: str, device: str = "auto", backend: str | None = None) -> Any:
+    """A loaded model: ``model`` itself, or :func:`deepscope.models.load_model` of a name or path, set to
+    run on ``backend`` (``"torch"`` or ``"onnx"``; None keeps the model's).
 
     Raises
     ------
     deepscope.errors.ModelError
         Unknown name, not a deepscope model (nothing unpickled or executed), or a model of another task.
+    deepscope.errors.InputError
+        An unknown ``backend``.
     """
     from deepscope.errors import ModelError
     from deepscope.models import load_model
     from deepscope.models.base import DeepscopeModel
+    from deepscope.predict.backends import BACKENDS
 
+    if backend is not None and backend not in BACKENDS:
+        raise InputError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if isinstance(model, DeepscopeModel):
         if model.task != task:
             raise ModelError(f"model {model.name!r} is a {model.task} model; this needs a {task} model")
         if device != "auto" and model.device_name != device:
             model.to(device)
-        return model
-    return load_model(model, device=device, task=task)
+    else:
+        model = load_model(model, device=device, task=task)
+    if backend is not None:
+        model.backend = backend
+    return model
 
 
 def image_array(image: Image) -> np.ndarray:
@@ -382,7 +391,7 @@ def overlay_outlines(image: np.ndarray, labels: np.ndarray | Mapping[str, np.nda
 def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-bbbc005",
                 output: str | os.PathLike[str] | None = None, device: str = "auto", channel: int | None = None,
                 batch_size: int = 8, include: str | Sequence[str] | None = None, recursive: bool = False,
-                progress: Progress | None = None) -> BatchResult:
+                progress: Progress | None = None, backend: str | None = None) -> BatchResult:
     """Count objects in image files; one row per file (an error row for a file that fails).
 
     Counting looks at the pixels only, never at the file name.
@@ -406,6 +415,9 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
         Scan sub-folders of folders too.
     progress : callable, optional
         ``progress(done, total)`` after each image.
+    backend : {"torch", "onnx"}, optional
+        What runs the network: PyTorch (default) or ONNX Runtime (the network exported on the fly;
+        ``pip install "deepscope[onnx]"``); None keeps the model's ``backend``.
 
     Returns
     -------
@@ -439,8 +451,9 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
         from deepscope.io import check_output
 
         check_output(output, folder=False)  # before any image is counted, not after
-    net = resolve_model(model, task="count", device=device)
-    run = _start_run("count", net, model, files, channel=channel, batch_size=batch_size, device=device)
+    net = resolve_model(model, task="count", device=device, backend=backend)
+    run = _start_run("count", net, model, files, channel=channel, batch_size=batch_size, device=device,
+                     backend=net.backend)
 
     def row(p: Path) -> dict[str, Any]:
         return {"path": str(p), "count": np.nan, "count_low": np.nan, "count_high": np.nan, "std": np.nan,
@@ -466,7 +479,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
                   tta: str = "none",
                   channel: int | None = None, overlay: bool = True, include: str | Sequence[str] | None = None,
                   recursive: bool = False, progress: Progress | None = None,
-                  diameter: float | None = None, rois: bool = False) -> BatchResult:
+                  diameter: float | None = None, rois: bool = False, backend: str | None = None) -> BatchResult:
     """Segment image files into instance label images, overlays and a counts table.
 
     Writes, per input, ``<output_dir>/<stem>.labels.tif`` (int32, 0 = background, the input's
@@ -503,10 +516,12 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         the file, for every image that looks unlike their training images.
     rois : bool, default False
         Also write ``<stem>.rois.zip``, the objects as an ImageJ/Fiji ROI set (:mod:`deepscope.io.rois`).
+    backend : {"torch", "onnx"}, optional
+        What runs the network: PyTorch (default) or ONNX Runtime (the network exported on the fly;
+        ``pip install "deepscope[onnx]"``); None keeps the model's ``backend``.
 
     The label TIFFs carry the input's pixel size (TIFF resolution in micrometres) where the input
     states one, so napari and Fiji show them calibrated.
-
     Returns
     -------
     BatchResult
@@ -532,14 +547,14 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         raise InputError(f"tta={tta!r} is not one of ('none', 'flips', 'd8')")
     out_dir = Path(output_dir)
     files = expand_paths(paths, include=include, recursive=recursive, exclude_dirs=[out_dir])
-    net = resolve_model(model, task="segment", device=device)
+    net = resolve_model(model, task="segment", device=device, backend=backend)
     ov = _overlap(net, tile, overlap)
     class_names = list(net.model_card.output.get("class_names") or [])
     n_classes = int(getattr(net, "n_classes", 1))
     if n_classes > 1 and len(class_names) != n_classes:
         class_names = [f"class{k}" for k in range(1, n_classes + 1)]
     run = _start_run("segment", net, model, files, tile=tile, overlap=ov, tta=tta, channel=channel, device=device,
-                     diameter=diameter)
+                     diameter=diameter, backend=net.backend)
     check_output(out_dir)  # writable, with free space: before any image is processed
     count_cols = ["count"] + [f"count_{c}" for c in class_names]
     sized = bool(getattr(net.plugin, "reports_info", False))
@@ -612,7 +627,7 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
                   device: str = "auto", dtype: str = "input", tile: int | None = None, overlap: int | None = None,
                   channel: int | None = None,
                   include: str | Sequence[str] | None = None, recursive: bool = False,
-                  progress: Progress | None = None) -> BatchResult:
+                  progress: Progress | None = None, backend: str | None = None) -> BatchResult:
     """Restore image files (deblur, predict a stain, 2x super-resolution) into ``<stem>.restored.tif``.
 
     Each output keeps the input's dtype (``dtype="input"``, values rounded and clipped to its
@@ -637,6 +652,9 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     include : str or sequence of str, optional
     recursive : bool, default False
     progress : callable, optional
+    backend : {"torch", "onnx"}, optional
+        What runs the network: PyTorch (default) or ONNX Runtime (the network exported on the fly;
+        ``pip install "deepscope[onnx]"``); None keeps the model's ``backend``.
 
     Returns
     -------
@@ -661,10 +679,10 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         raise InputError(f"dtype={dtype!r} is not one of ('input', 'float32')")
     out_dir = Path(output_dir)
     files = expand_paths(paths, include=include, recursive=recursive, exclude_dirs=[out_dir])
-    net = resolve_model(model, task="restore", device=device)
+    net = resolve_model(model, task="restore", device=device, backend=backend)
     ov = _overlap(net, tile, overlap)
     run = _start_run("restore", net, model, files, dtype=dtype, tile=tile, overlap=ov, channel=channel,
-                     device=device)
+                     device=device, backend=net.backend)
     check_output(out_dir)  # writable, with free space: before any image is processed
 
     def infer(ds: list[Decoded]) -> list[Any]:

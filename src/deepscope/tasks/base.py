@@ -9,7 +9,7 @@ import numpy as np
 
 from deepscope.errors import InputError
 from deepscope.models.plugins import TaskPlugin
-from deepscope.predict.backends import torch_backend
+from deepscope.predict.backends import inference_backend
 from deepscope.predict.predictor import Activation, Predictor
 from deepscope.train.config import TrainConfig
 from deepscope.train.runs import fit_model, resolve_train_config, task_options
@@ -30,8 +30,8 @@ class TorchTaskPlugin(TaskPlugin):
 
     def predictor(self, model: Any, *, stride: int | None = None, batch_size: int = 4, tta: str = "none",
                   activation: Activation | None = None) -> Predictor:
-        """A predictor over the model's (cached) torch backend."""
-        return Predictor(torch_backend(model, precision=self.precision),
+        """A predictor over the model's (cached) inference backend (torch, or ONNX Runtime: ``model.backend``)."""
+        return Predictor(inference_backend(model, precision=self.precision),
                          stride=model.arch.stride if stride is None else stride, batch_size=batch_size, tta=tta,
                          activation=activation)
 

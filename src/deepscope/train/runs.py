@@ -167,8 +167,8 @@ def data_hashes(dataset: Any) -> list[dict[str, str]]:
             out.append({"path": str(p), "sha256": sha256_file(p)})
         else:
             a = np.ascontiguousarray(dataset.get_image(i))
-            out.append({"path": str(p) or f"#{i}", "sha256": hashlib.sha256(str(a.dtype).encode() + str(a.shape).encode()
-                                                                            + a.tobytes()).hexdigest()})
+            digest = hashlib.sha256(str(a.dtype).encode() + str(a.shape).encode() + a.tobytes()).hexdigest()
+            out.append({"path": str(p) or f"#{i}", "sha256": digest})
     return out
 
 
