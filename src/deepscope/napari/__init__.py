@@ -1,0 +1,109 @@
+"""napari plugin (npe2): open images and calibrated label images, segment and count the active layer.
+
+The manifest is ``deepscope/napari/napari.yaml`` (entry point ``napari.manifest``). Every contribution
+is a plain function, so it works, and is tested, without napari installed:
+
+- :func:`get_reader` / :func:`read_layers`: a ``*.labels.tif`` opens as a Labels layer, any other image
+  deepscope reads as an Image layer (one per channel for multi-channel images), both at the file's
+  pixel size (``scale`` in micrometres, where the file states one);
+- :func:`segment_image`: a Labels layer of the objects a model finds, with the per-object measurements
+  (CellProfiler names) as the layer's ``features``, and the count and model in its metadata;
+- :func:`count_image`: a Points layer at the objects' centres when the counter counted instances, or an
+  empty one, named with the count and its 95% interval (the counter's ``method`` and ``in_domain`` in
+  its metadata).
+
+napari is an optional extra (``pip install "deepscope[napari]"``); the core install does not need it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # annotations only: magicgui reads them to build the widgets inside napari
+    import napari  # type: ignore[import-not-found]
+
+__all__ = ["get_reader", "read_layers", "segment_image", "count_image"]
+
+_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".zarr")
+
+
+def get_reader(path: str | list[str]) -> Any:
+    """The reader for ``path`` (napari's ``get_reader`` contract): :func:`read_layers`, or None when
+    deepscope does not read that kind of file (napari then asks another plugin)."""
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if not paths or not all(str(p).lower().rstrip("/").endswith(_SUFFIXES) for p in paths):
+        return None
+    return read_layers
+
+
+def _scale(pixel_size: Any) -> tuple[float, float]:
+    return (float(pixel_size[0]), float(pixel_size[1])) if pixel_size else (1.0, 1.0)
+
+
+def read_layers(path: str | list[str]) -> list[tuple[Any, dict[str, Any], str]]:
+    """napari layer data of image files: ``[(data, kwargs, "labels" | "image"), ...]``."""
+    from deepscope.io import read_image
+
+    out: list[tuple[Any, dict[str, Any], str]] = []
+    for p in [path] if isinstance(path, (str, os.PathLike)) else list(path):
+        img = read_image(p)
+        name = Path(str(p)).name
+        meta = {"deepscope": {"path": img.meta.path, "sha256": img.meta.sha256, "axes": img.meta.axes,
+                              "pixel_size_um": img.meta.pixel_size}}
+        kwargs: dict[str, Any] = {"name": name.split(".labels.")[0] if ".labels." in name else Path(name).stem,
+                                  "metadata": meta, "scale": _scale(img.meta.pixel_size)}
+        data = img.data
+        if ".labels." in name.lower() and np.issubdtype(data.dtype, np.integer):
+            out.append((data, kwargs, "labels"))
+        elif data.ndim == 3 and img.meta.axes.endswith("C") and data.shape[-1] not in (3, 4):
+            out.append((np.moveaxis(data, -1, 0), {**kwargs, "channel_axis": 0}, "image"))
+        else:
+            out.append((data, {**kwargs, "rgb": data.ndim == 3 and data.shape[-1] in (3, 4)}, "image"))
+    return out
+
+
+def segment_image(image: napari.types.ImageData, model: str = "nuclei",
+                  diameter: float = 0.0) -> napari.types.LayerDataTuple:
+    """Segment an image layer's data with a deepscope model (name or run folder; ``diameter`` 0 = estimate)."""
+    from deepscope.measure import measure_objects
+    from deepscope.models import load_model
+
+    net = load_model(model, task="segment")
+    data = np.asarray(image)
+    options: dict[str, Any] = {}
+    if diameter and getattr(net.plugin, "reports_info", False):
+        options["diameter"] = float(diameter)
+    labels = np.asarray(net.predict_image(data, **options), dtype=np.int32)
+    grey = data if data.ndim == 2 else data.mean(axis=-1)
+    table = measure_objects(labels, grey, object_name="Nuclei")
+    n = int(len(table))
+    return (labels, {"name": f"{model}: {n} objects", "features": table,
+                     "metadata": {"deepscope": {"model": model, "count": n,
+                                                "weights_sha256": getattr(net.model_card.weights, "sha256", "")}}},
+            "labels")
+
+
+def count_image(image: napari.types.ImageData, model: str = "count-bbbc005") -> napari.types.LayerDataTuple:
+    """Count the cells of an image layer's data with a deepscope counting model."""
+    from deepscope.models import load_model
+
+    net = load_model(model, task="count")
+    r = net.predict_image(np.asarray(image))
+    interval = "no interval" if not np.isfinite(r.low) else f"95% {r.low:.1f}-{r.high:.1f}"
+    points = np.zeros((0, 2))
+    if r.method == "instances":  # the objects behind the count, at their centres
+        from scipy import ndimage as ndi
+
+        seg = net.plugin._general_segmenter(net)
+        labels = seg.predict_image(np.asarray(image))
+        ids = np.unique(labels[labels > 0])
+        points = np.array(ndi.center_of_mass(labels > 0, labels, ids)).reshape(-1, 2)
+    meta = {"deepscope": {"model": model, "count": r.count, "low": r.low, "high": r.high, "method": r.method,
+                          "in_domain": r.in_domain}}
+    flag = "" if r.in_domain is not False else ", OUT OF DOMAIN"
+    return (points, {"name": f"{model}: {r.count:.1f} cells ({interval}, {r.method}{flag})", "metadata": meta,
+                     "size": 6}, "points")

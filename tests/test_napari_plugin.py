@@ -1,0 +1,66 @@
+"""The napari plugin: its manifest validates (with imports), and its reader and widget functions work
+headless. napari itself is not installed here (its Qt stack is an optional extra), so the widgets are
+tested as the plain functions napari calls."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepscope.data.synth import generate_field
+from deepscope.io import write_labels, write_tiff
+from deepscope.models import list_models
+from deepscope.napari import count_image, get_reader, read_layers, segment_image
+
+SHIPPED = {m.name for m in list_models()}
+
+
+def test_manifest_validates_and_every_command_imports():
+    npe2 = pytest.importorskip("npe2")
+    pm = npe2.PluginManifest.from_distribution("deepscope")  # found through the napari.manifest entry point
+    pm.validate_imports()
+    assert {c.id for c in pm.contributions.commands} == {"deepscope.get_reader", "deepscope.segment",
+                                                         "deepscope.count"}
+    assert {w.command for w in pm.contributions.widgets} == {"deepscope.segment", "deepscope.count"}
+
+
+def test_reader_opens_labels_as_a_calibrated_labels_layer_and_images_as_images(tmp_path):
+    f = generate_field(6, size=(96, 128), seed=2, stains=(1,))
+    write_labels(tmp_path / "a.labels.tif", f.nuclei, pixel_size=(0.65, 0.65))
+    write_tiff(tmp_path / "a.tif", f.images[(1, 1)], pixel_size=(0.65, 0.65))
+    write_tiff(tmp_path / "rgb.tif", np.dstack([f.images[(1, 1)]] * 2 + [np.zeros((96, 128), np.uint8)]))
+    assert get_reader(str(tmp_path / "notes.txt")) is None
+    reader = get_reader(str(tmp_path / "a.labels.tif"))
+    [(data, kwargs, kind)] = reader(str(tmp_path / "a.labels.tif"))
+    assert kind == "labels" and np.array_equal(data, f.nuclei)
+    assert kwargs["scale"] == pytest.approx((0.65, 0.65)) and kwargs["name"] == "a"
+    [(data, kwargs, kind)] = read_layers(str(tmp_path / "a.tif"))
+    assert kind == "image" and data.shape == (96, 128) and kwargs["scale"] == pytest.approx((0.65, 0.65))
+    [(data, kwargs, kind)] = read_layers(str(tmp_path / "rgb.tif"))
+    assert kind == "image" and kwargs["rgb"] is True and kwargs["scale"] == (1.0, 1.0)
+
+
+@pytest.mark.skipif("cells-bbbc005" not in SHIPPED, reason="needs the shipped cells-bbbc005")
+def test_segment_widget_returns_labels_with_measurements():
+    f = generate_field(8, size=(160, 200), seed=3, stains=(1,))
+    labels, kwargs, kind = segment_image(f.images[(1, 1)], model="cells-bbbc005")
+    assert kind == "labels" and labels.shape == (160, 200) and labels.dtype == np.int32
+    n = len(np.unique(labels)) - 1
+    assert abs(n - 8) <= 2 and kwargs["name"] == f"cells-bbbc005: {n} objects"
+    assert len(kwargs["features"]) == n and "AreaShape_Area" in kwargs["features"]
+    assert kwargs["metadata"]["deepscope"]["count"] == n
+
+
+@pytest.mark.skipif("count-bbbc005" not in SHIPPED or "nuclei" not in SHIPPED, reason="needs the shipped models")
+def test_count_widget_names_the_count_and_shows_instances():
+    field = generate_field(30, seed=4, stains=(1,)).images[(1, 1)]
+    points, kwargs, kind = count_image(field)
+    meta = kwargs["metadata"]["deepscope"]
+    assert kind == "points" and meta["method"].startswith("density") and abs(meta["count"] - 30) <= 3
+    assert kwargs["name"].startswith("count-bbbc005: ") and "95%" in kwargs["name"] and len(points) == 0
+    sparse = np.zeros((200, 240), np.uint8)
+    yy, xx = np.mgrid[:200, :240]
+    for r, c in ((40, 40), (40, 150), (120, 90), (160, 200), (100, 200)):
+        sparse[(yy - r) ** 2 + (xx - c) ** 2 <= 64] = 200
+    points, kwargs, _ = count_image(sparse)
+    assert kwargs["metadata"]["deepscope"]["method"] == "instances" and len(points) == 5
