@@ -575,6 +575,7 @@ def run_task(job_json: str, task: Task) -> TaskResult:
 
     def decode(t: Task) -> Decoded:
         images: dict[str, np.ndarray] = {}
+        sizes: list[Any] = []  # the files' pixel sizes: the label images carry the set's when they agree
         for channel, path in t.files:
             st = os.stat(path)
             info: dict[str, Any] = {"channel": channel, "path": path, "size": st.st_size,
@@ -582,8 +583,10 @@ def run_task(job_json: str, task: Task) -> TaskResult:
             files.append(info)
             img = read_image(path)
             info["sha256"] = img.meta.sha256
+            sizes.append(img.meta.pixel_size)
             images.update(_channel_images(img, channel, pipeline))
-        return Decoded(images, inputs=[lineage.InputRef(f["path"], f["sha256"]) for f in files])
+        return Decoded(images, inputs=[lineage.InputRef(f["path"], f["sha256"]) for f in files],
+                       extra={"pixel_size": sizes[0] if sizes and all(s == sizes[0] for s in sizes) else None})
 
     def infer(ds: list[Decoded]) -> list[SetResult]:
         return [apply_steps(pipeline, ds[0].data, segment=ctx.segment, count=ctx.count)]
@@ -598,7 +601,8 @@ def run_task(job_json: str, task: Task) -> TaskResult:
             for name, lab in result.labels.items():
                 out = ctx.run_dir / "labels" / f"{stem}.{name}.tif"
                 rec = ctx.run.record(out, inputs=d.inputs, extra={"image_set": t.set_id, "objects": name})
-                written.append(str(write_labels(out, lab, description=lineage.embed_metadata(rec))))
+                written.append(str(write_labels(out, lab, description=lineage.embed_metadata(rec),
+                                                pixel_size=d.extra.get("pixel_size"))))
         if pipeline.outputs.overlays and result.labels:
             out = ctx.run_dir / "overlays" / f"{stem}.png"
             write_png(out, overlay_outlines(np.asarray(d.data[pipeline.channels[0]], np.float32), result.labels))
