@@ -48,7 +48,7 @@ def pictures() -> dict[str, np.ndarray]:
     import skimage.data as data
 
     return {"noise": np.random.default_rng(0).integers(0, 256, (300, 300)).astype(np.uint8),
-            "astronaut": data.astronaut(), "text": data.text()}
+            "astronaut": data.astronaut()[:256, 128:384], "text": data.text()}
 
 
 def test_a_bbbc005_like_field_goes_to_the_density_model(counter):
@@ -80,7 +80,8 @@ def test_count_paths_writes_method_and_in_domain_and_empty_intervals(counter, tm
     write_tiff(tmp_path / "field.tif", generate_field(30, seed=5, blurs=(1,), stains=(1,)).images[(1, 1)])
     write_png(tmp_path / "nuclei.png", sparse_fluorescence((256, 320), 25, 14, seed=25))
     for name, image in pictures().items():
-        write_png(tmp_path / f"{name}.png", image)
+        if name != "text":  # noise (grey) and a colour photograph are enough here; the test above has text
+            write_png(tmp_path / f"{name}.png", image)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = count_paths([tmp_path], output=tmp_path / "out" / "counts.csv", model=counter)
@@ -88,7 +89,7 @@ def test_count_paths_writes_method_and_in_domain_and_empty_intervals(counter, tm
     assert (t["error"] == "").all()  # the colour photograph is counted too, not refused
     assert t.loc["field.tif", "method"].startswith("density") and t.loc["nuclei.png", "method"] == "instances"
     assert list(t.loc[["field.tif", "nuclei.png"], "in_domain"]) == [True, True]
-    for name in ("noise.png", "astronaut.png", "text.png"):
+    for name in ("noise.png", "astronaut.png"):
         assert t.loc[name, "in_domain"] is False or t.loc[name, "in_domain"] is np.False_
         assert np.isnan(t.loc[name, "count_low"]) and np.isnan(t.loc[name, "count_high"])
     written = (tmp_path / "out" / "counts.csv").read_text().splitlines()

@@ -27,6 +27,8 @@ def segment(
     tta: str = typer.Option("none", "--tta", help="Test-time augmentation: none, flips, d8."),
     channel: int | None = typer.Option(None, "--channel", help="Channel of multi-channel images to segment."),
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write outline overlays (PNG)."),
+    zarr_labels: bool = typer.Option(True, "--zarr-labels/--no-zarr-labels", help="For OME-Zarr inputs, also "
+                                     "write the labels into the image's labels/<model> group."),
     rois: bool = typer.Option(False, "--rois", help="Also write <stem>.rois.zip: the objects as an ImageJ/Fiji ROI "
                               "set."),
     recursive: bool = recursive_option(),
@@ -46,7 +48,8 @@ def segment(
     with progress_bar("segment") as progress:
         res = segment_paths(paths, output, model=model, device=device, tile=tile, tta=tta, channel=channel,
                             overlay=overlay, include=include, recursive=recursive, progress=progress,
-                            diameter=diameter, rois=rois, backend=backend)
+                            diameter=diameter, rois=rois, backend=backend,
+                            zarr_labels=zarr_labels)
     ok = res.table[res.table["error"] == ""]
     if res.n_images <= SHOWN_ROWS:
         for rec in ok.to_dict("records"):

@@ -39,7 +39,14 @@ def image_stem(path: str | os.PathLike[str]) -> str:
     --------
     >>> image_stem("dir/cell_01.ome.tiff"), image_stem("x.TIF"), image_stem("m.labels.tif")
     ('cell_01', 'x', 'm.labels')
+    >>> image_stem("data/plate.zarr/B/3/0")
+    'plate_B_3_0'
     """
+    parts = Path(path).parts
+    inside = [i for i, part in enumerate(parts[:-1]) if part.lower().endswith(".zarr")]
+    if inside:  # a group inside a Zarr store (a plate's field plate.zarr/A/1/0): plate_A_1_0
+        i = inside[-1]
+        return "_".join([image_stem(parts[i]), *parts[i + 1:]])
     name = Path(path).name
     low = name.lower()
     for ext in (".ome.tiff", ".ome.tif", ".ome.zarr", ".tiff", ".tif", ".png", ".jpeg", ".jpg", ".zarr",

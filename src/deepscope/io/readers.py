@@ -71,6 +71,9 @@ def image_format(path: str | os.PathLike[str]) -> str | None:
         return "jpeg"
     if name.endswith(".zarr"):
         return "zarr"
+    parts = name.replace("\\", "/").split("/")
+    if any(part.endswith(".zarr") for part in parts[:-1]) and Path(path).is_dir():
+        return "zarr"  # a group inside a Zarr store: a field of an OME-Zarr plate (plate.zarr/A/1/0)
     return None
 
 
@@ -101,7 +104,7 @@ def sha256_file(path: str | os.PathLike[str], *, chunk: int = 1 << 20) -> str:
 
 
 def read_image(path: str | os.PathLike[str], *, series: int | None = None,
-               checksum: bool = True) -> Image:
+               checksum: bool = True, level: int = 0) -> Image:
     """Read one image file with every page and every bit.
 
     Parameters
@@ -117,6 +120,10 @@ def read_image(path: str | os.PathLike[str], *, series: int | None = None,
         Compute the SHA-256 of the file's bytes into ``meta.sha256`` (the image's identity in
         the provenance catalog). The file is read into memory once and decoded from there, so
         this costs one hash of the (compressed) bytes, not a second read.
+    level : int, default 0
+        For OME-Zarr images, the resolution level of ``multiscales`` to read (0 = full resolution;
+        ``meta.pixel_size`` is that level's, ``meta.extra["levels"]`` how many there are). A field
+        of an OME-Zarr plate (``plate.zarr/A/1/0``) is read like any OME-Zarr image.
 
     Returns
     -------
@@ -154,7 +161,9 @@ def read_image(path: str | os.PathLike[str], *, series: int | None = None,
             p, f"unsupported file type {''.join(p.suffixes) or '(no extension)'!r}; deepscope reads "
                f"{', '.join(SUPPORTED_EXTENSIONS)} (case-insensitive)")
     if fmt == "zarr":
-        return _read_zarr(p, checksum=checksum)
+        return _read_zarr(p, checksum=checksum, level=level)
+    if level:
+        raise ImageReadError(p, f"level={level}: only OME-Zarr images have resolution levels")
     if p.is_dir():
         raise ImageReadError(p, "is a folder, not an image file")
     if fmt == "tiff" and _file_size(p) > _HEADER_FIRST:
@@ -570,7 +579,7 @@ def _read_jpeg(p: Path, raw: bytes, digest: str) -> Image:
 
 # --------------------------------------------------------------------------- OME-Zarr
 
-def _read_zarr(p: Path, *, checksum: bool, pixels: bool = True) -> Image:
+def _read_zarr(p: Path, *, checksum: bool, pixels: bool = True, level: int = 0) -> Image:
     import zarr
 
     if not p.is_dir():
@@ -583,11 +592,17 @@ def _read_zarr(p: Path, *, checksum: bool, pixels: bool = True) -> Image:
     ome = attrs.get("ome", attrs)  # OME-Zarr 0.5 nests under "ome"
     ms = ome.get("multiscales")
     if not ms:
+        if "plate" in ome:
+            raise ImageReadError(p, "is an OME-Zarr plate, not one image: read its fields "
+                                    "(deepscope.io.ngff.plate_fields; commands and pipelines expand a plate)")
         raise ImageReadError(p, "Zarr group has no OME 'multiscales' metadata; not an OME-Zarr image")
     m0 = ms[0]
     axes_meta = m0.get("axes") or [{"name": a} for a in "tczyx"[-len(group[m0["datasets"][0]["path"]].shape):]]
     names = [a["name"] if isinstance(a, dict) else str(a) for a in axes_meta]
-    ds0 = m0["datasets"][0]
+    if not 0 <= level < len(m0["datasets"]):
+        raise ImageReadError(p, f"level={level} but the image has {len(m0['datasets'])} resolution level(s) "
+                                f"(0..{len(m0['datasets']) - 1})")
+    ds0 = m0["datasets"][level]
     try:
         arr = group[ds0["path"]]
         shape, dtype = tuple(int(x) for x in arr.shape), np.dtype(arr.dtype)

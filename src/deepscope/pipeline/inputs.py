@@ -138,6 +138,7 @@ def _expand(inputs: Inputs, exclude_dirs: Sequence[Path]) -> tuple[list[Path], l
     A link that cannot be resolved (a loop, a missing target) stays an input, so that it gets an error row.
     """
     from deepscope.io import find_images, image_format, natural_key
+    from deepscope.io.ngff import is_plate, plate_fields
 
     found: list[Path] = []
     roots: list[Path] = []
@@ -154,7 +155,9 @@ def _expand(inputs: Inputs, exclude_dirs: Sequence[Path]) -> tuple[list[Path], l
             cands = [p]
         roots.append(_root_of(entry))
         for c in cands:
-            if c.is_dir() and image_format(c) != "zarr":
+            if image_format(c) == "zarr" and is_plate(c):  # an OME-Zarr plate: its fields of view
+                found.extend(plate_fields(c))
+            elif c.is_dir() and image_format(c) != "zarr":
                 found.extend(find_images(c, include=inputs.include or None, exclude=inputs.exclude or None,
                                          recursive=inputs.recursive))
             elif image_format(c) is not None:

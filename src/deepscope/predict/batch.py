@@ -124,7 +124,12 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]], *, include: str | Sequ
     given = [Path(p) for p in paths]
     if not given:
         raise InputError("no input paths given; pass image files or folders")
+    from deepscope.io.ngff import is_plate, plate_fields
+
     for p in given:
+        if image_format(p) == "zarr" and is_plate(p):  # an OME-Zarr plate: its fields of view
+            out.extend(plate_fields(p))
+            continue
         if p.is_dir() and image_format(p) != "zarr":
             files = find_images(p, include=include, recursive=recursive)
             # realpath never raises: a link loop stays an input and gets its error row when it is read
@@ -479,7 +484,8 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
                   tta: str = "none",
                   channel: int | None = None, overlay: bool = True, include: str | Sequence[str] | None = None,
                   recursive: bool = False, progress: Progress | None = None,
-                  diameter: float | None = None, rois: bool = False, backend: str | None = None) -> BatchResult:
+                  diameter: float | None = None, rois: bool = False, backend: str | None = None,
+                  zarr_labels: bool = True) -> BatchResult:
     """Segment image files into instance label images, overlays and a counts table.
 
     Writes, per input, ``<output_dir>/<stem>.labels.tif`` (int32, 0 = background, the input's
@@ -519,6 +525,10 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     backend : {"torch", "onnx"}, optional
         What runs the network: PyTorch (default) or ONNX Runtime (the network exported on the fly;
         ``pip install "deepscope[onnx]"``); None keeps the model's ``backend``.
+    zarr_labels : bool, default True
+        For OME-Zarr inputs (images, or the fields of a plate), also write the labels into the image's
+        own ``labels/<model name>`` group (:func:`deepscope.io.ngff.write_ngff_labels`), where napari
+        and ome-zarr find them; a store that cannot be written gets a warning, the TIFF is written.
 
     The label TIFFs carry the input's pixel size (TIFF resolution in micrometres) where the input
     states one, so napari and Fiji show them calibrated.
@@ -596,9 +606,11 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
             rw[f"count_{name}"] = sum(1 for c in classes.values() if int(c) == k)
         # written on the writer thread (zlib releases the GIL) while the next image runs
         meta = getattr(d.inputs[0], "meta", None) if d.inputs else None
+        ngff = p if zarr_labels and getattr(meta, "format", "") == "ome-zarr" else None
         fn = functools.partial(_write_segment_outputs, lab_path, labels, lineage.embed_metadata(rec), ov_path,
                                d.data, classes, pixel_size=getattr(meta, "pixel_size", None),
-                               rois_path=out_dir / f"{stem}.rois.zip" if rois else None)
+                               rois_path=out_dir / f"{stem}.rois.zip" if rois else None,
+                               ngff=(ngff, net.name) if ngff is not None else None)
         return [(fn, {c: np.nan for c in count_cols} | {"labels": ""})]
 
     runner: BatchRunner[Path] = BatchRunner(row=row, decode=_decoder(net, channel, files), infer=infer, write=write,
@@ -608,7 +620,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
 
 def _write_segment_outputs(lab_path: Path, labels: np.ndarray, description: Any, ov_path: Path | None,
                            x: np.ndarray, classes: dict[int, int], *, pixel_size: Any = None,
-                           rois_path: Path | None = None) -> list[str]:
+                           rois_path: Path | None = None, ngff: tuple[Path, str] | None = None) -> list[str]:
     from deepscope.io import write_labels, write_png
 
     out = [str(write_labels(lab_path, labels, description=description, pixel_size=pixel_size))]
@@ -618,6 +630,14 @@ def _write_segment_outputs(lab_path: Path, labels: np.ndarray, description: Any,
         from deepscope.io.rois import write_rois
 
         out.append(str(write_rois(rois_path, labels)))
+    if ngff is not None:
+        from deepscope.io.ngff import write_ngff_labels
+
+        try:
+            out.append(str(write_ngff_labels(ngff[0], ngff[1], labels)))
+        except (OSError, InputError) as exc:  # a read-only store, or a plane the labels do not fit
+            warnings.warn(f"{ngff[0]}: labels not written into the OME-Zarr image ({exc}); the TIFF was",
+                          stacklevel=2)
     return out
 
 

@@ -1,0 +1,116 @@
+"""OME-Zarr (NGFF 0.4 / 0.5) plates and label images.
+
+- :func:`is_plate` / :func:`plate_fields`: an HCS plate (``plate.zarr`` with ``plate`` metadata) is
+  a set of fields of view, ``plate.zarr/<row>/<column>/<field>``, each an OME-Zarr image that
+  :func:`deepscope.io.read_image` reads (commands and pipelines expand a plate into its fields);
+- :func:`write_ngff_labels`: a label image into an OME-Zarr image's ``labels/<name>`` group, with
+  ``multiscales`` and ``image-label`` metadata, in the image's own Zarr format (v2 for NGFF 0.4,
+  v3 for 0.5), so napari's and ome-zarr's readers find it beside the image.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepscope.errors import InputError
+
+__all__ = ["ngff_attrs", "is_plate", "plate_fields", "write_ngff_labels"]
+
+
+def ngff_attrs(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The OME metadata of a Zarr group (under ``ome`` in NGFF 0.5, at the top in 0.4), or None."""
+    import zarr
+
+    p = Path(path)
+    if not p.is_dir():
+        return None
+    try:
+        attrs = dict(zarr.open_group(str(p), mode="r").attrs)
+    except Exception:  # noqa: BLE001  (not a Zarr group, or a damaged one: not an NGFF group here)
+        return None
+    return dict(attrs.get("ome", attrs))
+
+
+def is_plate(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an OME-Zarr HCS plate."""
+    attrs = ngff_attrs(path)
+    return bool(attrs and "plate" in attrs)
+
+
+def plate_fields(path: str | os.PathLike[str]) -> list[Path]:
+    """The fields of view of a plate, well by well in the plate's order, then field by field.
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        Not a plate, or a well the plate lists that has no ``well`` metadata (named).
+    """
+    p = Path(path)
+    attrs = ngff_attrs(p)
+    if not attrs or "plate" not in attrs:
+        raise InputError(f"'{p}' is not an OME-Zarr plate (no 'plate' metadata)")
+    out: list[Path] = []
+    for well in attrs["plate"].get("wells", []):
+        wp = p / str(well["path"])
+        wattrs = ngff_attrs(wp)
+        if not wattrs or "well" not in wattrs:
+            raise InputError(f"'{wp}': the plate lists this well but it has no OME 'well' metadata")
+        out.extend(wp / str(img["path"]) for img in wattrs["well"].get("images", []))
+    return out
+
+
+def write_ngff_labels(image_path: str | os.PathLike[str], name: str, labels: np.ndarray, *,
+                      chunks: int = 1024) -> Path:
+    """Write a 2-D label image into ``<image>/labels/<name>`` of an OME-Zarr image (one resolution level).
+
+    The labels take the image's axes and level-0 scale (a 2-D ``yx`` image, or the ``y``/``x`` plane of
+    one with more axes, written with singleton leading axes). An existing label image of that name is
+    replaced; other label images are kept in the ``labels`` list.
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        Not an OME-Zarr image, or labels of another height/width than its level 0.
+    """
+    import zarr
+
+    img = Path(image_path)
+    attrs = ngff_attrs(img)
+    if not attrs or not attrs.get("multiscales"):
+        raise InputError(f"'{img}' is not an OME-Zarr image: cannot add labels to it")
+    group = zarr.open_group(str(img), mode="r+")
+    ms = attrs["multiscales"][0]
+    level0 = group[ms["datasets"][0]["path"]]
+    shape = tuple(int(s) for s in level0.shape)
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.shape != shape[-2:]:
+        raise InputError(f"labels of shape {labels.shape} do not fit the {shape[-2:]} plane of '{img}'")
+    data = labels.astype(np.int32, copy=False).reshape((1,) * (len(shape) - 2) + labels.shape)
+    version = str(attrs.get("version") or ms.get("version") or "0.4")
+    v3 = version.startswith("0.5")
+    lab_root = group.require_group("labels")
+    names = list((ngff_attrs(img / "labels") or {}).get("labels", []))
+    if name in lab_root:
+        del lab_root[name]
+    lab = lab_root.create_group(name)
+    tile = (min(chunks, data.shape[-2]), min(chunks, data.shape[-1]))
+    lab.create_array("0", shape=data.shape, dtype="int32", chunks=(1,) * (data.ndim - 2) + tile, fill_value=0)
+    lab["0"][...] = data
+    transforms = ms["datasets"][0].get("coordinateTransformations") or [{"type": "scale",
+                                                                          "scale": [1.0] * len(shape)}]
+    level = {"name": name, "axes": ms.get("axes"), "datasets": [{"path": "0", "coordinateTransformations": transforms}]}
+    meta: dict[str, Any] = {"multiscales": [level if v3 else {"version": version, **level}],
+                            "image-label": {"source": {"image": "../../"}} if v3 else
+                            {"version": version, "source": {"image": "../../"}}}
+    listing = {"labels": sorted(set(names) | {name})}
+    if v3:
+        lab.attrs["ome"] = {"version": version, **meta}
+        lab_root.attrs["ome"] = {"version": version, **listing}
+    else:
+        lab.attrs.update(meta)
+        lab_root.attrs.update(listing)
+    return img / "labels" / name
