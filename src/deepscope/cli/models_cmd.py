@@ -100,13 +100,15 @@ def show(name: str = typer.Argument(..., help="Shipped model name, run folder or
 @app.command("export")
 @handle_errors
 def export(name: str = typer.Argument(..., help="Shipped model name, run folder or model .json card."),
-           fmt: str = typer.Option("onnx", "--format", help="onnx (the only format so far)."),
-           out: Path = typer.Option(..., "--output", "-o", help="File to write, e.g. nuclei.onnx."),
+           fmt: str = typer.Option("onnx", "--format", help="onnx (the network) or bioimageio (a bioimage.io "
+                                   "model package: TorchScript + ONNX weights, test tensors, cover, card)."),
+           out: Path = typer.Option(..., "--output", "-o", help="File to write, e.g. nuclei.onnx or nuclei.zip."),
            opset: int | None = typer.Option(None, "--opset", help="ONNX opset (default: deepscope's, 17)."),
            check: bool = typer.Option(True, "--check/--no-check", help="Run the export in ONNX Runtime on a test "
                                       "input and compare with PyTorch (needs onnxruntime)."),
            ) -> None:
-    """Export a model's network (BatchNorm folded, float32, any batch/height/width) with its card in the metadata.
+    """Export a model: its network as ONNX (BatchNorm folded, float32, any batch/height/width, the card in the
+    metadata), or a bioimage.io model package that the bioimage.io spec validator accepts.
 
     Pre- and post-processing stay in deepscope (the card says what they are): `--backend onnx` on count,
     segment and restore runs a model through ONNX Runtime with them.
@@ -116,9 +118,19 @@ def export(name: str = typer.Argument(..., help="Shipped model name, run folder 
     from deepscope.models import load_model
     from deepscope.predict.backends import ONNX_OPSET, OnnxBackend, TorchBackend, export_onnx
 
-    if fmt != "onnx":
-        raise typer.BadParameter(f"--format {fmt!r}: only onnx is supported (a bioimage.io package is not yet)")
+    if fmt not in ("onnx", "bioimageio"):
+        raise typer.BadParameter(f"--format {fmt!r} is not one of onnx, bioimageio")
     model = load_model(name, device="cpu")
+    if fmt == "bioimageio":
+        from deepscope.predict.bioimageio import export_bioimageio, validate_bioimageio
+
+        path = export_bioimageio(model, out)
+        status, errors = validate_bioimageio(path)
+        console.print(f"wrote {out} ({path.stat().st_size / 1e6:.1f} MB); bioimage.io spec validation: {status}"
+                      + (f" ({len(errors)} error(s): {errors[0]})" if errors else ""))
+        if errors:
+            raise typer.Exit(code=1)
+        return
     data = export_onnx(model, out, opset=opset or ONNX_OPSET)
     line = (f"wrote {out} ({len(data) / 1e6:.1f} MB, opset {opset or ONNX_OPSET}, input (N, "
             f"{model.arch.in_channels}, H, W))")
