@@ -54,3 +54,19 @@ def report(topic: str, result: dict[str, Any]) -> Path:
     path = write_result(topic, result)
     print("wrote", path)
     return path
+
+
+def start(*datasets: str, threads: int = 2) -> bool:
+    """Common start of a benchmark on the shared data: False (said) when a dataset of ``../shared/data`` is
+    missing; else torch on ``threads`` threads and warnings off (they are not the figures)."""
+    import warnings
+
+    missing = [d for d in datasets if not (SHARED / d).exists()]
+    if missing:
+        print(f"shared data not found ({', '.join(missing)}); nothing to benchmark")
+        return False
+    import torch
+
+    torch.set_num_threads(threads)
+    warnings.simplefilter("ignore")
+    return True

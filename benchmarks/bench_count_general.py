@@ -32,7 +32,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "recipes"))
-from _util import SHARED, report  # noqa: E402
+from _util import report, start  # noqa: E402
 
 OTSU = r"""
 import sys
@@ -108,17 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--files", type=int, default=120)
     args = ap.parse_args(argv)
-    if not (SHARED / "bbbc005").exists():
-        print("shared data not found; nothing to benchmark")
+    if not start("bbbc005", "dsb2018"):
         return 0
-    import warnings
-
-    import torch
-
     from deepscope.models import load_model
 
-    torch.set_num_threads(2)
-    warnings.simplefilter("ignore")
     model = load_model(args.model, device="cpu")
     result: dict = {"model": args.model}
     if not args.skip_speed:

@@ -17,7 +17,6 @@ import argparse
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "recipes"))
-from _util import SHARED, report  # noqa: E402
+from _util import report, start  # noqa: E402
 
 
 def network_ms(name: str, batch: int) -> dict:
@@ -66,17 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=120)
     args = ap.parse_args(argv)
-    if not (SHARED / "bbbc005").exists():
-        print("shared data not found; nothing to benchmark")
+    if not start("bbbc005"):
         return 0
-    import torch
-
     from deepscope.io import read_image
     from deepscope.predict.batch import count_paths, segment_paths
     from pack_data import bbbc005_split
 
-    torch.set_num_threads(2)
-    warnings.simplefilter("ignore")
     ds, part = bbbc005_split()
     test = [(Path(p), s) for p, s, pt in zip(ds.paths, ds.metadata.stain, part) if pt == "test"]
     count_files = [p for p, _ in test][:args.files]
