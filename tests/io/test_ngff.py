@@ -101,3 +101,8 @@ def test_analyze_takes_a_plate_as_its_image_sets(tmp_path):
 
     images = pd.read_csv(tmp_path / "run" / "images.csv")
     assert len(images) == 4 and not images["error"].notna().any()
+    for field in plate_fields(plate):  # each field's Nuclei also in its own labels/ group
+        stem = "plate_" + "_".join(field.relative_to(plate).parts)
+        tif = read_image(tmp_path / "run" / "labels" / f"{stem}.Nuclei.tif").data
+        zarr_labels = read_image(field / "labels" / "Nuclei").data
+        assert np.array_equal(zarr_labels, tif) and tif.max() > 0

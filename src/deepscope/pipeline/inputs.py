@@ -75,16 +75,20 @@ def set_key(set_id: str) -> str:
 def set_stem(set_id: str) -> str:
     """The path (without image extension) under which a set's labels and overlays are written.
 
-    Sub-folders are kept; characters that are unsafe in file names become ``_``.
+    Sub-folders are kept; a field of an OME-Zarr plate is one name (``plate_A_1_0``); characters that
+    are unsafe in file names become ``_``.
 
     Examples
     --------
-    >>> set_stem("plate1/A01_s1.TIF"), set_stem("well=A05,site=1")
-    ('plate1/A01_s1', 'well=A05,site=1')
+    >>> set_stem("plate1/A01_s1.TIF"), set_stem("well=A05,site=1"), set_stem("screen/plate.zarr/A/1/0")
+    ('plate1/A01_s1', 'well=A05,site=1', 'screen/plate_A_1_0')
     """
     from deepscope.data.loader import image_stem
 
     parts = [p for p in set_id.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    store = next((i for i, p in enumerate(parts[:-1]) if p.lower().endswith(".zarr")), None)
+    if store is not None:  # the groups inside a Zarr store are one image, not sub-folders
+        parts = parts[:store] + ["/".join(parts[store:])]
     if parts:
         parts[-1] = image_stem(parts[-1])
     safe = ["".join(c if (c.isalnum() or c in "._-=,+") else "_" for c in p) or "_" for p in parts]

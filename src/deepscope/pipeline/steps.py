@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -503,6 +504,17 @@ def die_with(driver_pid: int, *, interval: float = 0.5) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- one image set
+def _write_ngff(image_path: str, name: str, labels: np.ndarray) -> None:
+    """An object set's labels into its OME-Zarr image's ``labels/<name>`` group; a store that cannot be
+    written gets a warning (the label TIFF of the run is written either way)."""
+    from deepscope.io.ngff import write_ngff_labels
+
+    try:
+        write_ngff_labels(image_path, name, labels)
+    except (OSError, InputError) as exc:
+        warnings.warn(f"{image_path}: labels not written into the OME-Zarr image ({exc})", stacklevel=2)
+
+
 def _channel_images(img: Any, channel: str, pipeline: Pipeline) -> dict[str, np.ndarray]:
     from deepscope.data.transforms import to_grey
 
@@ -576,6 +588,7 @@ def run_task(job_json: str, task: Task) -> TaskResult:
     def decode(t: Task) -> Decoded:
         images: dict[str, np.ndarray] = {}
         sizes: list[Any] = []  # the files' pixel sizes: the label images carry the set's when they agree
+        zarr_inputs: list[str] = []  # an OME-Zarr image (a plate's field) also gets its labels in labels/
         for channel, path in t.files:
             st = os.stat(path)
             info: dict[str, Any] = {"channel": channel, "path": path, "size": st.st_size,
@@ -584,9 +597,12 @@ def run_task(job_json: str, task: Task) -> TaskResult:
             img = read_image(path)
             info["sha256"] = img.meta.sha256
             sizes.append(img.meta.pixel_size)
+            if img.meta.format == "ome-zarr":
+                zarr_inputs.append(path)
             images.update(_channel_images(img, channel, pipeline))
         return Decoded(images, inputs=[lineage.InputRef(f["path"], f["sha256"]) for f in files],
-                       extra={"pixel_size": sizes[0] if sizes and all(s == sizes[0] for s in sizes) else None})
+                       extra={"pixel_size": sizes[0] if sizes and all(s == sizes[0] for s in sizes) else None,
+                              "ngff": zarr_inputs[0] if len(t.files) == 1 and zarr_inputs else None})
 
     def infer(ds: list[Decoded]) -> list[SetResult]:
         return [apply_steps(pipeline, ds[0].data, segment=ctx.segment, count=ctx.count)]
@@ -603,6 +619,8 @@ def run_task(job_json: str, task: Task) -> TaskResult:
                 rec = ctx.run.record(out, inputs=d.inputs, extra={"image_set": t.set_id, "objects": name})
                 written.append(str(write_labels(out, lab, description=lineage.embed_metadata(rec),
                                                 pixel_size=d.extra.get("pixel_size"))))
+                if d.extra.get("ngff"):
+                    _write_ngff(d.extra["ngff"], name, lab)
         if pipeline.outputs.overlays and result.labels:
             out = ctx.run_dir / "overlays" / f"{stem}.png"
             write_png(out, overlay_outlines(np.asarray(d.data[pipeline.channels[0]], np.float32), result.labels))
