@@ -122,7 +122,7 @@ def analyze(
     recursive: bool = recursive_option(),
     overlays: bool = typer.Option(True, "--overlays/--no-overlays", help="Write overlay PNGs."),
     labels: bool = typer.Option(True, "--labels/--no-labels", help="Write label images."),
-    pixel_size: float | None = typer.Option(None, "--pixel-size", help="Micrometres per pixel (adds _um columns)."),
+    pixel_size: float | None = typer.Option(None, "--pixel-size", help="Micrometres per pixel for the _um columns (default: each image's own, where its file states one)."),
     diameter: float | None = typer.Option(None, "--diameter", help="Nucleus diameter in pixels (default: "
                                           "estimated per image, in the Diameter_Nuclei column)."),
     jobs: int | None = typer.Option(None, "--jobs", "-j", help="Local worker processes (default: CPU cores)."),

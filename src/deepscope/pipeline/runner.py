@@ -559,7 +559,8 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
     overlays, labels : bool
         Write overlays and label images.
     pixel_size : float, optional
-        Micrometres per pixel for physical measurement columns.
+        Micrometres per pixel for the ``_um`` measurement columns; by default each image's own, where its
+        file states one (``pixel_size: files``).
     channel : int, optional
         Channel (0-based) of multi-channel images to analyse (``inputs.plane``).
     diameter : float, optional
@@ -595,7 +596,7 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
                                    {"count": {"model": OBJECT_COUNT, "objects": "Nuclei"}}]
     if count_model:
         steps.append({"count": {"model": count_model, "name": "Cells"}})
-    steps.append({"measure": {"objects": ["Nuclei"]} | ({"pixel_size": pixel_size} if pixel_size else {})})
+    steps.append({"measure": {"objects": ["Nuclei"], "pixel_size": pixel_size or "files"}})
     spec = {"name": name,
             "inputs": {"paths": [os.fspath(p) for p in paths], "include": list(include), "recursive": recursive,
                        "pattern": pattern} | ({"plane": channel} if channel is not None else {}),

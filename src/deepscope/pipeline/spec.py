@@ -192,11 +192,15 @@ class RelateStep:
 
 @dataclass(frozen=True)
 class MeasureStep:
-    """Measure size, shape, position and the intensity of ``channels`` for each object set."""
+    """Measure size, shape, position and the intensity of ``channels`` for each object set.
+
+    ``pixel_size``: micrometres per pixel for the ``_um`` columns; ``"files"``: each image set's own, as its
+    files state it (sets whose files state none, or an anisotropic one, get empty ``_um`` columns).
+    """
 
     objects: tuple[str, ...]
     channels: tuple[str, ...]
-    pixel_size: float | None = None
+    pixel_size: float | str | None = None
     kind: str = field(default="measure", init=False)
 
 
@@ -760,8 +764,11 @@ class _Reader:
                     self.fail(p, "nothing to measure: segment objects in an earlier step")
                 chans = (tuple(channel_ref(c, p + ("channels",)) for c in self.texts(d["channels"], p + ("channels",)))
                          if d.get("channels") is not None else tuple(channels))
-                ps = (self.number(d["pixel_size"], p + ("pixel_size",), positive=True)
-                      if d.get("pixel_size") is not None else None)
+                ps: float | str | None = None
+                if d.get("pixel_size") == "files":
+                    ps = "files"
+                elif d.get("pixel_size") is not None:
+                    ps = self.number(d["pixel_size"], p + ("pixel_size",), positive=True)
                 measured.update(objs_t)
                 step = MeasureStep(objects=objs_t, channels=chans, pixel_size=ps)
             else:  # filter

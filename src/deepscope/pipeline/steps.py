@@ -109,8 +109,16 @@ def _merge_columns(table: pd.DataFrame, extra: pd.DataFrame, *, ids: bool) -> pd
     return out
 
 
+def square_pixel_size(pixel_size: Any) -> float | None:
+    """A file's ``(row, col)`` pixel size in micrometres as one number when its pixels are square, else None."""
+    if not pixel_size:
+        return None
+    row, col = (float(v) for v in pixel_size)
+    return row if row > 0 and np.isclose(row, col, rtol=1e-3) else None
+
+
 def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment: Segmenter,
-                count: Counter) -> SetResult:
+                count: Counter, pixel_size: Any = None) -> SetResult:
     """Apply a pipeline's steps to the channel images of one image set.
 
     Parameters
@@ -123,6 +131,9 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
         ``segment(step, image) -> int32 labels`` (the models of this process).
     count : callable
         ``count(step, image) -> CountResult`` for count steps with a model.
+    pixel_size : (float, float), optional
+        The image set's pixel size in micrometres as its files state it, for measure steps with
+        ``pixel_size: files`` (square pixels only: shape features need them).
 
     Returns
     -------
@@ -200,9 +211,10 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
                 if name in tables:
                     tables[name] = _merge_columns(tables[name], frame, ids=True)
         elif isinstance(step, MeasureStep):
+            ps = square_pixel_size(pixel_size) if step.pixel_size == "files" else step.pixel_size
             for obj in step.objects:
                 t = measure_objects(labels[obj], {ch: imgs[ch] for ch in step.channels}, object_name=obj,
-                                    pixel_size=step.pixel_size)
+                                    pixel_size=ps)
                 if obj in tables:  # measured again (e.g. other channels): new columns win
                     t = _merge_columns(tables[obj], t, ids=False)
                 for frame in relations.get(obj, []):
@@ -239,7 +251,7 @@ def _empty(pipeline: Pipeline) -> SetResult:
 
     blank = {ch: np.zeros((4, 4), np.float32) for ch in pipeline.channels}
     return apply_steps(pipeline, blank, segment=lambda step, im: np.zeros(im.shape, np.int32),
-                       count=lambda step, im: _NaNCount())
+                       count=lambda step, im: _NaNCount(), pixel_size=(1.0, 1.0))  # "files": the _um columns
 
 
 @functools.lru_cache(maxsize=8)
@@ -605,7 +617,8 @@ def run_task(job_json: str, task: Task) -> TaskResult:
                               "ngff": zarr_inputs[0] if len(t.files) == 1 and zarr_inputs else None})
 
     def infer(ds: list[Decoded]) -> list[SetResult]:
-        return [apply_steps(pipeline, ds[0].data, segment=ctx.segment, count=ctx.count)]
+        return [apply_steps(pipeline, ds[0].data, segment=ctx.segment, count=ctx.count,
+                            pixel_size=ds[0].extra.get("pixel_size"))]
 
     def write(t: Task, d: Decoded, result: SetResult, row: dict[str, Any]) -> list[Any]:
         first = next(iter(d.data.values()))
