@@ -18,7 +18,7 @@ import numpy as np
 
 from deepscope.errors import InputError
 
-__all__ = ["ngff_attrs", "is_plate", "plate_fields", "write_ngff_labels"]
+__all__ = ["ngff_attrs", "is_plate", "plate_fields", "write_ngff_labels", "add_ngff_labels"]
 
 
 def ngff_attrs(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -114,3 +114,15 @@ def write_ngff_labels(image_path: str | os.PathLike[str], name: str, labels: np.
         lab.attrs.update(meta)
         lab_root.attrs.update(listing)
     return img / "labels" / name
+
+
+def add_ngff_labels(image_path: str | os.PathLike[str], name: str, labels: np.ndarray) -> Path | None:
+    """:func:`write_ngff_labels` for batch outputs: a store that cannot be written, or a plane the labels do
+    not fit, gets a warning naming the image and None (the batch's own label file is written anyway)."""
+    import warnings
+
+    try:
+        return write_ngff_labels(image_path, name, labels)
+    except (OSError, InputError) as exc:
+        warnings.warn(f"{image_path}: labels not written into the OME-Zarr image ({exc})", stacklevel=2)
+        return None

@@ -158,6 +158,8 @@ class DeepscopeModel:
         self.device_name = device
         #: What runs the network at inference: "torch" or "onnx" (ONNX Runtime; deepscope.predict.backends).
         self.backend = "torch"
+        #: The card file it was loaded from (set by load_model; a fine-tune records its parent's).
+        self.source: str | None = None
         self.model_dir = Path(model_dir) if model_dir else None
         self._net: Any = None
         self._device: Any = None

@@ -137,5 +137,5 @@ def load_model(ref: str | os.PathLike[str], *, device: str = "auto", task: str |
     if weights is None:
         weights = card_path.parent / (card.weights.file if card.weights else "model.safetensors")
     model = DeepscopeModel.from_card(card, weights, device=device)
-    model.runtime["source"] = str(card_path)  # where it was loaded from (a fine-tune records its parent's)
+    model.source = str(card_path)
     return model

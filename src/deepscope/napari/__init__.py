@@ -98,7 +98,7 @@ def count_image(image: napari.types.ImageData, model: str = "count-bbbc005") -> 
     if r.method == "instances":  # the objects behind the count, at their centres
         from scipy import ndimage as ndi
 
-        seg = net.plugin._general_segmenter(net)
+        seg = net.plugin.general_segmenter(net)
         labels = seg.predict_image(np.asarray(image))
         ids = np.unique(labels[labels > 0])
         points = np.array(ndi.center_of_mass(labels > 0, labels, ids)).reshape(-1, 2)

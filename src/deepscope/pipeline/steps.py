@@ -18,7 +18,6 @@ import logging
 import os
 import threading
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -516,17 +515,6 @@ def die_with(driver_pid: int, *, interval: float = 0.5) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- one image set
-def _write_ngff(image_path: str, name: str, labels: np.ndarray) -> None:
-    """An object set's labels into its OME-Zarr image's ``labels/<name>`` group; a store that cannot be
-    written gets a warning (the label TIFF of the run is written either way)."""
-    from deepscope.io.ngff import write_ngff_labels
-
-    try:
-        write_ngff_labels(image_path, name, labels)
-    except (OSError, InputError) as exc:
-        warnings.warn(f"{image_path}: labels not written into the OME-Zarr image ({exc})", stacklevel=2)
-
-
 def _channel_images(img: Any, channel: str, pipeline: Pipeline) -> dict[str, np.ndarray]:
     from deepscope.data.transforms import to_grey
 
@@ -633,7 +621,9 @@ def run_task(job_json: str, task: Task) -> TaskResult:
                 written.append(str(write_labels(out, lab, description=lineage.embed_metadata(rec),
                                                 pixel_size=d.extra.get("pixel_size"))))
                 if d.extra.get("ngff"):
-                    _write_ngff(d.extra["ngff"], name, lab)
+                    from deepscope.io.ngff import add_ngff_labels
+
+                    add_ngff_labels(d.extra["ngff"], name, lab)
         if pipeline.outputs.overlays and result.labels:
             out = ctx.run_dir / "overlays" / f"{stem}.png"
             write_png(out, overlay_outlines(np.asarray(d.data[pipeline.channels[0]], np.float32), result.labels))

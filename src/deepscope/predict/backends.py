@@ -24,7 +24,7 @@ import numpy as np
 from deepscope.errors import ConfigError
 
 __all__ = ["InferenceBackend", "TorchBackend", "OnnxBackend", "PRECISIONS", "BACKENDS", "ONNX_OPSET", "torch_backend",
-           "inference_backend", "export_onnx"]
+           "inference_backend", "export_onnx", "network_onnx"]
 
 #: Precisions of :class:`TorchBackend` (bf16/fp16 autocast apply on CUDA only).
 PRECISIONS = ("float32", "bf16", "fp16")
@@ -137,6 +137,24 @@ def torch_backend(model: Any, *, precision: str = "float32") -> TorchBackend:
     return cached[1]
 
 
+def network_onnx(net: Any, in_channels: int, *, opset: int = ONNX_OPSET) -> bytes:
+    """A PyTorch network as ONNX bytes: input ``input`` ``(N, in_channels, H, W)``, output ``output``, batch,
+    height and width dynamic (the TorchScript-based exporter; no onnxscript needed)."""
+    import io
+    import warnings
+
+    import torch
+
+    buf = io.BytesIO()
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation notes are not the user's business
+        torch.onnx.export(net, (torch.zeros(1, in_channels, 64, 64),), buf, input_names=["input"],
+                          output_names=["output"], opset_version=opset, dynamic_axes={"input": axes, "output": axes},
+                          dynamo=False)
+    return buf.getvalue()
+
+
 def export_onnx(model: Any, path: str | os.PathLike[str] | None = None, *, opset: int = ONNX_OPSET) -> bytes:
     """Export a model's network to ONNX: float32, BatchNorm folded, dynamic batch, height and width.
 
@@ -151,25 +169,14 @@ def export_onnx(model: Any, path: str | os.PathLike[str] | None = None, *, opset
     deepscope.errors.ConfigError
         The ``onnx`` package is not installed (``pip install "deepscope[onnx]"``).
     """
-    import io
     import json
-    import warnings
-
-    import torch
 
     try:
         import onnx
     except ImportError:
         raise ConfigError('ONNX export needs the onnx package: pip install "deepscope[onnx]"') from None
     net = TorchBackend(model.net, device="cpu", channels_last=False).net
-    x = torch.zeros(1, model.arch.in_channels, 64, 64)
-    buf = io.BytesIO()
-    axes = {0: "batch", 2: "height", 3: "width"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's deprecation notes are not the user's business
-        torch.onnx.export(net, (x,), buf, input_names=["input"], output_names=["output"], opset_version=opset,
-                          dynamic_axes={"input": axes, "output": axes}, dynamo=False)
-    proto = onnx.load_from_string(buf.getvalue())
+    proto = onnx.load_from_string(network_onnx(net, model.arch.in_channels, opset=opset))
     for key, value in (("deepscope_card", json.dumps(model.card, default=str)), ("deepscope_opset", str(opset))):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value

@@ -631,13 +631,11 @@ def _write_segment_outputs(lab_path: Path, labels: np.ndarray, description: Any,
 
         out.append(str(write_rois(rois_path, labels)))
     if ngff is not None:
-        from deepscope.io.ngff import write_ngff_labels
+        from deepscope.io.ngff import add_ngff_labels
 
-        try:
-            out.append(str(write_ngff_labels(ngff[0], ngff[1], labels)))
-        except (OSError, InputError) as exc:  # a read-only store, or a plane the labels do not fit
-            warnings.warn(f"{ngff[0]}: labels not written into the OME-Zarr image ({exc}); the TIFF was",
-                          stacklevel=2)
+        written = add_ngff_labels(ngff[0], ngff[1], labels)
+        if written is not None:
+            out.append(str(written))
     return out
 
 

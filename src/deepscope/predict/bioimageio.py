@@ -84,7 +84,7 @@ def export_bioimageio(model: Any, path: str | os.PathLike[str], *, size: tuple[i
         from bioimageio.spec import load_description, save_bioimageio_package
     except ImportError:
         raise ConfigError('a bioimage.io package needs bioimageio.spec: pip install "deepscope[bioimageio]"') from None
-    from deepscope.predict.backends import ONNX_OPSET, TorchBackend
+    from deepscope.predict.backends import ONNX_OPSET, TorchBackend, network_onnx
 
     card = json.loads(json.dumps(model.card, default=str))
     net = _Activated(TorchBackend(model.net, device="cpu", channels_last=False).net,
@@ -112,7 +112,7 @@ def export_bioimageio(model: Any, path: str | os.PathLike[str], *, size: tuple[i
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         torch.jit.trace(net, torch.from_numpy(x)).save(str(d / "weights.pt"))
-        _onnx(net, x, d / "weights.onnx", ONNX_OPSET)
+        (d / "weights.onnx").write_bytes(network_onnx(net, c_in, opset=ONNX_OPSET))
         np.save(d / "test_input.npy", x)
         np.save(d / "test_output.npy", y)
         cover = x[0, 0] if c_in == 1 else np.moveaxis(x[0, :3], 0, -1)
@@ -168,18 +168,6 @@ def _test_input(model: Any, h: int, w: int) -> np.ndarray:
     if x.shape[-1] != model.arch.in_channels:
         x = np.repeat(x[..., :1], model.arch.in_channels, axis=-1)
     return np.ascontiguousarray(np.moveaxis(x, -1, 0)[None, :, :h, :w], dtype=np.float32)
-
-
-def _onnx(net: Any, x: np.ndarray, path: Path, opset: int) -> None:
-    import warnings
-
-    import torch
-
-    axes = {0: "batch", 2: "height", 3: "width"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(net, (torch.from_numpy(x),), str(path), input_names=["input"], output_names=["output"],
-                          opset_version=opset, dynamic_axes={"input": axes, "output": axes}, dynamo=False)
 
 
 def validate_bioimageio(path: str | os.PathLike[str]) -> tuple[str, list[str]]:

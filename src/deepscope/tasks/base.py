@@ -41,8 +41,10 @@ class TorchTaskPlugin(TaskPlugin):
             return []
         return [self.prepare(model, dataset.get_image(i), path=str(dataset.ids[i])) for i in range(len(dataset))]
 
-    def mask_labels(self, dataset: Any, *, binary: bool = True) -> list[np.ndarray]:
-        """The instance label images of a segmentation dataset, checked against their images.
+    def mask_labels(self, dataset: Any, images: list[np.ndarray] | None = None, *,
+                    binary: bool = True) -> list[np.ndarray]:
+        """The instance label images of a segmentation dataset, checked against its images (``images``: the
+        dataset's images already read or prepared, :meth:`prepare_dataset`, so they are not read again).
 
         Any integer (or boolean) type is accepted; with ``binary``, a binary mask (one value besides
         0, e.g. 0/255) becomes its connected components, one instance each (touching objects merge:
@@ -62,7 +64,7 @@ class TorchTaskPlugin(TaskPlugin):
         out = []
         for i in range(len(dataset)):
             lab = np.asarray(dataset.get_label(i))
-            shape = np.shape(dataset.get_image(i))[:2]
+            shape = np.shape(images[i] if images is not None else dataset.get_image(i))[:2]
             if lab.shape[:2] != shape or lab.ndim != 2:
                 raise InputError(f"label image '{lpaths[i]}' is {lab.shape} but its image '{paths[i]}' is {shape}: "
                                  "a mask must be one 2-D plane of its image's height and width (check the pairing)")

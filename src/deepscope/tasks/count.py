@@ -207,7 +207,8 @@ class _Counting(TorchTaskPlugin):
         model.runtime.pop("domain_model", None)
         return {"threshold": dm.threshold, "n_train": dm.n_train}
 
-    def _general_segmenter(self, model: CountModel) -> Any:
+    def general_segmenter(self, model: CountModel) -> Any:
+        """The card's generalist segmenter, which counts images unlike the counter's (loaded once per model)."""
         seg = model.runtime.get("general_segmenter")
         if seg is None:
             from deepscope.models import load_model
@@ -221,7 +222,7 @@ class _Counting(TorchTaskPlugin):
         from deepscope.tasks.generalist import image_kind
 
         general = model.model_card.output["general"]
-        seg = self._general_segmenter(model)
+        seg = self.general_segmenter(model)
         labels, _info, dom = seg.predict_image(image, channel=channel, return_info=True)
         n = float(len(np.unique(labels[labels > 0])))
         if dom.in_domain is False:
@@ -247,7 +248,7 @@ class _Counting(TorchTaskPlugin):
         model.update_output(general={"segmenter": segmenter, "interval": {},
                                      "segmenter_sha256": (model_card(segmenter).get("weights") or {}).get("sha256")})
         model.runtime.pop("general_segmenter", None)
-        seg = self._general_segmenter(model)
+        seg = self.general_segmenter(model)
         scores: dict[str, list[float]] = {}
         for kind, (images, true) in sets.items():
             for im, t in zip(images, true):

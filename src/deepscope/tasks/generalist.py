@@ -226,9 +226,10 @@ class GeneralistSegmentation(TorchTaskPlugin):
             raise InputError("segmentation needs a dataset of images paired with label images (masks=...)")
 
         out = model.model_card.output
+        images, valid = self.prepare_dataset(model, dataset), self.prepare_dataset(model, valid_dataset)
         return self.training_task_class(
-            self.prepare_dataset(model, dataset), self.mask_labels(dataset), batch_size=batch_size,
-            valid_images=self.prepare_dataset(model, valid_dataset), valid_labels=self.mask_labels(valid_dataset),
+            images, self.mask_labels(dataset, images), batch_size=batch_size,
+            valid_images=valid, valid_labels=self.mask_labels(valid_dataset, valid),
             target_diameter=float(out.get("target_diameter", 17.0)), postprocess=self.postprocess_config(model),
             stride=model.arch.stride, device=device, **options)
 

@@ -129,10 +129,10 @@ class InstanceSegmentation(TorchTaskPlugin):
         if dataset.label_kind != "mask":
             raise InputError("segmentation needs a dataset of images paired with label images (masks=...)")
         binary = model.n_classes == 1  # a class map keys instance ids: keep them as given
-        return SegmentTask(self.prepare_dataset(model, dataset), self.mask_labels(dataset, binary=binary),
+        images, valid = self.prepare_dataset(model, dataset), self.prepare_dataset(model, valid_dataset)
+        return SegmentTask(images, self.mask_labels(dataset, images, binary=binary),
                            n_classes=model.n_classes, mode=self.representation, batch_size=batch_size,
-                           valid_images=self.prepare_dataset(model, valid_dataset),
-                           valid_labels=self.mask_labels(valid_dataset, binary=binary),
+                           valid_images=valid, valid_labels=self.mask_labels(valid_dataset, valid, binary=binary),
                            postprocess=self.postprocess_config(model),
                            stride=model.arch.stride, device=device, **options)
 

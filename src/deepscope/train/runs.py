@@ -235,7 +235,7 @@ def fit_model(model: Any, train: Any, valid: Any = None, *, run_dir: str | os.Pa
             raise InputError(f"fine-tuning needs a trained model to start from (a shipped name, a run folder or a "
                              f"model file); {model.name!r} has no weights yet")
         parent = {"name": card.name, "weights_sha256": card.weights.sha256, "variant": card.variant,
-                  "source": model.runtime.get("source", card.name), "training": dict(card.training)}
+                  "source": model.source or card.name, "training": dict(card.training)}
     config = config or resolve_train_config(model, {}, has_valid=has_valid, fine_tune=fine_tune)
     opts = dict(task_opts or {})
     run = Path(run_dir)
