@@ -64,3 +64,13 @@ def test_count_widget_names_the_count_and_shows_instances():
         sparse[(yy - r) ** 2 + (xx - c) ** 2 <= 64] = 200
     points, kwargs, _ = count_image(sparse)
     assert kwargs["metadata"]["deepscope"]["method"] == "instances" and len(points) == 5
+
+
+@pytest.mark.skipif("nuclei" not in SHIPPED, reason="needs the shipped nuclei")
+def test_segment_widget_says_when_an_image_is_out_of_domain():
+    noise = np.random.default_rng(0).integers(0, 256, (200, 200)).astype(np.uint8)
+    labels, kwargs, kind = segment_image(noise)
+    assert kwargs["metadata"]["deepscope"]["in_domain"] is False and kwargs["name"].endswith("OUT OF DOMAIN")
+    field = generate_field(20, seed=5, stains=(1,)).images[(1, 1)]
+    _, kwargs, _ = segment_image(field)
+    assert kwargs["metadata"]["deepscope"]["in_domain"] is True and "OUT OF DOMAIN" not in kwargs["name"]

@@ -7,7 +7,9 @@ is a plain function, so it works, and is tested, without napari installed:
   deepscope reads as an Image layer (one per channel for multi-channel images), both at the file's
   pixel size (``scale`` in micrometres, where the file states one);
 - :func:`segment_image`: a Labels layer of the objects a model finds, with the per-object measurements
-  (CellProfiler names) as the layer's ``features``, and the count and model in its metadata;
+  (CellProfiler names) as the layer's ``features``, and the count, model and (for ``nuclei``) the
+  diameter and ``in_domain`` verdict in its metadata; an image out of the model's domain says so in
+  the layer's name;
 - :func:`count_image`: a Points layer at the objects' centres when the counter counted instances, or an
   empty one, named with the count and its 95% interval (the counter's ``method`` and ``in_domain`` in
   its metadata).
@@ -74,17 +76,20 @@ def segment_image(image: napari.types.ImageData, model: str = "nuclei",
 
     net = load_model(model, task="segment")
     data = np.asarray(image)
-    options: dict[str, Any] = {}
-    if diameter and getattr(net.plugin, "reports_info", False):
-        options["diameter"] = float(diameter)
-    labels = np.asarray(net.predict_image(data, **options), dtype=np.int32)
+    meta: dict[str, Any] = {"model": model, "weights_sha256": getattr(net.model_card.weights, "sha256", ""),
+                            "in_domain": None}
+    if getattr(net.plugin, "reports_info", False):  # generalist: its size estimate and domain check
+        labels, info, dom = net.predict_image(data, return_info=True,
+                                              **({"diameter": float(diameter)} if diameter else {}))
+        meta.update(diameter=info.diameter, in_domain=dom.in_domain)
+    else:
+        labels = net.predict_image(data)
+    labels = np.asarray(labels, dtype=np.int32)
     grey = data if data.ndim == 2 else data.mean(axis=-1)
     table = measure_objects(labels, grey, object_name="Nuclei")
-    n = int(len(table))
-    return (labels, {"name": f"{model}: {n} objects", "features": table,
-                     "metadata": {"deepscope": {"model": model, "count": n,
-                                                "weights_sha256": getattr(net.model_card.weights, "sha256", "")}}},
-            "labels")
+    meta["count"] = n = int(len(table))
+    flag = ", OUT OF DOMAIN" if meta["in_domain"] is False else ""
+    return labels, {"name": f"{model}: {n} objects{flag}", "features": table, "metadata": {"deepscope": meta}}, "labels"
 
 
 def count_image(image: napari.types.ImageData, model: str = "count-bbbc005") -> napari.types.LayerDataTuple:
