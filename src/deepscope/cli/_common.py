@@ -93,6 +93,12 @@ def backend_option() -> Any:
                         "install 'deepscope[onnx]'). Same results to ~1e-5.")
 
 
+def jobs_option() -> Any:
+    """``--jobs/-j N``: worker threads of a batch command (default: the CPU cores); results as with 1."""
+    return typer.Option(None, "--jobs", "-j", min=1, help="Worker threads reading and inferring images at once "
+                        "(default: the CPU cores). Results and output order are those of --jobs 1.")
+
+
 def recursive_option() -> Any:
     """``--recursive/-r``: scan sub-folders of folders (off by default in every command)."""
     return typer.Option(False, "--recursive/--no-recursive", "-r", show_default=False,

@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 
-from deepscope.cli._common import (backend_option, console, err_console, escape, handle_errors, out_option,
-                                   output_alias, pick_out, progress_callback, recursive_option)
+from deepscope.cli._common import (backend_option, console, err_console, escape, handle_errors, jobs_option,
+                                   out_option, output_alias, pick_out, progress_callback, recursive_option)
 from deepscope.cli.report_cmd import report_option, write_and_say
 
 #: Rows of a batch table printed to the terminal (the output file has all).
@@ -50,6 +50,7 @@ def count(
     batch_size: int = typer.Option(8, "--batch-size", help="Images per network batch."),
     recursive: bool = recursive_option(),
     backend: str = backend_option(),
+    jobs: int | None = jobs_option(),
     include: str | None = typer.Option(None, "--include", help="Glob on file names in folders, e.g. '*_w1.TIF'."),
     report: bool = report_option(),
 ) -> None:
@@ -63,7 +64,7 @@ def count(
     with progress_bar("count") as progress:
         res = count_paths(paths, model=model, output=output, device=device, channel=channel,
                           batch_size=batch_size, include=include, recursive=recursive,
-                          progress=progress, backend=backend)
+                          progress=progress, backend=backend, jobs=jobs)
     ok = res.table[res.table["error"] == ""]
     if res.n_images <= SHOWN_ROWS:
         from rich.table import Table

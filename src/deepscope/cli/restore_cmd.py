@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from deepscope.cli._common import (backend_option, console, err_console, escape, handle_errors, out_option,
-                                   output_alias, pick_out, recursive_option)
+from deepscope.cli._common import (backend_option, console, err_console, escape, handle_errors, jobs_option,
+                                   out_option, output_alias, pick_out, recursive_option)
 from deepscope.cli.count_cmd import progress_bar, report_errors
 
 
@@ -25,6 +25,7 @@ def restore(
     channel: int | None = typer.Option(None, "--channel", help="Channel of multi-channel images to restore."),
     recursive: bool = recursive_option(),
     backend: str = backend_option(),
+    jobs: int | None = jobs_option(),
     include: str | None = typer.Option(None, "--include", help="Glob on file names in folders."),
 ) -> None:
     """Restore images into OUTPUT/<stem>.restored.tif (the input's dtype unless --float32), with lineage.
@@ -37,7 +38,7 @@ def restore(
     with progress_bar("restore") as progress:
         res = restore_paths(paths, output, model=model, device=device, dtype="float32" if float32 else "input",
                             tile=tile, channel=channel, include=include, recursive=recursive, progress=progress,
-                            backend=backend)
+                            backend=backend, jobs=jobs)
     warned = res.table[res.table["warning"] != ""]
     for rec in warned.head(5).to_dict("records"):
         err_console.print(f"[yellow]warning:[/] {escape(Path(rec['path']).name)}: {escape(str(rec['warning']))}")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from deepscope.cli._common import (backend_option, console, escape, handle_errors, out_option, output_alias,
-                                   pick_out, recursive_option)
+from deepscope.cli._common import (backend_option, console, escape, handle_errors, jobs_option, out_option,
+                                   output_alias, pick_out, recursive_option)
 from deepscope.cli.count_cmd import SHOWN_ROWS, progress_bar, report_errors
 from deepscope.cli.report_cmd import report_option, write_and_say
 
@@ -33,6 +33,7 @@ def segment(
                               "set."),
     recursive: bool = recursive_option(),
     backend: str = backend_option(),
+    jobs: int | None = jobs_option(),
     include: str | None = typer.Option(None, "--include", help="Glob on file names in folders."),
     diameter: float | None = typer.Option(None, "--diameter", help="Object diameter in pixels (generalist "
                                           "models; default: estimated per image and written to counts.csv)."),
@@ -49,7 +50,7 @@ def segment(
         res = segment_paths(paths, output, model=model, device=device, tile=tile, tta=tta, channel=channel,
                             overlay=overlay, include=include, recursive=recursive, progress=progress,
                             diameter=diameter, rois=rois, backend=backend,
-                            zarr_labels=zarr_labels)
+                            zarr_labels=zarr_labels, jobs=jobs)
     ok = res.table[res.table["error"] == ""]
     if res.n_images <= SHOWN_ROWS:
         for rec in ok.to_dict("records"):

@@ -27,6 +27,7 @@ from typing import Any
 
 from deepscope.errors import ConfigError, DeepscopeError
 from deepscope.pipeline.steps import Task, TaskResult, init_worker
+from deepscope.predict.runner import default_jobs
 
 __all__ = ["Executor", "SerialExecutor", "LocalExecutor", "DaskExecutor", "WorkerLost", "WorkerStartError",
            "SchedulerError",
@@ -52,14 +53,6 @@ class WorkerStartError(DeepscopeError, RuntimeError):
 
 def _ping() -> int:
     return os.getpid()
-
-
-def default_jobs() -> int:
-    """Worker processes for the local executor: the CPU cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return max(1, os.cpu_count() or 1)
 
 
 class Executor:

@@ -22,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from deepscope.errors import ConfigError
+from deepscope.predict.stages import stage
 
 __all__ = ["InferenceBackend", "TorchBackend", "OnnxBackend", "PRECISIONS", "BACKENDS", "ONNX_OPSET", "torch_backend",
            "inference_backend", "export_onnx", "network_onnx"]
@@ -102,7 +103,7 @@ class TorchBackend:
     def forward(self, x: np.ndarray) -> np.ndarray:
         import torch
 
-        with torch.inference_mode():
+        with stage("network"), torch.inference_mode():
             t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
             if self.channels_last and t.ndim == 4:
                 t = t.contiguous(memory_format=torch.channels_last)
@@ -220,7 +221,8 @@ class OnnxBackend:
         self.input = self.session.get_inputs()[0].name
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        out = self.session.run(None, {self.input: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        with stage("network"):
+            out = self.session.run(None, {self.input: np.ascontiguousarray(x, dtype=np.float32)})[0]
         return np.asarray(out, dtype=np.float32)
 
 

@@ -71,6 +71,11 @@ class BatchResult:
         Inputs with an error row.
     run_id : str
         Provenance run id recorded with every output.
+    stages : dict
+        Seconds per stage summed over worker threads (``read``, ``infer`` and the ``network`` within it,
+        ``write``, ``write_deferred``, ``wait``) and the ``wall`` time (:attr:`Outcome.stages`).
+    jobs : int
+        Worker threads the batch ran with.
     """
 
     table: pd.DataFrame
@@ -78,6 +83,8 @@ class BatchResult:
     n_images: int
     n_failed: int
     run_id: str
+    stages: dict[str, float] = field(default_factory=dict)
+    jobs: int = 1
 
     @property
     def all_failed(self) -> bool:
@@ -288,8 +295,20 @@ def _decoder(net: Any, channel: int | None, files: list[Path] | None = None, *, 
     return decode
 
 
+def _jobs(jobs: int | None) -> int:
+    """Worker threads of a batch command: as given, else every core this process may use."""
+    from deepscope.predict.runner import default_jobs
+
+    if jobs is None:
+        return default_jobs()
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise InputError(f"jobs={jobs!r}: give a number of workers >= 1 (default: the CPU cores, here "
+                         f"{default_jobs()})")
+    return jobs
+
+
 def _finish(run: Any, command_outputs: list[str], files: list[Path], outcome: Outcome, columns: Sequence[str] | None,
-            table_path: Any, *, int_columns: Sequence[str] = ()) -> BatchResult:
+            table_path: Any, *, int_columns: Sequence[str] = (), jobs: int = 1) -> BatchResult:
     """The table of a batch, written (with its lineage) where asked, and the run finished."""
     import pandas as pd
 
@@ -310,8 +329,9 @@ def _finish(run: Any, command_outputs: list[str], files: list[Path], outcome: Ou
         lineage.attach(out, run.record(out, inputs=[lineage.InputRef(i.path, i.sha256) for i in outcome.inputs],
                                        extra={"n_images": len(files), "n_failed": n_failed}))
         outputs.append(str(out))
-    run.finish("ok" if n_failed < len(files) else "failed", {"images": len(files), "failed": n_failed})
-    return BatchResult(table, tuple(outputs), len(files), n_failed, run.run_id)
+    run.finish("ok" if n_failed < len(files) else "failed", {"images": len(files), "failed": n_failed, "jobs": jobs,
+                                                              "stage_seconds": outcome.stages})
+    return BatchResult(table, tuple(outputs), len(files), n_failed, run.run_id, dict(outcome.stages), jobs)
 
 
 # --------------------------------------------------------------------------- display
@@ -396,7 +416,7 @@ def overlay_outlines(image: np.ndarray, labels: np.ndarray | Mapping[str, np.nda
 def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-bbbc005",
                 output: str | os.PathLike[str] | None = None, device: str = "auto", channel: int | None = None,
                 batch_size: int = 8, include: str | Sequence[str] | None = None, recursive: bool = False,
-                progress: Progress | None = None, backend: str | None = None) -> BatchResult:
+                progress: Progress | None = None, backend: str | None = None, jobs: int | None = None) -> BatchResult:
     """Count objects in image files; one row per file (an error row for a file that fails).
 
     Counting looks at the pixels only, never at the file name.
@@ -423,6 +443,9 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
     backend : {"torch", "onnx"}, optional
         What runs the network: PyTorch (default) or ONNX Runtime (the network exported on the fly;
         ``pip install "deepscope[onnx]"``); None keeps the model's ``backend``.
+    jobs : int, optional
+        Worker threads reading and inferring batches at once (default: every CPU core); the results
+        are those of ``jobs=1``, written in input order (:class:`deepscope.predict.runner.BatchRunner`).
 
     Returns
     -------
@@ -451,6 +474,7 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
     """
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    jobs = _jobs(jobs)
     files = expand_paths(paths, include=include, recursive=recursive)
     if output is not None:
         from deepscope.io import check_output
@@ -458,7 +482,7 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
         check_output(output, folder=False)  # before any image is counted, not after
     net = resolve_model(model, task="count", device=device, backend=backend)
     run = _start_run("count", net, model, files, channel=channel, batch_size=batch_size, device=device,
-                     backend=net.backend)
+                     backend=net.backend, jobs=jobs)
 
     def row(p: Path) -> dict[str, Any]:
         return {"path": str(p), "count": np.nan, "count_low": np.nan, "count_high": np.nan, "std": np.nan,
@@ -471,10 +495,10 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
 
     runner: BatchRunner[Path] = BatchRunner(
         row=row, decode=_decoder(net, channel, keep_colour=bool(net.model_card.output.get("general"))), write=write,
-        batch_size=batch_size, progress=progress,
+        batch_size=batch_size, progress=progress, jobs=jobs,
         infer=lambda ds: net.count_images([d.data for d in ds], batch_size=batch_size,
                                           paths=[d.extra["path"] for d in ds]))
-    return _finish(run, [], files, runner.run(files), COUNT_COLUMNS, output)
+    return _finish(run, [], files, runner.run(files), COUNT_COLUMNS, output, jobs=jobs)
 
 
 # --------------------------------------------------------------------------- segment
@@ -485,7 +509,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
                   channel: int | None = None, overlay: bool = True, include: str | Sequence[str] | None = None,
                   recursive: bool = False, progress: Progress | None = None,
                   diameter: float | None = None, rois: bool = False, backend: str | None = None,
-                  zarr_labels: bool = True) -> BatchResult:
+                  zarr_labels: bool = True, jobs: int | None = None) -> BatchResult:
     """Segment image files into instance label images, overlays and a counts table.
 
     Writes, per input, ``<output_dir>/<stem>.labels.tif`` (int32, 0 = background, the input's
@@ -529,6 +553,9 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         For OME-Zarr inputs (images, or the fields of a plate), also write the labels into the image's
         own ``labels/<model name>`` group (:func:`deepscope.io.ngff.write_ngff_labels`), where napari
         and ome-zarr find them; a store that cannot be written gets a warning, the TIFF is written.
+    jobs : int, optional
+        Worker threads reading and inferring batches at once (default: every CPU core); the results
+        are those of ``jobs=1``, written in input order (:class:`deepscope.predict.runner.BatchRunner`).
 
     The label TIFFs carry the input's pixel size (TIFF resolution in micrometres) where the input
     states one, so napari and Fiji show them calibrated.
@@ -556,6 +583,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     if tta not in ("none", "flips", "d8"):
         raise InputError(f"tta={tta!r} is not one of ('none', 'flips', 'd8')")
     out_dir = Path(output_dir)
+    jobs = _jobs(jobs)
     files = expand_paths(paths, include=include, recursive=recursive, exclude_dirs=[out_dir])
     net = resolve_model(model, task="segment", device=device, backend=backend)
     ov = _overlap(net, tile, overlap)
@@ -564,7 +592,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     if n_classes > 1 and len(class_names) != n_classes:
         class_names = [f"class{k}" for k in range(1, n_classes + 1)]
     run = _start_run("segment", net, model, files, tile=tile, overlap=ov, tta=tta, channel=channel, device=device,
-                     diameter=diameter, backend=net.backend)
+                     diameter=diameter, backend=net.backend, jobs=jobs)
     check_output(out_dir)  # writable, with free space: before any image is processed
     count_cols = ["count"] + [f"count_{c}" for c in class_names]
     sized = bool(getattr(net.plugin, "reports_info", False))
@@ -614,8 +642,8 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         return [(fn, {c: np.nan for c in count_cols} | {"labels": ""})]
 
     runner: BatchRunner[Path] = BatchRunner(row=row, decode=_decoder(net, channel, files), infer=infer, write=write,
-                                            progress=progress, deferred=True)
-    return _finish(run, [], files, runner.run(files), None, out_dir / "counts.csv", int_columns=count_cols)
+                                            progress=progress, deferred=True, jobs=jobs)
+    return _finish(run, [], files, runner.run(files), None, out_dir / "counts.csv", int_columns=count_cols, jobs=jobs)
 
 
 def _write_segment_outputs(lab_path: Path, labels: np.ndarray, description: Any, ov_path: Path | None,
@@ -645,7 +673,7 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
                   device: str = "auto", dtype: str = "input", tile: int | None = None, overlap: int | None = None,
                   channel: int | None = None,
                   include: str | Sequence[str] | None = None, recursive: bool = False,
-                  progress: Progress | None = None, backend: str | None = None) -> BatchResult:
+                  progress: Progress | None = None, backend: str | None = None, jobs: int | None = None) -> BatchResult:
     """Restore image files (deblur, predict a stain, 2x super-resolution) into ``<stem>.restored.tif``.
 
     Each output keeps the input's dtype (``dtype="input"``, values rounded and clipped to its
@@ -673,6 +701,9 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     backend : {"torch", "onnx"}, optional
         What runs the network: PyTorch (default) or ONNX Runtime (the network exported on the fly;
         ``pip install "deepscope[onnx]"``); None keeps the model's ``backend``.
+    jobs : int, optional
+        Worker threads reading and restoring images at once (default: every CPU core); the results
+        are those of ``jobs=1``, written in input order (:class:`deepscope.predict.runner.BatchRunner`).
 
     Returns
     -------
@@ -690,39 +721,46 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     --------
     >>> res = restore_paths(["blurred/"], "restored", model="deblur-bbbc005")  # doctest: +SKIP
     """
-    from deepscope.io import check_output, write_tiff
+    from deepscope.io import check_output
     from deepscope.provenance import lineage
 
     if dtype not in ("input", "float32"):
         raise InputError(f"dtype={dtype!r} is not one of ('input', 'float32')")
+    jobs = _jobs(jobs)
     out_dir = Path(output_dir)
     files = expand_paths(paths, include=include, recursive=recursive, exclude_dirs=[out_dir])
     net = resolve_model(model, task="restore", device=device, backend=backend)
     ov = _overlap(net, tile, overlap)
     run = _start_run("restore", net, model, files, dtype=dtype, tile=tile, overlap=ov, channel=channel,
-                     device=device, backend=net.backend)
+                     device=device, backend=net.backend, jobs=jobs)
     check_output(out_dir)  # writable, with free space: before any image is processed
 
     def infer(ds: list[Decoded]) -> list[Any]:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            restored = net.predict_image(ds[0].data, dtype=dtype, tile=tile, overlap=ov)
-        for w in caught:
-            logger.warning("%s: %s", ds[0].extra["path"], w.message)
-        return [(restored, "; ".join(str(w.message) for w in caught))]
+        caught: list[str] = []  # collected per image, not with warnings.catch_warnings (not thread-safe)
+        restored = net.predict_image(ds[0].data, dtype=dtype, tile=tile, overlap=ov, on_warning=caught.append)
+        for msg in caught:
+            logger.warning("%s: %s", ds[0].extra["path"], msg)
+        return [(restored, "; ".join(caught))]
 
     def write(p: Path, d: Decoded, result: Any, rw: dict[str, Any]) -> list[Any]:
         restored, warned = result
         out_path = out_dir / f"{d.extra['stem']}.restored.tif"
         rec = run.record(out_path, inputs=d.inputs, extra={"dtype": str(restored.dtype)})
-        written = str(write_tiff(out_path, restored, description=lineage.embed_metadata(rec)))
-        rw.update(output=written, dtype=str(restored.dtype), warning=warned)
-        return [(lambda: [written], {})]
+        rw.update(output=str(out_path), dtype=str(restored.dtype), warning=warned)
+        # written on the writer thread while the next image runs
+        fn = functools.partial(_write_restored, out_path, restored, lineage.embed_metadata(rec))
+        return [(fn, {"output": "", "dtype": ""})]
 
     runner: BatchRunner[Path] = BatchRunner(
         row=lambda p: {"path": str(p), "output": "", "dtype": "", "warning": "", "error": ""},
-        decode=_decoder(net, channel, files), infer=infer, write=write, progress=progress)
-    return _finish(run, [], files, runner.run(files), ["path", "output", "dtype", "warning", "error"], None)
+        decode=_decoder(net, channel, files), infer=infer, write=write, progress=progress, deferred=True, jobs=jobs)
+    return _finish(run, [], files, runner.run(files), ["path", "output", "dtype", "warning", "error"], None, jobs=jobs)
+
+
+def _write_restored(path: Path, restored: np.ndarray, description: Any) -> list[str]:
+    from deepscope.io import write_tiff
+
+    return [str(write_tiff(path, restored, description=description))]
 
 
 # --------------------------------------------------------------------------- evaluation

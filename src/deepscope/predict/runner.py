@@ -3,23 +3,35 @@
 Every batch command (``deepscope count``, ``segment``, ``restore``) and every pipeline step
 (``deepscope run`` / ``analyze``, one image set per call) goes through :class:`BatchRunner`:
 
-decode -> infer -> write, per item
+decode -> infer -> write, per batch of items
     ``decode(item)`` reads the file(s) and selects what the model takes; ``infer(decoded list)`` runs
     the model on a batch of them (a batch that fails is rerun image by image, so only the bad image
     fails); ``write(item, decoded, result)`` makes the item's row and its outputs, each recorded in
     the lineage run (:mod:`deepscope.provenance.lineage`). Slow writes can be deferred to a writer
     thread (zlib releases the GIL) while the next image runs.
+the engine: ``jobs`` workers
+    With ``jobs > 1`` batches are decoded and inferred by a pool of worker threads (reading, the
+    network and most post-processing release the GIL) while the calling thread writes the finished
+    ones in input order: a bounded window of batches in flight (``window``, default ``2 * jobs``) keeps
+    memory flat whatever the number of items, and the outputs, rows and lineage are those of a serial
+    run (``jobs=1``, everything in the calling thread). The first batch runs alone, so the model's
+    caches are built once. Dask and the pipeline's process pool run this engine inside each worker.
 failures as rows
     An item that fails at any stage gets its ``error`` and the run goes on; a deferred write that
-    fails (disk full) marks its row failed, the others stand.
-progress
-    ``progress(done, total)`` after each item.
+    fails (disk full) marks its row failed, the others stand. An unexpected exception (a bug met by one
+    odd image) fails only its item too, logged with its traceback; Ctrl-C stops the run after the
+    batches being computed, with every output already written intact (writes are atomic).
+progress and time
+    ``progress(done, total)`` after each item; :attr:`Outcome.stages` has the seconds spent reading,
+    inferring (of which the network), writing and waiting (:mod:`deepscope.predict.stages`).
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import os
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,9 +39,10 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from deepscope.errors import DeepscopeError
+from deepscope.predict.stages import StageClock, active
 
 __all__ = ["BatchRunner", "Outcome", "Decoded", "InputFile", "PER_IMAGE_ERRORS", "TRANSIENT_ERRNOS", "Progress",
-           "error_text", "is_transient"]
+           "error_text", "is_transient", "default_jobs"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +59,14 @@ PER_IMAGE_ERRORS: tuple[type[BaseException], ...] = (DeepscopeError, OSError, Va
 #: memory, read-only or vanished file system): an item that failed so is processed again on a plain rerun.
 TRANSIENT_ERRNOS = frozenset(getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EIO", "ENOMEM", "EROFS", "ESTALE",
                                                           "ENOLCK", "EAGAIN", "ETIMEDOUT") if hasattr(errno, n))
+
+
+def default_jobs() -> int:
+    """Workers by default (batch commands' threads, the pipeline's processes): the CPU cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -107,14 +128,30 @@ class Outcome:
     outputs: list[str]
     inputs: list[Any]
     transient: set[int] = field(default_factory=set)
+    #: Seconds per stage, summed over threads (``read``, ``infer``, ``network`` within it, ``write``,
+    #: ``write_deferred`` on the writer thread, ``wait``: the calling thread waiting for workers) and ``wall``.
+    stages: dict[str, float] = field(default_factory=dict)
 
     @property
     def n_failed(self) -> int:
         return sum(1 for r in self.rows if r.get("error"))
 
 
+class _Work:
+    """What a worker made of one batch: the items decoded, their results, and the items that failed."""
+
+    __slots__ = ("n", "idx", "decoded", "results", "failures")
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.idx: list[int] = []
+        self.decoded: list[Decoded] = []
+        self.results: list[Any] = []
+        self.failures: dict[int, BaseException] = {}
+
+
 class BatchRunner(Generic[T]):
-    """Run decode -> infer -> write over items, with error rows, deferred writes and progress.
+    """Run decode -> infer -> write over items, with error rows, deferred writes, workers and progress.
 
     Parameters
     ----------
@@ -122,18 +159,19 @@ class BatchRunner(Generic[T]):
         ``row(item) -> dict``: the row of an item before it is processed (its columns with empty
         values, and ``error`` = ``""``).
     decode : callable
-        ``decode(item) -> Decoded``.
+        ``decode(item) -> Decoded`` (called in worker threads when ``jobs > 1``).
     infer : callable
-        ``infer(list of Decoded) -> list of results`` (one per decoded item).
+        ``infer(list of Decoded) -> list of results`` (one per decoded item; worker threads when ``jobs > 1``).
     write : callable
-        ``write(item, decoded, result, row) -> list of writes``: updates ``row`` and returns
-        ``(fn, reset)`` pairs, ``fn() -> list of paths written`` (run on the writer thread when
-        ``deferred``, else at once); when ``fn`` fails with an ``OSError`` the row gets the error and
-        the fields of the mapping ``reset``.
+        ``write(item, decoded, result, row) -> list of writes`` (always in the calling thread, in input
+        order): updates ``row`` and returns ``(fn, reset)`` pairs, ``fn() -> list of paths written`` (run
+        on the writer thread when ``deferred``, else at once); when ``fn`` fails with an ``OSError`` the
+        row gets the error and the fields of the mapping ``reset``.
     batch_size : int
         Items decoded and inferred together.
     errors : tuple of exception types
-        What fails one item instead of the run.
+        The expected failures of an item (its ``error`` is ``describe(exc)``); any other exception also
+        fails only its item, logged with its traceback as an internal error.
     progress : callable, optional
     deferred : bool
         Run deferred writes on one writer thread (else at once).
@@ -141,13 +179,22 @@ class BatchRunner(Generic[T]):
         ``label(item) -> str``: how the log names a failed item.
     describe : callable, optional
         ``describe(exception) -> str``: the ``error`` of a failed item (default :func:`error_text`).
+    jobs : int, default 1
+        Worker threads decoding and inferring batches (1: all in the calling thread).
+    window : int, optional
+        Batches in flight at most (default ``2 * jobs``): what bounds memory.
     """
 
     def __init__(self, *, row: Callable[[T], dict[str, Any]], decode: Callable[[T], Decoded],
                  infer: Callable[[list[Decoded]], list[Any]], write: Callable[..., list[Any]],
                  batch_size: int = 1, errors: tuple[type[BaseException], ...] = PER_IMAGE_ERRORS,
                  progress: Progress | None = None, deferred: bool = False,
-                 label: Callable[[T], str] = str, describe: Callable[[BaseException], str] = error_text) -> None:
+                 label: Callable[[T], str] = str, describe: Callable[[BaseException], str] = error_text,
+                 jobs: int = 1, window: int | None = None) -> None:
+        from deepscope.errors import InputError
+
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+            raise InputError(f"jobs={jobs!r}: give a number of workers >= 1")
         self.row, self.decode, self.infer, self.write = row, decode, infer, write
         self.batch_size = max(1, int(batch_size))
         self.errors = errors
@@ -155,32 +202,52 @@ class BatchRunner(Generic[T]):
         self.deferred = deferred
         self.label = label
         self.describe = describe
+        self.jobs = jobs
+        self.window = max(1, int(window)) if window else 2 * jobs
 
     #: Deferred writes that may wait for the writer thread before the next item waits for them.
     max_pending = 2
 
     def _fail(self, item: T, row: dict[str, Any], exc: BaseException) -> None:
-        row["error"] = self.describe(exc)
+        expected = isinstance(exc, self.errors)
+        row["error"] = self.describe(exc) if expected else f"internal error (please report it): {error_text(exc)}"
         if is_transient(exc):
             self._transient.add(id(row))
         name = self.label(item)
-        logger.warning("%s", row["error"] if name in row["error"] else f"{name}: {row['error']}")
+        msg = row["error"] if name in row["error"] else f"{name}: {row['error']}"
+        if expected:
+            logger.warning("%s", msg)
+        else:
+            logger.error("%s", msg, exc_info=(type(exc), exc, exc.__traceback__))
 
-    def _infer(self, decoded: list[Decoded], idx: list[int], items: Sequence[T],
-               rows: list[dict[str, Any]]) -> list[Any]:
-        try:
-            return list(self.infer(decoded))
-        except self.errors:
-            if len(decoded) == 1:
-                raise
-        results = []  # isolate the item that failed
-        for d, i in zip(decoded, idx):
+    def _work(self, idx: list[int], items: Sequence[T]) -> _Work:
+        """Decode and infer one batch (in a worker thread when ``jobs > 1``): no row is touched here."""
+        w = _Work(len(idx))
+        for i in idx:
             try:
-                results.append(self.infer([d])[0])
-            except self.errors as exc:
-                self._fail(items[i], rows[i], exc)
-                results.append(None)
-        return results
+                with self._clock("read"):
+                    w.decoded.append(self.decode(items[i]))
+                w.idx.append(i)
+            except Exception as exc:
+                w.failures[i] = exc
+        if not w.decoded:
+            return w
+        with self._clock("infer"):
+            try:
+                w.results = list(self.infer(w.decoded))
+            except Exception as exc:
+                if len(w.decoded) == 1:
+                    w.failures[w.idx[0]] = exc
+                    w.results = [None]
+                    return w
+                w.results = []
+                for d, i in zip(w.decoded, w.idx):  # isolate the item that failed
+                    try:
+                        w.results.append(self.infer([d])[0])
+                    except Exception as exc1:
+                        w.failures[i] = exc1
+                        w.results.append(None)
+        return w
 
     def _collect(self, pending: deque[tuple[int, Future[list[str]], dict[str, Any]]], items: Sequence[T],
                  rows: list[dict[str, Any]], outputs: list[str], *, keep: int) -> None:
@@ -194,58 +261,82 @@ class BatchRunner(Generic[T]):
                 rows[i].update(reset)
                 self._fail(items[i], rows[i], exc)
 
+    def _deferred(self, fn: Callable[[], list[str]]) -> list[str]:
+        with self._clock("write_deferred"):
+            return fn()
+
+    def _written(self, w: _Work, items: Sequence[T], rows: list[dict[str, Any]], outputs: list[str],
+                 inputs: list[Any], pending: deque[Any], writer: ThreadPoolExecutor | None) -> None:
+        """The calling thread's part of a finished batch, in input order: rows, lineage, outputs."""
+        for i, exc in w.failures.items():
+            self._fail(items[i], rows[i], exc)
+        with self._clock("write"):
+            for i, d, r in zip(w.idx, w.decoded, w.results):
+                if rows[i]["error"]:
+                    continue
+                try:
+                    for fn, reset in self.write(items[i], d, r, rows[i]):
+                        if writer is None:
+                            outputs.extend(fn())
+                        else:
+                            pending.append((i, writer.submit(self._deferred, fn), dict(reset)))
+                    inputs.extend(InputFile.of(x) for x in d.inputs)
+                except Exception as exc:
+                    self._fail(items[i], rows[i], exc)
+        self._collect(pending, items, rows, outputs, keep=self.max_pending)
+
     def run(self, items: Sequence[T]) -> Outcome:
         """Process every item; never raises for an item's failure (see ``errors``).
 
-        Memory holds one batch, the deferred writes not yet done (at most :attr:`max_pending`) and, per
-        processed item, its row and :class:`InputFile`: never the pixels of items already written.
+        Memory holds at most ``window`` batches, the deferred writes not yet done (at most
+        :attr:`max_pending`) and, per processed item, its row and :class:`InputFile`: never the pixels of
+        items already written.
         """
+        t0 = time.perf_counter()
         items = list(items)
         rows = [self.row(it) for it in items]
         self._transient: set[int] = set()
+        self._clock = StageClock()
         outputs: list[str] = []
         inputs: list[Any] = []
         pending: deque[tuple[int, Future[list[str]], dict[str, Any]]] = deque()
+        batches = [list(range(s, min(s + self.batch_size, len(items)))) for s in range(0, len(items), self.batch_size)]
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepscope-writer") if self.deferred else None
+        pool = (ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="deepscope-worker")
+                if self.jobs > 1 and len(batches) > 1 else None)
+        inflight: deque[Future[_Work]] = deque()
         done = 0
         try:
-            for start in range(0, len(items), self.batch_size):
-                stop = min(start + self.batch_size, len(items))
-                idx, decoded = [], []
-                for i in range(start, stop):
-                    try:
-                        decoded.append(self.decode(items[i]))
-                        idx.append(i)
-                    except self.errors as exc:
-                        self._fail(items[i], rows[i], exc)
-                results: list[Any] = []
-                if decoded:
-                    try:
-                        results = self._infer(decoded, idx, items, rows)
-                    except self.errors as exc:
-                        self._fail(items[idx[0]], rows[idx[0]], exc)
-                        results = [None]
-                for i, d, r in zip(idx, decoded, results):
-                    if rows[i]["error"]:
-                        continue
-                    try:
-                        for fn, reset in self.write(items[i], d, r, rows[i]):
-                            if writer is None:
-                                outputs.extend(fn())
-                            else:
-                                pending.append((i, writer.submit(fn), dict(reset)))
-                        inputs.extend(InputFile.of(x) for x in d.inputs)
-                    except self.errors as exc:
-                        self._fail(items[i], rows[i], exc)
-                del decoded, results
-                self._collect(pending, items, rows, outputs, keep=self.max_pending)
-                for i in range(start, stop):
-                    done += 1
-                    if self.progress is not None:
-                        self.progress(done, len(items))
+            with active(self._clock):
+                nxt = 0
+                while nxt < len(batches) or inflight:
+                    if pool is None or nxt == 0:  # serial, or the first batch alone (it builds the caches)
+                        w = self._work(batches[nxt], items)
+                        nxt += 1
+                    else:
+                        while nxt < len(batches) and len(inflight) < self.window:
+                            inflight.append(pool.submit(self._work, batches[nxt], items))
+                            nxt += 1
+                        with self._clock("wait"):
+                            w = inflight.popleft().result()
+                    self._written(w, items, rows, outputs, inputs, pending, writer)
+                    n = w.n
+                    del w
+                    for _ in range(n):
+                        done += 1
+                        if self.progress is not None:
+                            self.progress(done, len(items))
+        except BaseException:
+            if pool is not None:  # Ctrl-C: nothing new starts; what is written stays written
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise
         finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
             if writer is not None:
                 writer.shutdown(wait=True)
         self._collect(pending, items, rows, outputs, keep=0)
         transient = {i for i, r in enumerate(rows) if id(r) in self._transient}
-        return Outcome(rows, outputs, inputs, transient)
+        stages = self._clock.as_dict()
+        stages["wall"] = round(time.perf_counter() - t0, 3)
+        return Outcome(rows, outputs, inputs, transient, stages)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -46,8 +47,12 @@ class ImageRestoration(TorchTaskPlugin):
         return x, ((np.asarray(x, dtype=np.float32) - lo) / scale).astype(np.float32), lo, scale
 
     def predict_image(self, model: RestoreModel, image: np.ndarray, *, dtype: str = "input", tile: int | None = None,
-                      overlap: int | None = None, channel: int | None = None, check: bool = True) -> np.ndarray:
+                      overlap: int | None = None, channel: int | None = None, check: bool = True,
+                      on_warning: Callable[[str], None] | None = None) -> np.ndarray:
         """Restored image, in the input's dtype (``dtype="input"``) or ``"float32"``.
+
+        With ``check``, an input unlike the training inputs gets a warning (``warnings.warn``), or is
+        passed to ``on_warning(message)`` when given (thread-safe: batch workers collect it per image).
 
         Raises
         ------
@@ -62,7 +67,9 @@ class ImageRestoration(TorchTaskPlugin):
         x, xn, lo, scale = self.normalize(model, image, channel=channel)
         if check:
             msg = model.spec.domain_warning(xn, model=model.name)
-            if msg:
+            if msg and on_warning is not None:
+                on_warning(msg)
+            elif msg:
                 warnings.warn(msg, stacklevel=3)
         if model.upscale > 1:
             xn = F.interpolate(torch.from_numpy(xn)[None, None], scale_factor=model.upscale, mode="bicubic",
