@@ -204,18 +204,19 @@ def follow_flows(flows: Any, mask: np.ndarray | None = None, *, niter: int = 100
     if len(start) == 0:
         return np.zeros((0, 2), np.float32)
     dev = torch.device(device)
-    fl = torch.as_tensor(fl_np, device=dev)[None]  # (1, 2, h, w)
-    p = torch.as_tensor(np.asarray(start, np.float32), device=dev).clone()
-    # grid_sample wants (x, y) in [-1, 1] with align_corners=True: x = col / (w-1) * 2 - 1
+    # positions live in grid_sample's (x, y) in [-1, 1] (align_corners=True: x = col / (w-1) * 2 - 1) and the
+    # flows are scaled to those units once, so a step is one sample, one add and one clamp, in place
     sy = 2.0 / max(h - 1, 1)
     sx = 2.0 / max(w - 1, 1)
-    hi = torch.tensor([h - 1, w - 1], dtype=torch.float32, device=dev)
-    p = torch.minimum(torch.clamp(p, min=0.0), hi)
+    fl = torch.as_tensor(np.stack([fl_np[1] * sx, fl_np[0] * sy]), device=dev)[None]  # (1, 2: x, y, h, w)
+    st = np.asarray(start, np.float32)
+    g = torch.as_tensor(np.stack([st[:, 1] * sx - 1.0, st[:, 0] * sy - 1.0], 1), device=dev).view(1, 1, -1, 2)
+    g = g.clone().clamp_(-1.0, 1.0)
     for _ in range(int(niter)):
-        grid = torch.stack([p[:, 1] * sx - 1.0, p[:, 0] * sy - 1.0], 1).view(1, 1, -1, 2)
-        d = F.grid_sample(fl, grid, mode="bilinear", align_corners=True).view(2, -1)
-        p = torch.minimum(torch.clamp(p + d.t(), min=0.0), hi)
-    return p.cpu().numpy()
+        d = F.grid_sample(fl, g, mode="bilinear", align_corners=True)  # (1, 2, 1, N)
+        g.add_(d.view(2, -1).t().view(1, 1, -1, 2)).clamp_(-1.0, 1.0)
+    g = g.view(-1, 2)
+    return torch.stack([(g[:, 1] + 1.0) / sy, (g[:, 0] + 1.0) / sx], 1).cpu().numpy()
 
 
 def flows_to_instances(prob: np.ndarray, flows: np.ndarray, config: FlowPostprocessConfig | None = None, *,
