@@ -149,17 +149,42 @@ def write_png(path: str | os.PathLike[str], data: np.ndarray, *, level: int = 1)
     """Write a uint8 or uint16 grey / RGB / RGBA array as PNG, atomically (lossless at any ``level``).
 
     ``level`` is the zlib compression level (1 = fast, the default: overlays are written per image;
-    9 = smallest).
+    9 = smallest). Encoded by imagecodecs, or by Pillow where imagecodecs is not installed (grey
+    uint8/uint16 and RGB/RGBA uint8).
     """
-    import imagecodecs
-
     data = np.asarray(data)
     if data.dtype not in (np.uint8, np.uint16):
         raise InputError(f"PNG holds uint8 or uint16 pixels; got {data.dtype} for {path}. "
                          "Convert explicitly (e.g. deepscope.data.to_uint8).")
+    try:
+        import imagecodecs
+    except ImportError:
+        encoded = _png_pillow(data, level, path)
+    else:
+        encoded = imagecodecs.png_encode(data, level=level)
     with atomic_path(path) as tmp:
-        tmp.write_bytes(imagecodecs.png_encode(data, level=level))
+        tmp.write_bytes(encoded)
     return Path(path)
+
+
+def _png_pillow(data: np.ndarray, level: int, path: Any) -> bytes:
+    """PNG bytes by Pillow (the fallback of :func:`write_png`)."""
+    import io
+
+    from PIL import Image as PILImage
+
+    if data.ndim == 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.dtype == np.uint16 and data.ndim == 2:
+        im = PILImage.fromarray(data.astype("<u2"))  # mode I;16
+    elif data.dtype == np.uint8 and (data.ndim == 2 or data.shape[-1] in (3, 4)):
+        im = PILImage.fromarray(data)
+    else:
+        raise InputError(f"writing a {data.dtype} array of shape {data.shape} as PNG ('{path}') needs imagecodecs: "
+                         "pip install imagecodecs")
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=int(level))
+    return buf.getvalue()
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
