@@ -28,7 +28,9 @@ def segment(
     channel: int | None = typer.Option(None, "--channel", help="Channel of multi-channel images to segment."),
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write outline overlays (PNG)."),
     zarr_labels: bool = typer.Option(True, "--zarr-labels/--no-zarr-labels", help="For OME-Zarr inputs, also "
-                                     "write the labels into the image's labels/<model> group."),
+                                     "write the labels into the image's labels/<model> group; images over 50 "
+                                     "million pixels are then segmented tile by tile from the store, their labels "
+                                     "written only there."),
     rois: bool = typer.Option(False, "--rois", help="Also write <stem>.rois.zip: the objects as an ImageJ/Fiji ROI "
                               "set."),
     recursive: bool = recursive_option(),

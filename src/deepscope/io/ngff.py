@@ -5,7 +5,10 @@
   :func:`deepscope.io.read_image` reads (commands and pipelines expand a plate into its fields);
 - :func:`write_ngff_labels`: a label image into an OME-Zarr image's ``labels/<name>`` group, with
   ``multiscales`` and ``image-label`` metadata, in the image's own Zarr format (v2 for NGFF 0.4,
-  v3 for 0.5), so napari's and ome-zarr's readers find it beside the image.
+  v3 for 0.5), so napari's and ome-zarr's readers find it beside the image; :func:`create_ngff_labels`
+  makes an empty one to fill tile by tile;
+- :func:`open_ngff_level`: one resolution level of an OME-Zarr image as its (lazy) Zarr array and the
+  file's metadata, for images larger than memory (nothing is decoded until sliced).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import numpy as np
 
 from deepscope.errors import InputError
 
-__all__ = ["ngff_attrs", "is_plate", "plate_fields", "write_ngff_labels", "add_ngff_labels"]
+__all__ = ["ngff_attrs", "is_plate", "plate_fields", "open_ngff_level", "write_ngff_labels", "create_ngff_labels",
+           "add_ngff_labels"]
 
 
 def ngff_attrs(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -63,6 +67,34 @@ def plate_fields(path: str | os.PathLike[str]) -> list[Path]:
     return out
 
 
+def open_ngff_level(path: str | os.PathLike[str], *, level: int = 0, checksum: bool = False) -> tuple[Any, Any]:
+    """One resolution level of an OME-Zarr image, lazily: ``(zarr array, Image without pixels)``.
+
+    The :class:`~deepscope.io.Image` holds the file's metadata (axes, shape of that level, pixel size,
+    SHA-256 when ``checksum``) and no pixels; slicing the array reads only the chunks it touches, so an
+    image larger than memory (or than the pixel limit, which applies to whole decodes) can be processed
+    region by region.
+
+    Raises
+    ------
+    deepscope.errors.ImageReadError
+        Not an OME-Zarr image, or no such ``level``.
+
+    Examples
+    --------
+    >>> arr, img = open_ngff_level("slide.ome.zarr", level=0)   # doctest: +SKIP
+    >>> img.meta.axes, arr.shape, arr[:256, :256].mean()       # doctest: +SKIP
+    """
+    import zarr
+
+    from deepscope.io.readers import _read_zarr
+
+    p = Path(path)
+    img = _read_zarr(p, checksum=checksum, pixels=False, level=level)
+    ds = img.meta.extra["multiscales"]["datasets"][level]
+    return zarr.open_group(str(p), mode="r")[ds["path"]], img
+
+
 def write_ngff_labels(image_path: str | os.PathLike[str], name: str, labels: np.ndarray, *,
                       chunks: int = 1024) -> Path:
     """Write a 2-D label image into ``<image>/labels/<name>`` of an OME-Zarr image (one resolution level).
@@ -76,6 +108,22 @@ def write_ngff_labels(image_path: str | os.PathLike[str], name: str, labels: np.
     deepscope.errors.InputError
         Not an OME-Zarr image, or labels of another height/width than its level 0.
     """
+    labels = np.asarray(labels)
+    arr = create_ngff_labels(image_path, name, labels.shape, chunks=chunks)
+    arr[...] = labels.astype(np.int32, copy=False).reshape(arr.shape)
+    return Path(image_path) / "labels" / name
+
+
+def create_ngff_labels(image_path: str | os.PathLike[str], name: str, plane: tuple[int, ...], *,
+                       chunks: int = 1024) -> Any:
+    """Create an empty (all 0) int32 label image ``<image>/labels/<name>`` with its NGFF metadata and return
+    its Zarr array, to be filled tile by tile (shape: the image's axes, singleton but for ``y``/``x``).
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        Not an OME-Zarr image, or a ``plane`` of another height/width than its level 0.
+    """
     import zarr
 
     img = Path(image_path)
@@ -86,10 +134,9 @@ def write_ngff_labels(image_path: str | os.PathLike[str], name: str, labels: np.
     ms = attrs["multiscales"][0]
     level0 = group[ms["datasets"][0]["path"]]
     shape = tuple(int(s) for s in level0.shape)
-    labels = np.asarray(labels)
-    if labels.ndim != 2 or labels.shape != shape[-2:]:
-        raise InputError(f"labels of shape {labels.shape} do not fit the {shape[-2:]} plane of '{img}'")
-    data = labels.astype(np.int32, copy=False).reshape((1,) * (len(shape) - 2) + labels.shape)
+    if len(plane) != 2 or tuple(int(s) for s in plane) != shape[-2:]:
+        raise InputError(f"labels of shape {tuple(plane)} do not fit the {shape[-2:]} plane of '{img}'")
+    full = (1,) * (len(shape) - 2) + shape[-2:]
     version = str(attrs.get("version") or ms.get("version") or "0.4")
     v3 = version.startswith("0.5")
     lab_root = group.require_group("labels")
@@ -97,9 +144,8 @@ def write_ngff_labels(image_path: str | os.PathLike[str], name: str, labels: np.
     if name in lab_root:
         del lab_root[name]
     lab = lab_root.create_group(name)
-    tile = (min(chunks, data.shape[-2]), min(chunks, data.shape[-1]))
-    lab.create_array("0", shape=data.shape, dtype="int32", chunks=(1,) * (data.ndim - 2) + tile, fill_value=0)
-    lab["0"][...] = data
+    tile = (min(chunks, full[-2]), min(chunks, full[-1]))
+    arr = lab.create_array("0", shape=full, dtype="int32", chunks=(1,) * (len(full) - 2) + tile, fill_value=0)
     transforms = ms["datasets"][0].get("coordinateTransformations") or [{"type": "scale",
                                                                           "scale": [1.0] * len(shape)}]
     level = {"name": name, "axes": ms.get("axes"), "datasets": [{"path": "0", "coordinateTransformations": transforms}]}
@@ -113,7 +159,7 @@ def write_ngff_labels(image_path: str | os.PathLike[str], name: str, labels: np.
     else:
         lab.attrs.update(meta)
         lab_root.attrs.update(listing)
-    return img / "labels" / name
+    return arr
 
 
 def add_ngff_labels(image_path: str | os.PathLike[str], name: str, labels: np.ndarray) -> Path | None:

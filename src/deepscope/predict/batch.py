@@ -558,7 +558,10 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         are those of ``jobs=1``, written in input order (:class:`deepscope.predict.runner.BatchRunner`).
 
     The label TIFFs carry the input's pixel size (TIFF resolution in micrometres) where the input
-    states one, so napari and Fiji show them calibrated.
+    states one, so napari and Fiji show them calibrated. An OME-Zarr image over :data:`OUT_OF_CORE_PIXELS`
+    (with ``zarr_labels``) is segmented tile by tile from its store, its labels written only into its
+    ``labels/<model>`` group (:func:`deepscope.predict.large.segment_ngff`; the row's ``labels``).
+
     Returns
     -------
     BatchResult
@@ -607,6 +610,11 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
 
     def infer(ds: list[Decoded]) -> list[Any]:
         x = ds[0].data
+        if ds[0].extra.get("out_of_core"):
+            from deepscope.predict.large import segment_ngff
+
+            return [segment_ngff(ds[0].extra["path"], model=net, channel=channel, name=net.name, tile=tile,
+                                 overlap=ov, tta=tta, diameter=diameter)]
         if sized:
             labels, classes, info, dom = net.predict_image(x, tile=tile, overlap=ov, tta=tta, return_classes=True,
                                                            return_info=True, diameter=diameter)
@@ -616,6 +624,12 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         return [(net.predict_image(x, tile=tile, overlap=ov, tta=tta), {}, None, None)]
 
     def write(p: Path, d: Decoded, result: Any, rw: dict[str, Any]) -> list[Any]:
+        if d.extra.get("out_of_core"):  # labels already in the store (deepscope.predict.large)
+            rw.update(count=result.count, labels=str(result.labels))
+            if sized:
+                rw.update(diameter=result.diameter, diameter_source=result.diameter_source, in_domain=result.in_domain)
+            run.record(result.labels, inputs=d.inputs, extra={"count": result.count})
+            return [(functools.partial(lambda path: [str(path)], result.labels), {})]
         labels, classes, info, dom = result
         labels = np.asarray(labels, dtype=np.int32)
         n = count_instances(labels)
@@ -641,9 +655,41 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
                                ngff=(ngff, net.name) if ngff is not None else None)
         return [(fn, {c: np.nan for c in count_cols} | {"labels": ""})]
 
-    runner: BatchRunner[Path] = BatchRunner(row=row, decode=_decoder(net, channel, files), infer=infer, write=write,
+    decode_whole = _decoder(net, channel, files)
+
+    def decode(p: Path) -> Decoded:
+        big = _out_of_core(p) if zarr_labels else None
+        if big is None:
+            return decode_whole(p)
+        logger.info("%s: %d x %d pixels, segmented tile by tile into its labels/%s group", p, *big.meta.shape[-2:],
+                    net.name)
+        return Decoded(None, inputs=[big], extra={"path": str(p), "out_of_core": True})
+
+    runner: BatchRunner[Path] = BatchRunner(row=row, decode=decode, infer=infer, write=write,
                                             progress=progress, deferred=True, jobs=jobs)
     return _finish(run, [], files, runner.run(files), None, out_dir / "counts.csv", int_columns=count_cols, jobs=jobs)
+
+
+#: OME-Zarr images whose plane has more pixels than this are segmented tile by tile from their store
+#: (:mod:`deepscope.predict.large`): about 7,000 x 7,000, a few GB of working memory as whole images.
+OUT_OF_CORE_PIXELS = 50_000_000
+
+
+def _out_of_core(p: Path) -> Any:
+    """The metadata of an OME-Zarr image too large to segment whole (over :data:`OUT_OF_CORE_PIXELS`), else None."""
+    from deepscope.io import image_format
+
+    if image_format(p) != "zarr" or not p.is_dir():
+        return None
+    from deepscope.io.ngff import open_ngff_level
+
+    try:
+        _, img = open_ngff_level(p, checksum=False)
+    except Exception:  # not an image (a plate is expanded before; errors are read_image's to report)
+        return None
+    if int(np.prod(img.meta.shape[-2:])) <= OUT_OF_CORE_PIXELS:
+        return None
+    return open_ngff_level(p, checksum=True)[1]
 
 
 def _write_segment_outputs(lab_path: Path, labels: np.ndarray, description: Any, ov_path: Path | None,

@@ -1,0 +1,263 @@
+"""Segment an OME-Zarr image larger than memory, tile by tile from its store into its ``labels/`` group.
+
+A whole-slide or stitched image of 20,000 x 20,000 pixels is 400 MB as uint8, 4.8 GB as the float32
+RGB input of the generalist model and 1.6 GB as int32 labels: more than the batch commands should
+hold at once (and over the pixel limit, docs/limits.md). Here nothing of the image is held but the
+tile being segmented:
+
+- the image is one level of the OME-Zarr store (:func:`deepscope.io.ngff.open_ngff_level`), read
+  chunk by chunk as tiles need it (:class:`LazyInput`: the model's float32 input of any region, made
+  from the raw pixels of that region with normalisation parameters taken once from the whole image, by
+  a strided sample read block by block);
+- the labels are written into an int32 label image ``<image>/labels/<name>`` of the same store
+  (:func:`deepscope.io.ngff.create_ngff_labels`), tile by tile, with the usual rule that each object
+  belongs to the one tile whose core holds its centre (nothing cut or counted twice at tile borders);
+- the generalist models (``nuclei``) estimate the object diameter on the central window once and
+  segment every tile at that scale; other segmentation models run at the image's own scale.
+
+Peak memory is bounded by the tile (the model card's ``tile``, 1024 px at the model's scale by default)
+and its working arrays, whatever the image's size (``benchmarks/bench_large.py``).
+
+>>> from deepscope.predict.large import segment_ngff
+>>> res = segment_ngff("slide.ome.zarr", model="nuclei")          # doctest: +SKIP
+>>> res.count, res.labels                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepscope.errors import InputError
+
+#: Pixels read per block while sampling the normalisation parameters (bounded memory).
+_BLOCK_PIXELS = 16_000_000
+#: Pixels of the strided sample the percentiles are taken from (as in tiled whole-image prediction).
+NORM_SAMPLE = 4_000_000
+
+
+class LazyInput:
+    """The model's float32 ``(H, W, C)`` input of one ``y``/``x`` plane of a store array, made per region read.
+
+    ``x[rows, cols]`` (slices) reads just that region of the store, selects the channel(s) the model
+    takes (as :func:`deepscope.models.spec.select_channels`) and normalises it with the whole image's
+    parameters ``(x - offset) / scale``. Only 2-D planes: leading ``T``/``Z``/other axes must have one
+    element; a ``C`` axis becomes the channels.
+    """
+
+    def __init__(self, array: Any, axes: str, spec: Any, *, channel: int | None = None, path: str = "",
+                 model: str = "") -> None:
+        axes = axes.upper()
+        if len(axes) != array.ndim or not axes.endswith("YX"):
+            raise InputError(f"{path}: axes {axes!r} do not describe an array of shape {tuple(array.shape)} "
+                             "ending in y, x")
+        extra = [(a, int(n)) for a, n in zip(axes[:-2], array.shape[:-2]) if a != "C" and int(n) != 1]
+        if extra:
+            raise InputError(f"{path}: {', '.join(f'{a}={n}' for a, n in extra)}: segment one 2-D plane at a time "
+                             "(write the plane you want as its own OME-Zarr image)")
+        self.array, self.axes, self.spec = array, axes, spec
+        self.channel, self.path, self.model = channel, path, model
+        self.c_axis = axes.index("C") if "C" in axes else None
+        h, w = (int(s) for s in array.shape[-2:])
+        self.offset, self.scale = 0.0, 1.0
+        c = self._select(self._raw(slice(0, 1), slice(0, 1))).shape
+        self.shape = (h, w, 1 if len(c) == 2 else int(c[-1]))
+        self.ndim, self.dtype = 3, np.dtype(np.float32)
+        self.offset, self.scale = self._norm_params()
+
+    def _raw(self, rows: slice, cols: slice) -> np.ndarray:
+        """The raw pixels of a region, ``(h, w)`` or ``(h, w, C)``."""
+        index = tuple(slice(None) if i == self.c_axis else 0 for i in range(self.array.ndim - 2)) + (rows, cols)
+        a = np.asarray(self.array[index])
+        return np.moveaxis(a, 0, -1) if self.c_axis is not None and a.ndim == 3 else a
+
+    def _select(self, raw: np.ndarray) -> np.ndarray:
+        from deepscope.models.spec import select_channels
+
+        return select_channels(raw, self.spec, channel=self.channel, path=self.path, model=self.model)
+
+    def _norm_params(self) -> tuple[float, float]:
+        """The whole image's ``(offset, scale)``: from a strided sample of about NORM_SAMPLE pixels, read in blocks."""
+        if self.spec.normalize == "fixed":
+            return self.spec.norm_params(np.zeros((1, 1), np.float32))
+        h, w = self.shape[:2]
+        step = max(1, int(math.sqrt(h * w / NORM_SAMPLE)))
+        rows = max(step, (_BLOCK_PIXELS // max(w, 1)) // step * step)
+        parts = [self._select(self._raw(slice(r, min(h, r + rows)), slice(None)))[::step, ::step]
+                 for r in range(0, h, rows)]
+        return self.spec.norm_params(np.concatenate(parts, axis=0))
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        if len(key) < 2 or not all(isinstance(k, slice) for k in key[:2]) or any(
+                k != slice(None) for k in key[2:]):
+            raise TypeError("LazyInput takes [rows, cols] slices")
+        rows, cols = key[0], key[1]
+        x = self._select(self._raw(rows, cols))
+        if x.ndim == 2:
+            x = x[..., None]
+        return ((np.asarray(x, dtype=np.float32) - self.offset) / self.scale).astype(np.float32, copy=False)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        raise TypeError(f"{self.path}: refusing to load the whole {self.shape[0]} x {self.shape[1]} image into memory; "
+                        "read it region by region")
+
+
+@dataclass(frozen=True)
+class LargeResult:
+    """What :func:`segment_ngff` did: where the labels are, how many objects, and how it segmented."""
+
+    labels: Path
+    count: int
+    shape: tuple[int, int]
+    tiles: int
+    diameter: float | None = None
+    diameter_source: str = ""
+    in_domain: bool | None = None
+
+
+def _count_labels(arr: Any, block: int = 4096) -> int:
+    """The largest label of a store label image (its objects: ids are 1..n), read block by block."""
+    h, w = arr.shape[-2:]
+    lead = (0,) * (arr.ndim - 2)
+    best = 0
+    for r in range(0, h, block):
+        best = max(best, int(np.asarray(arr[lead + (slice(r, min(h, r + block)), slice(None))]).max(initial=0)))
+    return best
+
+
+class _Plane:
+    """The 2-D ``y``/``x`` view of a label array with singleton leading axes (what the tiling writes into)."""
+
+    def __init__(self, arr: Any) -> None:
+        self.arr, self.lead = arr, (0,) * (arr.ndim - 2)
+        self.shape = tuple(int(s) for s in arr.shape[-2:])
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if key is Ellipsis:
+            key = (slice(None), slice(None))
+        return np.asarray(self.arr[self.lead + tuple(key)])
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if key is Ellipsis:
+            if np.isscalar(value) and value == 0:
+                return  # a new label image is all 0 already (its fill value)
+            key = (slice(None), slice(None))
+        self.arr[self.lead + tuple(key)] = value
+
+
+def segment_ngff(path: str | os.PathLike[str], *, model: Any = "nuclei", level: int = 0, channel: int | None = None,
+                 name: str | None = None, tile: int | None = None, overlap: int | None = None, tta: str = "none",
+                 diameter: float | None = None, device: str = "auto",
+                 progress: Callable[[int, int], None] | None = None) -> LargeResult:
+    """Segment one OME-Zarr image of any size tile by tile into its ``labels/<name>`` group.
+
+    Parameters
+    ----------
+    path : path
+        An OME-Zarr image (a ``.zarr`` folder, or a field of a plate).
+    model : str or model, default "nuclei"
+        A segmentation model (shipped name, run folder, or loaded model).
+    level : int, default 0
+        Resolution level of the multiscale image to segment (labels are written for level 0, so only
+        0 is accepted for now).
+    channel : int, optional
+        Channel of a multi-channel image.
+    name : str, optional
+        Name of the label image (default: the model's name).
+    tile, overlap : int, optional
+        Tile side and context at the model's scale (default from the model card).
+    tta : {"none", "flips", "d8"}
+    diameter : float, optional
+        Object diameter in pixels (generalist models; default: estimated on the central window).
+    progress : callable, optional
+        ``progress(done, total)`` after each tile.
+
+    Returns
+    -------
+    LargeResult
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        Not an OME-Zarr image, more than one plane, a store that cannot be written, or a level other than 0.
+    """
+    from deepscope.io.ngff import create_ngff_labels, open_ngff_level
+    from deepscope.predict.batch import resolve_model
+
+    if level != 0:
+        raise InputError(f"level={level}: labels are written at level 0; segment level 0 (or write the level you "
+                         "want as its own OME-Zarr image)")
+    if tta not in ("none", "flips", "d8"):
+        raise InputError(f"tta={tta!r} is not one of ('none', 'flips', 'd8')")
+    p = Path(path)
+    arr, img = open_ngff_level(p, level=level)
+    net = resolve_model(model, task="segment", device=device)
+    x = LazyInput(arr, img.meta.axes, net.spec, channel=channel, path=str(p), model=net.name)
+    h, w = x.shape[:2]
+    try:
+        out_arr = create_ngff_labels(p, name or net.name, (h, w))
+    except OSError as exc:
+        raise InputError(f"'{p}': cannot write labels into the store ({exc}); copy the image somewhere writable") from exc
+    out = _Plane(out_arr)
+    plugin = net.plugin
+    done = [0]
+    info = dom = None
+    if getattr(plugin, "reports_info", False):
+        from deepscope.predict.generalist import segment_generalist
+
+        cfg = plugin.generalist_config(net, tile=tile, overlap=overlap)
+        total = [0]
+
+        def run(a: np.ndarray) -> np.ndarray:
+            done[0] += 1
+            if progress is not None:
+                progress(done[0], max(total[0], done[0]))
+            return plugin.raw_outputs(net, a, tta=tta)
+
+        if diameter is None:  # estimate once, on the central window, so every tile uses one scale
+            from deepscope.predict.generalist import _central
+
+            side = 4 * cfg.probe_side
+            centre = _central(x, side) if max(h, w) > side else x[:, :]
+            _, probe = segment_generalist(centre, run, mode=plugin.postprocess_mode,
+                                          postprocess=plugin.postprocess_config(net), config=cfg, device=net.device)
+            diameter, source = probe.diameter, probe.diameter_source
+        else:
+            source = "given"
+        scale = cfg.target_diameter / float(diameter)
+        tile_in = max(32, int(cfg.tile / scale))
+        total[0] = done[0] + math.ceil(h / tile_in) * math.ceil(w / tile_in)
+        whole = x[:, :] if max(h, w) <= tile_in else x  # a small image is segmented in one piece
+        _, info = segment_generalist(whole, run, mode=plugin.postprocess_mode, postprocess=plugin.postprocess_config(net),
+                                     config=cfg, diameter=diameter, device=net.device, out=out)
+        dom = plugin.check_domain(net, x, info.scale)
+        tiles = done[0]
+        res_d, res_src, res_dom = float(diameter), source, dom.in_domain
+    else:
+        from deepscope.predict.engine import tile_grid
+        from deepscope.predict.predictor import label_tiles
+
+        output = net.model_card.output
+        t_side = int(tile or output.get("tile", 1024))
+        ov = int(overlap if overlap is not None else output.get("overlap", 96))
+        grid = tile_grid((h, w), t_side, ov)
+
+        def one_tile(read: tuple[slice, slice]) -> tuple[np.ndarray, dict[int, int]]:
+            labels, classes = plugin.labels_from_maps(net, plugin.maps(net, x[read], tta=tta, prepared=True))
+            done[0] += 1
+            if progress is not None:
+                progress(done[0], len(grid))
+            return labels, classes
+
+        label_tiles((h, w), t_side, ov, one_tile, out=out)
+        tiles, res_d, res_src, res_dom = done[0], None, "", None
+    return LargeResult(labels=p / "labels" / (name or net.name), count=_count_labels(out_arr), shape=(h, w),
+                       tiles=tiles, diameter=res_d, diameter_source=res_src, in_domain=res_dom)
