@@ -4,7 +4,7 @@
 
 - speed: ``deepscope count`` (default ``count-bbbc005``), ``deepscope count --model count-bbbc005-fast``,
   ``deepscope segment`` (default ``nuclei``, overlays on) and ``deepscope restore --model deblur-bbbc005`` as
-  whole processes (start-up, reading, inference, outputs; ``--no-report``) with ``--jobs 1`` and with the
+  whole processes (start-up, reading, inference, outputs; ``--no-report`` where the command writes a report) with ``--jobs 1`` and with the
   default (every core), and a Python process reading the same files and labelling them with
   ``otsu_watershed`` (the classical baseline the bars are ratios to), on the 120 BBBC005 test images
   (520 x 696, every blur and both stains); the page cache is warm for all. CPU time of each process
@@ -14,14 +14,14 @@
   on the writer thread, ``wait``: the calling thread idle), i.e. where the time goes.
 - memory: peak RSS of ``deepscope count --model count-bbbc005-fast`` over 1,000 and 10,000 inputs
   (the test and validation images listed again and again): flat if the engine's window bounds memory.
-Result: ``benchmarks/results/engine.json``.
+Result: ``benchmarks/results/engine.json`` (parts not run keep their figures from the last run).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "recipes"))
-from _util import report, start  # noqa: E402
+from _util import RESULTS, report, start  # noqa: E402
 
 OTSU = r"""
 import sys
@@ -45,9 +45,9 @@ print(n)
 """
 
 COMMANDS = {
-    "count": ["count", "-o", "{tmp}/counts.csv"],
-    "count_fast": ["count", "--model", "count-bbbc005-fast", "-o", "{tmp}/counts.csv"],
-    "segment": ["segment", "-o", "{tmp}/seg"],
+    "count": ["count", "-o", "{tmp}/counts.csv", "--no-report"],
+    "count_fast": ["count", "--model", "count-bbbc005-fast", "-o", "{tmp}/counts.csv", "--no-report"],
+    "segment": ["segment", "-o", "{tmp}/seg", "--no-report"],
     "restore": ["restore", "--model", "deblur-bbbc005", "-o", "{tmp}/restored"],
 }
 
@@ -61,17 +61,21 @@ def _files(n: int, parts: tuple[str, ...] = ("test",)) -> list[str]:
 
 
 def _timed(cmd: list[str]) -> dict:
-    """Wall and CPU seconds and the peak RSS of one child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """Wall and CPU seconds and the peak RSS of one child process (its own, by wait4), and its output's end."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])} ... failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        raise SystemExit(f"{' '.join(cmd[:4])} ... failed:\n{stdout[-2000:]}\n{stderr[-2000:]}")
+    cpu = usage.ru_utime + usage.ru_stime
     return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "cores_busy": round(cpu / wall, 2),
-            "max_rss_mb": round(after.ru_maxrss / 1024, 1)}
+            "max_rss_mb": round(usage.ru_maxrss / 1024, 1), "stdout": stdout[-200:]}
 
 
 def speed(files: list[str], commands: list[str]) -> dict:
@@ -83,13 +87,15 @@ def speed(files: list[str], commands: list[str]) -> dict:
         for f in files:  # page cache warm for every process
             Path(f).read_bytes()
         otsu = _timed([sys.executable, "-c", OTSU, str(lst)])
+        otsu.pop("stdout")
         out["otsu_watershed"] = {**otsu, "images_per_s": round(len(files) / otsu["wall_s"], 2)}
         print("otsu", out["otsu_watershed"], flush=True)
         for name in commands:
             args = [a.format(tmp=tmp) for a in COMMANDS[name]]
             for jobs in ("1", "default"):
                 extra = ["--jobs", "1"] if jobs == "1" else []
-                r = _timed([exe, *args, *files, "--no-report", *extra])
+                r = _timed([exe, *args, *files, *extra])
+                r.pop("stdout")
                 r["images_per_s"] = round(len(files) / r["wall_s"], 2)
                 r["ratio_vs_otsu"] = round(otsu["wall_s"] / r["wall_s"], 3)
                 out[f"{name}_jobs_{jobs}"] = r
@@ -128,11 +134,12 @@ def memory(n_small: int, n_large: int) -> dict:
             files = [pool[i % len(pool)] for i in range(n)]
             lst = Path(tmp) / f"files{n}.txt"
             lst.write_text("\n".join(files))
-            # a fresh interpreter per size: ru_maxrss of children is the largest child so far, so small first
-            r = _timed([sys.executable, "-c", "import sys, resource; from deepscope.predict.batch import count_paths;"
+            r = _timed([sys.executable, "-c", "import sys; from deepscope.predict.batch import count_paths;"
                         "fs = open(sys.argv[1]).read().split(chr(10));"
                         "res = count_paths(fs, model='count-bbbc005-fast', output=sys.argv[2]);"
-                        "print(res.summary())", str(lst), f"{tmp}/c{n}.csv"])
+                        "print('failed', res.n_failed)",
+                        str(lst), f"{tmp}/c{n}.csv"])
+            r.pop("stdout")
             r["images_per_s"] = round(n / r["wall_s"], 2)
             out[f"inputs_{n}"] = r
             print(n, r, flush=True)
@@ -161,6 +168,13 @@ def main(argv: list[str] | None = None) -> int:
         small, large = (int(v) for v in args.memory_sizes.split(","))
         result["memory"] = memory(small, large)
     result["load_after"] = os.getloadavg()[0]
+    previous = RESULTS / "engine.json"  # parts not run this time are kept from the last run
+    if previous.exists() and not {"speed", "stages", "memory"} <= parts:
+        old = json.loads(previous.read_text())
+        kept = {k: old[k] for k in ("speed", "stages", "memory") if k in old and k not in parts}
+        if kept:
+            result["kept_from_run_of"] = old.get("date")
+            result.update(kept)
     report("engine", result)
     return 0
 

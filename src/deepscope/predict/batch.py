@@ -672,6 +672,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
 
 #: OME-Zarr images whose plane has more pixels than this are segmented tile by tile from their store
 #: (:mod:`deepscope.predict.large`): about 7,000 x 7,000, a few GB of working memory as whole images.
+#: The environment variable ``DEEPSCOPE_OUT_OF_CORE_PIXELS`` sets another threshold.
 OUT_OF_CORE_PIXELS = 50_000_000
 
 
@@ -687,7 +688,12 @@ def _out_of_core(p: Path) -> Any:
         _, img = open_ngff_level(p, checksum=False)
     except Exception:  # not an image (a plate is expanded before; errors are read_image's to report)
         return None
-    if int(np.prod(img.meta.shape[-2:])) <= OUT_OF_CORE_PIXELS:
+    env = os.environ.get("DEEPSCOPE_OUT_OF_CORE_PIXELS", "").strip()
+    try:
+        threshold = int(float(env)) if env else OUT_OF_CORE_PIXELS
+    except ValueError:
+        raise InputError(f"DEEPSCOPE_OUT_OF_CORE_PIXELS={env!r} is not a number of pixels (e.g. 50e6)") from None
+    if int(np.prod(img.meta.shape[-2:])) <= threshold:
         return None
     return open_ngff_level(p, checksum=True)[1]
 
