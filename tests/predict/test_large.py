@@ -66,6 +66,23 @@ def test_generalist_estimates_one_diameter_for_every_tile(tmp_path, field):
     assert res.in_domain is not None and abs(res.count - field.labels(1).max()) <= 3
 
 
+def test_a_small_tile_keeps_a_core_of_at_least_half_the_tile(tmp_path, field):
+    """A tile smaller than the model's default (a 128 px tile with the default 64 px context) must not step a few
+    pixels at a time: the context shrinks to a quarter of the tile, so the image takes a handful of tiles."""
+    import math
+
+    from deepscope.predict.batch import resolve_model
+
+    store = _zarr_image(tmp_path / "img.zarr", field.images[(1, 1)])
+    res = segment_ngff(store, model="nuclei", tile=128, diameter=20.0)
+    cfg = resolve_model("nuclei", task="segment").plugin.generalist_config(resolve_model("nuclei", task="segment"),
+                                                                          tile=128)
+    tile_in = max(32, int(cfg.tile * 20.0 / cfg.target_diameter))
+    step = tile_in - 2 * (tile_in // 4)
+    assert 4 <= res.tiles <= math.ceil(240 / step) * math.ceil(320 / step)
+    assert abs(res.count - field.labels(1).max()) <= 3
+
+
 def test_segment_routes_large_stores_tile_by_tile_and_others_as_usual(tmp_path, field, monkeypatch):
     from deepscope.io import read_image, write_tiff
 

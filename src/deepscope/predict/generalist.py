@@ -226,7 +226,9 @@ def _segment_at(image: np.ndarray, run: Callable[[np.ndarray], np.ndarray], scal
     h, w = image.shape[:2]
     # tiles are cut in input pixels so that, rescaled, they are at most config.tile across
     tile_in = max(32, int(config.tile / scale))
-    overlap_in = max(8, int(config.overlap / scale))
+    # the context is at most a quarter of the tile, so each tile's core is at least half of it: a small tile
+    # with the default context would otherwise step a few pixels at a time (tens of thousands of tiles)
+    overlap_in = min(max(8, int(config.overlap / scale)), tile_in // 4)
     if max(h, w) <= tile_in:
         x = rescale_image(image, scale)
         o = run(x)
@@ -245,7 +247,7 @@ def _segment_at(image: np.ndarray, run: Callable[[np.ndarray], np.ndarray], scal
     labels_out[...] = 0
     next_id = 1
     n = 0
-    for t in tile_grid((h, w), tile_in, min(overlap_in, tile_in // 2 - 1)):
+    for t in tile_grid((h, w), tile_in, overlap_in):
         sub = np.asarray(image[t.read], np.float32)
         o = run(rescale_image(sub, scale))
         n += 1

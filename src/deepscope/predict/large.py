@@ -173,7 +173,8 @@ def segment_ngff(path: str | os.PathLike[str], *, model: Any = "nuclei", level: 
     name : str, optional
         Name of the label image (default: the model's name).
     tile, overlap : int, optional
-        Tile side and context at the model's scale (default from the model card).
+        Tile side and context at the model's scale (default from the model card; the default context is at
+        most a quarter of a smaller tile, so each tile's core is at least half of it).
     tta : {"none", "flips", "d8"}
     diameter : float, optional
         Object diameter in pixels (generalist models; default: estimated on the central window).
@@ -247,7 +248,7 @@ def segment_ngff(path: str | os.PathLike[str], *, model: Any = "nuclei", level: 
 
         output = net.model_card.output
         t_side = int(tile or output.get("tile", 1024))
-        ov = int(overlap if overlap is not None else output.get("overlap", 96))
+        ov = int(overlap) if overlap is not None else min(int(output.get("overlap", 96)), t_side // 4)
         grid = tile_grid((h, w), t_side, ov)
 
         def one_tile(read: tuple[slice, slice]) -> tuple[np.ndarray, dict[int, int]]:
