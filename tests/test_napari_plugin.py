@@ -20,8 +20,9 @@ def test_manifest_validates_and_every_command_imports():
     pm = npe2.PluginManifest.from_distribution("deepscope")  # found through the napari.manifest entry point
     pm.validate_imports()
     assert {c.id for c in pm.contributions.commands} == {"deepscope.get_reader", "deepscope.segment",
-                                                         "deepscope.count"}
-    assert {w.command for w in pm.contributions.widgets} == {"deepscope.segment", "deepscope.count"}
+                                                         "deepscope.count", "deepscope.segment_widget",
+                                                         "deepscope.count_widget"}
+    assert {w.command for w in pm.contributions.widgets} == {"deepscope.segment_widget", "deepscope.count_widget"}
 
 
 def test_reader_opens_labels_as_a_calibrated_labels_layer_and_images_as_images(tmp_path):
@@ -74,3 +75,27 @@ def test_segment_widget_says_when_an_image_is_out_of_domain():
     field = generate_field(20, seed=5, stains=(1,)).images[(1, 1)]
     _, kwargs, _ = segment_image(field)
     assert kwargs["metadata"]["deepscope"]["in_domain"] is True and "OUT OF DOMAIN" not in kwargs["name"]
+
+
+def test_widgets_work_in_steps_a_worker_can_stop_between():
+    """The widgets' worker runs these steps (progress per step, cancel between steps); run to the end they give
+    what the plain functions give."""
+    from deepscope.napari import _count_steps, _segment_steps
+
+    f = generate_field(8, size=(160, 200), seed=3, stains=(1,))
+    steps = _segment_steps(f.images[(1, 1)], model="cells-bbbc005")
+    seen = []
+    while True:
+        try:
+            seen.append(next(steps))
+        except StopIteration as stop:
+            labels, kwargs, kind = stop.value
+            break
+    assert [s[:2] for s in seen] == [(0, 3), (1, 3), (2, 3)] and seen[1][2] == "segmenting"
+    plain, plain_kwargs, _ = segment_image(f.images[(1, 1)], model="cells-bbbc005")
+    assert kind == "labels" and np.array_equal(labels, plain) and kwargs["name"] == plain_kwargs["name"]
+    counted = _count_steps(f.images[(1, 1)])
+    assert next(counted)[:2] == (0, 3)
+    counted.close()  # a cancel before the model loads: nothing more runs, nothing is returned
+    with pytest.raises(StopIteration):
+        next(counted)

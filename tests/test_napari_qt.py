@@ -30,15 +30,23 @@ def test_reader_gives_a_calibrated_labels_layer(make_napari_viewer, tmp_path):
     assert tuple(layer.scale) == pytest.approx((0.65, 0.65))
 
 
-def test_segment_and_count_widgets_add_their_layers(make_napari_viewer):
+def _layers(viewer, kind):
+    return [layer for layer in viewer.layers if isinstance(layer, kind)]
+
+
+def test_segment_and_count_widgets_add_their_layers(make_napari_viewer, qtbot):
+    """The widgets run on a worker thread (the viewer stays responsive) and add their layer when done."""
     viewer = make_napari_viewer()
     f = generate_field(8, size=(160, 200), seed=3, stains=(1,))
     image = viewer.add_image(f.images[(1, 1)], name="field")
     _, seg = viewer.window.add_plugin_dock_widget("deepscope", "Segment (deepscope)")
     assert seg.image.value is image.data  # the one image layer is chosen; the function gets its data
     seg.model.value = "cells-bbbc005"
-    seg()
-    labels = [layer for layer in viewer.layers if isinstance(layer, napari.layers.Labels)]
+    worker = seg()
+    assert not _layers(viewer, napari.layers.Labels)  # nothing yet: it runs in the background
+    qtbot.waitUntil(lambda: bool(_layers(viewer, napari.layers.Labels)), timeout=120_000)
+    assert not worker.is_running or qtbot.waitUntil(lambda: not worker.is_running, timeout=10_000) is None
+    labels = _layers(viewer, napari.layers.Labels)
     assert len(labels) == 1 and labels[0].data.shape == (160, 200)
     n = len(np.unique(labels[0].data)) - 1
     assert abs(n - 8) <= 2 and labels[0].name == f"cells-bbbc005: {n} objects"
@@ -48,6 +56,38 @@ def test_segment_and_count_widgets_add_their_layers(make_napari_viewer):
     _, count = viewer.window.add_plugin_dock_widget("deepscope", "Count (deepscope)")
     assert count.image.value is field.data
     count()
-    points = [layer for layer in viewer.layers if isinstance(layer, napari.layers.Points)]
+    qtbot.waitUntil(lambda: bool(_layers(viewer, napari.layers.Points)), timeout=120_000)
+    points = _layers(viewer, napari.layers.Points)
     assert len(points) == 1 and points[0].name.startswith("count-bbbc005: ") and "95%" in points[0].name
     assert abs(points[0].metadata["deepscope"]["count"] - 30) <= 3
+
+
+def test_a_cancelled_widget_adds_nothing(make_napari_viewer, qtbot, monkeypatch):
+    """napari's cancel (``worker.quit()``) stops the run at its next step: no layer is added. The model load is
+    held until the cancel is made, so the worker is certainly mid-run when it comes."""
+    import threading
+
+    import deepscope.models
+    from qtpy.QtCore import QThreadPool
+
+    entered, release = threading.Event(), threading.Event()
+    real = deepscope.models.load_model
+
+    def held_load(*args, **kwargs):
+        entered.set()
+        release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(deepscope.models, "load_model", held_load)
+    viewer = make_napari_viewer()
+    viewer.add_image(generate_field(8, size=(160, 200), seed=3, stains=(1,)).images[(1, 1)], name="field")
+    _, seg = viewer.window.add_plugin_dock_widget("deepscope", "Segment (deepscope)")
+    seg.model.value = "cells-bbbc005"
+    worker = seg()
+    qtbot.waitUntil(entered.is_set, timeout=30_000)  # running: in its first step
+    worker.quit()
+    release.set()
+    qtbot.waitUntil(lambda: QThreadPool.globalInstance().activeThreadCount() == 0, timeout=60_000)
+    qtbot.wait(300)  # deliver the worker's last signals
+    assert not _layers(viewer, napari.layers.Labels)
+    assert worker.abort_requested

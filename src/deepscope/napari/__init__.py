@@ -1,7 +1,7 @@
 """napari plugin (npe2): open images and calibrated label images, segment and count the active layer.
 
 The manifest is ``deepscope/napari/napari.yaml`` (entry point ``napari.manifest``). Every contribution
-is a plain function, so it works, and is tested, without napari installed:
+is a plain function, so it works, and is tested, without napari installed (the widgets need napari's Qt):
 
 - :func:`get_reader` / :func:`read_layers`: a ``*.labels.tif`` opens as a Labels layer, any other image
   deepscope reads as an Image layer (one per channel for multi-channel images), both at the file's
@@ -12,7 +12,10 @@ is a plain function, so it works, and is tested, without napari installed:
   the layer's name;
 - :func:`count_image`: a Points layer at the objects' centres when the counter counted instances, or an
   empty one, named with the count and its 95% interval (the counter's ``method`` and ``in_domain`` in
-  its metadata).
+  its metadata);
+- :func:`segment_widget` / :func:`count_widget`: the *Segment* and *Count* widgets, which run those two on
+  a napari worker thread in steps (:func:`_segment_steps`, :func:`_count_steps`): a progress bar per step in
+  the activity dock, the viewer responsive, and napari's cancel honoured at the next step.
 
 napari is an optional extra (``pip install "deepscope[napari]"``); the core install does not need it.
 """
@@ -28,7 +31,7 @@ import numpy as np
 if TYPE_CHECKING:  # annotations only: magicgui reads them to build the widgets inside napari
     import napari  # type: ignore[import-not-found]
 
-__all__ = ["get_reader", "read_layers", "segment_image", "count_image"]
+__all__ = ["get_reader", "read_layers", "segment_image", "count_image", "segment_widget", "count_widget"]
 
 _SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".zarr")
 
@@ -68,16 +71,20 @@ def read_layers(path: str | list[str]) -> list[tuple[Any, dict[str, Any], str]]:
     return out
 
 
-def segment_image(image: napari.types.ImageData, model: str = "nuclei",
-                  diameter: float = 0.0) -> napari.types.LayerDataTuple:
-    """Segment an image layer's data with a deepscope model (name or run folder; ``diameter`` 0 = estimate)."""
+def _segment_steps(image: Any, model: str = "nuclei", diameter: float = 0.0) -> Any:
+    """:func:`segment_image` in steps: yields ``(done, total, what)`` before each, returns the layer data tuple.
+
+    A worker (the napari widget) can stop between steps: after loading the model, or before measuring.
+    """
     from deepscope.measure import measure_objects
     from deepscope.models import load_model
 
+    yield 0, 3, f"loading {model}"
     net = load_model(model, task="segment")
     data = np.asarray(image)
     meta: dict[str, Any] = {"model": model, "weights_sha256": getattr(net.model_card.weights, "sha256", ""),
                             "in_domain": None}
+    yield 1, 3, "segmenting"
     if getattr(net.plugin, "reports_info", False):  # generalist: its size estimate and domain check
         labels, info, dom = net.predict_image(data, return_info=True,
                                               **({"diameter": float(diameter)} if diameter else {}))
@@ -85,6 +92,7 @@ def segment_image(image: napari.types.ImageData, model: str = "nuclei",
     else:
         labels = net.predict_image(data)
     labels = np.asarray(labels, dtype=np.int32)
+    yield 2, 3, "measuring"
     grey = data if data.ndim == 2 else data.mean(axis=-1)
     table = measure_objects(labels, grey, object_name="Nuclei")
     meta["count"] = n = int(len(table))
@@ -92,14 +100,17 @@ def segment_image(image: napari.types.ImageData, model: str = "nuclei",
     return labels, {"name": f"{model}: {n} objects{flag}", "features": table, "metadata": {"deepscope": meta}}, "labels"
 
 
-def count_image(image: napari.types.ImageData, model: str = "count-bbbc005") -> napari.types.LayerDataTuple:
-    """Count the cells of an image layer's data with a deepscope counting model."""
+def _count_steps(image: Any, model: str = "count-bbbc005") -> Any:
+    """:func:`count_image` in steps (as :func:`_segment_steps`)."""
     from deepscope.models import load_model
 
+    yield 0, 3, f"loading {model}"
     net = load_model(model, task="count")
+    yield 1, 3, "counting"
     r = net.predict_image(np.asarray(image))
     interval = "no interval" if not np.isfinite(r.low) else f"95% {r.low:.1f}-{r.high:.1f}"
     points = np.zeros((0, 2))
+    yield 2, 3, "marking the objects"
     if r.method == "instances":  # the objects behind the count, at their centres
         from scipy import ndimage as ndi
 
@@ -112,3 +123,43 @@ def count_image(image: napari.types.ImageData, model: str = "count-bbbc005") -> 
     flag = "" if r.in_domain is not False else ", OUT OF DOMAIN"
     return (points, {"name": f"{model}: {r.count:.1f} cells ({interval}, {r.method}{flag})", "metadata": meta,
                      "size": 6}, "points")
+
+
+def _drain(steps: Any) -> Any:
+    """Run a step generator to its end and return its value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
+def segment_image(image: napari.types.ImageData, model: str = "nuclei",
+                  diameter: float = 0.0) -> napari.types.LayerDataTuple:
+    """Segment an image layer's data with a deepscope model (name or run folder; ``diameter`` 0 = estimate)."""
+    return _drain(_segment_steps(image, model, diameter))
+
+
+def count_image(image: napari.types.ImageData, model: str = "count-bbbc005") -> napari.types.LayerDataTuple:
+    """Count the cells of an image layer's data with a deepscope counting model."""
+    return _drain(_count_steps(image, model))
+
+
+def _in_background(steps: Any, args: tuple[Any, ...], what: str) -> Any:
+    """A started napari worker running ``steps(*args)``: a progress bar per step in napari's activity dock, the
+    viewer responsive meanwhile, and napari's cancel (``worker.quit()``) honoured at the next step."""
+    from napari.qt.threading import thread_worker
+
+    return thread_worker(steps, start_thread=True, progress={"total": 3, "desc": f"deepscope: {what}"})(*args)
+
+
+def segment_widget(image: napari.types.ImageData, model: str = "nuclei", diameter: float = 0.0
+                   ) -> napari.qt.threading.FunctionWorker[napari.types.LayerDataTuple]:
+    """The *Segment (deepscope)* widget: :func:`segment_image` on a worker thread, with progress and cancel."""
+    return _in_background(_segment_steps, (image, model, diameter), f"segmenting with {model}")
+
+
+def count_widget(image: napari.types.ImageData, model: str = "count-bbbc005"
+                 ) -> napari.qt.threading.FunctionWorker[napari.types.LayerDataTuple]:
+    """The *Count (deepscope)* widget: :func:`count_image` on a worker thread, with progress and cancel."""
+    return _in_background(_count_steps, (image, model), f"counting with {model}")
