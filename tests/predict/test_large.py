@@ -75,8 +75,8 @@ def test_a_small_tile_keeps_a_core_of_at_least_half_the_tile(tmp_path, field):
 
     store = _zarr_image(tmp_path / "img.zarr", field.images[(1, 1)])
     res = segment_ngff(store, model="nuclei", tile=128, diameter=20.0)
-    cfg = resolve_model("nuclei", task="segment").plugin.generalist_config(resolve_model("nuclei", task="segment"),
-                                                                          tile=128)
+    net = resolve_model("nuclei", task="segment")
+    cfg = net.plugin.generalist_config(net, tile=128)
     tile_in = max(32, int(cfg.tile * 20.0 / cfg.target_diameter))
     step = tile_in - 2 * (tile_in // 4)
     assert 4 <= res.tiles <= math.ceil(240 / step) * math.ceil(320 / step)

@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # annotations only: magicgui reads them to build the widgets 
 __all__ = ["get_reader", "read_layers", "segment_image", "count_image", "segment_widget", "count_widget"]
 
 _SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".zarr")
+#: Steps of the segment and count widgets (model, inference, measurement): their progress bar's length.
+_STEPS = 3
 
 
 def get_reader(path: str | list[str]) -> Any:
@@ -79,12 +81,12 @@ def _segment_steps(image: Any, model: str = "nuclei", diameter: float = 0.0) -> 
     from deepscope.measure import measure_objects
     from deepscope.models import load_model
 
-    yield 0, 3, f"loading {model}"
+    yield 0, _STEPS, f"loading {model}"
     net = load_model(model, task="segment")
     data = np.asarray(image)
     meta: dict[str, Any] = {"model": model, "weights_sha256": getattr(net.model_card.weights, "sha256", ""),
                             "in_domain": None}
-    yield 1, 3, "segmenting"
+    yield 1, _STEPS, "segmenting"
     if getattr(net.plugin, "reports_info", False):  # generalist: its size estimate and domain check
         labels, info, dom = net.predict_image(data, return_info=True,
                                               **({"diameter": float(diameter)} if diameter else {}))
@@ -92,7 +94,7 @@ def _segment_steps(image: Any, model: str = "nuclei", diameter: float = 0.0) -> 
     else:
         labels = net.predict_image(data)
     labels = np.asarray(labels, dtype=np.int32)
-    yield 2, 3, "measuring"
+    yield 2, _STEPS, "measuring"
     grey = data if data.ndim == 2 else data.mean(axis=-1)
     table = measure_objects(labels, grey, object_name="Nuclei")
     meta["count"] = n = int(len(table))
@@ -104,13 +106,13 @@ def _count_steps(image: Any, model: str = "count-bbbc005") -> Any:
     """:func:`count_image` in steps (as :func:`_segment_steps`)."""
     from deepscope.models import load_model
 
-    yield 0, 3, f"loading {model}"
+    yield 0, _STEPS, f"loading {model}"
     net = load_model(model, task="count")
-    yield 1, 3, "counting"
+    yield 1, _STEPS, "counting"
     r = net.predict_image(np.asarray(image))
     interval = "no interval" if not np.isfinite(r.low) else f"95% {r.low:.1f}-{r.high:.1f}"
     points = np.zeros((0, 2))
-    yield 2, 3, "marking the objects"
+    yield 2, _STEPS, "marking the objects"
     if r.method == "instances":  # the objects behind the count, at their centres
         from scipy import ndimage as ndi
 
@@ -150,7 +152,7 @@ def _in_background(steps: Any, args: tuple[Any, ...], what: str) -> Any:
     viewer responsive meanwhile, and napari's cancel (``worker.quit()``) honoured at the next step."""
     from napari.qt.threading import thread_worker
 
-    return thread_worker(steps, start_thread=True, progress={"total": 3, "desc": f"deepscope: {what}"})(*args)
+    return thread_worker(steps, start_thread=True, progress={"total": _STEPS, "desc": f"deepscope: {what}"})(*args)
 
 
 def segment_widget(image: napari.types.ImageData, model: str = "nuclei", diameter: float = 0.0

@@ -173,8 +173,8 @@ def segment_ngff(path: str | os.PathLike[str], *, model: Any = "nuclei", level: 
     name : str, optional
         Name of the label image (default: the model's name).
     tile, overlap : int, optional
-        Tile side and context at the model's scale (default from the model card; the default context is at
-        most a quarter of a smaller tile, so each tile's core is at least half of it).
+        Tile side and context at the model's scale (default from the model card; the card's context shrinks to
+        a quarter of a tile too small to hold it, as in ``deepscope segment``).
     tta : {"none", "flips", "d8"}
     diameter : float, optional
         Object diameter in pixels (generalist models; default: estimated on the central window).
@@ -191,7 +191,7 @@ def segment_ngff(path: str | os.PathLike[str], *, model: Any = "nuclei", level: 
         Not an OME-Zarr image, more than one plane, a store that cannot be written, or a level other than 0.
     """
     from deepscope.io.ngff import create_ngff_labels, open_ngff_level
-    from deepscope.predict.batch import resolve_model
+    from deepscope.predict.batch import _overlap, resolve_model
 
     if level != 0:
         raise InputError(f"level={level}: labels are written at level 0; segment level 0 (or write the level you "
@@ -248,7 +248,7 @@ def segment_ngff(path: str | os.PathLike[str], *, model: Any = "nuclei", level: 
 
         output = net.model_card.output
         t_side = int(tile or output.get("tile", 1024))
-        ov = int(overlap) if overlap is not None else min(int(output.get("overlap", 96)), t_side // 4)
+        ov = int(_overlap(net, t_side, overlap))  # the rule `segment` uses, so both give the same labels
         grid = tile_grid((h, w), t_side, ov)
 
         def one_tile(read: tuple[slice, slice]) -> tuple[np.ndarray, dict[int, int]]:
