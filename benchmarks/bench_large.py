@@ -67,6 +67,10 @@ def run(side: int, model: str, work: Path) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     env = {**os.environ, "DEEPSCOPE_OUT_OF_CORE_PIXELS": "1e6"}  # every size tile by tile (default: over 50 Mpx)
+    # the pixel limit (250 Mpx by default) bounds the work of the tiled path too: 20,000 x 20,000 is over it
+    limit = float(env.get("DEEPSCOPE_MAX_PIXELS") or 250e6)
+    if limit:  # 0 = no limit
+        env["DEEPSCOPE_MAX_PIXELS"] = str(int(max(limit, side * side)))
     proc = subprocess.run([exe, "segment", str(store), "-o", str(work / f"out{side}"), "--model", model,
                            "--no-overlay", "--no-report"], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t

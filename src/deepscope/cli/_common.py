@@ -1,7 +1,11 @@
 """Helpers shared by CLI commands: console, logging, error handling, progress, shared options, integer lists.
 
 Text that comes from files or errors is printed through :func:`rich.markup.escape` (re-exported here as
-``escape``), so a ``[...]`` in a message or a file name is shown, not taken as markup.
+``escape``), so a ``[...]`` in a message or a file name is shown, not taken as markup. Every character
+that could drive the terminal (C0 controls but newline and tab, DEL, C1 controls, Unicode direction
+overrides) is shown as an escape (``\\x1b``) by the consoles themselves (:class:`SafeConsole`), by
+:func:`echo` and by the warnings the CLI shows, so a file named ``\\x1b]0;...`` cannot clear the screen
+or set the window title.
 """
 
 from __future__ import annotations
@@ -10,33 +14,109 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
 from rich.markup import escape
+from rich.segment import Segment
+from rich.text import Text
 
 from deepscope.errors import DeepscopeError
 
 T = TypeVar("T")
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+#: Characters that must never reach a terminal raw: C0 controls but the newline and the tab (the layout of
+#: plain and tab-separated output; ESC starts every escape sequence, BEL ends a window title, CR overwrites
+#: a line), DEL, C1 controls (0x9b is a one-byte CSI), and the Unicode bidirectional overrides and isolates
+#: (which make a name read differently).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """``text`` with every character that could drive a terminal shown as an escape (``\\x1b``, ``\\u202e``).
+
+    Newlines and tabs are kept. Used by the CLI's consoles, :func:`echo` and the warnings it shows; a file
+    name with an escape sequence in it is printed as readable text, never interpreted.
+
+    Examples
+    --------
+    >>> visible("a\\x1b[2Jb\\x07.tif")
+    'a\\\\x1b[2Jb\\\\x07.tif'
+    """
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                        else f"\\u{ord(m.group()):04x}", text)
+
+
+class SafeConsole(Console):
+    """A rich console whose printed text never holds raw control characters (see :func:`visible`).
+
+    Strings are made visible before rich parses them (rich itself silently drops a few, such as BEL,
+    but keeps ESC), and the text of every rendered segment (table cells, log records, ``Text``
+    objects) is made visible too; rich's own control segments (cursor moves of a progress bar) and
+    styles are untouched.
+    """
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(visible(text), **kwargs)
+
+    def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
+        for seg in super().render(renderable, options):
+            if seg.control is None and _CONTROL.search(seg.text):
+                yield Segment(visible(seg.text), seg.style, seg.control)
+            else:
+                yield seg
+
+
+console = SafeConsole(highlight=False)
+err_console = SafeConsole(stderr=True, highlight=False)
+
+
+def echo(text: str, **kwargs: Any) -> None:
+    """:func:`typer.echo` of ``text`` made :func:`visible` (plain output that may hold file names)."""
+    typer.echo(visible(str(text)), **kwargs)
+
+
+def _format_warning(message: Any, category: type[Warning], filename: str, lineno: int, line: str | None = None
+                    ) -> str:
+    return visible(_plain_format_warning(message, category, filename, lineno, line))
+
+
+_plain_format_warning = warnings.formatwarning
+
+
+class VisibleFormatter(logging.Formatter):
+    """A log formatter whose records are made :func:`visible` (a library may log a file name)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return visible(super().format(record))
 
 
 def setup_logging(verbose: int = 0) -> None:
     """Configure logging for the CLI (library code only logs; the CLI decides what is shown)."""
+    global _plain_format_warning
     from rich.logging import RichHandler
 
+    if warnings.formatwarning is not _format_warning:  # warnings shown as Python prints them: made visible too
+        _plain_format_warning = warnings.formatwarning
+        warnings.formatwarning = _format_warning
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    if logging.lastResort is not None:  # other libraries' warnings (tifffile names the file in its own)
+        logging.lastResort.setFormatter(VisibleFormatter())
     root = logging.getLogger("deepscope")
     root.setLevel(level)
     if not any(isinstance(h, RichHandler) for h in root.handlers):
-        root.addHandler(RichHandler(console=err_console, show_time=False, show_path=False))
+        handler = RichHandler(console=err_console, show_time=False, show_path=False)
+        handler.setFormatter(VisibleFormatter())
+        root.addHandler(handler)
 
 
 def handle_errors(fn: Callable[..., T]) -> Callable[..., T]:
@@ -51,8 +131,11 @@ def handle_errors(fn: Callable[..., T]) -> Callable[..., T]:
             raise typer.Exit(code=2) from None
         except OSError as exc:  # a disk that fills up, a folder that goes away: one line, no traceback
             where = f" '{exc.filename}'" if getattr(exc, "filename", None) else ""
-            err_console.print(f"[bold red]error:[/] {type(exc).__name__}{where}: {escape(exc.strerror or str(exc))}. "
-                              "Results finished so far are kept; fix the cause and run the same command again")
+            # outputs are written whole or not at all (a temporary name, then a rename): say just that
+            err_console.print(f"[bold red]error:[/] {type(exc).__name__}{escape(where)}: "
+                              f"{escape(exc.strerror or str(exc))}. The file being written then was not written (no "
+                              "partial file is left); files finished before it are kept. Fix the cause and run the "
+                              "same command again")
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
@@ -180,7 +263,7 @@ class LineProgress:
         if total and rate > 0 and not finished:
             parts.append(f"ETA {_clock((total - done) / rate)}")
         stream = self.stream if self.stream is not None else sys.stderr
-        print(", ".join(parts), file=stream, flush=True)
+        print(visible(", ".join(parts)), file=stream, flush=True)
 
 
 @contextlib.contextmanager

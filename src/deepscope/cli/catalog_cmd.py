@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from deepscope.cli._common import (err_console, handle_errors, out_option, output_alias, pick_out, progress,
+from deepscope.cli._common import (echo, err_console, handle_errors, out_option, output_alias, pick_out, progress,
                                    recursive_option)
 
 app = typer.Typer(
@@ -40,7 +40,7 @@ def _open(db: str) -> Any:
 
 
 def _echo(line: str) -> None:
-    typer.echo(line)
+    echo(line)  # control characters of file names shown as escapes
 
 
 @app.command("add")

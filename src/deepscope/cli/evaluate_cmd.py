@@ -37,13 +37,13 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 def write_reports(document: dict[str, Any], table: Any, *, json_path: Path | None, csv_path: Path | None) -> None:
     """Write ``document`` as JSON and ``table`` (a DataFrame) as CSV, each atomically, where asked."""
-    from deepscope.io import to_jsonable, write_text
+    from deepscope.io import csv_text, to_jsonable, write_text
 
     if json_path is not None:
         write_text(json_path, json.dumps(to_jsonable(document, finite=True), indent=2) + "\n")
         err_console.print(f"wrote {json_path}")
     if csv_path is not None:
-        write_text(csv_path, table.to_csv(index=False))
+        write_text(csv_path, csv_text(table))  # text cells that start like a formula get a leading '
         err_console.print(f"wrote {csv_path}")
 
 

@@ -10,11 +10,12 @@ from typing import Any
 import typer
 from rich.markup import escape
 
+from deepscope.cli._common import echo as _echo
 from deepscope.cli._common import err_console, handle_errors
 
 
 def _print_run(run: dict[str, Any], inputs: list[dict[str, Any]], *, heading: str, limit: int) -> None:
-    echo = typer.echo
+    echo = _echo  # file names and metadata with their control characters shown as escapes
     echo(heading)
     echo(f"  run        {run['run_id']}" + (f"  ({run['status']})" if run.get("status") else ""))
     echo(f"  command    {run['command']}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +75,12 @@ def check_image(path: str | os.PathLike[str], *, level: str = "header") -> None:
         if not p.is_dir():
             raise ImageReadError(p, "an OME-Zarr image must be a folder")
         return
+    from deepscope.io.limits import check_regular_file
+
+    try:
+        check_regular_file(p)  # a device is read forever and opening a FIFO blocks: stat it, never open it
+    except InputError as exc:
+        raise ImageReadError(p, str(exc).removeprefix(f"{p}: ")) from None
     try:
         size = p.stat().st_size
         with open(p, "rb") as fh:
@@ -151,7 +156,9 @@ class PairRule:
                 raise PairingError(f"template {self.template!r} cannot be filled for '{image.name}': missing "
                                    f"or mismatched field {exc}; available fields: {sorted(fields)}") from exc
         if self.sub is not None:
-            return re.sub(self.sub[0], self.sub[1], image.name)
+            from deepscope.io.patterns import pattern_sub
+
+            return pattern_sub(self.sub[0], self.sub[1], image.name)  # stopped after limits().regex_seconds
         return None
 
 
@@ -463,8 +470,9 @@ class ImageLoader:
     def _read_csv(self, path: Path) -> tuple[pd.DataFrame, str]:
         import pandas as pd
 
-        if not path.exists():
-            raise FileNotFoundError(f"No such label file: '{path}'")
+        from deepscope.io.limits import check_regular_file
+
+        check_regular_file(path, what="label file")  # missing: FileNotFoundError; a device or FIFO: InputError
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
         try:
             df = pd.read_csv(path, sep=sep)

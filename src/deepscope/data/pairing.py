@@ -202,6 +202,8 @@ def _label(ds: ImageDataset, i: int) -> str:
 def _header_shape(path: str) -> tuple[int, ...] | None:
     """(rows, cols) of an image file from its header, without decoding pixels (None if unknown)."""
     low = path.lower()
+    if not Path(path).is_file():  # a device or FIFO is never opened here (a FIFO blocks); the reader refuses it
+        return None
     try:
         if low.endswith((".tif", ".tiff", ".btf", ".tf8")):
             import tifffile

@@ -8,19 +8,33 @@ import numpy as np
 
 from deepscope.errors import InputError
 
-__all__ = ["normalize_percentile", "to_uint8", "to_grey", "to_rgb", "dihedral", "DIHEDRAL", "check_finite"]
+__all__ = ["normalize_percentile", "to_uint8", "to_grey", "to_rgb", "dihedral", "DIHEDRAL", "check_finite",
+           "check_image", "MIN_IMAGE_SIZE"]
 
 #: The 8 symmetries of the square: (k quarter-turns, transpose first).
 DIHEDRAL = tuple((k, t) for t in (False, True) for k in range(4))
 
+#: Smallest height and width (pixels) of an image that is counted, segmented, restored or analysed.
+#: The flow and distance post-processing of the segmentation models takes gradients along both axes,
+#: which need 2 pixels (a 1 x N image failed inside numpy); a 2 x 2 image runs everywhere. Counting
+#: models need more (their binning and down-sampling), and say so with their own error.
+MIN_IMAGE_SIZE = 2
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
-def check_finite(image: np.ndarray, *, path: str = "") -> np.ndarray:
-    """Refuse pixels no result can be trusted on: NaN or infinite values, and complex images.
 
-    A single NaN pixel turns a percentile normalisation (and so every model's input) into NaN,
-    which a segmenter reads as "no objects" without complaint. deepscope does not guess a value
-    for such pixels: the image fails with an error that says how many there are and where the
-    first one is, and the batch goes on with the next image.
+def check_image(image: np.ndarray, *, path: str = "") -> np.ndarray:
+    """Refuse an image no model or pipeline step can work on: too small, or with values no result can be
+    trusted on (:func:`check_finite`).
+
+    Every path from a file to a model or a pipeline's steps goes through this check (the model's
+    :func:`~deepscope.models.select_channels` and the pipeline's :func:`~deepscope.pipeline.apply_steps`),
+    so a bad image is one clear error row wherever it is read.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, (H, W) or (H, W, C)
+    path : str
+        Named in the error messages.
 
     Returns
     -------
@@ -30,7 +44,45 @@ def check_finite(image: np.ndarray, *, path: str = "") -> np.ndarray:
     Raises
     ------
     deepscope.errors.InputError
-        Complex values, or NaN / infinite pixels (the message names ``path``).
+        Height or width under :data:`MIN_IMAGE_SIZE`; complex values; NaN or infinite pixels; float
+        pixels beyond float32's range.
+
+    Examples
+    --------
+    >>> check_image(np.zeros((1, 1), np.uint8), path="dot.tif")
+    Traceback (most recent call last):
+    ...
+    deepscope.errors.InputError: dot.tif: the image is 1 x 1 pixels (shape (1, 1)); at least 2 x 2 are needed ...
+    """
+    x = np.asarray(image)
+    if x.ndim >= 2 and min(x.shape[:2]) < MIN_IMAGE_SIZE:
+        raise InputError(f"{path or 'image'}: the image is {x.shape[0]} x {x.shape[1]} pixels (shape {x.shape}); at "
+                         f"least {MIN_IMAGE_SIZE} x {MIN_IMAGE_SIZE} are needed to count, segment or measure "
+                         "anything; leave the file out of the inputs (or check how it was cropped)")
+    return check_finite(x, path=path)
+
+
+def check_finite(image: np.ndarray, *, path: str = "") -> np.ndarray:
+    """Refuse pixels no result can be trusted on: NaN or infinite values, float values beyond float32's
+    range, and complex images.
+
+    A single NaN pixel turns a percentile normalisation (and so every model's input) into NaN,
+    which a segmenter reads as "no objects" without complaint. deepscope does not guess a value
+    for such pixels: the image fails with an error that says how many there are and where the
+    first one is, and the batch goes on with the next image. Models and normalisation work in
+    float32, so float64 pixels beyond its range (about 3.4e38) would become infinite there: they
+    are refused too, with the largest magnitude found and the fix (rescale the image).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``image`` itself (for chaining).
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        Complex values, NaN / infinite pixels, or float pixels beyond float32's range (the message
+        names ``path``).
 
     Examples
     --------
@@ -38,7 +90,7 @@ def check_finite(image: np.ndarray, *, path: str = "") -> np.ndarray:
     >>> check_finite(x, path="a.tif")
     Traceback (most recent call last):
     ...
-    deepscope.errors.InputError: a.tif: 1 pixel(s) are NaN or infinite (the first at row 1, col 2) ...
+    deepscope.errors.InputError: a.tif: 1 pixel(s) are NaN or infinite (the first at row 1, col 2); ...
     """
     x = np.asarray(image)
     where = path or "image"
@@ -52,6 +104,13 @@ def check_finite(image: np.ndarray, *, path: str = "") -> np.ndarray:
         raise InputError(f"{where}: {int(bad.sum()):,} pixel(s) are NaN or infinite (the first at row {first[0]}, "
                          f"col {first[1]}); no count or segmentation can be trusted on them, so the image is not "
                          "processed. Replace them (e.g. numpy.nan_to_num with a background value) or crop them out")
+    if x.dtype.itemsize > 4 and x.size:  # float64 (or wider): would the float32 cast overflow?
+        big = max(abs(float(x.max())), abs(float(x.min())))
+        if big > _FLOAT32_MAX:
+            raise InputError(f"{where}: pixel values beyond float32's range (largest magnitude {big:.4g}; float32 "
+                             f"holds up to {_FLOAT32_MAX:.4g}); models and normalisation compute in float32, where "
+                             "they would become infinite and give no objects. Rescale the image (e.g. divide it by "
+                             "its largest value) before processing it")
     return x
 
 

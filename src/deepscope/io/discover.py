@@ -102,24 +102,28 @@ def extract_zip(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -
 
     Every member is checked before anything is written: its path must stay inside ``dest``, its
     declared size must be within the zip limits (:mod:`deepscope.io.limits`: per member, per
-    archive, and the ratio of uncompressed to compressed size for members over 1 MiB) and the
-    archive must fit in the free space of ``dest``. Members are then copied in blocks, counting
-    the bytes really produced, so a member whose header understates its size is stopped at its limit.
+    archive, and the ratio of uncompressed to compressed size, of each member over 1 MiB and of the
+    whole archive once it unpacks to over 64 MiB, so that many small members are no way around it)
+    and the archive must fit in the free space of ``dest``. Members are then copied in blocks,
+    counting the bytes really produced, per member and across the archive, so a member whose header
+    understates its size is stopped at its limit.
 
     Raises
     ------
     deepscope.errors.InputError
         If a member has an absolute path or ``..`` (it would escape ``dest``), or the file is not
-        a zip archive.
+        a zip archive (or not a regular file: a device or FIFO is never opened).
     deepscope.errors.LimitError
         If a member or the archive is over a zip limit (a zip bomb), or does not fit on the disk.
     """
     from deepscope.errors import LimitError
-    from deepscope.io.limits import limits
+    from deepscope.io.limits import check_regular_file, limits
 
     archive = Path(archive)
     dest = Path(dest)
     lim = limits()
+    # the packed sizes a header claims are capped by the archive's real size, so a lie cannot lower a ratio
+    archive_bytes = max(check_regular_file(archive, what="zip archive").st_size, 1)
     try:
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile as exc:
@@ -127,7 +131,7 @@ def extract_zip(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -
     with zf:
         root = dest.resolve()
         root.mkdir(parents=True, exist_ok=True)
-        total = 0
+        total = packed_total = 0
         members = zf.infolist()
         for info in members:
             name = info.filename
@@ -138,8 +142,9 @@ def extract_zip(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -
             target = (root / pp).resolve()
             if root not in target.parents and target != root:
                 raise InputError(f"'{archive}': member '{name}' escapes the extraction folder")
-            size, packed = int(info.file_size), max(int(info.compress_size), 1)
+            size, packed = int(info.file_size), min(max(int(info.compress_size), 1), archive_bytes)
             total += size
+            packed_total += packed
             if lim.exceeded("zip_member_bytes", size):
                 raise LimitError(f"'{archive}': member '{name}' unpacks to {size:,} bytes, over the limit of "
                                  f"{lim.zip_member_bytes:,} per member; nothing was extracted. If the archive is "
@@ -149,6 +154,13 @@ def extract_zip(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -
                                  f"size ({packed:,} -> {size:,} bytes), over the limit of {lim.zip_ratio:g}: a zip "
                                  f"bomb? Nothing was extracted. If the archive is genuine, "
                                  f"{lim.how_to_raise('zip_ratio')}")
+        packed_total = min(max(packed_total, 1), archive_bytes)
+        if total > _WHOLE_RATIO_FROM and lim.exceeded("zip_ratio", total / packed_total):
+            raise LimitError(f"'{archive}' unpacks {total / packed_total:,.0f} times its packed size "
+                             f"({packed_total:,} -> {total:,} bytes in {len(members):,} members), over the limit of "
+                             f"{lim.zip_ratio:g} for a whole archive that unpacks to over "
+                             f"{_WHOLE_RATIO_FROM >> 20} MiB: a zip bomb? Nothing was extracted. If the archive is "
+                             f"genuine, {lim.how_to_raise('zip_ratio')}")
         if lim.exceeded("zip_total_bytes", total):
             raise LimitError(f"'{archive}' unpacks to {total:,} bytes, over the limit of {lim.zip_total_bytes:,} per "
                              f"archive; nothing was extracted. Unpack it yourself, or "
@@ -157,13 +169,20 @@ def extract_zip(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -
         if total > free:
             raise LimitError(f"'{archive}' unpacks to {total:,} bytes but {root} has {free:,} bytes free; nothing "
                              "was extracted. Free some space or set TMPDIR to a larger disk")
+        written = [0]  # bytes really written by all members, against the archive's declared total
         for info in members:
-            _extract_member(zf, info, root, archive)
+            _extract_member(zf, info, root, archive, written=written, total=total)
     return dest
 
 
-def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path, archive: Path) -> None:
-    """Copy one member in blocks, stopping when it produces more bytes than it declared (or than the limit)."""
+#: An archive that unpacks to more than this (bytes) has its whole ratio checked (the ``zip_ratio`` limit).
+_WHOLE_RATIO_FROM = 64 << 20
+
+
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path, archive: Path, *,
+                    written: list[int], total: int) -> None:
+    """Copy one member in blocks, stopping when it produces more bytes than it declared, or when the archive
+    (``written[0]``, shared by every member) produces more than its declared ``total``."""
     from deepscope.errors import LimitError
 
     target = root / PurePosixPath(info.filename.replace("\\", "/"))
@@ -172,14 +191,18 @@ def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path, arch
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     allowed = int(info.file_size)
-    written = 0
+    done = 0
     try:
         with zf.open(info) as src, open(target, "wb") as out:
             for block in iter(lambda: src.read(1 << 20), b""):
-                written += len(block)
-                if written > allowed:
+                done += len(block)
+                written[0] += len(block)
+                if done > allowed:
                     raise LimitError(f"'{archive}': member '{info.filename}' unpacks to more than the {allowed:,} "
                                      "bytes its header declares (a zip bomb?); extraction stopped")
+                if written[0] > total:
+                    raise LimitError(f"'{archive}' unpacks to more than the {total:,} bytes its members declare "
+                                     f"(a zip bomb?); extraction stopped at member '{info.filename}'")
                 out.write(block)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
         target.unlink(missing_ok=True)

@@ -18,7 +18,12 @@ limit                     environment variable            default
                                                           24 GB with a margin
 ``zip_member_bytes``      ``DEEPSCOPE_MAX_ZIP_MEMBER``    2 GiB uncompressed per zip member
 ``zip_total_bytes``       ``DEEPSCOPE_MAX_ZIP_TOTAL``     16 GiB uncompressed per zip archive
-``zip_ratio``             ``DEEPSCOPE_MAX_ZIP_RATIO``     200 (uncompressed / compressed, members over 1 MiB)
+``zip_ratio``             ``DEEPSCOPE_MAX_ZIP_RATIO``     200 (uncompressed / compressed, of a member over 1 MiB
+                                                          and of the whole archive once it unpacks to over 64 MiB)
+``chunk_bytes``           ``DEEPSCOPE_MAX_CHUNK_BYTES``   256 MiB decoded per Zarr chunk (zarr decodes whole chunks)
+``yaml_bytes``            ``DEEPSCOPE_MAX_YAML_BYTES``    1 MiB per pipeline YAML file
+``yaml_nodes``            ``DEEPSCOPE_MAX_YAML_NODES``    100,000 YAML nodes, counted with every alias expanded
+``regex_seconds``         ``DEEPSCOPE_REGEX_TIMEOUT``     1 second per file-name pattern match
 ``card_bytes``            ``DEEPSCOPE_MAX_CARD_BYTES``    4 MiB per model card (JSON)
 ``card_depth``            ``DEEPSCOPE_MAX_CARD_DEPTH``    32 levels of JSON nesting in a model card
 ``max_parameters``        ``DEEPSCOPE_MAX_PARAMETERS``    250,000,000 network parameters (1 GB in float32)
@@ -36,7 +41,8 @@ from typing import Any
 
 from deepscope.errors import LimitError
 
-__all__ = ["Limits", "LimitError", "limits", "set_limits", "override_limits", "check_pixels", "ENV", "DEFAULTS"]
+__all__ = ["Limits", "LimitError", "limits", "set_limits", "override_limits", "check_pixels", "check_regular_file", "ENV",
+           "DEFAULTS"]
 
 
 #: Environment variable of each limit.
@@ -48,6 +54,10 @@ ENV = {
     "card_bytes": "DEEPSCOPE_MAX_CARD_BYTES",
     "card_depth": "DEEPSCOPE_MAX_CARD_DEPTH",
     "max_parameters": "DEEPSCOPE_MAX_PARAMETERS",
+    "chunk_bytes": "DEEPSCOPE_MAX_CHUNK_BYTES",
+    "yaml_bytes": "DEEPSCOPE_MAX_YAML_BYTES",
+    "yaml_nodes": "DEEPSCOPE_MAX_YAML_NODES",
+    "regex_seconds": "DEEPSCOPE_REGEX_TIMEOUT",
 }
 #: Default of each limit.
 DEFAULTS = {
@@ -58,6 +68,10 @@ DEFAULTS = {
     "card_bytes": 4 << 20,
     "card_depth": 32,
     "max_parameters": 250_000_000,
+    "chunk_bytes": 256 << 20,
+    "yaml_bytes": 1 << 20,
+    "yaml_nodes": 100_000,
+    "regex_seconds": 1.0,
 }
 
 
@@ -72,6 +86,10 @@ class Limits:
     card_bytes: int
     card_depth: int
     max_parameters: int
+    chunk_bytes: int
+    yaml_bytes: int
+    yaml_nodes: int
+    regex_seconds: float
 
     def exceeded(self, name: str, value: float) -> bool:
         """Whether ``value`` is over the limit ``name`` (never, when that limit is 0)."""
@@ -82,6 +100,10 @@ class Limits:
         """The sentence an error ends with: how to raise limit ``name``."""
         extra = " or `deepscope --max-pixels N ...`" if name == "max_pixels" else ""
         return f"raise the limit with the environment variable {ENV[name]}=N{extra} (0 = no limit; see docs/limits.md)"
+
+
+#: Limits that keep a fraction (the others are whole numbers).
+_FLOAT = frozenset({"zip_ratio", "regex_seconds"})
 
 
 def _parse(name: str, text: str) -> float:
@@ -112,7 +134,7 @@ def limits() -> Limits:
     for f in fields(Limits):
         text = os.environ.get(ENV[f.name], "").strip()
         v = _parse(f.name, text) if text else DEFAULTS[f.name]
-        values[f.name] = v if f.name == "zip_ratio" else int(v)
+        values[f.name] = v if f.name in _FLOAT else int(v)
     return Limits(**values)
 
 
@@ -172,3 +194,47 @@ def check_pixels(path: object, shape: tuple[int, ...], *, what: str = "image") -
         raise LimitError(f"{path}: the {what} is {dims} = {n:,} values, over the limit of {lim.max_pixels:,} "
                          f"(the default keeps a command within about 24 GB of memory); it was not decoded. Crop or "
                          f"tile it, or {lim.how_to_raise('max_pixels')}")
+
+
+def check_regular_file(path: str | os.PathLike[str], *, what: str = "file") -> os.stat_result:
+    """Refuse a path that is not a regular file (a device such as ``/dev/zero``, a FIFO, a socket), links followed.
+
+    Size checks read ``st_size``, which is 0 for a device and a FIFO: reading one would never end (or never
+    start, for a FIFO nobody writes to). Every reader and discovery step calls this before opening a path.
+
+    Returns
+    -------
+    os.stat_result
+        The file's status (links followed), for callers that need its size.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such path (or a link to nothing).
+    deepscope.errors.InputError
+        The path is a folder, a device, a FIFO or a socket.
+
+    Examples
+    --------
+    >>> check_regular_file("/dev/zero")
+    Traceback (most recent call last):
+    ...
+    deepscope.errors.InputError: /dev/zero: this file is a character device, not a regular file; only ...
+    """
+    import stat as _stat
+
+    from deepscope.errors import InputError
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No such {what}: '{path}'") from None
+    except OSError as exc:  # a link loop, a name too long, no permission
+        raise InputError(f"{path}: cannot read this {what} ({exc.strerror or exc})") from None
+    if not _stat.S_ISREG(st.st_mode):
+        kind = ("a folder" if _stat.S_ISDIR(st.st_mode) else "a character device" if _stat.S_ISCHR(st.st_mode)
+                else "a block device" if _stat.S_ISBLK(st.st_mode) else "a FIFO (named pipe)"
+                if _stat.S_ISFIFO(st.st_mode) else "a socket" if _stat.S_ISSOCK(st.st_mode) else "not a file")
+        raise InputError(f"{path}: this {what} is {kind}, not a regular file; only regular files are read "
+                         "(a device or pipe would be read forever). Point at the file itself")
+    return st

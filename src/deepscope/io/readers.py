@@ -22,7 +22,7 @@ import numpy as np
 
 from deepscope.errors import DeepscopeError, ImageReadError, UnsupportedFormatError
 from deepscope.io.image import FileMeta, Image
-from deepscope.io.limits import check_pixels
+from deepscope.io.limits import check_pixels, check_regular_file
 
 __all__ = ["read_image", "read_meta", "SUPPORTED_EXTENSIONS", "image_format", "sha256_file"]
 
@@ -97,6 +97,7 @@ def sha256_file(path: str | os.PathLike[str], *, chunk: int = 1 << 20) -> str:
                 for block in iter(lambda: fh.read(chunk), b""):
                     h.update(block)
         return h.hexdigest()
+    check_regular_file(p)  # a device would be hashed forever, a FIFO would block the open
     with open(p, "rb") as fh:
         for block in iter(lambda: fh.read(chunk), b""):
             h.update(block)
@@ -138,7 +139,8 @@ def read_image(path: str | os.PathLike[str], *, series: int | None = None,
     deepscope.errors.UnsupportedFormatError
         If the extension is not one of :data:`SUPPORTED_EXTENSIONS`.
     deepscope.errors.ImageReadError
-        If the file is not a valid image, is truncated, holds no pixels (a 0 x 0 image) or complex
+        If the path is a device, FIFO or socket (or a link to one; refused from its status, never opened),
+        or the file is not a valid image, is truncated, holds no pixels (a 0 x 0 image) or complex
         values, or holds several series of different shapes and ``series`` was not given.
     deepscope.errors.LimitError
         If its header declares more values than the pixel limit (:mod:`deepscope.io.limits`):
@@ -161,11 +163,14 @@ def read_image(path: str | os.PathLike[str], *, series: int | None = None,
             p, f"unsupported file type {''.join(p.suffixes) or '(no extension)'!r}; deepscope reads "
                f"{', '.join(SUPPORTED_EXTENSIONS)} (case-insensitive)")
     if fmt == "zarr":
+        if not p.is_dir():  # an OME-Zarr image is a folder; a file, device or FIFO named .zarr is refused
+            _check_regular(p)
         return _read_zarr(p, checksum=checksum, level=level)
     if level:
         raise ImageReadError(p, f"level={level}: only OME-Zarr images have resolution levels")
     if p.is_dir():
         raise ImageReadError(p, "is a folder, not an image file")
+    _check_regular(p)  # stat, never open: a device (/dev/zero) is read forever, opening a FIFO blocks
     if fmt == "tiff" and _file_size(p) > _HEADER_FIRST:
         _read_tiff_header(p, series, checksum=False)  # a large file: its header is checked before it is read
     raw, digest = _read_bytes(p, checksum)
@@ -195,6 +200,17 @@ def _check_exists(p: Path) -> None:
     if p.is_symlink():
         raise ImageReadError(p, "is a symbolic link that leads nowhere (a loop of links, or a missing target)")
     raise FileNotFoundError(f"No such image file or folder: '{p}'. Check the path and try again.")
+
+
+def _check_regular(p: Path) -> None:
+    """:func:`~deepscope.io.limits.check_regular_file` as a reader's error (an :class:`ImageReadError`, so a
+    batch or a data loader skips the file with its reason): a device, FIFO or socket is stat'ed, never opened."""
+    from deepscope.errors import InputError
+
+    try:
+        check_regular_file(p)
+    except InputError as exc:
+        raise ImageReadError(p, str(exc).removeprefix(f"{p}: ")) from None
 
 
 #: Files larger than this (bytes) have their header checked against the limits before they are read.
@@ -371,6 +387,7 @@ def read_meta(path: str | os.PathLike[str], *, checksum: bool = True) -> FileMet
         return read_image(p, checksum=checksum).meta  # raises the reader's error
     if fmt == "zarr":
         return _read_zarr(p, checksum=checksum, pixels=False).meta
+    _check_regular(p)  # before its size: a device or FIFO reports 0 bytes but would be read forever
     if _file_size(p) == 0:
         raise ImageReadError(p, "is empty (0 bytes)")
     if fmt == "tiff":
@@ -579,6 +596,41 @@ def _read_jpeg(p: Path, raw: bytes, digest: str) -> Image:
 
 # --------------------------------------------------------------------------- OME-Zarr
 
+def _check_chunks(p: Path, arr: Any) -> None:
+    """Refuse a Zarr array whose chunks decode to more than the ``chunk_bytes`` limit each, before any is read.
+
+    Zarr decodes a whole chunk to read any pixel of it, so a tiny image can declare one huge chunk (a 10 x 10
+    image in one 40,000 x 40,000 chunk: 1.6 GB to read 100 pixels). A sharded array is read chunk by chunk
+    inside its shards, after each shard's index (16 bytes per chunk), which is checked too.
+    """
+    import math
+
+    from deepscope.errors import LimitError
+    from deepscope.io.limits import limits
+
+    lim = limits()
+    try:
+        chunks = tuple(int(c) for c in arr.chunks)
+        shards = getattr(arr, "shards", None)
+        itemsize = np.dtype(arr.dtype).itemsize
+    except Exception as exc:  # zarr raises several types for damaged metadata
+        raise ImageReadError(p, f"Zarr chunk layout cannot be read ({type(exc).__name__}: {exc})") from exc
+    dims = " x ".join(str(c) for c in chunks)
+    n = math.prod(chunks) * itemsize
+    if lim.exceeded("chunk_bytes", n):
+        raise LimitError(f"{p}: its Zarr chunks are {dims} {np.dtype(arr.dtype).name} = {n:,} bytes each decoded, "
+                         f"over the limit of {lim.chunk_bytes:,} bytes per chunk (zarr decodes a whole chunk to read "
+                         f"any pixel of it); nothing was decoded. Rechunk the store (e.g. 1024 x 1024 chunks), or "
+                         f"{lim.how_to_raise('chunk_bytes')}")
+    if shards:
+        index = math.prod(-(-int(s) // max(1, c)) for s, c in zip(shards, chunks)) * 16
+        if lim.exceeded("chunk_bytes", index):
+            raise LimitError(f"{p}: its Zarr shards of {' x '.join(str(int(s)) for s in shards)} hold {dims} chunks, "
+                             f"an index of {index:,} bytes per shard, over the limit of {lim.chunk_bytes:,} bytes; "
+                             f"nothing was decoded. Rechunk the store with larger chunks or smaller shards, or "
+                             f"{lim.how_to_raise('chunk_bytes')}")
+
+
 def _read_zarr(p: Path, *, checksum: bool, pixels: bool = True, level: int = 0) -> Image:
     import zarr
 
@@ -609,6 +661,8 @@ def _read_zarr(p: Path, *, checksum: bool, pixels: bool = True, level: int = 0) 
     except Exception as exc:  # zarr raises several types for damaged stores
         raise ImageReadError(p, f"OME-Zarr level 0 cannot be opened ({type(exc).__name__}: {exc})") from exc
     _check_header(p, shape, dtype, limit=pixels)
+    if pixels:
+        _check_chunks(p, arr)  # zarr decodes whole chunks: their size is checked as the image's is
     data = np.asarray(arr[...]) if pixels else np.zeros((1,) * len(shape), dtype)
     axes = "".join({"t": "T", "c": "C", "z": "Z", "y": "Y", "x": "X"}.get(n.lower(), "I") for n in names)
     pixel_size, z_step = None, None

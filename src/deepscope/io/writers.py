@@ -214,7 +214,7 @@ def check_output(path: str | os.PathLike[str], *, folder: bool = True, min_free:
     ------
     deepscope.errors.OutputError
         One line: the path, what is wrong (read-only, permission denied, a file where a folder
-        should be, disk full) and what to do.
+        should be, disk full) and what to do. A folder the check created is removed again.
 
     Examples
     --------
@@ -227,6 +227,11 @@ def check_output(path: str | os.PathLike[str], *, folder: bool = True, min_free:
     p = Path(path)
     d = p if folder else (p.parent if str(p.parent) else Path("."))
     what = "output folder" if folder else "output file"
+    created = []  # the folders this check makes, deepest first: removed again when it fails
+    q = d
+    while not q.exists() and not q.is_symlink() and q != q.parent:
+        created.append(q)
+        q = q.parent
     try:
         if d.exists() and not d.is_dir():
             raise OutputError(f"{what} '{p}': '{d}' is a file, not a folder; choose another path")
@@ -240,11 +245,24 @@ def check_output(path: str | os.PathLike[str], *, folder: bool = True, min_free:
         os.unlink(probe)
         free = shutil.disk_usage(d).free
     except OutputError:
+        _remove_empty(created)
         raise
     except OSError as exc:
+        _remove_empty(created)
         raise OutputError(f"cannot write to {what} '{p}': {exc.strerror or exc}; choose another path or fix the "
                           "folder's permissions") from None
     if free < min_free:
+        _remove_empty(created)
         raise OutputError(f"{what} '{p}': only {free / 2**20:,.1f} MiB free on its disk (at least "
-                          f"{min_free / 2**20:,.0f} MiB needed); free some space or choose another path")
+                          f"{min_free / 2**20:,.0f} MiB needed); free some space or choose another path"
+                          + ("; nothing was created" if created else ""))
     return d
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed check made (deepest first), as long as they are empty."""
+    for f in folders:
+        try:
+            f.rmdir()
+        except OSError:  # not empty (someone else wrote there), or not made after all
+            return

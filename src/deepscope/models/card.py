@@ -255,12 +255,19 @@ def read_card_json(path: str | os.PathLike[str]) -> dict[str, Any]:
         Unreadable, not JSON, or over the card limits (size, nesting depth; :mod:`deepscope.io.limits`),
         which are checked before the text is parsed.
     """
-    from deepscope.io.limits import limits
+    from deepscope.errors import InputError
+    from deepscope.io.limits import check_regular_file, limits
 
     p = Path(path)
     lim = limits()
     try:
-        size = p.stat().st_size
+        # a device (/dev/zero) has st_size 0 and would be read forever, opening a FIFO blocks: stat, never open
+        size = check_regular_file(p, what="model card").st_size
+    except InputError as exc:
+        raise ModelError(f"{exc}; nothing was loaded") from None
+    except FileNotFoundError as exc:
+        raise ModelError(f"'{p}' is not a valid model card (JSON): {exc}") from exc
+    try:
         if lim.exceeded("card_bytes", size):
             raise ModelError(f"'{p}' is {size:,} bytes, over the limit of {lim.card_bytes:,} for a model card (cards "
                              f"are a few KB); nothing was loaded. If it is genuine, {lim.how_to_raise('card_bytes')}")

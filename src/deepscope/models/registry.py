@@ -11,7 +11,7 @@ from typing import Any
 
 from deepscope.errors import ModelError
 
-__all__ = ["ZOO", "list_models", "load_model", "model_card", "ModelInfo", "resolve_model_path"]
+__all__ = ["ZOO", "list_models", "load_model", "model_card", "ModelInfo", "resolve_model_path", "card_weights_path"]
 
 #: Folder of the shipped models (inside the package: works offline).
 ZOO = Path(__file__).parent / "zoo"
@@ -103,6 +103,57 @@ def resolve_model_path(ref: str | os.PathLike[str]) -> tuple[Path, Path | None]:
                      "was loaded or executed)")
 
 
+def card_weights_path(card_path: str | os.PathLike[str], file: str) -> Path:
+    """The weights file a model card names (its ``weights.file``), which must lie in the card's own folder.
+
+    ``file`` is a file name (``model.safetensors``) or a relative path without ``..``; with every link
+    resolved it must stay inside the card's folder, and be a regular file (not a device or a FIFO). A card
+    is data: without this rule it could have deepscope hash ``/dev/zero`` forever or read any file.
+
+    A missing file is returned as it is: reading the weights reports it.
+
+    Raises
+    ------
+    deepscope.errors.ModelError
+        An absolute path, a path with ``..``, one that leads outside the card's folder through a link, or
+        not a regular file; the message names the card, the value and the rule.
+
+    Examples
+    --------
+    >>> card_weights_path("/models/run1/model.json", "/etc/passwd")
+    Traceback (most recent call last):
+    ...
+    deepscope.errors.ModelError: model card '/models/run1/model.json': weights.file '/etc/passwd' is an ...
+    """
+    import re
+    from pathlib import PurePosixPath
+
+    from deepscope.errors import InputError
+    from deepscope.io.limits import check_regular_file
+
+    card_path = Path(card_path)
+    rule = ("weights.file must name a file in the card's own folder: a file name such as 'model.safetensors' or a "
+            "relative path without '..'. Put the weights beside the card and give their name; nothing was loaded")
+    parts = PurePosixPath(str(file).replace("\\", "/"))
+    if (not str(file).strip() or "\0" in str(file) or parts.is_absolute() or ".." in parts.parts
+            or re.match(r"^[A-Za-z]:", str(file))):
+        raise ModelError(f"model card '{card_path}': weights.file {str(file)!r} is an absolute path, empty or "
+                         f"contains '..'; {rule}")
+    folder = card_path.parent
+    target = folder.joinpath(*parts.parts)
+    real, root = Path(os.path.realpath(target)), Path(os.path.realpath(folder))
+    if root not in real.parents:
+        raise ModelError(f"model card '{card_path}': weights.file {str(file)!r} leads outside the card's folder "
+                         f"(to '{real}', through a link); {rule}")
+    if not os.path.exists(target):
+        return target  # reported as missing when the weights are read (after the card's other checks)
+    try:
+        check_regular_file(target, what="weights file")
+    except InputError as exc:
+        raise ModelError(f"model card '{card_path}': weights.file {str(file)!r}: {exc}; {rule}") from None
+    return target
+
+
 def load_model(ref: str | os.PathLike[str], *, device: str = "auto", task: str | None = None) -> Any:
     """Load a model by shipped name (``"count-bbbc005"``, ``"nuclei"`` ...), run folder, card or weights file.
 
@@ -135,7 +186,7 @@ def load_model(ref: str | os.PathLike[str], *, device: str = "auto", task: str |
     if task is not None and card.task != task:
         raise ModelError(f"model '{ref}' is a {card.task} model; this command needs a {task} model")
     if weights is None:
-        weights = card_path.parent / (card.weights.file if card.weights else "model.safetensors")
+        weights = card_weights_path(card_path, card.weights.file if card.weights else "model.safetensors")
     model = DeepscopeModel.from_card(card, weights, device=device)
     model.source = str(card_path)
     return model

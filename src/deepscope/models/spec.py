@@ -159,7 +159,8 @@ def select_channels(image: np.ndarray, spec: InputSpec, *, channel: int | None =
     Raises
     ------
     deepscope.errors.InputError
-        Not a 2-D image, NaN / infinite or complex pixels (:func:`deepscope.data.transforms.check_finite`),
+        Not a 2-D image, one under 2 x 2 pixels, NaN / infinite, complex or float32-overflowing pixels
+        (:func:`deepscope.data.transforms.check_image`),
         ``channel`` out of range, distinct channels and no rule, or channels that do not fit the model;
         the message names the file and the fix.
 
@@ -169,9 +170,9 @@ def select_channels(image: np.ndarray, spec: InputSpec, *, channel: int | None =
     >>> select_channels(np.dstack([np.eye(3), np.zeros((3, 3))]), InputSpec(), channel=0).shape
     (3, 3)
     """
-    from deepscope.data.transforms import check_finite, to_grey
+    from deepscope.data.transforms import check_image, to_grey
 
-    x = check_finite(np.asarray(image), path=path)
+    x = check_image(np.asarray(image), path=path)
     where = path or "image"
     if x.ndim not in (2, 3):
         raise InputError(f"{where}: expected a 2-D image (H, W) or (H, W, C), got shape {x.shape}; index volumes "

@@ -65,16 +65,21 @@ def read_weights(path: str | os.PathLike[str], *, expected_sha256: str | None = 
     FileNotFoundError
         No such file.
     deepscope.errors.ModelError
-        Checksum mismatch, or not a safetensors file (nothing is loaded or executed).
+        Checksum mismatch, not a regular file (a device or a FIFO: never opened), or not a safetensors file
+        (nothing is loaded or executed).
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from deepscope.errors import InputError
     from deepscope.io import sha256_file
+    from deepscope.io.limits import check_regular_file
 
     w = Path(path)
-    if not w.exists():
-        raise FileNotFoundError(f"No such weights file: '{w}'")
+    try:  # a device would be hashed forever and opening a FIFO blocks: stat it, never open it
+        check_regular_file(w, what="weights file")
+    except InputError as exc:
+        raise ModelError(f"{exc}; nothing was loaded") from None
     if expected_sha256:
         got = sha256_file(w)
         if got != expected_sha256:

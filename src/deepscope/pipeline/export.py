@@ -103,7 +103,7 @@ def write_object_tables(run_dir: str | os.PathLike[str], pipeline: Pipeline, *, 
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from deepscope.io import atomic_path
+    from deepscope.io import atomic_path, csv_arrow
     from deepscope.provenance import lineage
 
     d = Path(run_dir)
@@ -132,8 +132,8 @@ def write_object_tables(run_dir: str | os.PathLike[str], pipeline: Pipeline, *, 
                 if part.num_rows == 0:
                     continue
                 table = pa.Table.from_batches([part]).select(schema.names).cast(schema)
-                for fmt in formats:
-                    writers[name, fmt].write_table(table)
+                for fmt in formats:  # CSV: text cells a spreadsheet would run as formulas get a leading '
+                    writers[name, fmt].write_table(csv_arrow(table) if fmt == "csv" else table)
         for (name, fmt), w in writers.items():
             if fmt == "parquet":
                 md = _record_metadata(record_for, written[f"{object_table_name(name)}.{fmt}"])
@@ -164,12 +164,12 @@ def write_well_table(run_dir: str | os.PathLike[str], *, formats: Sequence[str],
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from deepscope.io import atomic_path, write_text
+    from deepscope.io import atomic_path, csv_frame_plain, csv_text, write_text
     from deepscope.provenance import lineage
 
     d = Path(run_dir)
     src = d / "images.parquet"
-    images = pd.read_parquet(src) if src.is_file() else pd.read_csv(d / "images.csv")
+    images = pd.read_parquet(src) if src.is_file() else csv_frame_plain(pd.read_csv(d / "images.csv"))
     if "Metadata_well" not in images.columns or images["Metadata_well"].isna().all():
         return {}
     keys = [c for c in ("Metadata_plate", "Metadata_well") if c in images.columns]
@@ -207,7 +207,7 @@ def write_well_table(run_dir: str | os.PathLike[str], *, formats: Sequence[str],
             with atomic_path(path) as tmp:
                 pq.write_table(table, tmp, compression="zstd")
         else:
-            write_text(path, wells.to_csv(index=False))
+            write_text(path, csv_text(wells))
             if record_for is not None:
                 lineage.attach(path, record_for(path))
         written[path.name] = path

@@ -31,10 +31,12 @@ class ImageSet:
     Attributes
     ----------
     set_id : str
-        Unique, stable name: the file's path relative to the common folder of the given input paths
-        (one file per set; a link keeps its own name), or ``key=value`` pairs of the grouping
-        columns (``well=A05,site=1``). Adding files or sub-folders under the given paths never
-        changes the ids of the sets already there.
+        Unique, stable name: the file's path relative to the folder given in ``inputs.paths`` (a
+        given file's folder, a glob's part before its first wildcard); the files of a second,
+        third ... folder get that folder's name in front (``plate2/img_00.tif``). One file per set;
+        a link keeps its own name. Or ``key=value`` pairs of the grouping columns
+        (``well=A05,site=1``). Adding files or sub-folders under the given paths, or another path
+        after them, never changes the ids of the sets already there.
     files : tuple of (str, str)
         ``(channel name, absolute path)`` in channel order.
     metadata : dict
@@ -136,16 +138,19 @@ def _root_of(entry: str) -> Path:
 
 def _expand(inputs: Inputs, exclude_dirs: Sequence[Path]) -> tuple[list[Path], list[str]]:
     """The input files (paths to read: symbolic links resolved) and their set ids (their path relative to the
-    common folder of the given paths, links not resolved), in natural order of the ids.
+    root folder of the entry that found them, links not resolved; see :func:`_set_ids`), in natural order of
+    the ids.
 
     A file reached twice (also through a link) is one input, under its own name rather than a link's.
-    A link that cannot be resolved (a loop, a missing target) stays an input, so that it gets an error row.
+    A link that cannot be resolved (a loop, a missing target) stays an input, so that it gets an error row;
+    so do a device, FIFO or socket with an image name, and a link to one, under the name they were found as.
     """
     from deepscope.io import find_images, image_format, natural_key
     from deepscope.io.ngff import is_plate, plate_fields
 
     found: list[Path] = []
     roots: list[Path] = []
+    owner: list[Path] = []  # the root folder of each found file
     for entry in inputs.paths:
         if _GLOB_CHARS & set(entry):
             matches = sorted(glob.glob(entry, recursive=True))
@@ -166,23 +171,56 @@ def _expand(inputs: Inputs, exclude_dirs: Sequence[Path]) -> tuple[list[Path], l
                                          recursive=inputs.recursive))
             elif image_format(c) is not None:
                 found.append(c)
-    base = Path(os.path.commonpath([str(r) for r in roots])) if roots else Path("/")
+        owner += [roots[-1]] * (len(found) - len(owner))
     excluded = [Path(os.path.realpath(d)) for d in exclude_dirs]
-    chosen: dict[str, tuple[Path, str]] = {}  # real path -> (path to read, set id)
-    for f in found:
+    chosen: dict[str, tuple[Path, tuple[Path, str]]] = {}  # real path -> (path to read, (root, path in it))
+    links: dict[str, Path] = {}  # real path -> the path it was found as
+    for f, root in zip(found, owner):
         link = Path(os.path.abspath(f))
         real = Path(os.path.realpath(link))  # never raises: a loop gives some path, which then fails to read
         if any(r == real or r in real.parents for r in excluded):
             continue  # never read a run's own outputs (labels, overlays) as inputs
         try:
-            sid = link.relative_to(base).as_posix()
+            sid = (root, link.relative_to(root).as_posix())
         except ValueError:  # pragma: no cover - every file lies under its root
-            sid = link.as_posix()
+            sid = (root, link.as_posix())
+        if os.path.exists(real) and not (os.path.isfile(real) or os.path.isdir(real)):
+            # a device, FIFO or socket (or a link to one, e.g. to /dev/zero): kept under the name it was found
+            # as, so that its error row names that file; the reader refuses it without opening it
+            chosen.setdefault(str(link), (link, sid))
+            continue
         prev = chosen.get(str(real))
-        if prev is None or (link == real and Path(os.path.abspath(base / prev[1])) != real):
+        if prev is None or (link == real and links.get(str(real)) != real):
             chosen[str(real)] = (real, sid)  # the file under its own name wins over a link to it
-    ordered = sorted(chosen.values(), key=lambda x: natural_key(x[1]))
+            links[str(real)] = link
+    ids = _set_ids([sid for _, sid in chosen.values()], roots)
+    ordered = sorted(zip([f for f, _ in chosen.values()], ids), key=lambda x: natural_key(x[1]))
     return [f for f, _ in ordered], [sid for _, sid in ordered]
+
+
+def _set_ids(found: Sequence[tuple[Path, str]], roots: Sequence[Path]) -> list[str]:
+    """Set ids from ``(root folder, path in it)`` pairs; ``roots``: the root folders in the order given.
+
+    The first root folder's files keep their path in it; every other root folder's files get its
+    name as a first folder (``plate2/img.tif``), made unique (``plate2_2``) among the roots and
+    against the first root's own top-level names. So an id depends on its own root alone (and on
+    whether that root came first), never on the common folder of all the paths: adding a root keeps
+    the ids of the roots given before it.
+    """
+    order = list(dict.fromkeys(roots))
+    if not order:
+        return []
+    first = order[0]
+    used = {rel.split("/")[0] for r, rel in found if r == first}
+    prefix: dict[Path, str] = {first: ""}
+    for r in order[1:]:
+        name, k = r.name or "root", 2
+        cand = name
+        while cand in used:
+            cand, k = f"{name}_{k}", k + 1
+        used.add(cand)
+        prefix[r] = cand + "/"
+    return [prefix[r] + rel for r, rel in found]
 
 
 def _read_sidecar(path: str) -> dict[str, dict[str, Any]]:

@@ -365,10 +365,12 @@ def _run_locked(pipeline: Pipeline, run_dir: Path, ex: Executor, sets: list[Imag
         import csv
         import io
 
+        from deepscope.io import csv_cell, safe_text
+
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["set_id", "reason"])
-        w.writerows(skipped)
+        w.writerows([csv_cell(safe_text(str(v))) for v in row] for row in skipped)  # no formula cells
         write_text(run_dir / "skipped.csv", buf.getvalue())
     catalog = None
     if pipeline.outputs.catalog:

@@ -403,6 +403,11 @@ def load_pipeline(source: str | os.PathLike[str]) -> Pipeline:
         If the file does not exist.
     deepscope.errors.ConfigError
         If it is not valid YAML or not a valid pipeline (the message names the key and the line).
+    deepscope.errors.LimitError
+        If the file is over ``limits().yaml_bytes`` or expands (aliases of aliases) to over
+        ``limits().yaml_nodes`` nodes.
+    deepscope.errors.InputError
+        If the path is a folder, a device or a pipe rather than a file.
 
     Examples
     --------
@@ -414,13 +419,12 @@ def load_pipeline(source: str | os.PathLike[str]) -> Pipeline:
     ...
     deepscope.errors.ConfigError: ...p.yaml, line 3: steps[0].segment.modle: unknown key; ... (did you mean 'model'?)
     """
+    from deepscope.io.yamlsafe import read_yaml_file
+
     p = Path(source)
-    if not p.is_file():
+    if not p.exists():
         raise FileNotFoundError(f"No such pipeline file: '{p}'")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"'{p}' is not a UTF-8 text file ({exc}); a pipeline is a YAML file") from None
+    text = read_yaml_file(p, what="pipeline file")  # a regular file within limits().yaml_bytes
     data, marks = load_with_marks(text, source=str(p))
     return Pipeline.from_dict(data, source=str(p), base_dir=p.parent.resolve(), marks=marks)
 

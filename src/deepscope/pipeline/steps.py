@@ -141,7 +141,8 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
     Raises
     ------
     deepscope.errors.InputError
-        A channel is missing, holds NaN / infinite pixels, or the channels differ in shape; a filter fails.
+        A channel is missing, under 2 x 2 pixels or holds NaN / infinite / float32-overflowing pixels
+        (:func:`~deepscope.data.transforms.check_image`), or the channels differ in shape; a filter fails.
 
     Examples
     --------
@@ -155,11 +156,11 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
     >>> r.values["Count_Nuclei"], r.objects["Nuclei"]["AreaShape_Area"].tolist()
     (2, [64, 96])
     """
-    from deepscope.data.transforms import check_finite, normalize_percentile
+    from deepscope.data.transforms import check_image, normalize_percentile
     from deepscope.measure import (aggregate_objects, filter_objects, measure_image_quality, measure_objects,
                                    relate_objects, summarize_image)
 
-    imgs = {ch: check_finite(v, path=f"channel {ch!r}") for ch, v in images.items()}
+    imgs = {ch: check_image(v, path=f"channel {ch!r}") for ch, v in images.items()}  # size, NaN, overflow
     shapes = {k: np.shape(v) for k, v in imgs.items()}
     for ch in pipeline.channels:
         if ch not in imgs:

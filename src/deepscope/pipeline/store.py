@@ -639,7 +639,7 @@ def commit_tables(run_dir: str | os.PathLike[str], sets: Sequence[ImageSet], *, 
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from deepscope.io import atomic_path
+    from deepscope.io import atomic_path, csv_arrow
     from deepscope.provenance.lineage import InputRef, embed_metadata
 
     d = Path(run_dir)
@@ -692,9 +692,9 @@ def commit_tables(run_dir: str | os.PathLike[str], sets: Sequence[ImageSet], *, 
                 [meta_slice.column(f.name) if f.name in meta_slice.column_names else block_images.column(f.name)
                  for f in img_schema], schema=img_schema)
             objects = pq.ParquetFile(_block_path(d, b.key, "objects")).read().cast(obj_schema)
-            for fmt in formats:
-                writers[f"images.{fmt}"].write_table(images)
-                writers[f"objects.{fmt}"].write_table(objects)
+            for fmt in formats:  # CSV: text cells a spreadsheet would run as formulas get a leading '
+                writers[f"images.{fmt}"].write_table(csv_arrow(images) if fmt == "csv" else images)
+                writers[f"objects.{fmt}"].write_table(csv_arrow(objects) if fmt == "csv" else objects)
         extra: dict[str, Any] = {"image_sets": len(sets), "input_files": n_files,
                                  "inputs_digest": digest.hexdigest(), "failed": n_failed}
         if n_files > inline_inputs:

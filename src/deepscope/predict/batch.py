@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deepscope.errors import InputError, ModelError
+from deepscope.errors import InputError, ModelError, OutputError
 from deepscope.predict.runner import PER_IMAGE_ERRORS, BatchRunner, Decoded, Outcome, Progress, error_text
 
 if TYPE_CHECKING:
@@ -289,7 +289,9 @@ def _decoder(net: Any, channel: int | None, files: list[Path] | None = None, *, 
         except InputError:
             if not keep_colour or channel is not None:
                 raise
-            x = image_array(img)
+            from deepscope.data.transforms import check_image
+
+            x = check_image(image_array(img), path=str(p))  # only the channels are passed on: a bad image fails here
         return Decoded(x, inputs=[img], extra=extra)
 
     return decode
@@ -323,15 +325,32 @@ def _finish(run: Any, command_outputs: list[str], files: list[Path], outcome: Ou
     n_failed = outcome.n_failed
     outputs = list(command_outputs) + outcome.outputs
     if table_path is not None:
-        from deepscope.io import write_text
+        from deepscope.io import csv_text, write_text
 
-        out = write_text(table_path, table.drop(columns=[c for c in ("labels",) if c in table]).to_csv(index=False))
+        # text cells that a spreadsheet would run as a formula (a file named =1+2.tif) get a leading '
+        try:
+            out = write_text(table_path, csv_text(table.drop(columns=[c for c in ("labels",) if c in table])))
+        except OSError as exc:  # a full disk: say exactly what is and is not on disk
+            run.finish("failed", {"images": len(files), "failed": n_failed, "error": f"{type(exc).__name__}: {exc}"})
+            raise _table_not_written(table_path, exc, outcome.outputs) from exc
         lineage.attach(out, run.record(out, inputs=[lineage.InputRef(i.path, i.sha256) for i in outcome.inputs],
                                        extra={"n_images": len(files), "n_failed": n_failed}))
         outputs.append(str(out))
     run.finish("ok" if n_failed < len(files) else "failed", {"images": len(files), "failed": n_failed, "jobs": jobs,
                                                               "stage_seconds": outcome.stages})
     return BatchResult(table, tuple(outputs), len(files), n_failed, run.run_id, dict(outcome.stages), jobs)
+
+
+def _table_not_written(table_path: Any, exc: OSError, written: Sequence[str]) -> OutputError:
+    """The error of a batch whose table could not be written: what was and was not written, and what to do."""
+    why = exc.strerror or str(exc)
+    if written:
+        kept = f"the {len(written)} other output(s) written before it (label images, overlays ...) are kept"
+    else:
+        kept = "nothing else was written, so the results of this run are lost"
+    return OutputError(f"could not write the table '{table_path}' ({why}): it was not written (no partial file is "
+                       f"left); {kept}. Fix the cause (free some space) and run the same command again; it "
+                       "processes every image again")
 
 
 # --------------------------------------------------------------------------- display

@@ -16,7 +16,10 @@ tile being segmented:
   segment every tile at that scale; other segmentation models run at the image's own scale.
 
 Peak memory is bounded by the tile (the model card's ``tile``, 1024 px at the model's scale by default)
-and its working arrays, whatever the image's size (``benchmarks/bench_large.py``).
+and its working arrays, whatever the image's size (``benchmarks/bench_large.py``). Time is not: the pixel
+limit of whole images (``max_pixels``, docs/limits.md) applies here too, so a store of a few KB cannot ask
+for days of work; the default 250 million values takes about 15,000 x 15,000 pixels, and a 20,000 x 20,000
+image needs ``DEEPSCOPE_MAX_PIXELS=400e6`` (or ``deepscope --max-pixels 400000000 segment ...``).
 
 >>> from deepscope.predict.large import segment_ngff
 >>> res = segment_ngff("slide.ome.zarr", model="nuclei")          # doctest: +SKIP
@@ -66,7 +69,7 @@ class LazyInput:
         self.c_axis = axes.index("C") if "C" in axes else None
         h, w = (int(s) for s in array.shape[-2:])
         self.offset, self.scale = 0.0, 1.0
-        c = self._select(self._raw(slice(0, 1), slice(0, 1))).shape
+        c = self._select(self._raw(slice(0, 2), slice(0, 2))).shape  # 2 x 2: the smallest image a model takes
         self.shape = (h, w, 1 if len(c) == 2 else int(c[-1]))
         self.ndim, self.dtype = 3, np.dtype(np.float32)
         self.offset, self.scale = self._norm_params()
@@ -83,14 +86,24 @@ class LazyInput:
         return select_channels(raw, self.spec, channel=self.channel, path=self.path, model=self.model)
 
     def _norm_params(self) -> tuple[float, float]:
-        """The whole image's ``(offset, scale)``: from a strided sample of about NORM_SAMPLE pixels, read in blocks."""
+        """The whole image's ``(offset, scale)``: from a strided sample of about NORM_SAMPLE pixels, read in blocks.
+
+        Each block's sample is copied out of it, so only one block and the sample (under 4 x NORM_SAMPLE pixels,
+        whatever the image's size) are held at once: a strided view would keep its whole block alive.
+        """
         if self.spec.normalize == "fixed":
             return self.spec.norm_params(np.zeros((1, 1), np.float32))
         h, w = self.shape[:2]
         step = max(1, int(math.sqrt(h * w / NORM_SAMPLE)))
         rows = max(step, (_BLOCK_PIXELS // max(w, 1)) // step * step)
-        parts = [self._select(self._raw(slice(r, min(h, r + rows)), slice(None)))[::step, ::step]
-                 for r in range(0, h, rows)]
+        starts = list(range(0, h, rows))
+        if len(starts) > 1 and h - starts[-1] < 2:  # no block of one row (a model takes 2 x 2 pixels at least)
+            starts.pop()
+        parts = []
+        for k, r in enumerate(starts):
+            block = self._select(self._raw(slice(r, h if k == len(starts) - 1 else r + rows), slice(None)))
+            parts.append(np.array(block[::step, ::step], copy=True))
+            del block
         return self.spec.norm_params(np.concatenate(parts, axis=0))
 
     def __getitem__(self, key: Any) -> np.ndarray:
@@ -100,7 +113,15 @@ class LazyInput:
                 k != slice(None) for k in key[2:]):
             raise TypeError("LazyInput takes [rows, cols] slices")
         rows, cols = key[0], key[1]
-        x = self._select(self._raw(rows, cols))
+        (r0, r1, rs), (c0, c1, cs) = rows.indices(self.shape[0]), cols.indices(self.shape[1])
+        if rs == cs == 1 and 0 < min(r1 - r0, c1 - c0) < 2 <= min(self.shape[:2]):
+            # a strip of one pixel (a tile's edge without overlap) is read 2 pixels wide and cut back:
+            # select_channels refuses images under 2 x 2, a size that is the whole image's property
+            a0, b0 = min(r0, self.shape[0] - 2), min(c0, self.shape[1] - 2)
+            x = self._select(self._raw(slice(a0, max(r1, a0 + 2)), slice(b0, max(c1, b0 + 2))))
+            x = x[r0 - a0:r1 - a0, c0 - b0:c1 - b0]
+        else:
+            x = self._select(self._raw(rows, cols))
         if x.ndim == 2:
             x = x[..., None]
         return ((np.asarray(x, dtype=np.float32) - self.offset) / self.scale).astype(np.float32, copy=False)
@@ -153,6 +174,22 @@ class _Plane:
         self.arr[self.lead + tuple(key)] = value
 
 
+def _check_work(path: Path, shape: tuple[int, ...]) -> None:
+    """Refuse an image over the pixel limit: tile by tile, its memory is that of one tile, but its time grows with
+    its pixels (about 0.5 Mpx/s on 2 CPU cores, BENCHMARKS.md), and a store of a few KB can declare any size."""
+    from deepscope.errors import LimitError
+    from deepscope.io.limits import limits
+
+    lim = limits()
+    n = math.prod(int(s) for s in shape)
+    if lim.exceeded("max_pixels", n):
+        dims = " x ".join(str(int(s)) for s in shape)
+        raise LimitError(f"{path}: the OME-Zarr image is {dims} = {n:,} values, over the limit of {lim.max_pixels:,}; "
+                         "tile by tile its memory stays that of one tile, but its time grows with its pixels (about "
+                         "half a megapixel per second on 2 CPU cores), so it was not segmented. Segment a crop or a "
+                         f"lower level written as its own image, or {lim.how_to_raise('max_pixels')}")
+
+
 def segment_ngff(path: str | os.PathLike[str], *, model: Any = "nuclei", level: int = 0, channel: int | None = None,
                  name: str | None = None, tile: int | None = None, overlap: int | None = None, tta: str = "none",
                  diameter: float | None = None, device: str = "auto",
@@ -188,9 +225,13 @@ def segment_ngff(path: str | os.PathLike[str], *, model: Any = "nuclei", level: 
     Raises
     ------
     deepscope.errors.InputError
-        Not an OME-Zarr image, more than one plane, a store that cannot be written, or a level other than 0.
+        Not an OME-Zarr image, more than one plane, a store that cannot be written, a level other than 0, or a
+        label image name that is not one folder name (:func:`deepscope.io.ngff.check_label_name`).
+    deepscope.errors.LimitError
+        More values than the pixel limit (its ``max_pixels``, as whole images: the work grows with the pixels)
+        or chunks over the ``chunk_bytes`` limit (docs/limits.md); nothing is read or written.
     """
-    from deepscope.io.ngff import create_ngff_labels, open_ngff_level
+    from deepscope.io.ngff import check_label_name, create_ngff_labels, open_ngff_level
     from deepscope.predict.batch import _overlap, resolve_model
 
     if level != 0:
@@ -200,7 +241,9 @@ def segment_ngff(path: str | os.PathLike[str], *, model: Any = "nuclei", level: 
         raise InputError(f"tta={tta!r} is not one of ('none', 'flips', 'd8')")
     p = Path(path)
     arr, img = open_ngff_level(p, level=level)
+    _check_work(p, img.meta.shape)
     net = resolve_model(model, task="segment", device=device)
+    check_label_name(p, name or net.name)  # before the image is read, and before any label image is replaced
     x = LazyInput(arr, img.meta.axes, net.spec, channel=channel, path=str(p), model=net.name)
     h, w = x.shape[:2]
     try:

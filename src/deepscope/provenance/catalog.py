@@ -832,6 +832,9 @@ class Catalog:
                where: str | Condition | Iterable[str | Condition] = ()) -> Path:
         """Write one row per image (metadata as columns) to CSV or Parquet, with its lineage.
 
+        In CSV, a text cell that a spreadsheet would run as a formula (one that starts with ``=``,
+        ``+``, ``-``, ``@``, tab or carriage return, and is not a number) gets a leading ``'``
+        (:func:`deepscope.io.csv_cell`).
         The file is written atomically; its provenance (the exported images as inputs) is
         attached with :func:`deepscope.provenance.lineage.attach` and recorded in this catalog.
 
@@ -840,6 +843,7 @@ class Catalog:
         deepscope.errors.InputError
             If ``format`` is not one of :data:`EXPORT_FORMATS`.
         """
+        from deepscope.io.names import csv_text
         from deepscope.io.writers import atomic_path
         from deepscope.provenance import lineage
 
@@ -852,8 +856,8 @@ class Catalog:
                                 params={"format": format, "where": [f"{c.key}{c.op}{c.value}" for c in conds]})
         try:
             with atomic_path(out) as tmp:
-                if format == "csv":
-                    df.to_csv(tmp, index=False)
+                if format == "csv":  # text cells that start like a formula (=, +, -, @) get a leading '
+                    tmp.write_text(csv_text(df), encoding="utf-8")
                 else:
                     df.to_parquet(tmp, index=False)
             rec = run.record(out, inputs=[lineage.InputRef(p, s) for p, s in zip(df["path"], df["sha256"])]

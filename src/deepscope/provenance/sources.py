@@ -279,6 +279,8 @@ def load_defaults(path: str | os.PathLike[str]) -> MetadataDefaults:
     deepscope.errors.ConfigError
         If it is not valid YAML, not a mapping, a rule is malformed, or a value is invalid
         (the message names the file, the key and what was expected).
+    deepscope.errors.LimitError
+        Over ``limits().yaml_bytes`` or, aliases expanded, ``limits().yaml_nodes``.
 
     Examples
     --------
@@ -289,15 +291,13 @@ def load_defaults(path: str | os.PathLike[str]) -> MetadataDefaults:
     >>> load_defaults(p).resolve({"stain": "1"})
     {'objective.na': 0.45, 'channels.0.stain': 'nuclei'}
     """
-    import yaml
+    from deepscope.io.yamlsafe import load_yaml, read_yaml_file
 
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"No such metadata file: '{p}'")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"'{p}' is not valid YAML: {exc}") from exc
+    # a regular file within limits().yaml_bytes; nesting and node count (aliases expanded) checked
+    data = load_yaml(read_yaml_file(p, what="metadata file"), source=str(p))
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -114,7 +114,11 @@ def pick_condition(metadata: pd.DataFrame) -> str:
 def _read_table(path: Path) -> pd.DataFrame:
     import pandas as pd
 
-    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, keep_default_na=True)
+    from deepscope.io import csv_frame_plain
+
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return csv_frame_plain(pd.read_csv(path, keep_default_na=True))  # the ' before formula-like cells removed
 
 
 def _lineage_of(path: Path) -> dict[str, Any]:
@@ -263,7 +267,9 @@ def _load_batch(table_path: Path, kind: str) -> Results:
     import pandas as pd
 
     d = table_path.parent
-    images = pd.read_csv(table_path, keep_default_na=False, na_values=[""])
+    from deepscope.io import csv_frame_plain
+
+    images = csv_frame_plain(pd.read_csv(table_path, keep_default_na=False, na_values=[""]))
     if "path" not in images or "error" not in images:
         raise InputError(f"'{table_path}' is not a deepscope count or segment table (no path/error columns)")
     names = [Path(p).name for p in images["path"].astype(str)]

@@ -388,11 +388,16 @@ class DensityCounting(_Counting):
         tta = tta or model.model_card.output.get("tta", "none")
         pool = model.arch.pool_input
         stride = model.arch.stride if model.model_card.output.get("pad_input") else pool
-        small = [i for i, p in enumerate(prepared) if min(p.shape[:2]) < pool]
+        # without padding, the network's down-sampling needs a whole multiple of its stride (a 4 x 4 binning
+        # and 3 poolings: 32 x 32 pixels); smaller images failed inside torch
+        need = pool if model.model_card.output.get("pad_input") else max(pool, int(model.arch.stride))
+        small = [i for i, p in enumerate(prepared) if min(p.shape[:2]) < need]
         if small:
             i = small[0]
-            raise InputError(f"{paths[i] if paths else 'image'}: {prepared[i].shape[:2]} is smaller than the "
-                             f"model's {pool}x{pool} binning; nothing to count")
+            h, w = prepared[i].shape[:2]
+            raise InputError(f"{paths[i] if paths else 'image'}: {h} x {w} pixels is smaller than the model's "
+                             f"{pool}x{pool} binning and down-sampling need ({need} x {need} pixels); nothing to "
+                             "count. Leave the image out, or count it with a model that pads its input")
         # densities are averaged after the softplus (averaging logits would bias sums downwards)
         maps = self.predictor(model, stride=stride, batch_size=batch_size, tta=tta, activation=softplus).maps(prepared)
         counts = np.array([m[0].sum() for m in maps], dtype=float)

@@ -76,18 +76,18 @@ def load_train_settings(path: str | os.PathLike[str] | None, *, allowed_task_opt
         No such file.
     deepscope.errors.ConfigError
         Not YAML, not a mapping, or an unknown key (named, with the known ones).
+    deepscope.errors.LimitError
+        Over ``limits().yaml_bytes`` or, aliases expanded, ``limits().yaml_nodes``.
     """
     if path is None:
         return {}, {}
-    import yaml
+    from deepscope.io.yamlsafe import load_yaml, read_yaml_file
 
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"No such config file: '{p}'")
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"'{p}' is not valid YAML: {exc}") from None
+    # a regular file within limits().yaml_bytes; nesting and node count (aliases expanded) checked
+    doc = load_yaml(read_yaml_file(p, what="training config"), source=str(p)) or {}
     if not isinstance(doc, dict):
         raise ConfigError(f"'{p}' must hold a mapping of settings (key: value), got {type(doc).__name__}")
     task = doc.pop("task", None) or {}
@@ -130,7 +130,7 @@ def write_run_files(run_dir: str | os.PathLike[str], config: TrainConfig, task_o
     import yaml
 
     from deepscope import __version__
-    from deepscope.io import to_jsonable, write_text
+    from deepscope.io import csv_text, to_jsonable, write_text
 
     out = Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -148,7 +148,7 @@ def write_run_files(run_dir: str | os.PathLike[str], config: TrainConfig, task_o
             continue
         paths = part.paths or [str(i) for i in part.ids]
         rows += [{"path": str(p), "part": name} for p in paths]
-    write_text(out / "split.csv", pd.DataFrame(rows, columns=["path", "part"]).to_csv(index=False))
+    write_text(out / "split.csv", csv_text(pd.DataFrame(rows, columns=["path", "part"])))
 
 
 def data_hashes(dataset: Any) -> list[dict[str, str]]:
