@@ -39,6 +39,10 @@ DEFAULT_FRACTIONS = ",".join(str(f) for f in _FRACTIONS)
 
 # --------------------------------------------------------------------------- shared helpers
 
+FRACTIONS_HELP = (f"Train, validation, test fractions (default {DEFAULT_FRACTIONS}; a fine-tune (--init) on fewer "
+                  "than 30 images: 0.7,0.3,0, no test part).")
+
+
 def parse_fractions(text: str) -> tuple[float, float, float]:
     """``"0.8,0.1,0.1"`` -> (0.8, 0.1, 0.1), with a clear error."""
     try:
@@ -69,6 +73,12 @@ def init_option() -> Any:
                         "folder) instead of training a new one; architecture options are then taken from it.")
 
 
+def keep_worse_option() -> Any:
+    return typer.Option(False, "--keep-worse", help="With --init: keep the fine-tuned weights even when they score "
+                        "below the parent on the validation images (by default the run then holds the parent "
+                        "unchanged); both scores are recorded either way.")
+
+
 def time_budget_option() -> Any:
     return typer.Option(None, "--time-budget", help="Stop training after this many seconds (fine-tuning default: "
                         "180).")
@@ -85,15 +95,18 @@ def load_init(init: str, task: str, **arch_options: Any) -> Any:
     return load_model(init, task=task)
 
 
-def _train(model: Any, ds: Any, *, out: Path, config: Path | None, split: str | None, fractions: str,
+def _train(model: Any, ds: Any, *, out: Path, config: Path | None, split: str | None, fractions: str | None,
            overrides: dict[str, Any], task_opts: dict[str, Any], run_info: dict[str, Any],
-           fine_tune: bool = False) -> None:
+           fine_tune: bool = False, keep_better: bool = True) -> None:
     """Split, resolve the settings and train through the library (:func:`deepscope.train.fit_model`)."""
-    from deepscope.train.runs import fit_model, load_train_settings, resolve_split, resolve_train_config, split_parts
+    from deepscope.train.runs import (default_fractions, fit_model, load_train_settings, resolve_split,
+                                      resolve_train_config, split_parts)
 
     settings, opts = load_train_settings(config, allowed_task_options=model.plugin.training_options())
     seed = int(overrides.get("seed") if overrides.get("seed") is not None else settings.get("seed", 0))
-    parts = split_parts(ds, split=split, seed=seed, fractions=parse_fractions(fractions))
+    fracs = parse_fractions(fractions) if fractions else default_fractions(len(ds), fine_tune=fine_tune)
+    fractions = ",".join(f"{f:g}" for f in fracs)
+    parts = split_parts(ds, split=split, seed=seed, fractions=fracs)
     if not len(parts["train"]):
         raise typer.BadParameter("the split leaves no training images; use more images or other --fractions")
     if not len(parts["valid"]):
@@ -109,12 +122,23 @@ def _train(model: Any, ds: Any, *, out: Path, config: Path | None, split: str | 
     info = {**run_info, "split": resolve_split(ds, split), "seed": seed, "fractions": fractions}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="no validation images")  # said above
+        warnings.filterwarnings("ignore", message="the fine-tune did not beat")  # said below, with both scores
         result = fit_model(model, parts["train"], parts["valid"] or None, test=parts["test"], run_dir=out,
                            config=tc, task_opts=opts, run_info=info, on_epoch_end=epoch_line(tc.epochs),
-                           fine_tune=fine_tune)
+                           fine_tune=fine_tune, keep_better=keep_better)
     best = f", best {tc.monitor} {result.best_score:.4g} at epoch {result.best_epoch}" if result.best_epoch else ""
     console.print(f"done: {result.epochs_done} epoch(s), {result.steps_done} step(s) in {result.seconds:.0f} s{best}; "
                   f"model: {out} (use --model {out})")
+    guard = model.model_card.training.get("fine_tune") if fine_tune else None
+    if guard:
+        def score(v: Any) -> str:
+            return "n/a" if v is None else f"{v:.4g}"
+
+        kept = ("the fine-tuned weights (better than the parent)" if guard["kept"] == "fine-tuned" else
+                "the parent's weights unchanged (the fine-tune did not beat it; --keep-worse keeps it anyway)"
+                if guard["kept"] == "parent" else "the fine-tuned weights, as --keep-worse asked")
+        console.print(f"on your {guard['n_valid']} validation image(s), {guard['monitor']}: parent "
+                      f"{score(guard['parent_score'])}, fine-tuned {score(guard['fine_tuned_score'])}; {out} holds {kept}")
 
 
 def epoch_line(epochs: int) -> Any:
@@ -152,7 +176,7 @@ def count(
                                             "or CSV column; default 'count', or the CSV's only value column)."),
     split: str | None = typer.Option(None, "--split", help="random, field (default when the pattern gives a field) "
                                      "or stratified (by count)."),
-    fractions: str = typer.Option(DEFAULT_FRACTIONS, "--fractions", help="Train, validation, test fractions."),
+    fractions: str | None = typer.Option(None, "--fractions", help=FRACTIONS_HELP),
     epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default from --config, else 50)."),
     config: Path | None = typer.Option(None, "--config", help="Training YAML (TrainConfig keys + task: options)."),
     model: str | None = typer.Option(None, "--model", help="density (default: deepscope's density U-Net with 95% "
@@ -160,6 +184,7 @@ def count(
     base: int | None = typer.Option(None, "--base", help="U-Net filters of the first level (density; default 8)."),
     depth: int | None = typer.Option(None, "--depth", help="U-Net down-sampling steps (density; default 4)."),
     init: str | None = init_option(),
+    keep_worse: bool = keep_worse_option(),
     time_budget: float | None = time_budget_option(),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda ..."),
     lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
@@ -190,7 +215,7 @@ def count(
            overrides=_common(epochs, lr, batch_size, device, seed, time_budget), task_opts={},
            run_info={"command": "train count", "data": str(data), "pattern": pattern,
                      "labels": str(labels) if labels else label, "model": model or "density", "init": init},
-           fine_tune=init is not None)
+           fine_tune=init is not None, keep_better=not keep_worse)
 
 
 # --------------------------------------------------------------------------- segment
@@ -231,7 +256,7 @@ def segment(
                                        "metadata, e.g. the field to split by and template fields."),
     split: str | None = typer.Option(None, "--split", help="random or field (default: field when the pattern gives "
                                      "one, else random)."),
-    fractions: str = typer.Option(DEFAULT_FRACTIONS, "--fractions", help="Train, validation, test fractions."),
+    fractions: str | None = typer.Option(None, "--fractions", help=FRACTIONS_HELP),
     epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default from --config, else 50)."),
     config: Path | None = typer.Option(None, "--config", help="Training YAML (TrainConfig keys + task: options)."),
     model: str | None = typer.Option(None, "--model", help="unet (default: foreground + distance, watershed "
@@ -239,6 +264,7 @@ def segment(
     base: int | None = typer.Option(None, "--base", help="U-Net filters of the first level (unet; default 8)."),
     depth: int | None = typer.Option(None, "--depth", help="U-Net down-sampling steps (unet; default 4)."),
     init: str | None = init_option(),
+    keep_worse: bool = keep_worse_option(),
     time_budget: float | None = time_budget_option(),
     crop: int | None = typer.Option(None, "--crop", help="Training crop size (default 256)."),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda ..."),
@@ -265,7 +291,8 @@ def segment(
     _train(net, ds, out=pick_out(out, output), config=config, split=split, fractions=fractions,
            overrides=_common(epochs, lr, batch_size, device, seed, time_budget), task_opts={"crop": crop},
            run_info={"command": "train segment", "images": str(images), "masks": str(masks), "pairing": pairing,
-                     "pattern": pattern, "model": model or "unet", "init": init}, fine_tune=init is not None)
+                     "pattern": pattern, "model": model or "unet", "init": init}, fine_tune=init is not None,
+           keep_better=not keep_worse)
 
 
 # --------------------------------------------------------------------------- restore
@@ -303,12 +330,13 @@ def restore(
     upscale: int = typer.Option(1, "--upscale", help="1 (same size) or 2 (2x super-resolution)."),
     loss: str = typer.Option("l1", "--loss", help="l1, l2, ssim or l1+ssim."),
     split: str | None = typer.Option(None, "--split", help="field (default when the pattern gives one) or random."),
-    fractions: str = typer.Option(DEFAULT_FRACTIONS, "--fractions", help="Train, validation, test fractions."),
+    fractions: str | None = typer.Option(None, "--fractions", help=FRACTIONS_HELP),
     epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default from --config, else 50)."),
     config: Path | None = typer.Option(None, "--config", help="Training YAML (TrainConfig keys + task: options)."),
     base: int | None = typer.Option(None, "--base", help="U-Net filters of the first level (default 16)."),
     depth: int | None = typer.Option(None, "--depth", help="U-Net down-sampling steps (default 4)."),
     init: str | None = init_option(),
+    keep_worse: bool = keep_worse_option(),
     time_budget: float | None = time_budget_option(),
     crop: int | None = typer.Option(None, "--crop", help="Training crop size (default 256)."),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda ..."),
@@ -341,4 +369,4 @@ def restore(
            overrides=_common(epochs, lr, batch_size, device, seed, time_budget), task_opts={"crop": crop},
            run_info={"command": "train restore", "data": str(data), "pattern": pattern, "input": input_rule,
                      "target": target, "same": same, "upscale": upscale, "loss": loss, "init": init},
-           fine_tune=init is not None)
+           fine_tune=init is not None, keep_better=not keep_worse)

@@ -16,6 +16,7 @@ trained from Python has the same run folder as one trained on the command line:
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import warnings
 from collections.abc import Mapping
@@ -25,11 +26,17 @@ from typing import Any
 from deepscope.errors import ConfigError, InputError
 from deepscope.train.config import TrainConfig
 
-__all__ = ["DEFAULT_FRACTIONS", "PARTS", "FINE_TUNE_DEFAULTS", "resolve_split", "split_parts", "load_train_settings",
-           "resolve_train_config", "task_options", "write_run_files", "fit_model", "data_hashes"]
+__all__ = ["DEFAULT_FRACTIONS", "FINE_TUNE_FRACTIONS", "SMALL_FINE_TUNE", "default_fractions", "PARTS",
+           "FINE_TUNE_DEFAULTS", "resolve_split", "split_parts", "load_train_settings", "resolve_train_config",
+           "task_options", "write_run_files", "fit_model", "data_hashes"]
 
 #: Split fractions (train, valid, test) of ``deepscope train`` and ``evaluate --subset``.
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+#: Split of a fine-tune on fewer than :data:`SMALL_FINE_TUNE` images: no test part (a user with 10 annotated
+#: images cannot spare one for a test nobody reads), 30% to validate on (3 of 10 images, not 1).
+FINE_TUNE_FRACTIONS = (0.7, 0.3, 0.0)
+#: Below this many images a fine-tune splits by :data:`FINE_TUNE_FRACTIONS`.
+SMALL_FINE_TUNE = 30
 #: Names of the parts of a split, in the order of the fractions.
 PARTS = ("train", "valid", "test")
 #: Training settings of a fine-tune where not given: a learning rate 5x below a fresh run's, short
@@ -49,6 +56,18 @@ def resolve_split(dataset: Any, split: str | None) -> str:
     if split is not None:
         return split
     return "field" if "field" in dataset.metadata.columns else "random"
+
+
+def default_fractions(n_images: int, *, fine_tune: bool = False) -> tuple[float, float, float]:
+    """The split fractions (train, valid, test) when none are given: :data:`DEFAULT_FRACTIONS`, or for a
+    fine-tune on fewer than :data:`SMALL_FINE_TUNE` images :data:`FINE_TUNE_FRACTIONS` (no test part).
+
+    Examples
+    --------
+    >>> default_fractions(10, fine_tune=True), default_fractions(10)
+    ((0.7, 0.3, 0.0), (0.8, 0.1, 0.1))
+    """
+    return FINE_TUNE_FRACTIONS if fine_tune and n_images < SMALL_FINE_TUNE else DEFAULT_FRACTIONS
 
 
 def split_parts(dataset: Any, *, split: str | None = None, seed: int = 0,
@@ -175,7 +194,8 @@ def data_hashes(dataset: Any) -> list[dict[str, str]]:
 def fit_model(model: Any, train: Any, valid: Any = None, *, run_dir: str | os.PathLike[str],
               config: TrainConfig | None = None, task_opts: Mapping[str, Any] | None = None,
               run_info: Mapping[str, Any] | None = None, test: Any = None, resume: bool = True,
-              progress: bool | None = None, on_epoch_end: Any = None, fine_tune: bool = False) -> Any:
+              progress: bool | None = None, on_epoch_end: Any = None, fine_tune: bool = False,
+              keep_better: bool = True) -> Any:
     """Train a model into a run folder: the one training path of deepscope.
 
     Parameters
@@ -207,6 +227,13 @@ def fit_model(model: Any, train: Any, valid: Any = None, *, run_dir: str | os.Pa
         weights SHA-256, its training record) and the SHA-256 of every training and validation image;
         the parent's metrics are dropped (they were measured on the parent). Use
         :func:`resolve_train_config` with ``fine_tune=True`` for the fine-tuning defaults.
+        Before training, the parent is scored on ``valid`` with the metric that picks the best epoch
+        (``config.monitor``); the card's ``training.fine_tune`` records both scores and which was kept.
+    keep_better : bool
+        With ``fine_tune`` and validation images: when the fine-tune's best score does not beat the
+        parent's, the run holds the parent unchanged (weights, post-processing, metrics) and a warning
+        says so, so a fine-tune never makes a model worse on the user's own images. ``False`` keeps the
+        fine-tuned weights anyway (both scores are still recorded).
 
     Returns
     -------
@@ -218,7 +245,7 @@ def fit_model(model: Any, train: Any, valid: Any = None, *, run_dir: str | os.Pa
         No training images.
     """
     from deepscope.models.base import BEST_WEIGHTS, resolve_device
-    from deepscope.train.trainer import Trainer
+    from deepscope.train.trainer import Trainer, validate_network
 
     if train is None or not len(train):
         raise InputError("no training images: the training part of the split is empty; use more images or other "
@@ -249,9 +276,22 @@ def fit_model(model: Any, train: Any, valid: Any = None, *, run_dir: str | os.Pa
         model.reset_network(seed=config.seed)
     device = resolve_device(config.device)
     task = model.plugin.training_task(model, train, valid, device=device, batch_size=config.batch_size, **opts)
+    guard = None
+    if parent is not None and valid is not None:  # the parent, scored as the fine-tune will be, before training
+        parent_weights = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
+        parent_score = validate_network(model.net.to(device), task, device).get(config.monitor)
+        guard = {"monitor": config.monitor, "mode": config.mode, "n_valid": len(valid),
+                 "parent_score": None if parent_score is None else float(parent_score)}
     result = Trainer(model.net, task, config, run, progress=progress, on_epoch_end=on_epoch_end).fit(resume=resume)
     if (run / BEST_WEIGHTS).exists():
         model.load_weights(run / BEST_WEIGHTS)
+    if guard is not None:
+        guard["fine_tuned_score"] = float(result.best_score) if result.best_epoch >= 0 else None
+        guard["kept"] = "fine-tuned" if _beats(guard) else "parent"
+        if guard["kept"] == "parent" and not keep_better:
+            guard["kept"] = "fine-tuned (asked to keep it although it scored below the parent)"
+        if guard["kept"] == "parent":
+            return _keep_parent(model, parent_weights, parent, guard, run, config, result, train, valid)
     model.plugin.after_fit(model, task, valid)
     training = {**({} if parent else dict(model.model_card.training)), "config": config.to_dict(),
                 "epochs_done": result.epochs_done, "best_epoch": result.best_epoch, "best_score": result.best_score,
@@ -260,6 +300,8 @@ def fit_model(model: Any, train: Any, valid: Any = None, *, run_dir: str | os.Pa
         model.plugin.after_fine_tune(model, train, valid)
         training.update(parent=parent, data={"train": data_hashes(train),
                                              "valid": data_hashes(valid) if valid is not None else []})
+        if guard is not None:
+            training["fine_tune"] = guard
         model.update_card(name=run.name, training=training, metrics={}, evaluation={}, headline=(), created="",
                           variant="", description=f"{parent['name']} fine-tuned on {len(train)} image(s) "
                           f"({run.name})" + (f"; was: {d}" if (d := model.model_card.description) else ""))
@@ -267,3 +309,40 @@ def fit_model(model: Any, train: Any, valid: Any = None, *, run_dir: str | os.Pa
         model.update_card(training=training)
     model.save(run)
     return result
+
+
+def _beats(guard: Mapping[str, Any]) -> bool:
+    """Whether the fine-tune's best validation score is strictly better than the parent's (same metric, same
+    images); a parent without a score (its metric undefined there) is beaten by any score."""
+    new, old = guard.get("fine_tuned_score"), guard.get("parent_score")
+    if new is None or not math.isfinite(new):
+        return False
+    if old is None or not math.isfinite(old):
+        return True
+    return new < old if guard["mode"] == "min" else new > old
+
+
+def _keep_parent(model: Any, weights: Mapping[str, Any], parent: Mapping[str, Any], guard: Mapping[str, Any],
+                 run: Path, config: TrainConfig, result: Any, train: Any, valid: Any) -> Any:
+    """Save the parent, unchanged, as the run's model: the fine-tune did not beat it on the validation images.
+
+    Its weights, post-processing and metrics are the parent's (they still hold); the card is named after
+    the run and records the attempt (both scores) and the data, so a user sees what happened.
+    """
+    model.net.load_state_dict(dict(weights))
+    training = {**dict(model.model_card.training), "config": config.to_dict(), "epochs_done": result.epochs_done,
+                "best_epoch": result.best_epoch, "best_score": result.best_score, "seconds": round(result.seconds, 1),
+                "n_train": len(train), "n_valid": len(valid), "parent": dict(parent), "fine_tune": dict(guard),
+                "data": {"train": data_hashes(train), "valid": data_hashes(valid)}}
+    model.update_card(name=run.name, training=training, description=f"{parent['name']}, kept unchanged: fine-tuning "
+                      f"on {len(train)} image(s) did not beat it on {len(valid)} validation image(s) ({run.name})")
+    model.save(run)
+    warnings.warn(f"the fine-tune did not beat {parent['name']} on your {len(valid)} validation image(s) "
+                  f"({guard['monitor']}: {parent['name']} {_fmt(guard.get('parent_score'))}, fine-tuned "
+                  f"{_fmt(guard.get('fine_tuned_score'))}); {run} holds {parent['name']}'s weights unchanged. Annotate "
+                  "more images, or train longer (--time-budget)", stacklevel=3)
+    return result
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.4g}"

@@ -359,12 +359,20 @@ class Trainer:
         return float(loss.detach())
 
     def _validate(self) -> dict[str, float]:
-        net = self.eval_net
-        net.eval()
-        with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                                             enabled=self.amp_dtype is not None):
-            out = self.task.validate(net, self.device)
-        return {k: float(v) for k, v in out.items()}
+        return validate_network(self.eval_net, self.task, self.device, amp_dtype=self.amp_dtype)
+
+
+def validate_network(net: nn.Module, task: Task, device: torch.device, *,
+                     amp_dtype: torch.dtype | None = None) -> dict[str, float]:
+    """A training task's validation metrics of ``net`` (eval mode, no gradients): what the Trainer monitors.
+
+    Used by the Trainer after each epoch and, before a fine-tune, to score the parent model on the same
+    validation images with the same metric, so the two scores can be compared.
+    """
+    net.eval()
+    with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        out = task.validate(net, device)
+    return {k: float(v) for k, v in out.items()}
 
 
 class _Bar:
