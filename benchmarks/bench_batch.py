@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_batch.py [--n 48] [--threads 2]
 
-Runs :func:`deepscope.predict.batch.count_paths`, :func:`segment_paths` and :func:`restore_paths`
+Runs :func:`deepscope.predict.files.count_paths`, :func:`segment_paths` and :func:`restore_paths`
 (what the commands call) on ``n`` real BBBC005 images (696 x 520 uint8; the bundled samples when
 ``../shared`` is absent), next to plain ``tifffile.imread`` of the same files, after one warm-up
 image. Each uses the shipped model when it is installed (``count-bbbc005``, ``cells-bbbc005``,
@@ -41,7 +41,7 @@ def main() -> int:
     import torch
 
     from deepscope.models import CountModel, RestoreModel, SegmentModel
-    from deepscope.predict.batch import count_paths, restore_paths, segment_paths
+    from deepscope.predict.files import count_paths, restore_paths, segment_paths
 
     torch.set_num_threads(args.threads)
     folder = SHARED / "bbbc005" / "images"

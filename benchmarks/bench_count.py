@@ -9,7 +9,7 @@ Same split as the shipped model's recipe (GroupSplitter by field, 80/10/10, seed
 - the book chapter's CountNet trained here with the book's recipe (L2, Adam 1e-3 x 0.9 every 250
   steps, batch 100, 50 epochs) on the same training fields, on 2x-binned images (CPU: ~10 min);
 - the per-stain intensity regression baseline (``IntensityCountRegressor``) fitted on the training fields.
-Speed: ``deepscope.predict.batch.count_paths`` (reading + counting, the ``deepscope count`` path)
+Speed: ``deepscope.predict.files.count_paths`` (reading + counting, the ``deepscope count`` path)
 on 240 BBBC005 files, next to plain ``tifffile.imread`` of the same files, same run.
 """
 
@@ -43,7 +43,7 @@ def _speed() -> dict:
     import tifffile
 
     from deepscope.models import load_model
-    from deepscope.predict.batch import count_paths
+    from deepscope.predict.files import count_paths
 
     files = sorted((SHARED / "bbbc005" / "images").glob("*.TIF"))[:240]
     for f in files:

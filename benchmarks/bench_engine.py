@@ -104,7 +104,7 @@ def speed(files: list[str], commands: list[str]) -> dict:
 
 
 def stages(files: list[str], commands: list[str]) -> dict:
-    from deepscope.predict.batch import count_paths, restore_paths, segment_paths
+    from deepscope.predict.files import count_paths, restore_paths, segment_paths
 
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,7 +134,7 @@ def memory(n_small: int, n_large: int) -> dict:
             files = [pool[i % len(pool)] for i in range(n)]
             lst = Path(tmp) / f"files{n}.txt"
             lst.write_text("\n".join(files))
-            r = _timed([sys.executable, "-c", "import sys; from deepscope.predict.batch import count_paths;"
+            r = _timed([sys.executable, "-c", "import sys; from deepscope.predict.files import count_paths;"
                         "fs = open(sys.argv[1]).read().split(chr(10));"
                         "res = count_paths(fs, model='count-bbbc005-fast', output=sys.argv[2]);"
                         "print('failed', res.n_failed)",

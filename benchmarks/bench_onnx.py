@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if not start("bbbc005"):
         return 0
     from deepscope.io import read_image
-    from deepscope.predict.batch import count_paths, segment_paths
+    from deepscope.predict.files import count_paths, segment_paths
     from pack_data import bbbc005_split
 
     ds, part = bbbc005_split()

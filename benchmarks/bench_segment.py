@@ -11,7 +11,7 @@ objects), DSB score (mean over images of AP averaged over IoU 0.50:0.95), PQ, th
 the domain check accepted and the median error of the estimated object diameter. Otsu + watershed
 gets grey input, inverted for H&E and brightfield (dark nuclei).
 Speed: 520 x 696 images (the BBBC005 w1 test images, nucleus stain) through
-``deepscope.predict.batch.segment_paths`` without overlays (reading, network, post-processing, writing
+``deepscope.predict.files.segment_paths`` without overlays (reading, network, post-processing, writing
 the label TIFF) vs ``otsu_watershed`` with reading, 2-core CPU.
 Memory: a 10,000 x 10,000 uint8 image (real DSB2018 test images tiled) segmented tile by tile by
 ``nuclei`` in a subprocess; its peak RSS is reported.
@@ -59,7 +59,7 @@ def _speed(models, otsu_watershed):  # type: ignore[no-untyped-def]
     import tifffile
 
     from deepscope.io import read_image
-    from deepscope.predict.batch import segment_paths
+    from deepscope.predict.files import segment_paths
     from pack_data import bbbc005_split
 
     bds, bpart = bbbc005_split()

@@ -37,7 +37,7 @@ CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import torch
-from deepscope.predict.batch import count_paths, restore_paths, segment_paths
+from deepscope.predict.files import count_paths, restore_paths, segment_paths
 t_import = time.perf_counter() - t0
 case, files_txt, out, device, jobs = sys.argv[1:6]
 files = open(files_txt).read().split("\n")

@@ -2,10 +2,14 @@
 
 Every error says what was found, what was expected and, where there is one,
 the fix. Value problems subclass :class:`ValueError` as well, so callers that
-already catch ``ValueError`` keep working.
+already catch ``ValueError`` keep working. Warnings point at the user's code that
+called deepscope (:func:`user_stacklevel`), wherever inside deepscope they are raised.
 """
 
 from __future__ import annotations
+
+import os
+import sys
 
 __all__ = [
     "DeepscopeError",
@@ -17,6 +21,7 @@ __all__ = [
     "PairingError",
     "LimitError",
     "OutputError",
+    "user_stacklevel",
 ]
 
 
@@ -59,3 +64,28 @@ class LimitError(DeepscopeError, ValueError):
 
 class OutputError(DeepscopeError, OSError):
     """An output folder or file cannot be written (not writable, no free space); found before the work starts."""
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for :func:`warnings.warn` that points at the first caller outside deepscope.
+
+    A fixed ``stacklevel`` is right for one call path only (a function called by the user, or by
+    another deepscope function, or moved to another module); this one counts the deepscope frames
+    above the warning, so the warning names the user's file and line however it was reached. A
+    warning raised on a worker thread points at the thread's own first frame outside deepscope.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> def library_function():  # imagine it inside deepscope
+    ...     warnings.warn("look", stacklevel=user_stacklevel())
+    """
+    frame = sys._getframe(1)  # the function that warns
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    return level

@@ -27,7 +27,7 @@ def test_as_pixels_is_channel_last_and_leaves_arrays_alone(files):
 
 def test_measure_and_overlay_take_images(files):
     from deepscope.measure import measure_objects, summarize_image
-    from deepscope.predict.batch import overlay_outlines
+    from deepscope.predict.overlay import overlay_outlines
 
     img, lab, rgb = files
     by_image = measure_objects(lab, {"DNA": img})

@@ -64,7 +64,7 @@ def test_bad_roi_files_are_named(tmp_path):
 
 def test_segment_writes_rois_and_calibrated_labels(tmp_path):
     from deepscope.models import list_models
-    from deepscope.predict.batch import segment_paths
+    from deepscope.predict.files import segment_paths
 
     if "cells-bbbc005" not in [m.name for m in list_models()]:
         pytest.skip("needs the shipped cells-bbbc005")

@@ -50,7 +50,7 @@ def test_a_new_architecture_is_one_decorated_builder(registries):
 def test_a_second_segmenter_is_a_new_plugin_chosen_from_the_card(registries, tmp_path):
     """Another representation of the segment task (as a flow segmenter would be): its own pre- and
     post-processing, saved in the card, loaded back with its behaviour, run by the batch runner."""
-    from deepscope.predict.batch import segment_paths
+    from deepscope.predict.files import segment_paths
     from deepscope.tasks.base import TorchTaskPlugin
 
     @register_architecture("test-threshold", stride=lambda cfg: 1)

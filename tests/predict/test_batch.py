@@ -17,8 +17,11 @@ from deepscope.errors import InputError, ModelError  # noqa: E402
 from deepscope.evaluate import psnr  # noqa: E402
 from deepscope.io import read_image, write_png, write_tiff  # noqa: E402
 from deepscope.models import ArchConfig, CountModel, RestoreModel, SegmentModel  # noqa: E402
-from deepscope.predict.batch import (COUNT_COLUMNS, count_paths, evaluate_counts, evaluate_restoration,  # noqa: E402
-                                     expand_paths, model_input, overlay_outlines, restore_paths, segment_paths)
+from deepscope.io import expand_inputs  # noqa: E402
+from deepscope.predict.evaluation import evaluate_counts, evaluate_restoration  # noqa: E402
+from deepscope.predict.files import COUNT_COLUMNS, count_paths, restore_paths, segment_paths  # noqa: E402
+from deepscope.predict.inputs import model_input  # noqa: E402
+from deepscope.predict.overlay import overlay_outlines  # noqa: E402
 from deepscope.provenance import lineage  # noqa: E402
 
 SIZE = (128, 160)
@@ -221,9 +224,9 @@ def test_a_pickle_is_never_loaded_as_a_model(tmp_path, images):
 def test_expand_paths_and_model_input_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no image files found in folder"):
-        expand_paths([tmp_path / "empty"])
+        expand_inputs([tmp_path / "empty"])
     with pytest.raises(InputError, match="no input paths given"):
-        expand_paths([])
+        expand_inputs([])
     m = SegmentModel(ArchConfig("unet", 1, 2, base=4, depth=2))
     with pytest.raises(InputError, match=r"vol.tif: expected a 2-D image"):
         model_input(np.zeros((2, 3, 4, 5)), m, path="vol.tif")

@@ -25,7 +25,7 @@ pytest.importorskip("torch")
 from deepscope.data.synth import generate_field  # noqa: E402
 from deepscope.errors import InputError  # noqa: E402
 from deepscope.io import read_image, write_png, write_tiff  # noqa: E402
-from deepscope.predict.batch import count_paths, restore_paths, segment_paths  # noqa: E402
+from deepscope.predict.files import count_paths, restore_paths, segment_paths  # noqa: E402
 from deepscope.predict.runner import BatchRunner, Decoded  # noqa: E402
 
 

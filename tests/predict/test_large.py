@@ -13,7 +13,7 @@ pytest.importorskip("ome_zarr")
 
 from deepscope.data.synth import generate_field  # noqa: E402
 from deepscope.errors import InputError  # noqa: E402
-from deepscope.predict import batch  # noqa: E402
+from deepscope.predict import files, large  # noqa: E402
 from deepscope.predict.large import LazyInput, segment_ngff  # noqa: E402
 
 
@@ -45,7 +45,7 @@ def field():
 @pytest.mark.parametrize("model, options", [("cells-bbbc005", {"tile": 256, "overlap": 48}),
                                             ("nuclei", {"tile": 160, "overlap": 24, "diameter": 20.0})])
 def test_store_labels_equal_the_in_memory_tiled_prediction(tmp_path, field, model, options):
-    from deepscope.predict.batch import resolve_model
+    from deepscope.predict.inputs import resolve_model
 
     img = field.images[(1, 1)]
     store = _zarr_image(tmp_path / "img.zarr", img)
@@ -71,7 +71,7 @@ def test_a_small_tile_keeps_a_core_of_at_least_half_the_tile(tmp_path, field):
     pixels at a time: the context shrinks to a quarter of the tile, so the image takes a handful of tiles."""
     import math
 
-    from deepscope.predict.batch import resolve_model
+    from deepscope.predict.inputs import resolve_model
 
     store = _zarr_image(tmp_path / "img.zarr", field.images[(1, 1)])
     res = segment_ngff(store, model="nuclei", tile=128, diameter=20.0)
@@ -90,8 +90,8 @@ def test_segment_routes_large_stores_tile_by_tile_and_others_as_usual(tmp_path, 
     folder.mkdir()
     _zarr_image(folder / "big.zarr", field.images[(1, 1)])
     write_tiff(folder / "small.tif", field.images[(1, 1)][:128, :160])
-    monkeypatch.setattr(batch, "OUT_OF_CORE_PIXELS", 240 * 320 - 1)
-    res = batch.segment_paths([folder / "big.zarr", folder / "small.tif"], tmp_path / "out",
+    monkeypatch.setattr(large, "OUT_OF_CORE_PIXELS", 240 * 320 - 1)
+    res = files.segment_paths([folder / "big.zarr", folder / "small.tif"], tmp_path / "out",
                               model="cells-bbbc005", overlay=False, jobs=2)
     t = res.table.set_index(res.table["path"].map(lambda p: p.rsplit("/", 1)[-1]))
     assert (t["error"] == "").all(), t["error"].tolist()

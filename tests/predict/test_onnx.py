@@ -47,7 +47,7 @@ def _fields(folder, n=3):
 
 @pytest.mark.skipif("count-bbbc005" not in SHIPPED, reason="needs the shipped counter")
 def test_count_is_the_same_on_both_backends(tmp_path):
-    from deepscope.predict.batch import count_paths
+    from deepscope.predict.files import count_paths
 
     folder = _fields(tmp_path / "in")
     t = count_paths([folder], model="count-bbbc005", backend="torch").table
@@ -62,7 +62,7 @@ def test_count_is_the_same_on_both_backends(tmp_path):
 
 @pytest.mark.skipif("nuclei-fluo" not in SHIPPED, reason="needs the shipped nuclei-fluo")
 def test_segment_labels_are_the_same_on_both_backends(tmp_path):
-    from deepscope.predict.batch import segment_paths
+    from deepscope.predict.files import segment_paths
 
     folder = _fields(tmp_path / "in", n=2)
     segment_paths([folder], tmp_path / "torch", model="nuclei-fluo", overlay=False)
@@ -86,7 +86,7 @@ def test_export_command_and_errors(tmp_path):
     r = runner.invoke(app, ["count", str(_fields(tmp_path / "in", n=1)), "--backend", "tensorrt", "-o",
                             str(tmp_path / "c.csv")])
     assert r.exit_code != 0 and "backend 'tensorrt' is not one of torch, onnx" in " ".join(r.output.split())
-    from deepscope.predict.batch import resolve_model
+    from deepscope.predict.inputs import resolve_model
 
     with pytest.raises(InputError, match="not one of torch, onnx"):
         resolve_model(name, task="segment", backend="tvm")

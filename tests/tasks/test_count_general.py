@@ -75,7 +75,7 @@ def test_pictures_unlike_every_counter_get_no_interval_and_a_warning(counter):
 
 def test_count_paths_writes_method_and_in_domain_and_empty_intervals(counter, tmp_path):
     from deepscope.io import write_png, write_tiff
-    from deepscope.predict.batch import count_paths
+    from deepscope.predict.files import count_paths
 
     write_tiff(tmp_path / "field.tif", generate_field(30, seed=5, blurs=(1,), stains=(1,)).images[(1, 1)])
     write_png(tmp_path / "nuclei.png", sparse_fluorescence((256, 320), 25, 14, seed=25))

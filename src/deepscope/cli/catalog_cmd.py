@@ -46,8 +46,8 @@ def _echo(line: str) -> None:
 @app.command("add")
 @handle_errors
 def add(
-    paths: list[Path] = typer.Argument(..., help="Image files and folders (not their sub-folders unless "
-                                       "--recursive).", metavar="PATH"),
+    paths: list[Path] = typer.Argument(..., help="Image files, folders (not their sub-folders unless "
+                                       "--recursive) and OME-Zarr plates (one image per field).", metavar="PATH"),
     pattern: str | None = typer.Option(None, "--pattern", "-p",
                                        help="File-name pattern: preset (bbbc005) or regex with named groups."),
     meta: list[Path] = typer.Option([], "--meta", "-m",
@@ -62,7 +62,8 @@ def add(
     db: str = _db_option(),
 ) -> None:
     """Add images to the catalog: SHA-256, file facts and merged metadata. Safe to rerun."""
-    from deepscope.io import find_images, image_format
+    from deepscope.errors import InputError
+    from deepscope.io import expand_inputs
     from deepscope.provenance.sources import MetadataSources
 
     for p in paths:
@@ -70,10 +71,10 @@ def add(
             raise FileNotFoundError(f"No such file or folder: '{p}'")
     sources = MetadataSources(pattern=pattern, meta=list(meta), discover=discover)
     files: list[Path] = []
-    for p in paths:
-        if p.is_dir() and image_format(p) != "zarr":
-            files.extend(find_images(p, include=include, recursive=recursive))
-        else:
+    for p in paths:  # the images segment/count/run would see: a plate is its fields of view
+        try:
+            files.extend(expand_inputs([p], include=include, recursive=recursive, empty="skip"))
+        except InputError:  # a plate refused: passed on as given, so the catalog records its failed row
             files.append(p)
     if not files:
         raise FileNotFoundError(f"no image files found in {', '.join(map(str, paths))}")

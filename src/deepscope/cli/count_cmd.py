@@ -58,7 +58,7 @@ def count(
 
     Exits with code 1 only when every image failed; unreadable files get an error row.
     """
-    from deepscope.predict.batch import count_paths
+    from deepscope.predict.files import count_paths
 
     output = pick_out(out, output, default=Path("counts.csv"))
     with progress_bar("count") as progress:

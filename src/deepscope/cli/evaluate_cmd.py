@@ -144,7 +144,7 @@ def count(
     from deepscope.cli.count_cmd import progress_bar, report_errors
     from deepscope.cli.train_cmd import select_subset
     from deepscope.data import ImageLoader
-    from deepscope.predict.batch import evaluate_counts
+    from deepscope.predict.evaluation import evaluate_counts
 
     label = label_column or (None if labels is not None else "count")
     ds = ImageLoader(pattern=pattern, labels=labels if labels is not None else label, label_column=label_column,
@@ -203,7 +203,7 @@ def restore(
     from deepscope.cli.train_cmd import restore_pairs, select_subset
     from deepscope.data import ImageLoader
     from deepscope.models import load_model
-    from deepscope.predict.batch import evaluate_restoration
+    from deepscope.predict.evaluation import evaluate_restoration
 
     net = load_model(model, device=device, task="restore")
     ds = ImageLoader(pattern=pattern, include=include, recursive=recursive).load(data)

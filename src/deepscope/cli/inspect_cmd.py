@@ -13,8 +13,8 @@ from deepscope.cli._common import console, escape, handle_errors, recursive_opti
 
 @handle_errors
 def inspect(
-    paths: list[Path] = typer.Argument(..., help="Image files, folders (not their sub-folders unless --recursive) "
-                                       "or .zip archives.", metavar="PATH"),
+    paths: list[Path] = typer.Argument(..., help="Image files, folders (not their sub-folders unless --recursive), "
+                                       "OME-Zarr plates (one image per field) or .zip archives.", metavar="PATH"),
     pattern: str | None = typer.Option(None, "--pattern", "-p",
                                        help="Preset (bbbc005) or regex with named groups for file-name metadata."),
     include: str | None = typer.Option(None, help="Glob on file names, e.g. '*_w1.TIF'."),
@@ -23,21 +23,25 @@ def inspect(
     recursive: bool = recursive_option(),
 ) -> None:
     """Print a table of the images that would be loaded: shape, dtype, axes, pages, metadata (headers only)."""
-    from deepscope.io import find_images, get_pattern, image_format, open_source, read_meta
+    from deepscope.errors import InputError
+    from deepscope.io import expand_inputs, get_pattern, image_format, open_source, read_meta
 
     pat = get_pattern(pattern)
     records: list[dict[str, Any]] = []
     n_bad = 0
     for src in paths:
         with open_source(src) as folder:
-            if folder.is_dir() and image_format(folder) != "zarr":
-                files = find_images(folder, include=include, recursive=recursive)
-                if not files:
-                    raise FileNotFoundError(f"no image files found in '{src}'")
-            else:
-                if not folder.exists():
-                    raise FileNotFoundError(f"No such file or folder: '{folder}'")
-                files = [folder]
+            if not folder.exists():
+                raise FileNotFoundError(f"No such file or folder: '{folder}'")
+            # the images segment/count/run would see: folders scanned, a plate as its fields of view
+            try:
+                files = expand_inputs([folder], include=include, recursive=recursive, empty="skip")
+            except InputError as exc:  # a plate refused (a well or field outside it): reported, and go on
+                n_bad += 1
+                records.append({"path": str(src), "error": str(exc)})
+                continue
+            if not files and folder.is_dir() and image_format(folder) != "zarr":
+                raise FileNotFoundError(f"no image files found in '{src}'")
             for f in files:
                 rec: dict[str, Any] = {"path": str(f if folder == src or not src.suffix == ".zip" else
                                                    f"{src}!{f.relative_to(folder)}")}

@@ -32,7 +32,7 @@ def restore(
 
     Exits with code 1 only when every image failed; unreadable files get an error row.
     """
-    from deepscope.predict.batch import restore_paths
+    from deepscope.predict.files import restore_paths
 
     output = pick_out(out, output)
     with progress_bar("restore") as progress:

@@ -45,7 +45,7 @@ def segment(
 
     Exits with code 1 only when every image failed; unreadable files get an error row.
     """
-    from deepscope.predict.batch import segment_paths
+    from deepscope.predict.files import segment_paths
 
     output = pick_out(out, output)
     with progress_bar("segment") as progress:

@@ -1,12 +1,12 @@
 """Reading and writing microscopy images faithfully; atomic writes, SHA-256 of files, JSON encoding.
 
->>> from deepscope.io import read_image, find_images, get_pattern
+>>> from deepscope.io import read_image, find_images, expand_inputs, get_pattern
 
 Imports: ``io`` is the bottom of deepscope's package graph (it imports only ``errors``); every
 other package may import it.
 """
 
-from deepscope.io.discover import extract_zip, find_images, natural_key, open_source
+from deepscope.io.discover import expand_inputs, extract_zip, find_images, natural_key, open_source
 from deepscope.io.image import AXES_LETTERS, FileMeta, Image, as_pixels
 from deepscope.io.jsonable import to_jsonable
 from deepscope.io.limits import LimitError, limits, set_limits
@@ -18,7 +18,7 @@ from deepscope.io.writers import atomic_path, check_output, write_labels, write_
 
 __all__ = [
     "AXES_LETTERS", "FileMeta", "Image", "as_pixels", "read_image", "read_meta", "image_format", "sha256_file",
-    "SUPPORTED_EXTENSIONS", "find_images", "natural_key", "extract_zip", "open_source",
+    "SUPPORTED_EXTENSIONS", "find_images", "expand_inputs", "natural_key", "extract_zip", "open_source",
     "FilenamePattern", "PRESETS", "get_pattern", "atomic_path", "write_tiff", "write_png",
     "write_labels", "write_text", "to_jsonable", "safe_text", "unique_names", "csv_cell", "csv_plain",
     "csv_text", "csv_arrow", "csv_frame_plain", "limits", "set_limits", "LimitError",

@@ -1,4 +1,9 @@
-"""Finding image files: folders (recursive, with include globs), explicit lists and zip archives."""
+"""Finding image files: folders (recursive, with include globs), OME-Zarr plates, explicit lists and zip archives.
+
+:func:`expand_inputs` is the one expansion of what a user names as inputs (files, folders, plates) into the
+images to read: the batch commands (``count``, ``segment``, ``restore``), pipelines, the catalog and
+``inspect`` all use it, so they see the same images.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,16 @@ import shutil
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 from deepscope.errors import InputError
 from deepscope.io.readers import image_format
 
-__all__ = ["find_images", "natural_key", "extract_zip", "open_source"]
+__all__ = ["find_images", "expand_inputs", "natural_key", "extract_zip", "open_source", "EMPTY_FOLDER"]
+
+#: What :func:`expand_inputs` does with a folder that holds no image: raise an error, or skip it.
+EMPTY_FOLDER = ("error", "skip")
 
 
 def natural_key(s: str) -> list[object]:
@@ -65,14 +73,9 @@ def find_images(folder: str | os.PathLike[str], *, include: str | Sequence[str] 
     inc = [include] if isinstance(include, str) else list(include or [])
     exc = [exclude] if isinstance(exclude, str) else list(exclude or [])
     found: list[Path] = []
+    unreadable: list[OSError] = []  # sub-folders that cannot be listed: said (below), not silently skipped
 
-    def unreadable(exc: OSError) -> None:  # a sub-folder that cannot be listed: said, not silently skipped
-        import warnings
-
-        warnings.warn(f"folder '{exc.filename}' cannot be read ({exc.strerror or exc}); its images are left out",
-                      stacklevel=3)
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable.append):
         keep_dirs = []
         for d in dirnames:
             if d.startswith("."):
@@ -86,6 +89,14 @@ def find_images(folder: str | os.PathLike[str], *, include: str | Sequence[str] 
             if f.startswith(".") or image_format(f) is None:
                 continue
             found.append(Path(dirpath) / f)
+    if unreadable:
+        import warnings
+
+        from deepscope.errors import user_stacklevel
+
+        for err in unreadable:  # warned here, not from os.walk's callback, so the warning names the caller
+            warnings.warn(f"folder '{err.filename}' cannot be read ({err.strerror or err}); its images are left out",
+                          stacklevel=user_stacklevel())
     out = []
     for p in found:
         name = p.name.lower()
@@ -95,6 +106,87 @@ def find_images(folder: str | os.PathLike[str], *, include: str | Sequence[str] 
             continue
         out.append(p)
     return sorted(out, key=lambda p: natural_key(p.relative_to(root).as_posix()))
+
+
+def expand_inputs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *,
+                  include: str | Sequence[str] | None = None, exclude: str | Sequence[str] | None = None,
+                  recursive: bool = False, exclude_dirs: Sequence[str | os.PathLike[str]] = (),
+                  empty: str = "error") -> list[Path]:
+    """The images that files, folders and OME-Zarr plates name, in order.
+
+    * a folder (not a ``.zarr`` store): its image files (:func:`find_images`: natural order, ``include`` /
+      ``exclude`` globs on the names, sub-folders with ``recursive``), a plate among them replaced by its fields;
+    * an OME-Zarr HCS plate: its fields of view, well by well (:func:`deepscope.io.ngff.plate_fields`, which
+      refuses a well or field path that leads outside the plate);
+    * anything else is kept as given: an image file, an OME-Zarr image, a path that does not exist, a device,
+      FIFO or socket. Whatever cannot be read gets its error when it is read (a row of the batch, not a
+      crash of the whole run).
+
+    A zip archive is opened first with :func:`open_source` (``deepscope inspect``), then expanded.
+
+    Parameters
+    ----------
+    paths : path or iterable of paths
+    include, exclude : str or sequence of str, optional
+        File-name globs (case-insensitive) for folder scans, e.g. ``"*_w1.TIF"``.
+    recursive : bool, default False
+        Scan sub-folders of folders too.
+    exclude_dirs : sequence of paths
+        Folders whose files a folder scan leaves out (an output folder inside an input folder).
+    empty : {"error", "skip"}, default "error"
+        A folder without images: an error, or nothing.
+
+    Returns
+    -------
+    list of pathlib.Path
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        No path given, a folder without images (``empty="error"``), an unknown ``empty``, or a plate whose
+        metadata names a well or field outside it.
+
+    Examples
+    --------
+    >>> expand_inputs(["missing.tif"])
+    [PosixPath('missing.tif')]
+    """
+    if empty not in EMPTY_FOLDER:
+        raise InputError(f"empty={empty!r} is not one of {EMPTY_FOLDER}")
+    given = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
+    if not given:
+        raise InputError("no input paths given; pass image files or folders")
+    excluded = [Path(os.path.realpath(d)) for d in exclude_dirs]
+    out: list[Path] = []
+    for p in given:
+        if _is_plate(p):
+            out.extend(_plate_fields(p))
+        elif p.is_dir() and image_format(p) != "zarr":
+            files = find_images(p, include=include, exclude=exclude, recursive=recursive)
+            # realpath never raises: a link loop stays an input and gets its error row when it is read
+            files = [f for f in files if not any(d in Path(os.path.realpath(f)).parents for d in excluded)]
+            files = [g for f in files for g in (_plate_fields(f) if _is_plate(f) else [f])]
+            if not files and empty == "error":
+                what = f" matching {include!r}" if include else ""
+                raise InputError(f"no image files{what} found in folder '{p}' (.tif/.tiff/.png/.jpg/.jpeg/.zarr)")
+            out.extend(files)
+        else:
+            out.append(p)
+    return out
+
+
+def _is_plate(p: Path) -> bool:
+    if image_format(p) != "zarr":
+        return False
+    from deepscope.io.ngff import is_plate
+
+    return is_plate(p)
+
+
+def _plate_fields(p: Path) -> list[Path]:
+    from deepscope.io.ngff import plate_fields
+
+    return plate_fields(p)
 
 
 def extract_zip(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from deepscope.errors import InputError
+from deepscope.errors import InputError, user_stacklevel
 
 __all__ = ["ngff_attrs", "is_plate", "plate_fields", "open_ngff_level", "write_ngff_labels", "create_ngff_labels",
            "add_ngff_labels", "check_label_name"]
@@ -270,5 +270,5 @@ def add_ngff_labels(image_path: str | os.PathLike[str], name: str, labels: np.nd
     try:
         return write_ngff_labels(image_path, name, labels)
     except (OSError, InputError) as exc:
-        warnings.warn(f"{image_path}: labels not written into the OME-Zarr image ({exc})", stacklevel=2)
+        warnings.warn(f"{image_path}: labels not written into the OME-Zarr image ({exc})", stacklevel=user_stacklevel())
         return None

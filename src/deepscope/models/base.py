@@ -440,10 +440,12 @@ class DeepscopeModel:
         """Validation metric (and direction) that picks the best weights when training."""
         return self.plugin.default_monitor(self)
 
-    def prepare(self, image: np.ndarray | Image, *, path: str = "", channel: int | None = None) -> np.ndarray:
+    def prepare(self, image: np.ndarray | Image, *, path: str = "", channel: int | None = None,
+                checked: bool = False) -> np.ndarray:
         """Pre-process one raw image (array or :class:`deepscope.io.Image`) into the network's ``(H, W, C)``
-        float32 input."""
-        return self.plugin.prepare(self, as_pixels(image), path=path or _path_of(image), channel=channel)
+        float32 input (``checked``: its pixels were checked already, :func:`deepscope.models.select_channels`)."""
+        return self.plugin.prepare(self, as_pixels(image), path=path or _path_of(image), channel=channel,
+                                   checked=checked)
 
     def predict_image(self, image: np.ndarray | Image, **options: Any) -> Any:
         """The prediction for one raw image, an array or a :class:`deepscope.io.Image` (a count, instance

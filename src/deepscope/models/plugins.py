@@ -68,11 +68,13 @@ class TaskPlugin:
         """Initialise a freshly built network (e.g. the bias of an output head); default: nothing."""
 
     # ------------------------------------------------------------------ inference
-    def prepare(self, model: Any, image: Any, *, path: str = "", channel: int | None = None) -> Any:
-        """Pre-processing: one raw image -> the network's float32 ``(H, W, C)`` input."""
+    def prepare(self, model: Any, image: Any, *, path: str = "", channel: int | None = None,
+                checked: bool = False) -> Any:
+        """Pre-processing: one raw image -> the network's float32 ``(H, W, C)`` input (``checked``: the pixels
+        were checked already, :func:`deepscope.models.select_channels`)."""
         from deepscope.models.spec import prepare_image
 
-        return prepare_image(image, model.spec, path=path, channel=channel, model=model.name)
+        return prepare_image(image, model.spec, path=path, channel=channel, model=model.name, checked=checked)
 
     def predict_image(self, model: Any, image: Any, **options: Any) -> Any:
         """Pre-process, infer and post-process one raw image (what ``model.predict_image`` returns)."""

@@ -149,12 +149,14 @@ def input_stats(images: Sequence[np.ndarray]) -> dict[str, float]:
 
 
 def select_channels(image: np.ndarray, spec: InputSpec, *, channel: int | None = None, path: str = "",
-                    model: str = "") -> np.ndarray:
+                    model: str = "", checked: bool = False) -> np.ndarray:
     """The raw pixels a model takes from an image: ``(H, W)`` for a one-channel model, else ``(H, W, C)``.
 
     For a one-channel model, ``channel`` picks one channel of a multi-channel image (grey images
     ignore it); without it, RGB images whose channels are all equal are accepted and images with
-    distinct channels are reduced by the spec's ``grey`` rule or refused.
+    distinct channels are reduced by the spec's ``grey`` rule or refused. ``checked=True``: the pixels
+    were checked already (an earlier ``select_channels`` or ``check_image`` of this image), so that
+    scan of every pixel is not done again.
 
     Raises
     ------
@@ -172,7 +174,7 @@ def select_channels(image: np.ndarray, spec: InputSpec, *, channel: int | None =
     """
     from deepscope.data.transforms import check_image, to_grey
 
-    x = check_image(np.asarray(image), path=path)
+    x = np.asarray(image) if checked else check_image(np.asarray(image), path=path)
     where = path or "image"
     if x.ndim not in (2, 3):
         raise InputError(f"{where}: expected a 2-D image (H, W) or (H, W, C), got shape {x.shape}; index volumes "
@@ -204,15 +206,16 @@ def select_channels(image: np.ndarray, spec: InputSpec, *, channel: int | None =
 
 
 def prepare_image(image: np.ndarray, spec: InputSpec, *, path: str = "", channel: int | None = None,
-                  model: str = "") -> np.ndarray:
-    """Turn one raw image into the model's float32 ``(H, W, C)`` input (channels, then normalisation).
+                  model: str = "", checked: bool = False) -> np.ndarray:
+    """Turn one raw image into the model's float32 ``(H, W, C)`` input (channels, then normalisation;
+    ``checked``: as for :func:`select_channels`).
 
     Raises
     ------
     deepscope.errors.InputError
         As :func:`select_channels`.
     """
-    x = select_channels(image, spec, channel=channel, path=path, model=model)
+    x = select_channels(image, spec, channel=channel, path=path, model=model, checked=checked)
     if x.ndim == 2:
         x = x[..., None]
     return spec.normalize_image(x)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepscope.errors import InputError
+from deepscope.errors import InputError, user_stacklevel
 from deepscope.pipeline.spec import Inputs
 
 __all__ = ["ImageSet", "discover_image_sets", "set_key", "set_stem", "set_stems"]
@@ -145,8 +145,7 @@ def _expand(inputs: Inputs, exclude_dirs: Sequence[Path]) -> tuple[list[Path], l
     A link that cannot be resolved (a loop, a missing target) stays an input, so that it gets an error row;
     so do a device, FIFO or socket with an image name, and a link to one, under the name they were found as.
     """
-    from deepscope.io import find_images, image_format, natural_key
-    from deepscope.io.ngff import is_plate, plate_fields
+    from deepscope.io import expand_inputs, image_format, natural_key
 
     found: list[Path] = []
     roots: list[Path] = []
@@ -163,14 +162,11 @@ def _expand(inputs: Inputs, exclude_dirs: Sequence[Path]) -> tuple[list[Path], l
                 raise FileNotFoundError(f"inputs.paths: no such file or folder: '{p}'")
             cands = [p]
         roots.append(_root_of(entry))
-        for c in cands:
-            if image_format(c) == "zarr" and is_plate(c):  # an OME-Zarr plate: its fields of view
-                found.extend(plate_fields(c))
-            elif c.is_dir() and image_format(c) != "zarr":
-                found.extend(find_images(c, include=inputs.include or None, exclude=inputs.exclude or None,
-                                         recursive=inputs.recursive))
-            elif image_format(c) is not None:
-                found.append(c)
+        # what a glob (or a path) names that is no image (a CSV beside the images) is not an input
+        cands = [c for c in cands if c.is_dir() or image_format(c) is not None]
+        if cands:  # folders scanned, plates as their fields: as every command expands its inputs
+            found.extend(expand_inputs(cands, include=inputs.include or None, exclude=inputs.exclude or None,
+                                       recursive=inputs.recursive, empty="skip"))
         owner += [roots[-1]] * (len(found) - len(owner))
     excluded = [Path(os.path.realpath(d)) for d in exclude_dirs]
     chosen: dict[str, tuple[Path, tuple[Path, str]]] = {}  # real path -> (path to read, (root, path in it))
@@ -375,7 +371,7 @@ def _group(files: list[Path], meta: list[dict[str, Any]], inputs: Inputs
         import warnings
 
         warnings.warn(f"{len(ignored)} files have a {g.by!r} value not in inputs.channels.names (e.g. "
-                      f"{ignored[0]}) and are not read", stacklevel=3)
+                      f"{ignored[0]}) and are not read", stacklevel=user_stacklevel())
     sets: list[ImageSet] = []
     incomplete: list[tuple[str, str]] = []
     for key, chans in groups.items():

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepscope.errors import ConfigError, InputError
+from deepscope.errors import ConfigError, InputError, user_stacklevel
 from deepscope.pipeline.executors import DaskExecutor, Executor, LocalExecutor, SerialExecutor, WorkerLost
 from deepscope.pipeline.inputs import ImageSet, discover_image_sets, set_stem, set_stems
 from deepscope.pipeline.spec import OBJECT_COUNT, CountStep, Pipeline, SegmentStep, load_pipeline, zoo_dir
@@ -354,10 +354,10 @@ def _run_locked(pipeline: Pipeline, run_dir: Path, ex: Executor, sets: list[Imag
     stems, renamed = set_stems(sets, {k: str(m.get("stem") or set_stem(str(m.get("set_id"))))
                                       for k, m in parts.items()})
     for msg in renamed:
-        warnings.warn(msg, stacklevel=2)
+        warnings.warn(msg, stacklevel=user_stacklevel())
     if plan.stale:
         warnings.warn(f"{plan.stale} result part(s) in '{run_dir}' belong to image sets that are no longer "
-                      "among the inputs; they are left out of the tables", stacklevel=2)
+                      "among the inputs; they are left out of the tables", stacklevel=user_stacklevel())
     from deepscope.io import write_text
 
     write_text(run_dir / "pipeline.yaml", pipeline.to_yaml())
@@ -465,10 +465,10 @@ def _warn_out_of_domain(images_table: Path | None, *, shown: int = 10) -> None:
         bad = df.loc[df[col] == 0, "path"].tolist()
         for path in bad[:shown]:
             warnings.warn(f"{path}: looks unlike the images the model of {col.removeprefix('InDomain_')} was "
-                          f"trained on ({col} = 0); check its overlay before trusting its objects", stacklevel=3)
+                          f"trained on ({col} = 0); check its overlay before trusting its objects", stacklevel=user_stacklevel())
         if len(bad) > shown:
             warnings.warn(f"... and {len(bad) - shown} more images with {col} = 0 (see the images table)",
-                          stacklevel=3)
+                          stacklevel=user_stacklevel())
 
 
 def _block_mapper(ex: Executor, job_json: str) -> Callable[..., Any]:
@@ -532,7 +532,7 @@ def _commit(run_dir: Path, sets: Sequence[ImageSet], pipeline: Pipeline, models:
             catalog.add([p for s in sets for p in s.paths], pattern=pipeline.inputs.pattern)
         except Exception as exc:  # the catalog is a record of the run; never lose the run's results to it
             warnings.warn(f"could not add the input images to the catalog {pipeline.outputs.catalog}: {exc}",
-                          stacklevel=3)
+                          stacklevel=user_stacklevel())
     return committed
 
 
@@ -589,7 +589,7 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
         model = DEFAULT_SEGMENT_MODEL
         if not (zoo_dir() / f"{model}.json").is_file():
             warnings.warn(f"the shipped '{model}' model is not installed; segmenting with the classical "
-                          "otsu-watershed instead (pass --model to choose)", stacklevel=2)
+                          "otsu-watershed instead (pass --model to choose)", stacklevel=user_stacklevel())
             model = "otsu-watershed"
     seg: dict[str, Any] = {"objects": "Nuclei", "model": model}
     if diameter is not None:

@@ -152,7 +152,10 @@ class SegmentStep:
     of :func:`deepscope.predict.classical.otsu_watershed` for the classical segmenter.
     ``diameter`` (pixels) overrides the per-image object-size estimate of generalist models; their
     images table gets ``Diameter_<objects>`` (the diameter used) and ``InDomain_<objects>`` (1 when
-    the image looks like the model's training images, 0 when not).
+    the image looks like the model's training images, 0 when not). ``tile``, ``overlap`` and ``tta``
+    mean what they mean to ``deepscope segment`` (one overlap rule,
+    :func:`deepscope.predict.inputs.tile_overlap`); ``backend`` (``torch`` or ``onnx``; None: the
+    model's) is what runs the network, as ``--backend``.
     """
 
     objects: str
@@ -163,6 +166,7 @@ class SegmentStep:
     tta: str = "none"
     options: dict[str, Any] = field(default_factory=dict)
     diameter: float | None = None
+    backend: str | None = None
     kind: str = field(default="segment", init=False)
 
 
@@ -438,6 +442,8 @@ def _step_dict(s: Step) -> dict[str, Any]:
                 "overlap": s.overlap, "tta": s.tta, "options": dict(s.options)}
         if s.diameter is not None:
             opts["diameter"] = s.diameter
+        if s.backend is not None:  # only when given: the hash of a pipeline without it is unchanged
+            opts["backend"] = s.backend
     elif isinstance(s, CountStep):
         opts = {"name": s.name, "model": s.model, "channel": s.channel, "objects": s.objects}
     elif isinstance(s, RelateStep):
@@ -698,7 +704,7 @@ class _Reader:
                 step = NormalizeStep(channels=chans, low=low, high=high, clip=clip)
             elif kind_s == "segment":
                 d = self.mapping(opts, p, ("objects", "channel", "model", "tile", "overlap", "tta", "options",
-                                           "diameter"))
+                                           "diameter", "backend"))
                 chan = channel_ref(d["channel"], p + ("channel",)) if d.get("channel") is not None else channels[0]
                 model = self.model_ref(d.get("model", "nuclei"), p + ("model",), task="segment")
                 tile = self.integer(d["tile"], p + ("tile",), minimum=64) if d.get("tile") is not None else None
@@ -708,8 +714,16 @@ class _Reader:
                 diameter = (self.number(d["diameter"], p + ("diameter",), lo=1, hi=10000)
                             if d.get("diameter") is not None else None)
                 if diameter is not None and model == "otsu-watershed":
-                    self.fail(p + ("diameter",), "diameter is for the generalist models (nuclei, nuclei-fast); "
+                    self.fail(p + ("diameter",), f"diameter is for the generalist models "
+                                                 f"({', '.join(generalist_models()) or 'none shipped'}); "
                                                  "otsu-watershed takes its settings from options")
+                backend = None
+                if d.get("backend") is not None:
+                    from deepscope.predict.backends import BACKENDS
+
+                    backend = self.choice(d["backend"], p + ("backend",), BACKENDS)
+                    if model in CLASSICAL_SEGMENTERS:
+                        self.fail(p + ("backend",), f"backend is for trained models; {model} runs no network")
                 options = d.get("options") or {}
                 if not isinstance(options, dict):
                     self.fail(p + ("options",), f"expected a mapping of options; got {_type_name(options)}")
@@ -725,7 +739,7 @@ class _Reader:
                                  f"already made by step {objects['Nuclei']})")
                 objs = new_objects(d.get("objects", "Nuclei"), p + ("objects",))
                 step = SegmentStep(objects=objs, channel=chan, model=model, tile=tile, overlap=overlap, tta=tta,
-                                   options=dict(options), diameter=diameter)
+                                   options=dict(options), diameter=diameter, backend=backend)
             elif kind_s == "count":
                 d = self.mapping(opts, p, ("name", "model", "channel", "objects"))
                 model = d.get("model", OBJECT_COUNT)
@@ -839,6 +853,20 @@ class _Reader:
         if card_task is not None and card_task != task:
             self.fail(p, f"model {s!r} is a {card_task} model; this step needs a {task} model")
         return s
+
+
+def generalist_models() -> list[str]:
+    """The shipped generalist segmenters (those that rescale images to their object size and take a
+    ``diameter``): zoo cards whose output has a ``target_diameter``, read without importing torch."""
+    out = []
+    for card in sorted(zoo_dir().glob("*.json")):
+        try:
+            d = json.loads(card.read_text())
+        except (OSError, ValueError):
+            continue
+        if d.get("task") == "segment" and "target_diameter" in (d.get("output") or {}):
+            out.append(str(d.get("name") or card.stem))
+    return out
 
 
 def zoo_dir() -> Path:

@@ -402,6 +402,7 @@ class _Context:
                        user=r["user"], host=r["host"], started=r["started"],
                        deepscope_version=r["deepscope_version"], software=r["software"])
         self.models: dict[str, Any] = {}
+        self._on_backend: dict[tuple[str, str], Any] = {}  # (model, backend) -> the model run there
         refs = {s.model: ("segment" if isinstance(s, SegmentStep) else "count") for s in self.pipeline.steps
                 if isinstance(s, (SegmentStep, CountStep)) and s.model not in (OBJECT_COUNT, "otsu-watershed")}
         if refs:
@@ -416,20 +417,37 @@ class _Context:
                 self.models[ref] = load_model(ref, device=job.get("device", "cpu"), task=task)
         objects_schema(self.pipeline)  # compute once per process
 
+    def segment_model(self, step: SegmentStep) -> Any:
+        """The step's model, run on the step's ``backend`` (a copy of the loaded model where that differs)."""
+        model = self.models[step.model]
+        if step.backend is None or step.backend == model.backend:
+            return model
+        key = (step.model, step.backend)
+        if key not in self._on_backend:
+            from deepscope.predict.inputs import resolve_model
+
+            self._on_backend[key] = resolve_model(model, task="segment", backend=step.backend)
+        return self._on_backend[key]
+
     def segment(self, step: SegmentStep, image: np.ndarray) -> np.ndarray:
+        """Labels of one channel image, which :func:`apply_steps` has checked (so the model does not again);
+        ``tile``, ``overlap`` and ``backend`` by the rules ``deepscope segment`` uses."""
         if step.model == "otsu-watershed":
             from deepscope.predict.classical import otsu_watershed
 
             return otsu_watershed(image, **step.options)
-        model = self.models[step.model]
+        from deepscope.predict.inputs import tile_overlap
+
+        model = self.segment_model(step)
+        overlap = tile_overlap(model, step.tile, step.overlap)
         if getattr(model.plugin, "reports_info", False):
-            labels, info, dom = model.predict_image(image, tile=step.tile, overlap=step.overlap, tta=step.tta,
-                                                    diameter=step.diameter, return_info=True)
+            labels, info, dom = model.predict_image(image, tile=step.tile, overlap=overlap, tta=step.tta,
+                                                    diameter=step.diameter, return_info=True, checked=True)
             return labels, {"diameter": info.diameter, "in_domain": dom.in_domain}
-        return model.predict_image(image, tile=step.tile, overlap=step.overlap, tta=step.tta)
+        return model.predict_image(image, tile=step.tile, overlap=overlap, tta=step.tta, checked=True)
 
     def count(self, step: CountStep, image: np.ndarray) -> Any:
-        return self.models[step.model].count_images([image])[0]
+        return self.models[step.model].count_images([image], checked=True)[0]  # checked by apply_steps
 
 
 _CONTEXT_LOCK = threading.Lock()
@@ -576,7 +594,7 @@ def run_task(job_json: str, task: Task) -> TaskResult:
 
     from deepscope.io import read_image, sha256_file, write_labels, write_png
     from deepscope.pipeline.inputs import set_stem
-    from deepscope.predict.batch import overlay_outlines
+    from deepscope.predict.overlay import overlay_outlines
     from deepscope.predict.runner import BatchRunner, Decoded
     from deepscope.provenance import lineage
 

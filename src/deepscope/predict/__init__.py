@@ -2,7 +2,12 @@
 instance post-processing, the batch runner of the commands and pipelines, and classical baselines.
 
 >>> from deepscope.predict import Predictor, TorchBackend, BatchRunner
->>> from deepscope.predict.batch import count_paths, segment_paths, restore_paths
+>>> from deepscope.predict.files import count_paths, segment_paths, restore_paths
+
+Modules: ``predictor``/``backends``/``engine`` run a network; ``inputs`` resolves what a run is given
+(model, pixels, tile overlap); ``runner`` is the batch engine and ``files`` the file driver of the
+``count``/``segment``/``restore`` commands; ``large`` the out-of-core path; ``overlay`` draws outlines;
+``evaluation`` runs a model over a labelled dataset and scores it.
 
 Imports: ``predict`` imports ``models``, ``evaluate``, ``provenance``, ``io`` and ``data``; ``train``,
 ``tasks``, ``pipeline`` and ``cli`` import it, ``models`` never does (a model finds its behaviour

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from deepscope.errors import ModelError
+from deepscope.errors import ModelError, user_stacklevel
 
 __all__ = ["DomainModel", "RangeDomain", "DomainResult", "fit_domain", "fit_ranges", "domain_from_dict",
            "image_features", "FEATURES", "warn_out_of_domain"]
@@ -154,7 +154,7 @@ def warn_out_of_domain(path: str, model_name: str, domain: DomainResult) -> None
     if domain.in_domain is False:
         warnings.warn(f"{path or 'image'}: looks unlike the images model {model_name!r} was trained on (domain score "
                       f"{domain.score:.2f} > {domain.threshold:.2f}); its objects may be wrong. Check the overlay, "
-                      "or fine-tune the model on a few annotated images of this kind", stacklevel=3)
+                      "or fine-tune the model on a few annotated images of this kind", stacklevel=user_stacklevel())
 
 
 #: The features of :func:`image_features`, in order.

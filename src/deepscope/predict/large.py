@@ -21,6 +21,9 @@ limit of whole images (``max_pixels``, docs/limits.md) applies here too, so a st
 for days of work; the default 250 million values takes about 15,000 x 15,000 pixels, and a 20,000 x 20,000
 image needs ``DEEPSCOPE_MAX_PIXELS=400e6`` (or ``deepscope --max-pixels 400000000 segment ...``).
 
+The batch command ``deepscope segment`` routes an OME-Zarr image here when its plane is over
+:data:`OUT_OF_CORE_PIXELS` (:func:`out_of_core`).
+
 >>> from deepscope.predict.large import segment_ngff
 >>> res = segment_ngff("slide.ome.zarr", model="nuclei")          # doctest: +SKIP
 >>> res.count, res.labels                                          # doctest: +SKIP
@@ -38,6 +41,41 @@ from typing import Any
 import numpy as np
 
 from deepscope.errors import InputError
+
+#: OME-Zarr images whose plane has more pixels than this are segmented tile by tile from their store
+#: (:func:`segment_ngff`): about 7,000 x 7,000, a few GB of working memory as whole images.
+#: The environment variable ``DEEPSCOPE_OUT_OF_CORE_PIXELS`` sets another threshold.
+OUT_OF_CORE_PIXELS = 50_000_000
+
+
+def out_of_core(path: str | os.PathLike[str]) -> Any:
+    """The image (metadata, no pixels) of an OME-Zarr image too large to segment whole (a plane over
+    :data:`OUT_OF_CORE_PIXELS`, or ``DEEPSCOPE_OUT_OF_CORE_PIXELS``), else None.
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        ``DEEPSCOPE_OUT_OF_CORE_PIXELS`` is not a number.
+    """
+    from deepscope.io import image_format
+
+    p = Path(path)
+    if image_format(p) != "zarr" or not p.is_dir():
+        return None
+    from deepscope.io.ngff import open_ngff_level
+
+    try:
+        _, img = open_ngff_level(p, checksum=False)
+    except Exception:  # not an image (a plate is expanded before; errors are read_image's to report)
+        return None
+    env = os.environ.get("DEEPSCOPE_OUT_OF_CORE_PIXELS", "").strip()
+    try:
+        threshold = int(float(env)) if env else OUT_OF_CORE_PIXELS
+    except ValueError:
+        raise InputError(f"DEEPSCOPE_OUT_OF_CORE_PIXELS={env!r} is not a number of pixels (e.g. 50e6)") from None
+    if int(np.prod(img.meta.shape[-2:])) <= threshold:
+        return None
+    return open_ngff_level(p, checksum=True)[1]
 
 #: Pixels read per block while sampling the normalisation parameters (bounded memory).
 _BLOCK_PIXELS = 16_000_000
@@ -232,7 +270,7 @@ def segment_ngff(path: str | os.PathLike[str], *, model: Any = "nuclei", level: 
         or chunks over the ``chunk_bytes`` limit (docs/limits.md); nothing is read or written.
     """
     from deepscope.io.ngff import check_label_name, create_ngff_labels, open_ngff_level
-    from deepscope.predict.batch import _overlap, resolve_model
+    from deepscope.predict.inputs import resolve_model, tile_overlap
 
     if level != 0:
         raise InputError(f"level={level}: labels are written at level 0; segment level 0 (or write the level you "
@@ -291,7 +329,7 @@ def segment_ngff(path: str | os.PathLike[str], *, model: Any = "nuclei", level: 
 
         output = net.model_card.output
         t_side = int(tile or output.get("tile", 1024))
-        ov = int(_overlap(net, t_side, overlap))  # the rule `segment` uses, so both give the same labels
+        ov = int(tile_overlap(net, t_side, overlap))  # the rule `segment` uses, so both give the same labels
         grid = tile_grid((h, w), t_side, ov)
 
         def one_tile(read: tuple[slice, slice]) -> tuple[np.ndarray, dict[int, int]]:

@@ -473,8 +473,9 @@ class Catalog:
         Parameters
         ----------
         paths : path or iterable of paths
-            Image files and folders (scanned for images, recursively by default). An iterable
-            is consumed lazily.
+            Image files, folders (scanned for images, recursively by default) and OME-Zarr plates
+            (each field of view is one image), expanded as every command expands its inputs
+            (:func:`deepscope.io.expand_inputs`). An iterable is consumed lazily.
         pattern : str or FilenamePattern, optional
             File-name pattern (preset such as ``"bbbc005"`` or regex with named groups).
         meta : path or sequence of paths, optional
@@ -497,7 +498,8 @@ class Catalog:
         Returns
         -------
         AddReport
-            One result per file; unreadable files are ``failed`` rows, never an exception.
+            One result per file; unreadable files (and a plate whose metadata leads outside it) are
+            ``failed`` rows, never an exception.
 
         Raises
         ------
@@ -528,6 +530,9 @@ class Catalog:
         notes: list[tuple[str, str]] = []
         batch: list[_Prepared] = []
         for f in self._expand(paths, include=include, recursive=recursive):
+            if isinstance(f, AddResult):  # an input that could not be expanded (a plate refused)
+                results.append(f)
+                continue
             try:
                 fm = file_meta(f, verify=verify)
                 if safe_text(fm.path) != fm.path:  # a name not in UTF-8: kept with its odd bytes escaped
@@ -550,15 +555,17 @@ class Catalog:
         return AddReport(tuple(results), tuple(conflicts), tuple(notes))
 
     @staticmethod
-    def _expand(paths: Iterable[str | os.PathLike[str]], *, include: Any, recursive: bool) -> Iterator[Path]:
-        from deepscope.io import find_images, image_format
+    def _expand(paths: Iterable[str | os.PathLike[str]], *, include: Any,
+                recursive: bool) -> Iterator[Path | AddResult]:
+        """The images of each input in turn (lazily), or a failed result for an input that cannot be expanded."""
+        from deepscope.io import expand_inputs
 
         for item in paths:
-            p = Path(item)
-            if p.is_dir() and image_format(p) != "zarr":
-                yield from find_images(p, include=include, recursive=recursive)
-            else:
-                yield p
+            try:
+                yield from expand_inputs([item], include=include, recursive=recursive, empty="skip")
+            except InputError as exc:
+                logger.warning("not catalogued: %s: %s", item, exc)
+                yield AddResult(str(item), "failed", None, str(exc))
 
     def _meta_rows(self, sha: str, merged: MergedMeta) -> list[dict[str, Any]]:
         rows = []

@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deepscope.errors import InputError
+from deepscope.errors import InputError, user_stacklevel
 
 if TYPE_CHECKING:  # pragma: no cover
     from deepscope.provenance.catalog import Catalog
@@ -600,5 +600,5 @@ def read(path: str | os.PathLike[str], *, verify: bool = True) -> Record | None:
         if actual != rec.output_sha256:
             warnings.warn(f"'{p}' has changed since its provenance record was written (SHA-256 "
                           f"{actual[:12]} != recorded {rec.output_sha256[:12]}); the record describes an "
-                          "earlier version of the file", LineageWarning, stacklevel=2)
+                          "earlier version of the file", LineageWarning, stacklevel=user_stacklevel())
     return rec

@@ -20,7 +20,7 @@ import math
 import warnings
 from dataclasses import dataclass
 
-from deepscope.errors import InputError
+from deepscope.errors import InputError, user_stacklevel
 from deepscope.provenance.meta import ELECTRON_MODALITIES, ImageMeta
 
 __all__ = ["CRITERIA", "diffraction_limit_nm", "nyquist_pixel_size_um", "electron_wavelength_nm",
@@ -230,5 +230,5 @@ def check_sampling(meta: ImageMeta, *, criterion: str = "abbe", tolerance: float
             issues.append(SamplingIssue(idx, wl, na, pixel, nyq, criterion, msg))
     if warn:
         for issue in issues:
-            warnings.warn(issue.message, UndersamplingWarning, stacklevel=2)
+            warnings.warn(issue.message, UndersamplingWarning, stacklevel=user_stacklevel())
     return tuple(issues)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from deepscope.errors import InputError
+from deepscope.errors import InputError, user_stacklevel
 from deepscope.models import ArchConfig, CountModel, CountResult, register_task
 from deepscope.predict.predictor import softplus
 from deepscope.tasks.base import TorchTaskPlugin
@@ -82,9 +82,9 @@ class _Counting(TorchTaskPlugin):
         raise NotImplementedError
 
     def count_arrays(self, model: CountModel, images: list[np.ndarray], *, batch_size: int = 8,
-                     channel: int | None = None, paths: list[str] | None = None, tta: str | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        prepared = [self.prepare(model, im, path=(paths[i] if paths else ""), channel=channel)
+                     channel: int | None = None, paths: list[str] | None = None, tta: str | None = None,
+                     checked: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        prepared = [self.prepare(model, im, path=(paths[i] if paths else ""), channel=channel, checked=checked)
                     for i, im in enumerate(images)]
         return self.count_prepared(model, prepared, batch_size=batch_size, paths=paths, tta=tta)
 
@@ -115,8 +115,11 @@ class _Counting(TorchTaskPlugin):
 
     def count_images(self, model: CountModel, images: list[np.ndarray], *, hybrid: bool | None = None,
                      batch_size: int = 8, channel: int | None = None, paths: list[str] | None = None,
-                     tta: str | None = None) -> list[CountResult]:
+                     tta: str | None = None, checked: bool = False) -> list[CountResult]:
         """Count each raw image: :class:`CountResult` (count, low, high, std, method).
+
+        ``checked=True``: the pixels were checked already (the file driver's
+        :func:`deepscope.predict.inputs.model_input`), so they are not scanned again.
 
         For cards with a hybrid rule (``output.hybrid``; ``hybrid`` overrides its ``enabled``), images
         whose objects are small (median segmented area below ``max_object_area``) get the mean of the
@@ -127,7 +130,8 @@ class _Counting(TorchTaskPlugin):
         prepared: list[np.ndarray | None] = []
         for i, im in enumerate(images):
             try:
-                prepared.append(self.prepare(model, im, path=(paths[i] if paths else ""), channel=channel))
+                prepared.append(self.prepare(model, im, path=(paths[i] if paths else ""), channel=channel,
+                                             checked=checked))
             except InputError:
                 # colour (distinct channels, no --channel): not a counter image; the general segmenter reads colour
                 if not out_general or channel is not None:
@@ -150,10 +154,10 @@ class _Counting(TorchTaskPlugin):
             if ok is False:  # unlike the training images: count instances instead, or claim no interval
                 where = paths[k] if paths else "image"
                 if out_general:
-                    out.append(self._count_instances(model, images[k], channel=channel, path=where))
+                    out.append(self._count_instances(model, images[k], channel=channel, path=where, checked=checked))
                 else:
                     warnings.warn(f"{where}: looks unlike the images count model {model.name!r} was trained on; "
-                                  "its count is a guess and gets no interval", stacklevel=4)
+                                  "its count is a guess and gets no interval", stacklevel=user_stacklevel())
                     out.append(CountResult(float(c), float("nan"), float("nan"), float(s), self.representation,
                                            False))
                 continue
@@ -163,7 +167,7 @@ class _Counting(TorchTaskPlugin):
             pk = prepared[k]
             assert pk is not None  # images that could not be prepared are out of the domain (above)
             if use and not (gate and area_per_object(pk, c) > gate):
-                n_obj, area = self._objects(model, images[k], channel=channel)
+                n_obj, area = self._objects(model, images[k], channel=channel, checked=checked)
                 if n_obj > 0 and area < hy["max_object_area"]:
                     c = 0.5 * (c + n_obj)
                     method = "density+objects"
@@ -217,20 +221,22 @@ class _Counting(TorchTaskPlugin):
             model.runtime["general_segmenter"] = seg
         return seg
 
-    def _count_instances(self, model: CountModel, image: np.ndarray, *, channel: int | None, path: str) -> CountResult:
+    def _count_instances(self, model: CountModel, image: np.ndarray, *, channel: int | None, path: str,
+                         checked: bool = False) -> CountResult:
         """Count by the objects of the card's generalist segmenter, with its calibrated interval where in its domain."""
         from deepscope.tasks.generalist import image_kind
 
         general = model.model_card.output["general"]
         seg = self.general_segmenter(model)
-        labels, _info, dom = seg.predict_image(image, channel=channel, return_info=True)
+        labels, _info, dom = seg.predict_image(image, channel=channel, return_info=True, checked=checked)
         n = float(len(np.unique(labels[labels > 0])))
         if dom.in_domain is False:
             warnings.warn(f"{path}: looks unlike the images of both the counter {model.name!r} and the segmenter "
-                          f"{seg.name!r}; its count ({n:.0f} objects) is a guess and gets no interval", stacklevel=5)
+                          f"{seg.name!r}; its count ({n:.0f} objects) is a guess and gets no interval", stacklevel=user_stacklevel())
             return CountResult(n, float("nan"), float("nan"), float("nan"), "instances", False)
         scales = general.get("interval", {})
-        q = float(scales.get(image_kind(seg.prepare(image, channel=channel)), scales.get("all", float("nan"))))
+        q = float(scales.get(image_kind(seg.prepare(image, channel=channel, checked=True)),  # checked just above
+                             scales.get("all", float("nan"))))
         half = q * math.sqrt(n + 1.0)
         return CountResult(n, max(0.0, n - half), n + half, math.sqrt(n + 1.0), "instances", True)
 
@@ -276,13 +282,14 @@ class _Counting(TorchTaskPlugin):
             if want and have and want != have:
                 warnings.warn(f"count model {model.name!r} was calibrated with segmenter {hy['segmenter']!r} "
                               f"weights {want[:12]}... but {have[:12]}... are installed; its intervals may be off",
-                              stacklevel=4)
+                              stacklevel=user_stacklevel())
             model.runtime["segmenter"] = seg
         return seg
 
-    def _objects(self, model: CountModel, image: np.ndarray, *, channel: int | None = None) -> tuple[int, float]:
+    def _objects(self, model: CountModel, image: np.ndarray, *, channel: int | None = None,
+                 checked: bool = False) -> tuple[int, float]:
         """Number of segmented objects and their median area (pixels)."""
-        labels = self._segmenter(model).predict_image(image, channel=channel)
+        labels = self._segmenter(model).predict_image(image, channel=channel, checked=checked)
         sizes = np.bincount(labels.ravel())[1:]
         sizes = sizes[sizes > 0]
         return int(len(sizes)), float(np.median(sizes)) if len(sizes) else 0.0
@@ -360,7 +367,7 @@ class _Counting(TorchTaskPlugin):
         n_valid = len(valid_dataset) if valid_dataset is not None else 0
         if len(train_dataset) < 4 or not n_valid:
             warnings.warn(f"{model.name}: too few images to refit the domain check (need 4 training and 1 validation "
-                          "image); the fine-tuned counter has none and counts every image itself", stacklevel=3)
+                          "image); the fine-tuned counter has none and counts every image itself", stacklevel=user_stacklevel())
             return
         train = [train_dataset.get_image(i) for i in range(len(train_dataset))]
         valid = [valid_dataset.get_image(i) for i in range(n_valid)]
@@ -414,8 +421,9 @@ class RegressCounting(_Counting):
     def default_architecture(self, **options: Any) -> ArchConfig:
         return ArchConfig("book-countnet")
 
-    def prepare(self, model: CountModel, image: Any, *, path: str = "", channel: int | None = None) -> np.ndarray:
-        x = super().prepare(model, image, path=path, channel=channel)
+    def prepare(self, model: CountModel, image: Any, *, path: str = "", channel: int | None = None,
+                checked: bool = False) -> np.ndarray:
+        x = super().prepare(model, image, path=path, channel=channel, checked=checked)
         size = model.arch.input_size
         if size is not None and x.shape[:2] != tuple(size):
             from skimage.transform import resize

@@ -101,15 +101,16 @@ class GeneralistSegmentation(TorchTaskPlugin):
     def predict_image(self, model: SegmentModel, image: np.ndarray, *, tile: int | None = None,
                       overlap: int | None = None, tta: str = "none", channel: int | None = None,
                       return_classes: bool = False, out: np.ndarray | None = None, diameter: float | None = None,
-                      return_info: bool = False) -> Any:
+                      return_info: bool = False, checked: bool = False) -> Any:
         """Instance labels (int32, 0 = background, the input's height and width).
 
         The object diameter is estimated (or ``diameter=`` in pixels), the image rescaled to the
         model's scale, segmented (tile by tile when large) and the labels made at the input's
         resolution. ``return_info=True`` also returns :class:`deepscope.predict.generalist.SegmentInfo`
-        (diameter, its source, scale, passes) and the :class:`DomainResult`.
+        (diameter, its source, scale, passes) and the :class:`DomainResult`. ``checked=True``: the pixels
+        were checked already (:func:`deepscope.predict.inputs.model_input`).
         """
-        x = self.prepare(model, image, channel=channel)
+        x = self.prepare(model, image, channel=channel, checked=checked)
         cfg = self.generalist_config(model, tile=tile, overlap=overlap)
 
         def run(a: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from deepscope.errors import InputError
+from deepscope.errors import InputError, user_stacklevel
 from deepscope.models import ArchConfig, RestoreModel, input_stats, register_task, select_channels
 from deepscope.predict.predictor import stitch_tiles
 from deepscope.tasks.base import TorchTaskPlugin
@@ -39,20 +39,21 @@ class ImageRestoration(TorchTaskPlugin):
                        ) -> dict[str, Any]:
         return {"upscale": upscale, "loss": loss, "tile": 1024, "overlap": 64, **options}
 
-    def normalize(self, model: RestoreModel, raw: np.ndarray, *, path: str = "",
-                  channel: int | None = None) -> tuple[np.ndarray, np.ndarray, float, float]:
+    def normalize(self, model: RestoreModel, raw: np.ndarray, *, path: str = "", channel: int | None = None,
+                  checked: bool = False) -> tuple[np.ndarray, np.ndarray, float, float]:
         """Channel selection and the input's normalisation: ``(raw pixels, normalised float32, offset, scale)``."""
-        x = select_channels(raw, model.spec, channel=channel, path=path, model=model.name)
+        x = select_channels(raw, model.spec, channel=channel, path=path, model=model.name, checked=checked)
         lo, scale = model.spec.norm_params(x)
         return x, ((np.asarray(x, dtype=np.float32) - lo) / scale).astype(np.float32), lo, scale
 
     def predict_image(self, model: RestoreModel, image: np.ndarray, *, dtype: str = "input", tile: int | None = None,
                       overlap: int | None = None, channel: int | None = None, check: bool = True,
-                      on_warning: Callable[[str], None] | None = None) -> np.ndarray:
+                      on_warning: Callable[[str], None] | None = None, checked: bool = False) -> np.ndarray:
         """Restored image, in the input's dtype (``dtype="input"``) or ``"float32"``.
 
         With ``check``, an input unlike the training inputs gets a warning (``warnings.warn``), or is
         passed to ``on_warning(message)`` when given (thread-safe: batch workers collect it per image).
+        ``checked=True``: the pixels were checked already (:func:`deepscope.predict.inputs.model_input`).
 
         Raises
         ------
@@ -64,13 +65,13 @@ class ImageRestoration(TorchTaskPlugin):
 
         if dtype not in DTYPES:
             raise InputError(f"dtype={dtype!r} is not one of {DTYPES}")
-        x, xn, lo, scale = self.normalize(model, image, channel=channel)
+        x, xn, lo, scale = self.normalize(model, image, channel=channel, checked=checked)
         if check:
             msg = model.spec.domain_warning(xn, model=model.name)
             if msg and on_warning is not None:
                 on_warning(msg)
             elif msg:
-                warnings.warn(msg, stacklevel=3)
+                warnings.warn(msg, stacklevel=user_stacklevel())
         if model.upscale > 1:
             xn = F.interpolate(torch.from_numpy(xn)[None, None], scale_factor=model.upscale, mode="bicubic",
                                align_corners=False)[0, 0].numpy()

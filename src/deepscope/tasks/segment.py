@@ -46,9 +46,9 @@ class InstanceSegmentation(TorchTaskPlugin):
 
     # ------------------------------------------------------------------ inference
     def maps(self, model: SegmentModel, image: np.ndarray, *, tta: str = "none", channel: int | None = None,
-             prepared: bool = False) -> np.ndarray:
+             prepared: bool = False, checked: bool = False) -> np.ndarray:
         """Activated output maps ``(C, H, W)`` of one image (no tiling)."""
-        x = image if prepared else self.prepare(model, image, channel=channel)
+        x = image if prepared else self.prepare(model, image, channel=channel, checked=checked)
         out = self.predictor(model, tta=tta).maps([x])[0]
         return segmentation_maps(out, x.shape[:2], distance=self.distance, n_classes=model.n_classes)
 
@@ -62,14 +62,15 @@ class InstanceSegmentation(TorchTaskPlugin):
 
     def predict_image(self, model: SegmentModel, image: np.ndarray, *, tile: int | None = None,
                       overlap: int | None = None, tta: str = "none", channel: int | None = None,
-                      return_classes: bool = False, out: np.ndarray | None = None) -> Any:
+                      return_classes: bool = False, out: np.ndarray | None = None, checked: bool = False) -> Any:
         """Instance labels (int32, 0 = background, same height/width as ``image``).
 
         Images larger than ``tile`` (default from the card, 1024) are processed tile by tile with
         ``overlap`` pixels of context, normalised with the whole image's parameters; each object is kept
         by the one tile whose core holds its centre, so nothing is cut or duplicated at tile borders,
         and memory stays bounded by the tile size plus the output label image (which may be a
-        ``numpy.memmap`` passed as ``out``).
+        ``numpy.memmap`` passed as ``out``). ``checked=True``: the pixels were checked already (the file
+        driver's :func:`deepscope.predict.inputs.model_input`), so they are not scanned again.
 
         Raises
         ------
@@ -84,12 +85,13 @@ class InstanceSegmentation(TorchTaskPlugin):
         overlap = int(overlap if overlap is not None else output.get("overlap", 96))
         h, w = x.shape[:2]
         if h <= tile and w <= tile:
-            labels, classes = self.labels_from_maps(model, self.maps(model, x, tta=tta, channel=channel))
+            labels, classes = self.labels_from_maps(model, self.maps(model, x, tta=tta, channel=channel,
+                                                                     checked=checked))
             if out is not None:
                 out[...] = labels
                 labels = out
         else:
-            x = select_channels(x, model.spec, channel=channel, model=model.name)
+            x = select_channels(x, model.spec, channel=channel, model=model.name, checked=checked)
             lo, scale = model.spec.norm_params(x, max_pixels=NORM_SAMPLE)
 
             def one_tile(read: tuple[slice, slice]) -> tuple[np.ndarray, dict[int, int]]:

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from deepscope.errors import ConfigError, InputError
+from deepscope.errors import ConfigError, InputError, user_stacklevel
 from deepscope.train.config import TrainConfig
 
 __all__ = ["DEFAULT_FRACTIONS", "FINE_TUNE_FRACTIONS", "SMALL_FINE_TUNE", "default_fractions", "PARTS",
@@ -254,7 +254,7 @@ def fit_model(model: Any, train: Any, valid: Any = None, *, run_dir: str | os.Pa
     if not has_valid:
         valid = None
         warnings.warn("no validation images: the best training-loss weights are kept and nothing is calibrated",
-                      stacklevel=2)
+                      stacklevel=user_stacklevel())
     parent = None
     if fine_tune:
         card = model.model_card
@@ -340,7 +340,7 @@ def _keep_parent(model: Any, weights: Mapping[str, Any], parent: Mapping[str, An
     warnings.warn(f"the fine-tune did not beat {parent['name']} on your {len(valid)} validation image(s) "
                   f"({guard['monitor']}: {parent['name']} {_fmt(guard.get('parent_score'))}, fine-tuned "
                   f"{_fmt(guard.get('fine_tuned_score'))}); {run} holds {parent['name']}'s weights unchanged. Annotate "
-                  "more images, or train longer (--time-budget)", stacklevel=3)
+                  "more images, or train longer (--time-budget)", stacklevel=user_stacklevel())
     return result
 
 

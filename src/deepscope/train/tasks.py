@@ -205,6 +205,9 @@ class SegmentTask:
         Training crop size (images smaller than this are zero-padded).
     valid_images, valid_labels : optional
         Full validation images; validation runs the network on them and scores instances.
+    valid_classes : sequence of dict[int, int], optional
+        Class (1..K) of each instance of the validation label images (multi-class models): validation
+        also reports ``val_class_acc``, the share of matched objects (IoU >= 0.5) given their true class.
     postprocess : PostprocessConfig, optional
     stride : int
         Padding multiple the network needs for validation images.
@@ -256,7 +259,10 @@ class SegmentTask:
             self._t.append(torch.from_numpy(np.stack(chans).astype(np.float32)).to(self.device))
         self._vx = [np.asarray(v, np.float32) for v in valid_images]
         self._vl = [np.asarray(v) for v in valid_labels]
-        self._vc = valid_classes
+        if valid_classes is not None and len(valid_classes) != len(self._vl):
+            raise InputError(f"{len(valid_classes)} class maps (valid_classes) for {len(self._vl)} validation label "
+                             "images; give one per label image")
+        self._vc = list(valid_classes) if valid_classes is not None and n_classes > 1 else None
         # sample images in proportion to their area (large images hold more objects)
         areas = np.array([t.shape[-1] * t.shape[-2] for t in self._t], dtype=float)
         self._p = areas / areas.sum()
@@ -345,7 +351,8 @@ class SegmentTask:
         from deepscope.predict.instances import instances_from_maps
 
         aps, f1s, losses = [], [], []
-        for img, lab in zip(self._vx, self._vl):
+        right = matched = 0
+        for i, (img, lab) in enumerate(zip(self._vx, self._vl)):
             m = self.maps(net, img, device)
             pred = instances_from_maps(m[0], m[1] if self.mode == "instances" else None, self.postprocess)
             r = match_instances(lab, pred)
@@ -354,7 +361,24 @@ class SegmentTask:
             fg = (lab > 0).astype(np.float32)
             p = np.clip(m[0], 1e-6, 1 - 1e-6)
             losses.append(float(-(fg * np.log(p) + (1 - fg) * np.log(1 - p)).mean()))
-        return {"val_loss": float(np.mean(losses)), "val_dsb": float(np.mean(aps)), "val_f1": float(np.mean(f1s))}
+            if self._vc is not None:
+                r_, m_ = self._class_hits(lab, pred, m, self._vc[i])
+                right, matched = right + r_, matched + m_
+        out = {"val_loss": float(np.mean(losses)), "val_dsb": float(np.mean(aps)), "val_f1": float(np.mean(f1s))}
+        if self._vc is not None:
+            out["val_class_acc"] = right / matched if matched else float("nan")
+        return out
+
+    def _class_hits(self, lab: np.ndarray, pred: np.ndarray, maps: np.ndarray,
+                    classes: dict[int, int]) -> tuple[int, int]:
+        """Matched objects (IoU >= 0.5) of one validation image given their true class, and matched objects."""
+        from deepscope.evaluate import match_labels
+        from deepscope.predict.instances import class_per_instance
+
+        got = class_per_instance(pred, maps[2:2 + self.n_classes])
+        mt = match_labels(lab, pred, threshold=0.5)
+        hits = sum(int(got.get(int(p), 0) == int(classes.get(int(t), -1))) for t, p in zip(mt.true_ids, mt.pred_ids))
+        return hits, len(mt.true_ids)
 
 
 # =============================================================================== restoration
