@@ -121,4 +121,4 @@ def test_segment_needs_a_segmentation_model(tmp_path, images, models):
     assert r.exit_code == 2 and "is a count model; this command needs a segment model" in _out(r)
     r = runner.invoke(app, ["segment", str(tmp_path / "nowhere.tif"), "-o", str(tmp_path / "o"),
                             "--model", str(models / "seg" / "model.json")])
-    assert r.exit_code == 1 and "No such file: " in _out(r) and "nowhere.tif" in _out(r)
+    assert r.exit_code == 2 and "No such file or folder" in _out(r) and "nowhere.tif" in _out(r)  # before any work

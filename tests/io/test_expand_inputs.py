@@ -68,7 +68,10 @@ def test_expand_inputs_files_folders_plates(folder, tmp_path):
                                                                 "plate.zarr/B/2/0"]  # the plate in its place
     assert _real(expand_inputs(folder, recursive=True)) == _expected(folder, True)
     assert expand_inputs([folder / "plate.zarr"]) == plate_fields(folder / "plate.zarr")
-    assert expand_inputs([folder / "missing.tif"]) == [folder / "missing.tif"]  # kept: an error row when read
+    with pytest.raises(FileNotFoundError, match="No such file or folder"):  # a mistyped path: before any work
+        expand_inputs([folder / "missing.tif"])
+    (tmp_path / "dangling.tif").symlink_to(tmp_path / "nowhere.tif")
+    assert expand_inputs([tmp_path / "dangling.tif"]) == [tmp_path / "dangling.tif"]  # kept: a row when read
     assert [p.name for p in expand_inputs([folder], include="b*")] == ["b2.tif", "b10.png"]
     assert [p.name for p in expand_inputs([folder], exclude=["*.zarr", "b*"])] == ["a.tif"]
     (tmp_path / "empty").mkdir()

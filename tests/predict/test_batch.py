@@ -59,17 +59,21 @@ def images(tmp_path, field):
 def test_count_paths_rows_errors_csv_and_lineage(tmp_path, images, models):
     out = tmp_path / "counts.csv"
     seen = []
-    res = count_paths([images, tmp_path / "missing.tif"], model=models / "count", output=out, device="cpu",
+    with pytest.raises(FileNotFoundError, match="No such file or folder: '.*missing.tif'"):
+        count_paths([images, tmp_path / "missing.tif"], model=models / "count", output=out, device="cpu")
+    assert not out.exists()  # a mistyped path stops the command before any work
+    (tmp_path / "gone.tif").symlink_to(tmp_path / "nowhere.tif")  # a name that exists but cannot be read: a row
+    res = count_paths([images, tmp_path / "gone.tif"], model=models / "count", output=out, device="cpu",
                       progress=lambda done, total: seen.append((done, total)))
     t = res.table
     assert list(t.columns) == list(COUNT_COLUMNS)
-    assert [Path(p).name for p in t["path"]] == ["a.tif", "b.tif", "broken.tif", "missing.tif"]
+    assert [Path(p).name for p in t["path"]] == ["a.tif", "b.tif", "broken.tif", "gone.tif"]
     assert res.n_images == 4 and res.n_failed == 2 and not res.all_failed
     ok = t[t["error"] == ""]
     assert np.isfinite(ok["count"]).all() and (ok["count"] >= 0).all()
     assert (ok["count_low"] <= ok["count"]).all() and (ok["count"] <= ok["count_high"]).all()
     assert (ok["count_low"] >= 0).all() and (ok["std"] > 0).all()
-    assert "broken.tif" in t.loc[2, "error"] and "No such file" in t.loc[3, "error"]
+    assert "broken.tif" in t.loc[2, "error"] and "leads nowhere" in t.loc[3, "error"]
     assert seen[-1] == (4, 4) and [d for d, _ in seen] == [1, 2, 3, 4]
     on_disk = pd.read_csv(out, keep_default_na=False)
     assert on_disk["path"].tolist() == t["path"].tolist()

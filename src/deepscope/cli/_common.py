@@ -93,6 +93,29 @@ def _format_warning(message: Any, category: type[Warning], filename: str, lineno
 _plain_format_warning = warnings.formatwarning
 
 
+#: Warnings already shown by this process: each is said once, not once per image.
+_SHOWN: set[str] = set()
+_VERBOSE = [0]
+
+
+def _show_warning(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    """Show a warning as the tool's own words, ``warning: <message>``, once per distinct message.
+
+    Python's default shows ``path/to/module.py:123: UserWarning: ...`` and the source line that raised it:
+    noise for a user of the command line. ``-vv`` shows them as Python does (made visible), for debugging.
+    """
+    if _VERBOSE[0] >= 2:
+        err_console.print(escape(_format_warning(message, category, filename, lineno, line).rstrip()),
+                          soft_wrap=True)
+        return
+    text = str(message)
+    if category is ResourceWarning or text in _SHOWN:  # an unclosed file is the program's business, not the user's
+        return
+    _SHOWN.add(text)
+    err_console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True)
+
+
 class VisibleFormatter(logging.Formatter):
     """A log formatter whose records are made :func:`visible` (a library may log a file name)."""
 
@@ -108,7 +131,11 @@ def setup_logging(verbose: int = 0) -> None:
     if warnings.formatwarning is not _format_warning:  # warnings shown as Python prints them: made visible too
         _plain_format_warning = warnings.formatwarning
         warnings.formatwarning = _format_warning
+    warnings.showwarning = _show_warning
+    _VERBOSE[0] = verbose
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    # tifffile logs what it finds wrong in a file before raising; the failed row already says it: -v shows both
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL if verbose <= 0 else logging.WARNING)
     if logging.lastResort is not None:  # other libraries' warnings (tifffile names the file in its own)
         logging.lastResort.setFormatter(VisibleFormatter())
     root = logging.getLogger("deepscope")

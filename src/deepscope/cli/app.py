@@ -11,9 +11,15 @@ import typer
 import deepscope
 from deepscope.cli._common import setup_logging
 
+#: The one exit-code rule of every command (shown by ``deepscope --help``; tests/cli/test_messages.py checks it).
+EXIT_CODES = ("Exit codes, the same for every command: 0 the command ran (images that failed have an error row "
+              "and are listed once, the others are done); 1 every image failed; 2 the command could not start (a "
+              "bad option, a path that does not exist, an invalid pipeline or model, a limit: one line says which, "
+              "and nothing is processed); 130 interrupted (outputs finished so far are kept whole).")
+
 app = typer.Typer(
     rich_markup_mode=None, name="deepscope", help="Deep learning for microscopy images: load, count, segment, measure, "
-                  "restore, with provenance.", no_args_is_help=True, add_completion=False,
+                  "restore, with provenance.", epilog=EXIT_CODES, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 
 

@@ -118,9 +118,12 @@ def expand_inputs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str
       ``exclude`` globs on the names, sub-folders with ``recursive``), a plate among them replaced by its fields;
     * an OME-Zarr HCS plate: its fields of view, well by well (:func:`deepscope.io.ngff.plate_fields`, which
       refuses a well or field path that leads outside the plate);
-    * anything else is kept as given: an image file, an OME-Zarr image, a path that does not exist, a device,
-      FIFO or socket. Whatever cannot be read gets its error when it is read (a row of the batch, not a
-      crash of the whole run).
+    * anything else is kept as given: an image file, an OME-Zarr image, a link to nothing, a device, FIFO or
+      socket. Whatever cannot be read gets its error when it is read (a row of the batch, not a crash of the
+      whole run).
+
+    A path given that does not exist at all is a mistake in the command, not a bad image: it is refused
+    before any work starts (``FileNotFoundError``, exit code 2 in the CLI), in every command alike.
 
     A zip archive is opened first with :func:`open_source` (``deepscope inspect``), then expanded.
 
@@ -142,6 +145,8 @@ def expand_inputs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str
 
     Raises
     ------
+    FileNotFoundError
+        A path given that does not exist (named).
     deepscope.errors.InputError
         No path given, a folder without images (``empty="error"``), an unknown ``empty``, or a plate whose
         metadata names a well or field outside it.
@@ -149,13 +154,18 @@ def expand_inputs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str
     Examples
     --------
     >>> expand_inputs(["missing.tif"])
-    [PosixPath('missing.tif')]
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: No such file or folder: 'missing.tif'; check the path (nothing was processed)
     """
     if empty not in EMPTY_FOLDER:
         raise InputError(f"empty={empty!r} is not one of {EMPTY_FOLDER}")
     given = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
     if not given:
         raise InputError("no input paths given; pass image files or folders")
+    for p in given:
+        if not os.path.lexists(p):  # a link to nothing exists as a name: it gets its row when read
+            raise FileNotFoundError(f"No such file or folder: '{p}'; check the path (nothing was processed)")
     excluded = [Path(os.path.realpath(d)) for d in exclude_dirs]
     out: list[Path] = []
     for p in given:

@@ -215,8 +215,8 @@ class BatchRunner(Generic[T]):
             self._transient.add(id(row))
         name = self.label(item)
         msg = row["error"] if name in row["error"] else f"{name}: {row['error']}"
-        if expected:
-            logger.warning("%s", msg)
+        if expected:  # the row says it; the caller reports failed rows (the CLI prints each once)
+            logger.info("%s", msg)
         else:
             logger.error("%s", msg, exc_info=(type(exc), exc, exc.__traceback__))
 
