@@ -132,3 +132,19 @@ def test_report_opens_in_headless_chromium_without_errors_and_shows_its_figures(
     pixels = np.asarray(Image.open(shot).convert("RGB"))
     figures = pixels[300:1000]  # below the summary cards: the figures
     assert len(np.unique(figures.reshape(-1, 3), axis=0)) > 200  # plots drawn, not an empty page
+
+
+def test_blur_is_flagged_on_an_absolute_scale_even_when_most_of_the_run_is_blurred():
+    """A run whose fields are mostly blurred: relative z-scores see nothing unusual, the slope threshold
+    (BLUR_SLOPE, calibrated in benchmarks/bench_blur_qc.py) still flags every blurred field (issue 31)."""
+    import pandas as pd
+
+    from deepscope.report.qc import BLUR_SLOPE, flag_images
+
+    slopes = [-3.7, -3.8, -3.6, -3.9, -3.75, -1.9]  # five F48-like fields and one in focus
+    images = pd.DataFrame({"slope": slopes, "focus": [40.0, 38, 41, 37, 39, 110], "ok": True, "count": 50.0,
+                           "condition": "c", "saturation": 0.0, "in_domain": True})
+    out = flag_images(images)
+    assert [("blurred" in f) for f in out["flags"]] == [True] * 5 + [False]
+    assert all(f"<= {BLUR_SLOPE:g}" in f for f in out["flags"][:5])
+    assert out["qc_score"].iloc[:5].max() < out["qc_score"].iloc[5]  # the blurred ones sort first

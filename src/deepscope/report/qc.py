@@ -1,8 +1,12 @@
 """Flag the images a scientist should look at: failures, blur, saturation, unusual counts, out of domain.
 
-Robust z-scores (median and MAD of the run, so a few bad images do not hide themselves) of the
-blur measures (power-log-log slope, and the logarithm of the focus score: the slope alone sees
-little on small images) and of the count, and a fixed limit for saturation.
+Blur is flagged on an absolute scale and relative to the run: a power-log-log slope at or below
+:data:`BLUR_SLOPE` (calibrated on development images, ``benchmarks/bench_blur_qc.py``: in-focus
+BBBC005, DSB2018 fluorescence, H&E and brightfield images lie above it, BBBC005's blurred F23 and F48
+fields below), so a run where most fields are blurred still flags them; and robust z-scores (median
+and MAD of the run, so a few bad images do not hide themselves) of the slope and of the logarithm of
+the focus score (the slope alone sees little on small images) flag an image blurred for its run.
+Counts get robust z-scores per condition, saturation a fixed limit.
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["robust_z", "flag_images", "BLUR_Z", "COUNT_Z", "SATURATION_PERCENT"]
+__all__ = ["robust_z", "flag_images", "BLUR_Z", "BLUR_SLOPE", "COUNT_Z", "SATURATION_PERCENT"]
+
+#: An image whose power-log-log slope (``ImageQuality_PowerLogLogSlope``) is at or below this is blurred,
+#: whatever the rest of the run looks like. Measured on development images (BENCHMARKS.md, "Blur flag"):
+#: in-focus BBBC005 fields -2.4 to -1.6, DSB2018 fluorescence >= -2.6 (1st percentile); BBBC005 F23 and F48
+#: fields -5.1 to -3.3.
+BLUR_SLOPE = -3.0
 
 #: An image whose slope or log focus score lies this many robust standard deviations below the run's median is
 #: blurred.
@@ -78,7 +88,11 @@ def flag_images(images: pd.DataFrame) -> pd.DataFrame:
             flags[i].append("failed")
             score[i] = -np.inf
             continue
-        if np.isfinite(blur_z[i]) and blur_z[i] <= -BLUR_Z:
+        slope = float(out["slope"].iloc[i])
+        if np.isfinite(slope) and slope <= BLUR_SLOPE:
+            flags[i].append(f"blurred (slope {slope:.2f} <= {BLUR_SLOPE:g})")
+            score[i] = min(score[i], -BLUR_Z) - 1.0
+        elif np.isfinite(blur_z[i]) and blur_z[i] <= -BLUR_Z:
             flags[i].append(f"blurred ({which[i]} z {blur_z[i]:.1f})")
         if np.isfinite(sat[i]) and sat[i] > SATURATION_PERCENT:
             flags[i].append(f"saturated ({sat[i]:.1f}% at max)")
