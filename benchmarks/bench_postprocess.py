@@ -30,7 +30,7 @@ def main() -> int:
 
     from deepscope.evaluate import match_instances
     from deepscope.models import load_model
-    from deepscope.predict.instances import instances_from_maps
+    from deepscope.tasks.segment.instances import instances_from_maps
     from pack_data import dsb_split
 
     ds, parts = dsb_split()

@@ -143,7 +143,7 @@ def generalist_eval(model: Any, sets: dict[str, tuple[list[np.ndarray], list[np.
                     tta: str = "none") -> dict[str, Any]:
     """Instance metrics per kind, with the diameter error and the domain verdicts (default options)."""
     from deepscope.evaluate import match_instances
-    from deepscope.predict.flows import object_diameters
+    from deepscope.tasks.segment.flows import object_diameters
 
     out: dict[str, Any] = {}
     for kind, (images, labels) in sets.items():
@@ -180,25 +180,113 @@ def finalize_generalist(model: Any) -> None:
     pp = plugin.tune_postprocess(model, vi, vl, grid=grid)
     model.update_output(postprocess_tuned_on=f"development validation images ({len(vi)}: "
                         + ", ".join(f"{len(valid[k][0])} {k}" for k in KINDS) + "), mean DSB score")
+    fit_generalist_domain(model, train, valid)
+    metrics = {"test": generalist_eval(model, generalist_sets("test")), "valid": generalist_eval(model, valid)}
+    with model.edit_card() as card:
+        card["metrics"] = metrics
+        card["evaluation"] = {"fluorescence": SPLIT_NOTE["dsb2018"], "he+brightfield": SPLIT_NOTE["dsb2018_other"]}
+        card["training_data"] = {
+            "modalities": {"fluorescence": len(train["fluorescence"][0]), "he": len(train["he"][0]),
+                           "brightfield": len(train["brightfield"][0])},
+            "object_diameters": "about 8 to 100 pixels through size estimation and rescaling (trained at 17 px with "
+                                "zoom 0.25-2.5)",
+            "sources": "DSB2018 stage1 (BBBC038v1): ../shared/data/dsb2018 and dsb2018_other"}
+        card["description"] = (
+            "Generalist nuclei instance segmentation for fluorescence, brightfield "
+            "and H&E images (grey or RGB, any object size): U-Net (base " + str(model.arch.base) + ") predicting "
+            "Cellpose-style flow fields and an object-size map; estimates each image's nucleus diameter and "
+            "rescales to 17 px; says when an image looks unlike its training images (in_domain)")
+    print("postprocess", pp)
+
+
+#: Kinds of non-microscopy picture drawn more often for the picture check (the hardest to tell apart).
+HARD_KINDS = ("text-dark", "text-light", "photo-grey", "photo-colour")
+
+
+def unfamiliar_pictures(photos: tuple[str, ...], *, n: int, n_hard: int, base: int) -> dict[str, list[np.ndarray]]:
+    """Non-microscopy pictures by kind (:func:`deepscope.data.synth.generate_unfamiliar`): ``n`` of each
+    kind (``n_hard`` of :data:`HARD_KINDS`), seeds ``base + 1000 * kind index + i``, sides drawn
+    log-uniformly in 160-800 pixels, photographs only from ``photos``."""
+    from deepscope.data.synth import UNFAMILIAR_KINDS, generate_unfamiliar
+
+    out: dict[str, list[np.ndarray]] = {}
+    for ki, kind in enumerate(UNFAMILIAR_KINDS):
+        for i in range(n_hard if kind in HARD_KINDS else n):
+            seed = base + 1000 * ki + i
+            rng = np.random.default_rng(seed)
+            size = tuple(int(np.exp(rng.uniform(np.log(160), np.log(800)))) for _ in range(2))
+            out.setdefault(kind, []).append(generate_unfamiliar(kind, seed, size, photos=photos))
+    return out
+
+
+def crops(images: list[np.ndarray], reps: int, seed: int) -> list[np.ndarray]:
+    """``reps`` random crops (40-100% of each side) of each image, rescaled by 0.7-1.5 (seeded)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for im in images:
+        for _ in range(reps):
+            h, w = im.shape[:2]
+            f = rng.uniform(0.4, 1.0)
+            ch, cw = min(h, max(64, int(h * f))), min(w, max(64, int(w * f)))
+            r0, c0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+            c = np.ascontiguousarray(im[r0:r0 + ch, c0:c0 + cw])
+            s = rng.uniform(0.7, 1.5)
+            out.append(np.asarray(Image.fromarray(c).resize((max(32, int(cw * s)), max(32, int(ch * s))),
+                                                            Image.BILINEAR)))
+    return out
+
+
+def bbbc005_sample(part: str, n: int, seed: int = 0) -> list[np.ndarray]:
+    """``n`` BBBC005 images of one part (both stains, every blur), chosen at random (seeded)."""
+    ds, parts = bbbc005_split()
+    idx = np.flatnonzero(parts == part)
+    idx = np.sort(np.random.default_rng(seed).choice(idx, min(n, len(idx)), replace=False))
+    return [ds.get_image(int(i)) for i in idx]
+
+
+def finalize_picture_check(model: Any) -> None:
+    """Refit the generalist's domain check: the feature ranges as before (training images, threshold on
+    the validation images) and a picture check against generated non-microscopy pictures.
+
+    Positives: the development sets' training images by kind, 1 / 3 / 8 random crops of each
+    fluorescence / H&E / brightfield training image (more variety for the small kinds) and 120
+    BBBC005 training fields; threshold on the validation images (53) and 120 BBBC005 validation
+    fields, keeping >= 97% of each kind. Negatives: :func:`unfamiliar_pictures` with the calibration
+    half of the photographs (``CALIBRATION_PHOTOS``), 30 of each kind and 100 of :data:`HARD_KINDS`.
+    The held-out half and other seeds are for ``benchmarks/bench_domain.py``.
+    """
+    train, valid = generalist_sets("train"), generalist_sets("valid")
+    fit_generalist_domain(model, train, valid)
+    model.update_card(metrics={**dict(model.card.get("metrics") or {}),
+                               "test": generalist_eval(model, generalist_sets("test")),
+                               "valid": generalist_eval(model, valid)})
+
+
+def fit_generalist_domain(model: Any, train: dict[str, Any], valid: dict[str, Any]) -> None:
+    """The generalist's domain check: feature ranges and the picture check (:func:`finalize_picture_check`)."""
+    from deepscope.data.synth import CALIBRATION_PHOTOS
+
+    plugin = model.plugin
     ti = [im for k in KINDS for im in train[k][0]]
+    vi = [im for k in KINDS for im in valid[k][0]]
     plugin.fit_domain_check(model, ti, vi, calibrated_on=(
         f"feature ranges (1st-99th percentile per kind) of the {len(ti)} training images; threshold: 99th "
         f"percentile of the scores of the {len(vi)} validation images x 1.25"))
-    model.card["metrics"] = {"test": generalist_eval(model, generalist_sets("test")),
-                             "valid": generalist_eval(model, valid)}
-    model.card["evaluation"] = {"fluorescence": SPLIT_NOTE["dsb2018"], "he+brightfield": SPLIT_NOTE["dsb2018_other"]}
-    model.card["training_data"] = {
-        "modalities": {"fluorescence": len(train["fluorescence"][0]), "he": len(train["he"][0]),
-                       "brightfield": len(train["brightfield"][0])},
-        "object_diameters": "about 8 to 100 pixels through size estimation and rescaling (trained at 17 px with "
-                            "zoom 0.25-2.5)",
-        "sources": "DSB2018 stage1 (BBBC038v1): ../shared/data/dsb2018 and dsb2018_other"}
-    model.card["description"] = (
-        "Generalist nuclei instance segmentation for fluorescence, brightfield "
-        "and H&E images (grey or RGB, any object size): U-Net (base " + str(model.arch.base) + ") predicting Cellpose-"
-        "style flow fields and an object-size map; estimates each image's nucleus diameter and rescales to 17 px; "
-        "says when an image looks unlike its training images (in_domain)")
-    print("postprocess", pp)
+    reps = {"fluorescence": 1, "he": 3, "brightfield": 8}
+    pos = {k: train[k][0] + crops(train[k][0], reps[k], seed=7 + i) for i, k in enumerate(KINDS)}
+    pos["bbbc005"] = bbbc005_sample("train", 120)
+    val = {k: valid[k][0] for k in KINDS}
+    val["bbbc005"] = bbbc005_sample("valid", 120)
+    neg = unfamiliar_pictures(CALIBRATION_PHOTOS, n=30, n_hard=100, base=0)
+    n_neg = sum(map(len, neg.values()))
+    info = plugin.fit_picture_check(model, pos, neg, val, calibrated_on=(
+        f"logistic regression: {sum(map(len, pos.values()))} development images (training parts by kind, random "
+        f"crops of them, 120 BBBC005 training fields) against {n_neg} generated pictures "
+        "(deepscope.data.synth.generate_unfamiliar, calibration photographs " + ", ".join(CALIBRATION_PHOTOS)
+        + "); threshold: keeps >= 97% of each kind of validation image (53 development, 120 BBBC005)"))
+    print("picture check", info)
 
 
 def synth_fields(n: int, seed: int, size: tuple[int, int] = (520, 696)) -> list[Any]:
@@ -262,11 +350,9 @@ def finalize_count(model: Any, *, segmenter: str = "nuclei", refit: bool = False
     tr = np.flatnonzero(parts == "train")
     imgs = [ds.get_image(int(i)) for i in va]
     name = "BBBC005 validation fields (120 images)"
-    model.card["output"].pop("domain", None)
-    model.card["output"].pop("general", None)
+    model.update_output(domain=None, general=None)
     if not refit:
-        model.card["output"]["tta"] = "none"
-        model.card["output"].pop("hybrid", None)
+        model.update_output(tta="none", hybrid=None)
         counts, std = model.count_arrays(imgs)
         model.calibrate_interval(ds.y[va].astype(float), counts, std, name=name)
     model.plugin.fit_domain_check(model, [ds.get_image(int(i)) for i in tr], imgs, calibrated_on=(
@@ -278,16 +364,16 @@ def finalize_count(model: Any, *, segmenter: str = "nuclei", refit: bool = False
     general = (f"images unlike BBBC005 (domain check) are counted by the instances of {segmenter}, with an "
                "interval calibrated per kind of image")
     if refit:
-        model.card["description"] = model.card["description"].split("; images unlike")[0] + "; " + general
+        model.update_card(description=model.model_card.description.split("; images unlike")[0] + "; " + general)
     else:
-        model.card["description"] = (
+        model.update_card(description=(
             "Cell counter: one pass of a density U-Net on 4x-binned input for BBBC005-like fluorescence images "
-            "(any size, both stains, any blur), with a calibrated 95% interval; " + general)
+            "(any size, both stains, any blur), with a calibrated 95% interval; " + general))
     ev = count_eval(model, "test")
-    model.card["metrics"] = {"bbbc005_test_fields": table_to_dict(ev["table"]),
-                             "general_test": general_count_eval(model, generalist_sets("test"))}
-    model.card["evaluation"] = {"split": SPLIT_NOTE["bbbc005"], "test_images": int(len(ev["pred"])),
-                                "general": SPLIT_NOTE["dsb2018"] + "; " + SPLIT_NOTE["dsb2018_other"]}
+    model.update_card(metrics={"bbbc005_test_fields": table_to_dict(ev["table"]),
+                               "general_test": general_count_eval(model, generalist_sets("test"))},
+                      evaluation={"split": SPLIT_NOTE["bbbc005"], "test_images": int(len(ev["pred"])),
+                                  "general": SPLIT_NOTE["dsb2018"] + "; " + SPLIT_NOTE["dsb2018_other"]})
 
 
 def general_count_eval(model: Any, sets: dict[str, tuple[list[np.ndarray], list[np.ndarray]]]) -> dict[str, Any]:
@@ -312,7 +398,7 @@ def general_count_eval(model: Any, sets: dict[str, tuple[list[np.ndarray], list[
 
 def finalize_nuclei(model: Any) -> None:
     from deepscope.evaluate import match_instances
-    from deepscope.predict.instances import PostprocessConfig, instances_from_maps
+    from deepscope.tasks.segment.instances import PostprocessConfig, instances_from_maps
 
     ds, parts = dsb_split()
     va = np.flatnonzero(parts == "valid")
@@ -328,15 +414,15 @@ def finalize_nuclei(model: Any) -> None:
                                         for m, l in zip(maps, labs)]))
                     if sc > best[0]:
                         best = (sc, cfg)
-    model.card["output"]["postprocess"] = best[1].to_dict()
-    model.card["output"]["postprocess_tuned_on"] = f"DSB2018 validation images ({len(va)}), DSB score {best[0]:.4f}"
-    model.card["metrics"] = {"dsb2018_test": dsb_eval(model, "test"), "dsb2018_valid": dsb_eval(model, "valid")}
-    model.card["evaluation"] = {"split": SPLIT_NOTE["dsb2018"]}
+    model.update_output(postprocess=best[1].to_dict(),
+                        postprocess_tuned_on=f"DSB2018 validation images ({len(va)}), DSB score {best[0]:.4f}")
+    model.update_card(metrics={"dsb2018_test": dsb_eval(model, "test"), "dsb2018_valid": dsb_eval(model, "valid")},
+                      evaluation={"split": SPLIT_NOTE["dsb2018"]})
 
 
 def finalize_cells(model: Any) -> None:
     from deepscope.evaluate import match_instances
-    from deepscope.predict.instances import PostprocessConfig, instances_from_maps
+    from deepscope.tasks.segment.instances import PostprocessConfig, instances_from_maps
 
     valid = synth_fields(12, seed=101)
     items = []
@@ -351,14 +437,13 @@ def finalize_cells(model: Any) -> None:
                 sc = float(np.mean([match_instances(l, instances_from_maps(m[0], m[1], cfg)).mean_ap for m, l in items]))
                 if sc > best[0]:
                     best = (sc, cfg)
-    model.card["output"]["postprocess"] = best[1].to_dict()
-    model.card["output"]["postprocess_tuned_on"] = f"24 synthetic validation images (seed 101), DSB score {best[0]:.4f}"
-    model.card["metrics"] = {
+    model.update_output(postprocess=best[1].to_dict(),
+                        postprocess_tuned_on=f"24 synthetic validation images (seed 101), DSB score {best[0]:.4f}")
+    model.update_card(metrics={
         "synthetic_test_fields_seed202": cells_eval(model, synth_fields(12, seed=202)),
         "bbbc005_test_fields_object_count": real_bbbc005_object_counts(model, "test"),
-    }
-    model.card["evaluation"] = {"synthetic": "12 fresh fields (counts 1-100, blur 1/23/48), both stains",
-                                "real": "number of objects vs file-name count on " + SPLIT_NOTE["bbbc005"]}
+    }, evaluation={"synthetic": "12 fresh fields (counts 1-100, blur 1/23/48), both stains",
+                   "real": "number of objects vs file-name count on " + SPLIT_NOTE["bbbc005"]})
 
 
 def restore_pairs(rule: str, part: str = "test") -> list[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
@@ -408,11 +493,11 @@ def restore_eval(model: Any, rule: str, part: str = "test") -> dict[str, Any]:
 
 
 def finalize_restore(model: Any, rule: str) -> None:
-    model.card["metrics"] = {"bbbc005_test_fields": restore_eval(model, rule, "test")}
-    model.card["evaluation"] = {"split": SPLIT_NOTE["bbbc005"],
-                                "pairs": {"deblur": "F23/F48 -> F1, same field and stain",
-                                          "label": "w1 -> w2, same field and blur",
-                                          "sr": "2x2-binned F1 -> F1"}[rule]}
+    model.update_card(metrics={"bbbc005_test_fields": restore_eval(model, rule, "test")},
+                      evaluation={"split": SPLIT_NOTE["bbbc005"],
+                                  "pairs": {"deblur": "F23/F48 -> F1, same field and stain",
+                                            "label": "w1 -> w2, same field and blur",
+                                            "sr": "2x2-binned F1 -> F1"}[rule]})
 
 
 #: Cautions written into the cards (figures from benchmarks/bench_restore.py on the BBBC005 test fields).
@@ -471,6 +556,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refit", action="store_true",
                     help="start from the installed model in --zoo (keep its weights and training record) instead of "
                          "a run folder; count-bbbc005 only: refits the domain check and general counting")
+    ap.add_argument("--refit-domain", action="store_true",
+                    help="nuclei only: start from the installed model and refit its domain check (feature ranges "
+                         "and the picture check), then re-evaluate it; weights and post-processing unchanged")
     args = ap.parse_args(argv)
     from deepscope.models import load_model
 
@@ -478,13 +566,29 @@ def main(argv: list[str] | None = None) -> int:
     zoo = Path(args.zoo)
     zoo.mkdir(parents=True, exist_ok=True)
     for name in names:
+        if args.refit_domain:
+            if name != "nuclei":
+                raise SystemExit(f"--refit-domain: only nuclei has a picture check to refit, not {name}")
+            t = time.perf_counter()
+            model = load_model(zoo / f"{name}.json", device="cpu")
+            weights = (zoo / f"{name}.safetensors").read_bytes()
+            entry = dict(model.card["weights"])
+            finalize_picture_check(model)
+            training = dict(model.card.get("training") or {})
+            if "--refit-domain" not in training.get("recipe", ""):
+                training["recipe"] = training.get("recipe", "") + f"; recipes/finalize.py --only {name} --refit-domain"
+                model.update_card(training=training)
+            _install(model, zoo, name, f"{zoo / name}.json", t)
+            keep_weights(zoo, name, weights, entry)
+            continue
         if args.refit:
             if name != "count-bbbc005":
                 raise SystemExit(f"--refit: only count-bbbc005 can be refitted, not {name}")
             t = time.perf_counter()
             model = load_model(zoo / f"{name}.json", device="cpu")
             finalize_count(model, refit=True)
-            model.card["training"]["recipe"] += f"; recipes/finalize.py --only {name} --refit"
+            with model.edit_card() as card:
+                card["training"]["recipe"] += f"; recipes/finalize.py --only {name} --refit"
             _install(model, zoo, name, f"{zoo / name}.json", t)
             continue
         variant = CHOICES[name]
@@ -495,11 +599,9 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         model = load_model(src, device="cpu")
         model.name = name
-        model.card["name"] = name
-        model.card["variant"] = variant
-        model.card.setdefault("training", {})["recipe"] = (
+        model.update_card(variant=variant, training={**model.model_card.training, "recipe": (
             f"recipes/pack_data.py, then recipes/zoo.py train --only {variant} (GPU; see recipes/README.md), "
-            f"then recipes/finalize.py --only {name}")
+            f"then recipes/finalize.py --only {name}")})
         if name == "count-bbbc005":
             finalize_count(model)
         elif name == "nuclei":
@@ -518,12 +620,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def keep_weights(zoo: Path, name: str, weights: bytes, entry: dict[str, Any]) -> None:
+    """Put back the installed weights file byte for byte, and its card entry: saving the same tensors again
+    can order the safetensors header differently, and other cards pin this file's sha256."""
+    (zoo / f"{name}.safetensors").write_bytes(weights)
+    path = zoo / f"{name}.json"
+    card = json.loads(path.read_text())
+    card["weights"] = entry
+    path.write_text(json.dumps(card, indent=2) + "\n")
+
+
 def _install(model: Any, zoo: Path, name: str, src: Any, t: float) -> None:
-    model.card["headline"] = headline(name, model.card.get("metrics", {}))
-    if name in CAUTIONS:
-        model.card["caution"] = CAUTIONS[name]
-    model.card = _round(model.card)
-    model.card.pop("created", None)
+    with model.edit_card() as card:
+        card["headline"] = headline(name, card.get("metrics", {}))
+        if name in CAUTIONS:
+            card["caution"] = CAUTIONS[name]
+        card.update(_round(card))
+        card.pop("created", None)
     model.save(zoo / f"{name}.json")
     print(f"{name}: installed from {src} in {time.perf_counter() - t:.0f}s")
     print(json.dumps(model.card.get("metrics"), indent=1, default=str)[:2000])

@@ -162,17 +162,18 @@ def _finish(model: Any, run: Path, result: Any, t0: float, *, dtype: str = "floa
 
     if (run / BEST).exists():
         model.load_weights(run / BEST)
-    model.card.setdefault("training", {}).update(
-        {"epochs_done": result.epochs_done, "steps_done": result.steps_done, "best_epoch": result.best_epoch,
-         "best_score": result.best_score, "seconds": round(time.perf_counter() - t0, 1)})
-    try:
-        import torch
+    with model.edit_card() as card:
+        card.setdefault("training", {}).update(
+            {"epochs_done": result.epochs_done, "steps_done": result.steps_done, "best_epoch": result.best_epoch,
+             "best_score": result.best_score, "seconds": round(time.perf_counter() - t0, 1)})
+        try:
+            import torch
 
-        if torch.cuda.is_available():
-            model.card["training"]["hardware"] = torch.cuda.get_device_name(0)
-    except Exception:  # noqa: BLE001 - informational only
-        pass
-    model.card["training"]["history_tail"] = list(result.history[-3:])
+            if torch.cuda.is_available():
+                card["training"]["hardware"] = torch.cuda.get_device_name(0)
+        except Exception:  # noqa: BLE001 - informational only
+            pass
+        card["training"]["history_tail"] = list(result.history[-3:])
     model.save(run, dtype=dtype)
 
 
@@ -189,7 +190,8 @@ def load_bbbc005_half(data: Path, tiny: bool) -> dict[str, np.ndarray]:
 def train_count(variant: str, args: argparse.Namespace, run: Path) -> None:
     from deepscope.models import ArchConfig, CountModel, InputSpec
     from deepscope.models.networks import build_network
-    from deepscope.train import CountTask, Trainer
+    from deepscope.tasks.count.training import CountTask
+    from deepscope.train import Trainer
     import torch
 
     t0 = time.perf_counter()
@@ -255,7 +257,7 @@ def train_count(variant: str, args: argparse.Namespace, run: Path) -> None:
         first = "count-pct-p4" if "dots" in variant else variant.removesuffix("-ft")
         init = Path(args.init) / first / "model.safetensors"
         net.load_state_dict(load_file(str(init)))
-        model.card["training"]["initialised_from"] = f"{first} (first run)"
+        model.update_card(training={**model.model_card.training, "initialised_from": f"{first} (first run)"})
     cfg = _config(args, batch_size=16, lr=3e-4 if finetune else 2e-3, weight_decay=1e-4, schedule="cosine",
                   warmup_steps=0 if finetune else 100, monitor="val_mae", mode="min")
     result = Trainer(net, task, cfg, run, progress=False).fit()
@@ -266,7 +268,8 @@ def train_count(variant: str, args: argparse.Namespace, run: Path) -> None:
 def train_countnet_book(variant: str, args: argparse.Namespace, run: Path) -> None:
     """The book's CountNet and recipe (L2, Adam 1e-3 x 0.9 every 250 steps, batch 100, 50 epochs), at half size."""
     from deepscope.models import ArchConfig, CountModel, InputSpec
-    from deepscope.train import CountTask, Trainer, TrainConfig
+    from deepscope.tasks.count.training import CountTask
+    from deepscope.train import Trainer, TrainConfig
     import torch
 
     t0 = time.perf_counter()
@@ -294,8 +297,9 @@ def train_countnet_book(variant: str, args: argparse.Namespace, run: Path) -> No
 
 def train_nuclei(variant: str, args: argparse.Namespace, run: Path) -> None:
     from deepscope.models import ArchConfig, InputSpec, SegmentModel
-    from deepscope.predict.instances import PostprocessConfig
-    from deepscope.train import SegmentTask, Trainer
+    from deepscope.tasks.segment.instances import PostprocessConfig
+    from deepscope.tasks.segment.training import SegmentTask
+    from deepscope.train import Trainer
     import torch
 
     t0 = time.perf_counter()
@@ -332,7 +336,7 @@ def train_nuclei(variant: str, args: argparse.Namespace, run: Path) -> None:
     if finetune or restart:
         first = variant.removesuffix("-ft").removesuffix("-rs")
         model.load_weights(Path(args.init) / first / "model.safetensors")
-        model.card["training"]["initialised_from"] = f"{first} (first run, 420 s)"
+        model.update_card(training={**model.model_card.training, "initialised_from": f"{first} (first run, 420 s)"})
     cfg = _config(args, batch_size=16, lr=1e-3 if finetune else 5e-4 if restart else 3e-3, weight_decay=1e-4,
                   schedule="cosine", warmup_steps=50 if finetune else 20 if restart else 200, monitor="val_dsb",
                   mode="max")
@@ -342,8 +346,9 @@ def train_nuclei(variant: str, args: argparse.Namespace, run: Path) -> None:
 
 def train_cells(variant: str, args: argparse.Namespace, run: Path) -> None:
     from deepscope.models import ArchConfig, InputSpec, SegmentModel
-    from deepscope.predict.instances import PostprocessConfig
-    from deepscope.train import SegmentTask, Trainer
+    from deepscope.tasks.segment.instances import PostprocessConfig
+    from deepscope.tasks.segment.training import SegmentTask
+    from deepscope.train import Trainer
     import torch
 
     t0 = time.perf_counter()
@@ -365,7 +370,7 @@ def train_cells(variant: str, args: argparse.Namespace, run: Path) -> None:
     model = SegmentModel(arch, spec, card=_card(variant, "cells", args, {
         "description": "Cell (w2 stain) and nucleus (w1 stain) instance segmentation for BBBC005-like images, "
                        "trained on deepscope's synthetic SIMCEP-style fields", "init_seed": args.seed}))
-    model.card["output"]["overlap"] = 160
+    model.update_output(overlap=160)
     pp = PostprocessConfig(fg_threshold=0.5, seed_threshold=0.5, min_size=30)
     task = SegmentTask(tx, ty, crop=64 if args.tiny else 256, batch_size=4 if args.tiny else 16,
                        valid_images=vx[:8], valid_labels=vy[:8], postprocess=pp, stride=arch.stride,
@@ -413,7 +418,7 @@ def train_generalist(variant: str, args: argparse.Namespace, run: Path) -> None:
     from deepscope.models.networks import build_network
     from deepscope.models.spec import prepare_image
     from deepscope.train import Trainer
-    from deepscope.train.generalist import DistanceSegmentTask, FlowAugment, FlowSegmentTask
+    from deepscope.tasks.segment.training_generalist import DistanceSegmentTask, FlowAugment, FlowSegmentTask
     import torch
 
     t0 = time.perf_counter()
@@ -438,11 +443,12 @@ def train_generalist(variant: str, args: argparse.Namespace, run: Path) -> None:
                        + ("Cellpose-style flow fields" if flows else "foreground + distance, seeded watershed")
                        + " with a per-pixel object-size map for rescaling, trained on DSB2018 stage1 (all modalities)",
         "init_seed": args.seed}))
-    model.card["output"].update({"mode": "flows" if flows else "distance", "target_diameter": TARGET_DIAMETER,
-                                 "postprocess": task.postprocess.to_dict(), "size_channel": True})
-    model.card["training"].update({"augment": task.aug.to_dict(), "group_weights": GROUP_WEIGHTS,
-                                   "n_train": {g: int(sum(d["group"][i] == g for i in tr)) for g in GROUP_WEIGHTS},
-                                   "n_valid": {g: int(sum(d["group"][i] == g for i in va)) for g in GROUP_WEIGHTS}})
+    with model.edit_card() as card:
+        card["output"].update({"mode": "flows" if flows else "distance", "target_diameter": TARGET_DIAMETER,
+                               "postprocess": task.postprocess.to_dict(), "size_channel": True})
+        card["training"].update({"augment": task.aug.to_dict(), "group_weights": GROUP_WEIGHTS,
+                                 "n_train": {g: int(sum(d["group"][i] == g for i in tr)) for g in GROUP_WEIGHTS},
+                                 "n_valid": {g: int(sum(d["group"][i] == g for i in va)) for g in GROUP_WEIGHTS}})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(args.seed)
         net = build_network(arch)
@@ -450,7 +456,8 @@ def train_generalist(variant: str, args: argparse.Namespace, run: Path) -> None:
     if finetune:  # continue a first run (warm restart at a lower learning rate)
         first = variant.removesuffix("-ft")
         model.load_weights(Path(args.init) / first / "model.safetensors")
-        model.card["training"]["initialised_from"] = f"{first} (first run, {args.init})"
+        model.update_card(training={**model.model_card.training,
+                                    "initialised_from": f"{first} (first run, {args.init})"})
     # validation images have many sizes: cuDNN autotuning each new shape costs more than it saves
     torch.backends.cudnn.benchmark = False
     cfg = _config(args, batch_size=task.batch_size, lr=1e-3 if finetune else 2e-3, weight_decay=1e-4,
@@ -466,7 +473,8 @@ def train_count_q(variant: str, args: argparse.Namespace, run: Path) -> None:
     """Density U-Net on the quarter-resolution pack (the shipped network bins 4x itself), with dot targets."""
     from deepscope.models import ArchConfig, CountModel, InputSpec
     from deepscope.models.networks import build_network
-    from deepscope.train import CountTask, Trainer
+    from deepscope.tasks.count.training import CountTask
+    from deepscope.train import Trainer
     import torch
 
     t0 = time.perf_counter()
@@ -510,7 +518,8 @@ def train_count_q(variant: str, args: argparse.Namespace, run: Path) -> None:
     result = Trainer(net, task, cfg, run, progress=False).fit()
     model._net = build_network(arch)
     if "dots" in variant:
-        model.card["training"]["dot_fields"] = int(len(np.unique(_pack.load(data, "bbbc005_dots")[:, 0])))
+        model.update_card(training={**model.model_card.training,
+                                    "dot_fields": int(len(np.unique(_pack.load(data, "bbbc005_dots")[:, 0])))})
     _finish(model, run, result, t0)
 
 
@@ -566,7 +575,8 @@ def _synth_pairs(args: argparse.Namespace, rule: str, limit: int) -> tuple[list,
 def _train_restore(variant: str, args: argparse.Namespace, run: Path, rule: str, description: str,
                    *, synth_limit: int) -> None:
     from deepscope.models import ArchConfig, InputSpec, RestoreModel
-    from deepscope.train import RestoreTask, Trainer
+    from deepscope.tasks.restore.training import RestoreTask
+    from deepscope.train import Trainer
     import torch
 
     t0 = time.perf_counter()
@@ -578,7 +588,7 @@ def _train_restore(variant: str, args: argparse.Namespace, run: Path, rule: str,
     arch = ArchConfig("unet", 1, 1, base=16, depth=4)
     model = RestoreModel(arch, spec, loss="l1+ssim", card=_card(variant, rule, args, {
         "description": description, "init_seed": args.seed}))
-    model.card["input_stats"] = _input_stats(pairs[0][0])
+    model.card = {**model.card, "input_stats": _input_stats(pairs[0][0])}
     nv = 4 if args.tiny else 40
     task = RestoreTask(tx, ty, valid_inputs=pairs[1][0][:nv], valid_targets=pairs[1][1][:nv], loss="l1+ssim",
                        crop=64 if args.tiny else 192, batch_size=4 if args.tiny else 16, stride=arch.stride,
@@ -586,8 +596,8 @@ def _train_restore(variant: str, args: argparse.Namespace, run: Path, rule: str,
     cfg = _config(args, batch_size=16, lr=1e-3, weight_decay=1e-4, schedule="cosine", warmup_steps=200,
                   monitor="val_loss", mode="min")
     result = Trainer(model.net, task, cfg, run, progress=False).fit()
-    model.card["training"]["n_real_pairs"] = len(pairs[0][0])
-    model.card["training"]["n_synthetic_pairs"] = len(sx)
+    model.update_card(training={**model.model_card.training, "n_real_pairs": len(pairs[0][0]),
+                                "n_synthetic_pairs": len(sx)})
     _finish(model, run, result, t0)
 
 
@@ -612,7 +622,8 @@ def train_label(variant: str, args: argparse.Namespace, run: Path) -> None:
 
 def train_sr(variant: str, args: argparse.Namespace, run: Path) -> None:
     from deepscope.models import ArchConfig, InputSpec, RestoreModel
-    from deepscope.train import RestoreTask, Trainer
+    from deepscope.tasks.restore.training import RestoreTask
+    from deepscope.train import Trainer
     import torch
 
     t0 = time.perf_counter()

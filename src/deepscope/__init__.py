@@ -41,6 +41,12 @@ __all__ = [
 
 from deepscope.errors import DeepscopeError  # noqa: E402  (tiny module, no heavy imports)
 
+#: The packages whose import registers deepscope's built-in task plugins (one line per task package). The
+#: model registry imports them by name the first time a plugin is missing (:func:`deepscope.models.get_task`),
+#: so ``deepscope.models`` finds its tasks without importing the packages above it; third-party tasks use the
+#: ``deepscope.task_plugins`` entry points instead.
+TASK_PACKAGES = ("deepscope.tasks",)
+
 _SUBPACKAGES = {"io", "data", "provenance", "models", "train", "predict", "measure", "evaluate", "tasks",
                 "pipeline", "cli"}
 

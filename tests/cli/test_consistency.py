@@ -84,6 +84,11 @@ def test_count_reads_the_images_not_the_masks_unless_recursive(synth_folder, tin
     assert len(pd.read_csv(out)) == 2
     r = runner.invoke(app, ["count", str(synth_folder), "-m", str(tiny / "count"), "-o", str(out), "-r"])
     assert r.exit_code == 0, r.output
+    assert len(pd.read_csv(out)) == 2  # sub-folders scanned, but masks/ holds label images: left out, said
+    assert "left out 2 file(s) that look like label images" in " ".join(r.output.split())
+    r = runner.invoke(app, ["count", str(synth_folder), "-m", str(tiny / "count"), "-o", str(out), "-r",
+                            "--include-labels"])
+    assert r.exit_code == 0, r.output
     assert len(pd.read_csv(out)) == 4  # asked for: the masks too
     r = runner.invoke(app, ["count", str(synth_folder), "-m", str(tiny / "count"), "--output", str(tmp_path / "d.csv")])
     assert r.exit_code == 0 and len(pd.read_csv(tmp_path / "d.csv")) == 2  # the old spelling still works

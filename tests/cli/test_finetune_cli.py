@@ -129,6 +129,8 @@ def test_fine_tune_shipped_nuclei_retunes_and_widens_its_domain_check(tmp_path, 
     assert dom["n_train"] > shipped["output"]["domain"]["n_train"] and "widened" in dom["calibrated_on"]
     for kind, low in shipped["output"]["domain"]["low"].items():  # the parent's kinds stay accepted
         assert np.all(np.nan_to_num(dom["low"][kind], nan=0) <= np.nan_to_num(low, nan=0) + 1e-9)
+    if "classifier" in shipped["output"]["domain"]:  # the picture check is kept, its threshold never raised
+        assert dom["classifier"]["threshold"] <= shipped["output"]["domain"]["classifier"]["threshold"]
 
 
 def test_binary_masks_become_instances_and_bad_masks_are_named(tmp_path):

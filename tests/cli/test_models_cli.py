@@ -24,11 +24,11 @@ def _out(result) -> str:
 def zoo(tmp_path, monkeypatch):
     z = tmp_path / "zoo"
     c = CountModel(ArchConfig("unet", 1, 2, base=4, depth=2, pool_input=2), name="tiny-count")
-    c.card.update(description="A tiny counter for tests",
+    c.update_card(description="A tiny counter for tests",
                   metrics={"bbbc005-test": {"mae": 0.612, "rmse": 0.9, "coverage": 0.95}})
     c.save(z / "tiny-count.json")
     s = SegmentModel(ArchConfig("unet", 1, 2, base=4, depth=2), name="tiny-seg")
-    s.card.update(description="A tiny segmenter", metrics={"f1@0.5": 0.91, "dsb": 0.7})
+    s.update_card(description="A tiny segmenter", metrics={"f1@0.5": 0.91, "dsb": 0.7})
     s.save(z / "tiny-seg.json")
     monkeypatch.setattr(registry, "ZOO", z)
     return z

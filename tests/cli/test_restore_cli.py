@@ -133,8 +133,9 @@ def test_evaluate_restore_rule_errors(tmp_path, bbbc, models):
 
 def test_a_model_applied_to_another_modality_warns(tmp_path, models):
     model = RestoreModel.load(models / "deblur")
-    model.card["input_stats"] = {"mean": 0.1, "mean_min": 0.05, "mean_max": 0.15, "std": 0.2, "std_min": 0.15,
-                                 "std_max": 0.25, "frac_high": 0.05, "frac_high_min": 0.0, "frac_high_max": 0.1}
+    model.card = {**model.card, "input_stats": {"mean": 0.1, "mean_min": 0.05, "mean_max": 0.15, "std": 0.2,
+                                                "std_min": 0.15, "std_max": 0.25, "frac_high": 0.05,
+                                                "frac_high_min": 0.0, "frac_high_max": 0.1}}
     model.save(tmp_path / "picky")
     # a bright-field-like image: bright everywhere, unlike dark fluorescence training images
     rng = np.random.default_rng(0)

@@ -8,6 +8,7 @@ import json
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -117,3 +118,33 @@ def test_the_four_callers_see_the_same_images(folder, tmp_path, recursive):
     records = json.loads(r.output)
     assert not [rec for rec in records if rec.get("error")]
     assert _real(rec["path"] for rec in records) == want
+
+
+def test_label_images_and_outputs_in_a_folder_are_left_out_with_a_note(tmp_path):
+    """Masks beside their images (`*_mask.png`, a `masks/` folder, deepscope's own `.labels.tif` / overlays) are
+    not images to count or segment (issue 31): a scan leaves them out and says so; named files and
+    label_images='include' read them."""
+    img = (np.arange(64 * 80) % 251).reshape(64, 80).astype(np.uint8)
+    lab = np.zeros((64, 80), np.int32)
+    lab[10:20, 10:20] = 1
+    write_tiff(tmp_path / "cells_01.tif", img)
+    write_tiff(tmp_path / "segment_02.tif", img)  # "segment" is a word of its own, not "seg"
+    write_png(tmp_path / "cells_01_mask.png", lab.astype(np.uint8))
+    write_tiff(tmp_path / "cells_01.labels.tif", lab)
+    write_png(tmp_path / "cells_01.overlay.png", np.dstack([img] * 3))
+    write_png(tmp_path / "masks" / "cells_01.png", lab.astype(np.uint8))
+    with pytest.warns(UserWarning, match=r"left out 3 file\(s\) that look like label images") as rec:
+        got = expand_inputs([tmp_path], recursive=False)
+    assert [p.name for p in got] == ["cells_01.tif", "segment_02.tif"]
+    assert rec[0].filename == __file__  # the note points at the caller
+    with pytest.warns(UserWarning, match=r"left out 4 file\(s\)"):
+        assert [p.name for p in expand_inputs([tmp_path], recursive=True)] == ["cells_01.tif", "segment_02.tif"]
+    assert len(expand_inputs([tmp_path], recursive=True, label_images="include")) == 6
+    assert expand_inputs([tmp_path / "cells_01_mask.png"]) == [tmp_path / "cells_01_mask.png"]  # named: read
+    with pytest.raises(InputError, match="label_images='keep' is not one of"):
+        expand_inputs([tmp_path], label_images="keep")
+    r = CliRunner().invoke(app, ["count", str(tmp_path), "-o", str(tmp_path / "c.csv"), "--no-report"])
+    assert r.exit_code == 0, r.output
+    assert "left out 3 file(s)" in " ".join(r.output.split())
+    assert pd.read_csv(tmp_path / "c.csv")["path"].map(lambda s: s.rsplit("/", 1)[-1]).tolist() == [
+        "cells_01.tif", "segment_02.tif"]

@@ -69,7 +69,7 @@ def test_a_version1_card_file_written_by_deepscope_01_loads(tmp_path):
     img = np.random.default_rng(0).integers(0, 255, (40, 48), dtype=np.uint8)
     np.testing.assert_array_equal(old.predict_image(img), m.predict_image(img))
     assert json.loads((tmp_path / "run" / "model.json").read_text()) == v1  # never rewritten on load
-    assert model_card(tmp_path / "run")["schema_version"] == CARD_SCHEMA
+    assert model_card(tmp_path / "run").schema_version == CARD_SCHEMA
 
 
 def test_card_is_frozen_and_replaced():
@@ -82,17 +82,20 @@ def test_card_is_frozen_and_replaced():
     assert new.output["tile"] == 512 and card.output["tile"] == 1024
 
 
-def test_model_card_edits_through_the_dict_view_are_validated():
+def test_the_card_dict_view_is_read_only_and_cards_change_through_validated_updates():
     m = CountModel(ArchConfig("unet", 1, 2, base=4, depth=2, pool_input=2))
-    m.card["output"]["tta"] = "flips"
-    m.card.setdefault("training", {}).update({"recipe": "here"})
-    m.card["input_stats"] = {"mean": 0.5}  # the version-1 place of the training-input statistics
+    with pytest.raises(TypeError):
+        m.card["output"]["tta"] = "flips"  # type: ignore[index]
+    m.update_output(tta="flips")
+    m.update_card(training={**m.model_card.training, "recipe": "here"})
+    m.card = {**m.card, "input_stats": {"mean": 0.5}}  # the version-1 place of the training-input statistics
     assert m.model_card.output["tta"] == "flips" and m.model_card.training["recipe"] == "here"
+    assert m.options().tta == "flips" and m.card["output"]["tta"] == "flips"
     assert m.spec.stats == {"mean": 0.5}
     with pytest.raises(ModelError, match="arch='resnet' is not one of"):
-        m.card["architecture"] = {"arch": "resnet"}
+        m.card = {**m.card, "architecture": {"arch": "resnet"}}
     with pytest.raises(ModelError, match="task, representation and architecture are fixed"):
-        m.card["architecture"] = {**m.arch.to_dict(), "base": 8}
+        m.card = {**m.card, "architecture": {**m.arch.to_dict(), "base": 8}}
     assert m.arch.base == 4 and m.card["architecture"]["base"] == 4
 
 

@@ -207,12 +207,12 @@ def test_book_api_fit_predict_restore(tmp_path):
     assert pred.shape == (8,)
     again = CountModel.book(input_size=(32, 32), model_dir=tmp_path).restore()
     np.testing.assert_allclose(again.predict_on_batch(X), pred, rtol=1e-5)
-    assert model_card(tmp_path)["training"]["epochs_done"] == 2
+    assert model_card(tmp_path).training["epochs_done"] == 2
 
 
 def test_zoo_cards_are_complete():
     for info in list_models():
-        card = model_card(info.name)
+        card = model_card(info.name).to_dict()
         assert {"task", "architecture", "input", "weights", "training", "metrics"} <= set(card)
         assert card["weights"]["bytes"] <= 20 * 2**20
 
@@ -255,7 +255,8 @@ def test_multiclass_training_on_two_class_scenes(tmp_path):
     """Rods vs cocci (synthetic, exact classes): the per-instance class is learned above chance."""
     from deepscope.data import ImageDataset
     from deepscope.data.synth import generate_two_class
-    from deepscope.train import SegmentTask, Trainer, TrainConfig
+    from deepscope.tasks.segment.training import SegmentTask
+    from deepscope.train import Trainer, TrainConfig
 
     scenes = [generate_two_class(14, size=(96, 96), seed=s) for s in range(10)]
     m = SegmentModel(ArchConfig("unet", 1, 4, base=8, depth=2), n_classes=2, class_names=["rod", "coccus"])
@@ -281,7 +282,7 @@ def test_multiclass_training_on_two_class_scenes(tmp_path):
 
 def test_class_loss_drives_class_channels():
     """Fast cover of the multi-class path: the class term of the loss pulls class logits to the right class."""
-    from deepscope.train import SegmentTask
+    from deepscope.tasks.segment.training import SegmentTask
 
     lab = np.zeros((32, 32), np.int32)
     lab[4:12, 4:12] = 1

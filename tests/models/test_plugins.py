@@ -26,6 +26,7 @@ def test_builtin_plugins_are_found_through_the_registry():
 @pytest.fixture
 def registries(monkeypatch):
     """Register test plugins and architectures only for the test."""
+    list_tasks()  # deepscope's own first, so the registry restored after the test has them
     monkeypatch.setattr(plugins, "_PLUGINS", dict(plugins._PLUGINS))
     monkeypatch.setattr(architectures, "_REGISTRY", dict(architectures._REGISTRY))
 
@@ -51,17 +52,15 @@ def test_a_second_segmenter_is_a_new_plugin_chosen_from_the_card(registries, tmp
     """Another representation of the segment task (as a flow segmenter would be): its own pre- and
     post-processing, saved in the card, loaded back with its behaviour, run by the batch runner."""
     from deepscope.predict.files import segment_paths
-    from deepscope.tasks.base import TorchTaskPlugin
+    from deepscope.tasks.segment import SegmentPlugin, SegmentResult
 
     @register_architecture("test-threshold", stride=lambda cfg: 1)
     def build(cfg):
         return _Threshold()
 
     @register_task
-    class ThresholdSegmentation(TorchTaskPlugin):
-        task = "segment"
+    class ThresholdSegmentation(SegmentPlugin):
         representation = "test-threshold"
-        model_class = SegmentModel
 
         def default_architecture(self, **options):
             return ArchConfig("test-threshold")
@@ -69,11 +68,12 @@ def test_a_second_segmenter_is_a_new_plugin_chosen_from_the_card(registries, tmp
         def default_output(self, arch, **options):
             return {"level": 0.0, **options}
 
-        def predict_image(self, model, image, **options):
+        def run(self, model, image, options, *, out=None):
             from scipy import ndimage as ndi
 
-            out = self.predictor(model).maps([self.prepare(model, image)])[0][0]
-            return ndi.label(out > model.model_card.output["level"])[0].astype(np.int32)
+            x = self.prepare(model, image, channel=options.channel, checked=options.checked)
+            out = self.predictor(model).maps([x])[0][0]
+            return SegmentResult(ndi.label(out > model.model_card.output["level"])[0].astype(np.int32))
 
     m = SegmentModel(representation="test-threshold", level=0.1)
     assert isinstance(get_task("segment", "test-threshold"), ThresholdSegmentation)

@@ -69,7 +69,10 @@ def test_bundled_samples_skip_the_masks_folder_unless_recursive():
     sets, _ = discover_image_sets(_inputs(paths=[str(sample_dir)]))
     assert len(sets) == 10 and not any("masks" in s.set_id for s in sets)
     assert sets[0].set_id == "SIMCEPImages_A02_C5_F1_s01_w1.TIF"
-    deep, _ = discover_image_sets(_inputs(paths=[str(sample_dir)], recursive=True))
+    with pytest.warns(UserWarning, match=r"left out 8 file\(s\) that look like label images"):
+        deep, _ = discover_image_sets(_inputs(paths=[str(sample_dir)], recursive=True))
+    assert len(deep) == 10  # masks/ holds label images: left out unless asked for
+    deep, _ = discover_image_sets(_inputs(paths=[str(sample_dir)], recursive=True, label_images="include"))
     assert len(deep) == 18 and sum(s.set_id.startswith("masks/") for s in deep) == 8
 
 

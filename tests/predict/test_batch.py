@@ -19,7 +19,8 @@ from deepscope.io import read_image, write_png, write_tiff  # noqa: E402
 from deepscope.models import ArchConfig, CountModel, RestoreModel, SegmentModel  # noqa: E402
 from deepscope.io import expand_inputs  # noqa: E402
 from deepscope.predict.evaluation import evaluate_counts, evaluate_restoration  # noqa: E402
-from deepscope.predict.files import COUNT_COLUMNS, count_paths, restore_paths, segment_paths  # noqa: E402
+from deepscope.predict.files import count_paths, restore_paths, segment_paths  # noqa: E402
+from deepscope.tasks.count.files import COUNT_COLUMNS  # noqa: E402
 from deepscope.predict.inputs import model_input  # noqa: E402
 from deepscope.predict.overlay import overlay_outlines  # noqa: E402
 from deepscope.provenance import lineage  # noqa: E402

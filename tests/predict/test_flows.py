@@ -8,7 +8,7 @@ from skimage.draw import ellipse
 
 from deepscope.errors import ConfigError
 from deepscope.evaluate import match_instances
-from deepscope.predict.flows import (FlowPostprocessConfig, diameter_map, flows_to_instances, follow_flows,
+from deepscope.tasks.segment.flows import (FlowPostprocessConfig, diameter_map, flows_to_instances, follow_flows,
                                      masks_to_flows, object_diameters)
 
 

@@ -15,8 +15,8 @@ from scipy import ndimage as ndi
 
 from deepscope.errors import InputError
 from deepscope.evaluate import match_instances
-from deepscope.predict.flows import FLOW_SCALE, FlowPostprocessConfig, diameter_map, masks_to_flows
-from deepscope.predict.generalist import GeneralistConfig, estimate_diameter, segment_generalist
+from deepscope.tasks.segment.flows import FLOW_SCALE, FlowPostprocessConfig, diameter_map, masks_to_flows
+from deepscope.tasks.segment.sizing import GeneralistConfig, estimate_diameter, segment_generalist
 
 D0 = 17.0
 

@@ -44,8 +44,8 @@ def test_count_recipe_at_reduced_size(pack, tmp_path):
     _train(pack, tmp_path, "count-pct-p4", tmp_path / "synth")
     model = load_model(tmp_path / "count-pct-p4", device="cpu")
     shipped = model_card("count-bbbc005")
-    assert model.arch.to_dict() == shipped["architecture"]  # the shipped model's recipe, only shorter
-    assert model.spec.to_dict()["normalize"] == shipped["input"]["normalize"]
+    assert model.arch == shipped.architecture  # the shipped model's recipe, only shorter
+    assert model.spec.normalize == shipped.input.normalize
     res = model.count_images([np.zeros((520, 696), np.uint8)])[0]
     assert np.isfinite(res.count) and res.low <= res.count <= res.high
     assert (tmp_path / "count.tar").exists()
@@ -81,7 +81,7 @@ def test_restore_recipe_at_reduced_size(pack, tmp_path):
     _train(pack, tmp_path, "deblur-bbbc005,label-bbbc005-w2", tmp_path / "synth")
     for name in ("deblur-bbbc005", "label-bbbc005-w2"):  # both restoration models of issue 8
         model = load_model(tmp_path / name, device="cpu")
-        assert model.arch.to_dict() == model_card(name)["architecture"]
+        assert model.arch == model_card(name).architecture
         card = json.loads((tmp_path / name / "model.json").read_text())
         assert card["training"]["n_real_pairs"] > 0 and card["training"]["n_synthetic_pairs"] > 0
         out = model.predict_image(np.full((64, 80), 10, np.uint8))
@@ -99,6 +99,6 @@ def test_every_recipe_at_reduced_size(pack, tmp_path):
                           ("label-bbbc005-w2", "label-bbbc005-w2"), ("sr2x-bbbc005", "sr2x-bbbc005")]:
         model = load_model(tmp_path / variant, device="cpu")
         if name in shipped:
-            assert model.arch.to_dict() == model_card(name)["architecture"]
+            assert model.arch == model_card(name).architecture
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert all(v["status"] == 0 for v in summary.values())

@@ -18,7 +18,7 @@ from deepscope.models import list_models, load_model, model_card
 
 pytestmark = pytest.mark.skipif(
     "count-bbbc005" not in [m.name for m in list_models()]
-    or not model_card("count-bbbc005").get("output", {}).get("general"),
+    or not model_card("count-bbbc005").output.get("general"),
     reason="needs the shipped counter with general counting")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from deepscope.models import load_model
-from deepscope.tasks.generalist import generalist_spec, image_kind
+from deepscope.tasks.segment.generalist import generalist_spec, image_kind
 
 
 def nuclei_image(seed: int = 0, shape=(256, 256), diameter: float = 16.0, n: int = 25) -> tuple[np.ndarray, int]:

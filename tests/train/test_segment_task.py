@@ -8,8 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from deepscope.errors import InputError  # noqa: E402
-from deepscope.predict import instances  # noqa: E402
-from deepscope.train import SegmentTask  # noqa: E402
+from deepscope.tasks.segment import instances  # noqa: E402
+from deepscope.tasks.segment.training import SegmentTask  # noqa: E402
 
 
 def _scene():

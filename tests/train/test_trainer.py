@@ -8,7 +8,9 @@ import torch
 
 from deepscope.errors import ConfigError
 from deepscope.models import ArchConfig, build_network
-from deepscope.train import CountTask, SegmentTask, Trainer, TrainConfig
+from deepscope.tasks.count.training import CountTask
+from deepscope.tasks.segment.training import SegmentTask
+from deepscope.train import Trainer, TrainConfig
 
 
 def _count_task(n=12, size=32, seed=0):

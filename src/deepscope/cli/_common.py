@@ -76,8 +76,8 @@ class SafeConsole(Console):
                 yield seg
 
 
-console = SafeConsole(highlight=False)
-err_console = SafeConsole(stderr=True, highlight=False)
+console = SafeConsole(highlight=False, soft_wrap=True)  # paths are never folded mid-name
+err_console = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
 def echo(text: str, **kwargs: Any) -> None:
@@ -207,6 +207,18 @@ def jobs_option() -> Any:
     """``--jobs/-j N``: worker threads of a batch command (default: the CPU cores); results as with 1."""
     return typer.Option(None, "--jobs", "-j", min=1, help="Worker threads reading and inferring images at once "
                         "(default: the CPU cores). Results and output order are those of --jobs 1.")
+
+
+def include_labels_option() -> Any:
+    """``--include-labels``: read files that look like label images or outputs (``*_mask*``, ``masks/``) too."""
+    return typer.Option(False, "--include-labels", help="Also read the files of scanned folders that look like "
+                        "label images or deepscope outputs (*_mask*, *_label*, *.labels.*, *.overlay.*, files under "
+                        "masks/ or labels/); by default they are left out with a warning.")
+
+
+def label_images(include: bool) -> str:
+    """The ``label_images`` of :func:`deepscope.io.expand_inputs` for ``--include-labels``."""
+    return "include" if include else "skip"
 
 
 def recursive_option() -> Any:

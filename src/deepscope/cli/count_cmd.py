@@ -9,7 +9,8 @@ from typing import Any
 import typer
 
 from deepscope.cli._common import (backend_option, console, err_console, escape, handle_errors, jobs_option,
-                                   out_option, output_alias, pick_out, progress_callback, recursive_option)
+                                   out_option, output_alias, pick_out, progress_callback, recursive_option,
+                                   include_labels_option, label_images)
 from deepscope.cli.report_cmd import report_option, write_and_say
 
 #: Rows of a batch table printed to the terminal (the output file has all).
@@ -49,6 +50,7 @@ def count(
                                        "count in (0-based)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Images per network batch."),
     recursive: bool = recursive_option(),
+    include_labels: bool = include_labels_option(),
     backend: str = backend_option(),
     jobs: int | None = jobs_option(),
     include: str | None = typer.Option(None, "--include", help="Glob on file names in folders, e.g. '*_w1.TIF'."),
@@ -64,7 +66,7 @@ def count(
     with progress_bar("count") as progress:
         res = count_paths(paths, model=model, output=output, device=device, channel=channel,
                           batch_size=batch_size, include=include, recursive=recursive,
-                          progress=progress, backend=backend, jobs=jobs)
+                          label_images=label_images(include_labels), progress=progress, backend=backend, jobs=jobs)
     ok = res.table[res.table["error"] == ""]
     if res.n_images <= SHOWN_ROWS:
         from rich.table import Table

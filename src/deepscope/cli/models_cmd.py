@@ -56,7 +56,7 @@ def models(
 
     rows = []
     for info in list_models(task):
-        card = model_card(info.name)
+        card = model_card(info.name).to_dict()
         rows.append({"name": info.name, "task": info.task, "description": info.description,
                      "metrics": card.get("metrics") or {}, "key_metrics": key_metrics(card),
                      "weights_bytes": (card.get("weights") or {}).get("bytes")})
@@ -88,7 +88,7 @@ def show(name: str = typer.Argument(..., help="Shipped model name, run folder or
     from deepscope.models import model_card
 
     try:
-        card = model_card(name)
+        card = model_card(name).to_dict()
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"'{name}' is not a deepscope model card (JSON): {exc}") from None
     if as_json:

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from deepscope.cli._common import (backend_option, console, err_console, escape, handle_errors, jobs_option,
-                                   out_option, output_alias, pick_out, recursive_option)
+                                   out_option, output_alias, pick_out, recursive_option,
+                                   include_labels_option, label_images)
 from deepscope.cli.count_cmd import progress_bar, report_errors
 
 
@@ -24,6 +25,7 @@ def restore(
     tile: int | None = typer.Option(None, "--tile", help="Tile size for large images (default from the card)."),
     channel: int | None = typer.Option(None, "--channel", help="Channel of multi-channel images to restore."),
     recursive: bool = recursive_option(),
+    include_labels: bool = include_labels_option(),
     backend: str = backend_option(),
     jobs: int | None = jobs_option(),
     include: str | None = typer.Option(None, "--include", help="Glob on file names in folders."),
@@ -37,7 +39,8 @@ def restore(
     output = pick_out(out, output)
     with progress_bar("restore") as progress:
         res = restore_paths(paths, output, model=model, device=device, dtype="float32" if float32 else "input",
-                            tile=tile, channel=channel, include=include, recursive=recursive, progress=progress,
+                            tile=tile, channel=channel, include=include, recursive=recursive,
+                            label_images=label_images(include_labels), progress=progress,
                             backend=backend, jobs=jobs)
     warned = res.table[res.table["warning"] != ""]
     for rec in warned.head(5).to_dict("records"):

@@ -10,7 +10,8 @@ from typing import Any
 import typer
 
 from deepscope.cli._common import (console, err_console, escape, handle_errors, out_option, output_alias, pick_out,
-                                   progress_callback, recursive_option)
+                                   progress_callback, recursive_option,
+                                   include_labels_option, label_images)
 from deepscope.cli.report_cmd import report_option, write_and_say
 
 _ON_CHANGE_HELP = ("When RUN_DIR holds another pipeline's results or inputs changed since their results were made: "
@@ -120,9 +121,11 @@ def analyze(
     channel: int | None = typer.Option(None, "--channel", help="Channel of multi-channel images to analyse "
                                        "(0-based); grey images ignore it."),
     recursive: bool = recursive_option(),
+    include_labels: bool = include_labels_option(),
     overlays: bool = typer.Option(True, "--overlays/--no-overlays", help="Write overlay PNGs."),
     labels: bool = typer.Option(True, "--labels/--no-labels", help="Write label images."),
-    pixel_size: float | None = typer.Option(None, "--pixel-size", help="Micrometres per pixel for the _um columns (default: each image's own, where its file states one)."),
+    pixel_size: float | None = typer.Option(None, "--pixel-size", help="Micrometres per pixel for the _um columns "
+                                            "(default: each image's own, where its file states one)."),
     diameter: float | None = typer.Option(None, "--diameter", help="Nucleus diameter in pixels (default: "
                                           "estimated per image, in the Diameter_Nuclei column)."),
     jobs: int | None = typer.Option(None, "--jobs", "-j", help="Local worker processes (default: CPU cores)."),
@@ -145,7 +148,7 @@ def analyze(
         warnings.simplefilter("always")
         pipe = default_pipeline(paths, model=model, count_model=count_model, pattern=pattern, include=include,
                                 recursive=recursive, overlays=overlays, labels=labels, pixel_size=pixel_size,
-                                diameter=diameter, channel=channel)
+                                diameter=diameter, channel=channel, label_images=label_images(include_labels))
     for w in caught:
         if not issubclass(w.category, DeprecationWarning):
             err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}")

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from deepscope.cli._common import (backend_option, console, escape, handle_errors, jobs_option, out_option,
-                                   output_alias, pick_out, recursive_option)
+                                   output_alias, pick_out, recursive_option,
+                                   include_labels_option, label_images)
 from deepscope.cli.count_cmd import SHOWN_ROWS, progress_bar, report_errors
 from deepscope.cli.report_cmd import report_option, write_and_say
 
@@ -34,6 +35,7 @@ def segment(
     rois: bool = typer.Option(False, "--rois", help="Also write <stem>.rois.zip: the objects as an ImageJ/Fiji ROI "
                               "set."),
     recursive: bool = recursive_option(),
+    include_labels: bool = include_labels_option(),
     backend: str = backend_option(),
     jobs: int | None = jobs_option(),
     include: str | None = typer.Option(None, "--include", help="Glob on file names in folders."),
@@ -50,7 +52,8 @@ def segment(
     output = pick_out(out, output)
     with progress_bar("segment") as progress:
         res = segment_paths(paths, output, model=model, device=device, tile=tile, tta=tta, channel=channel,
-                            overlay=overlay, include=include, recursive=recursive, progress=progress,
+                            overlay=overlay, include=include, recursive=recursive,
+                            label_images=label_images(include_labels), progress=progress,
                             diameter=diameter, rois=rois, backend=backend,
                             zarr_labels=zarr_labels, jobs=jobs)
     ok = res.table[res.table["error"] == ""]

@@ -350,7 +350,7 @@ def restore(
     """Train an image-to-image model (deblurring, stain prediction, 2x super-resolution) on metadata pairs."""
     from deepscope.data import ImageLoader
     from deepscope.models import ArchConfig, RestoreModel
-    from deepscope.train.tasks import LOSSES
+    from deepscope.tasks.restore.training import LOSSES
 
     if upscale not in (1, 2):
         raise typer.BadParameter(f"--upscale {upscale} is not 1 or 2")

@@ -21,10 +21,45 @@ from pathlib import Path, PurePosixPath
 from deepscope.errors import InputError
 from deepscope.io.readers import image_format
 
-__all__ = ["find_images", "expand_inputs", "natural_key", "extract_zip", "open_source", "EMPTY_FOLDER"]
+__all__ = ["find_images", "expand_inputs", "natural_key", "extract_zip", "open_source", "EMPTY_FOLDER", "LABEL_IMAGES",
+           "looks_like_labels"]
 
 #: What :func:`expand_inputs` does with a folder that holds no image: raise an error, or skip it.
 EMPTY_FOLDER = ("error", "skip")
+#: What a folder scan does with files that look like label images or deepscope's own outputs.
+LABEL_IMAGES = ("skip", "include")
+#: A file-name stem that names a label image, a mask, ground truth, or an output of deepscope (overlays):
+#: the word on its own between separators (``img_mask``, ``a.labels``, ``gt_01``; not ``segment``, ``labelled``).
+LABEL_NAME = re.compile(r"(?:^|[_.\-\s])(?:masks?|labels?|gt|ground[_-]?truth|seg|segmentation|overlay)(?:[_.\-\s]|$)",
+                        re.IGNORECASE)
+#: Folders whose files are label images (a data set's ``masks/`` or ``labels/`` beside its ``images/``).
+LABEL_FOLDERS = frozenset({"mask", "masks", "label", "labels", "gt", "ground_truth", "groundtruth"})
+
+
+def looks_like_labels(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> bool:
+    """Whether a file found in a folder scan looks like a label image or an output rather than an image.
+
+    By its name (:data:`LABEL_NAME`: ``cell_mask.png``, ``a.labels.tif``, ``x.overlay.png``) or by a folder
+    between ``root`` and it named like :data:`LABEL_FOLDERS` (``masks/``, ``labels/``).
+
+    Examples
+    --------
+    >>> [looks_like_labels(n) for n in ("img_mask.png", "a.labels.tif", "segment_01.tif", "cells_labelled.tif")]
+    [True, True, False, False]
+    >>> looks_like_labels("data/masks/img1.png", "data")
+    True
+    """
+    p = Path(path)
+    stem = p.name[:-len(p.suffix)] if p.suffix else p.name
+    if LABEL_NAME.search(stem):
+        return True
+    if root is not None:
+        try:
+            parts = p.parent.relative_to(root).parts
+        except ValueError:
+            parts = ()
+        return any(part.lower() in LABEL_FOLDERS for part in parts)
+    return False
 
 
 def natural_key(s: str) -> list[object]:
@@ -111,7 +146,7 @@ def find_images(folder: str | os.PathLike[str], *, include: str | Sequence[str] 
 def expand_inputs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *,
                   include: str | Sequence[str] | None = None, exclude: str | Sequence[str] | None = None,
                   recursive: bool = False, exclude_dirs: Sequence[str | os.PathLike[str]] = (),
-                  empty: str = "error") -> list[Path]:
+                  empty: str = "error", label_images: str = "skip") -> list[Path]:
     """The images that files, folders and OME-Zarr plates name, in order.
 
     * a folder (not a ``.zarr`` store): its image files (:func:`find_images`: natural order, ``include`` /
@@ -138,6 +173,11 @@ def expand_inputs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str
         Folders whose files a folder scan leaves out (an output folder inside an input folder).
     empty : {"error", "skip"}, default "error"
         A folder without images: an error, or nothing.
+    label_images : {"skip", "include"}, default "skip"
+        Files a folder scan finds that look like label images or deepscope's outputs
+        (:func:`looks_like_labels`: ``*_mask*``, ``*.labels.*``, ``*.overlay.*``, files under ``masks/``):
+        left out with one warning that names them (a mask is not an image to count or segment), or read
+        as images. Files named explicitly are always inputs.
 
     Returns
     -------
@@ -160,6 +200,8 @@ def expand_inputs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str
     """
     if empty not in EMPTY_FOLDER:
         raise InputError(f"empty={empty!r} is not one of {EMPTY_FOLDER}")
+    if label_images not in LABEL_IMAGES:
+        raise InputError(f"label_images={label_images!r} is not one of {LABEL_IMAGES}")
     given = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
     if not given:
         raise InputError("no input paths given; pass image files or folders")
@@ -175,6 +217,11 @@ def expand_inputs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str
             files = find_images(p, include=include, exclude=exclude, recursive=recursive)
             # realpath never raises: a link loop stays an input and gets its error row when it is read
             files = [f for f in files if not any(d in Path(os.path.realpath(f)).parents for d in excluded)]
+            if label_images == "skip":
+                left = [f for f in files if looks_like_labels(f, p)]
+                if left:
+                    _warn_labels_left_out(p, left)
+                    files = [f for f in files if f not in set(left)]
             files = [g for f in files for g in (_plate_fields(f) if _is_plate(f) else [f])]
             if not files and empty == "error":
                 what = f" matching {include!r}" if include else ""
@@ -183,6 +230,17 @@ def expand_inputs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str
         else:
             out.append(p)
     return out
+
+
+def _warn_labels_left_out(folder: Path, left: list[Path]) -> None:
+    import warnings
+
+    from deepscope.errors import user_stacklevel
+
+    shown = ", ".join(f.name for f in left[:3]) + (f" and {len(left) - 3} more" if len(left) > 3 else "")
+    warnings.warn(f"{folder}: left out {len(left)} file(s) that look like label images or outputs, not images "
+                  f"({shown}); name them explicitly, or use --include-labels (label_images='include') to read them "
+                  "as images", stacklevel=user_stacklevel())
 
 
 def _is_plate(p: Path) -> bool:

@@ -8,8 +8,8 @@ A new architecture is one decorated builder function; nothing else in deepscope 
         return MyNet(cfg.in_channels, cfg.out_channels, cfg.base)
 
 ``ArchConfig(arch="my-net", ...)`` then validates, ``build_network`` builds it and the predictor pads
-inputs to its ``stride``. The built-in families live in :mod:`deepscope.models.networks`.
-This module imports no torch; looking an architecture up imports the built-in networks.
+inputs to its ``stride``. The built-in families are registered in :mod:`deepscope.models.families`
+(builders in :mod:`deepscope.models.networks`). Registering and looking up import no torch; building a network does.
 """
 
 from __future__ import annotations
@@ -77,9 +77,9 @@ def register_architecture(name: str, *, stride: Callable[[ArchConfig], int],
 
 
 def _builtin() -> None:
-    from deepscope.models import networks
+    from deepscope.models import families
 
-    assert networks.__name__  # importing it registers the built-in families
+    assert families.__name__  # importing it registers the built-in families (torch is imported when one is built)
 
 
 def list_architectures() -> list[str]:

@@ -9,10 +9,12 @@ also call the plugin.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,7 +27,7 @@ from deepscope.models.config import ArchConfig
 from deepscope.models.plugins import TaskPlugin, get_task
 from deepscope.models.spec import InputSpec
 
-__all__ = ["DeepscopeModel", "CardDict", "resolve_device", "BEST_WEIGHTS", "MODEL_WEIGHTS", "MODEL_CARD"]
+__all__ = ["DeepscopeModel", "Runtime", "resolve_device", "BEST_WEIGHTS", "MODEL_WEIGHTS", "MODEL_CARD"]
 
 
 
@@ -60,71 +62,43 @@ def resolve_device(device: str = "auto") -> Any:
     return dev
 
 
-class CardDict(dict):
-    """An editable dict view of a model's card, for scripts written against deepscope 0.1's dict cards.
+@dataclass(eq=False)
+class Runtime:
+    """What a model keeps between calls: its inference backends, its parsed domain check and the models it
+    calls (a counter's segmenter). Dropped (:meth:`clear`) when the network or its weights change.
 
-    Every edit (at any depth) is validated and replaces the model's frozen :class:`ModelCard`
-    (``model.model_card``); an invalid edit raises and changes nothing. New code uses
-    ``model.model_card`` and :meth:`DeepscopeModel.update_card`.
+    Attributes
+    ----------
+    backends : dict of str to (key, backend)
+        The backend of each kind (``torch``, ``onnx``) with the key (weights version, precision) it was made for.
+    domain : object or None
+        The card's domain check, parsed (:func:`deepscope.predict.domain.domain_from_dict`).
+    helpers : dict of str to DeepscopeModel
+        Models this one uses, by role (``segmenter``, ``general_segmenter``).
     """
 
-    def __init__(self, data: Mapping[str, Any], commit: Callable[[dict[str, Any]], None]) -> None:
-        super().__init__()
-        self._commit = commit
-        for k, v in data.items():
-            dict.__setitem__(self, k, self._wrap(v))
-
-    def _wrap(self, v: Any) -> Any:
-        if isinstance(v, Mapping) and not isinstance(v, CardDict):
-            return CardDict(v, lambda _d: self._changed())
-        return v
-
-    def plain(self) -> dict[str, Any]:
-        """The card as plain dicts and lists."""
-        return {k: (v.plain() if isinstance(v, CardDict) else v) for k, v in dict.items(self)}
-
-    def _changed(self) -> None:
-        self._commit(self.plain())
-
-    def _edit(self, fn: Callable[[], Any]) -> Any:
-        before = dict(self)
-        out = fn()
-        try:
-            self._changed()
-        except Exception:
-            dict.clear(self)
-            dict.update(self, before)
-            raise
-        return out
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._edit(lambda: dict.__setitem__(self, key, self._wrap(value)))
-
-    def __delitem__(self, key: str) -> None:
-        self._edit(lambda: dict.__delitem__(self, key))
-
-    def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
-        return self._edit(lambda: dict.pop(self, key, *default))
-
-    def popitem(self) -> tuple[str, Any]:
-        return self._edit(lambda: dict.popitem(self))
-
-    def setdefault(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        if key in self:
-            return self[key]
-        self[key] = default
-        return self[key]
-
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        items = dict(*args, **kwargs)
-        self._edit(lambda: [dict.__setitem__(self, k, self._wrap(v)) for k, v in items.items()])
+    backends: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    domain: Any = None
+    helpers: dict[str, Any] = field(default_factory=dict)
 
     def clear(self) -> None:
-        self._edit(lambda: dict.clear(self))
+        """Forget everything (the weights changed)."""
+        self.backends.clear()
+        self.domain = None
+        self.helpers.clear()
 
-    def __ior__(self, other: Any) -> CardDict:  # type: ignore[override]
-        self.update(other)
-        return self
+    def backend(self, kind: str, key: Any, make: Callable[[], Any]) -> Any:
+        """The cached backend of ``kind`` made for ``key``, else ``make()`` (then cached)."""
+        cached = self.backends.get(kind)
+        if cached is None or cached[0] != key:
+            cached = self.backends[kind] = (key, make())
+        return cached[1]
+
+    def helper(self, role: str, make: Callable[[], Any]) -> Any:
+        """The model kept for ``role``, else ``make()`` (then kept)."""
+        if role not in self.helpers:
+            self.helpers[role] = make()
+        return self.helpers[role]
 
 
 class DeepscopeModel:
@@ -163,7 +137,8 @@ class DeepscopeModel:
         self.model_dir = Path(model_dir) if model_dir else None
         self._net: Any = None
         self._device: Any = None
-        self.runtime: dict[str, Any] = {}
+        #: Caches of the network (backends, the parsed domain check, helper models).
+        self.runtime = Runtime()
         if isinstance(card, ModelCard):
             self._card = card
             return
@@ -210,16 +185,31 @@ class DeepscopeModel:
         return self._card
 
     @property
-    def card(self) -> CardDict:
-        """The card as an editable dict (compatibility view of :attr:`model_card`; every edit is validated)."""
-        return CardDict(self._card.to_dict(), self._set_card_dict)
+    def card(self) -> Mapping[str, Any]:
+        """The card as a read-only mapping of JSON values (a view of :attr:`model_card`, for reading).
+
+        Change a card with :meth:`update_card` / :meth:`update_output`, or assign a whole new card
+        (``model.card = {...}``, validated).
+        """
+        from deepscope.models.card import frozen_view
+
+        return frozen_view(self._card.to_dict())
 
     @card.setter
     def card(self, value: Mapping[str, Any]) -> None:
-        self._set_card_dict(dict(value))
+        self.model_card = ModelCard.from_dict(dict(value))
 
-    def _set_card_dict(self, d: dict[str, Any]) -> None:
-        self.model_card = ModelCard.from_dict(d)
+    @contextlib.contextmanager
+    def edit_card(self) -> Iterator[dict[str, Any]]:
+        """A plain, editable copy of the card (JSON values) for a ``with`` block; on leaving the block it is
+        validated and replaces the card (nothing changes if the block raises or the edit is invalid).
+
+        >>> with model.edit_card() as card:                        # doctest: +SKIP
+        ...     card["training"]["hardware"] = "A100"
+        """
+        d = self._card.to_dict()
+        yield d
+        self.card = d
 
     @property
     def name(self) -> str:
@@ -447,9 +437,27 @@ class DeepscopeModel:
         return self.plugin.prepare(self, as_pixels(image), path=path or _path_of(image), channel=channel,
                                    checked=checked)
 
+    def options(self, **given: Any) -> Any:
+        """The typed options of the model's task: the card's ``output`` overridden by ``given`` (e.g. ``tile``,
+        ``tta``, ``channel``); see the task's ``Options`` (:mod:`deepscope.tasks`).
+
+        Raises
+        ------
+        TypeError
+            An option the task does not have.
+        """
+        return self.plugin.options(self, **given)
+
+    def run(self, image: np.ndarray | Image, options: Any = None, **given: Any) -> Any:
+        """The task's result for one raw image (an array or :class:`deepscope.io.Image`): ``options`` (from
+        :meth:`options`) or the card's options with ``given``. A count's result has the count and its interval,
+        a segmentation's the labels, classes and size and domain information, a restoration's the image."""
+        opts = self.options(**given) if options is None else options.replace(**given)
+        return self.plugin.run(self, as_pixels(image), opts)
+
     def predict_image(self, image: np.ndarray | Image, **options: Any) -> Any:
         """The prediction for one raw image, an array or a :class:`deepscope.io.Image` (a count, instance
-        labels, a restored image ...)."""
+        labels, a restored image ...; :meth:`run` gives the task's whole result)."""
         return self.plugin.predict_image(self, as_pixels(image), **options)
 
     def predict_on_batch(self, x: Any, **options: Any) -> Any:

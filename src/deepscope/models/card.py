@@ -25,7 +25,8 @@ from deepscope.errors import ConfigError, ModelError
 from deepscope.models.config import ArchConfig
 from deepscope.models.spec import InputSpec
 
-__all__ = ["ModelCard", "WeightsInfo", "CARD_SCHEMA", "load_card", "upgrade_card", "read_card_json", "json_depth"]
+__all__ = ["ModelCard", "WeightsInfo", "CARD_SCHEMA", "load_card", "upgrade_card", "read_card_json", "json_depth",
+           "frozen_view"]
 
 #: Schema version of the cards this deepscope writes.
 CARD_SCHEMA = 2
@@ -65,6 +66,12 @@ def _frozen(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return tuple(_frozen(v) for v in value)
     return value
+
+
+def frozen_view(d: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only deep copy of JSON values (mappings cannot be changed, lists are tuples)."""
+    out: Mapping[str, Any] = _frozen(d)
+    return out
 
 
 @dataclass(frozen=True)

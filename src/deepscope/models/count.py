@@ -6,7 +6,6 @@ whose density map sums to the count, the shipped counters) and ``"regress"`` (th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,28 +15,7 @@ from deepscope.models.base import DeepscopeModel
 from deepscope.models.config import ArchConfig
 from deepscope.models.spec import InputSpec
 
-__all__ = ["CountModel", "CountResult"]
-
-
-@dataclass(frozen=True)
-class CountResult:
-    """A count estimate with its 95% interval (``low`` is never below 0).
-
-    ``method`` says how it was made: ``"density"`` (sum of the density map), ``"density+objects"``
-    (hybrid models: the mean of the density count and the number of segmented objects, used for
-    images of small, well-separated objects), ``"regress"`` (a network that outputs the count) or
-    ``"instances"`` (the objects a generalist segmenter found, for images unlike the counter's
-    training images). ``in_domain`` is the verdict of the domain check of the method used (None
-    for models without one); where it is False, ``low`` and ``high`` are NaN: no interval is
-    claimed for an image no model here was made for.
-    """
-
-    count: float
-    low: float
-    high: float
-    std: float
-    method: str = "density"
-    in_domain: bool | None = None
+__all__ = ["CountModel"]
 
 
 class CountModel(DeepscopeModel):
@@ -49,7 +27,8 @@ class CountModel(DeepscopeModel):
     conformal, stored in the card under ``output.interval``). ``CountModel.book()`` is the book
     chapter's CountNet (five 5x5 stride-2 convolutions and a dense output, L2 loss).
 
-    Its plugin provides ``count_images``, ``count_arrays``, ``interval`` and ``calibrate_interval``
+    Its results are :class:`deepscope.tasks.count.CountResult`. Its plugin provides ``count_images``,
+    ``count_arrays``, ``interval`` and ``calibrate_interval``
     (and, for hybrid counting, ``calibrate_hybrid``).
 
     Examples
@@ -76,7 +55,7 @@ class CountModel(DeepscopeModel):
         """``"density"`` or ``"regress"`` (the representation)."""
         return self.representation
 
-    def count_images(self, images: list[np.ndarray] | list[Image], **options: Any) -> list[CountResult]:
+    def count_images(self, images: list[np.ndarray] | list[Image], **options: Any) -> list[Any]:
         """Count objects in each raw image, arrays or :class:`deepscope.io.Image` (options: ``batch_size``,
         ``channel``, ``paths``, ``tta``, ``hybrid``)."""
         images = list(images)
@@ -101,7 +80,7 @@ class CountModel(DeepscopeModel):
         """Set up and calibrate hybrid counting (density + segmented objects); see the density plugin."""
         return self.plugin.calibrate_hybrid(self, images, true, **options)
 
-    def predict_image(self, image: np.ndarray | Image, **options: Any) -> CountResult:
+    def predict_image(self, image: np.ndarray | Image, **options: Any) -> Any:
         return self.count_images([image], **options)[0]
 
     def predict_on_batch(self, x: Any, **options: Any) -> np.ndarray:

@@ -1,8 +1,9 @@
-"""PyTorch networks: deepscope's U-Net and the book chapter's CountNet and U-Net, registered by name.
+"""PyTorch networks: deepscope's U-Net and the book chapter's CountNet and U-Net.
 
 All networks take ``(N, C, H, W)`` float tensors (the NumPy <-> torch layout conversion lives in
-:func:`deepscope.predict.engine.to_tensor`). Each family is registered with
-:func:`~deepscope.models.architectures.register_architecture`; see that module to add one.
+:func:`deepscope.predict.engine.to_tensor`). Each family is registered by name in
+:mod:`deepscope.models.families` (without importing torch, so reading a model card stays light); see
+:func:`~deepscope.models.architectures.register_architecture` to add one.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepscope.models.architectures import build_network, register_architecture
-from deepscope.models.config import ArchConfig
+from deepscope.models.architectures import build_network
 
 __all__ = ["UNet", "BookUNet", "BookCountNet", "build_network"]
 
@@ -127,21 +127,3 @@ class BookUNet(nn.Module):
         d2 = F.relu(self.deconv2(torch.cat([c2, d1], 1)))
         d3 = F.relu(self.deconv3(torch.cat([c1, d2], 1)))
         return self.final(torch.cat([x, d3], 1))
-
-
-@register_architecture("unet", stride=lambda cfg: cfg.pool_input * 2 ** cfg.depth)
-def _unet(cfg: ArchConfig) -> nn.Module:
-    """deepscope's U-Net (3x3 conv + BatchNorm + ReLU blocks, max-pool down, bilinear up, skips)."""
-    return UNet(cfg.in_channels, cfg.out_channels, cfg.base, cfg.depth, cfg.pool_input)
-
-
-@register_architecture("book-unet", stride=lambda cfg: 8)
-def _book_unet(cfg: ArchConfig) -> nn.Module:
-    """The book chapter's small U-Net (foreground logit)."""
-    return BookUNet(cfg.in_channels, cfg.out_channels)
-
-
-@register_architecture("book-countnet", stride=lambda cfg: 1, defaults={"input_size": (520, 696)})
-def _book_countnet(cfg: ArchConfig) -> nn.Module:
-    """The book chapter's CountNet (five stride-2 convolutions and a dense count)."""
-    return BookCountNet(cfg.in_channels, cfg.input_size or (520, 696))

@@ -8,30 +8,60 @@ task with different network outputs (a distance-map segmenter, a flow segmenter)
 not a branch in shared code.
 
 This module holds the interface and the registry only; the plugins themselves live above the
-training and inference packages (deepscope's own in :mod:`deepscope.tasks`), so that
-``deepscope.models`` imports nothing from train, predict, evaluate, pipeline or cli. Plugins are
-found by
+training and inference packages (deepscope's own in the task packages), so that ``deepscope.models``
+imports nothing from train, predict, evaluate, pipeline or cli. Plugins are found by
 
 1. registration: ``@register_task`` on the plugin class, run when its module is imported;
-2. package metadata: the entry points of group ``deepscope.task_plugins`` (deepscope declares its own in
-   pyproject.toml; another package adds plugins the same way), loaded the first time a plugin is
-   missing.
+2. deepscope's built-in tasks: the packages :data:`deepscope.TASK_PACKAGES` names are imported the first
+   time a plugin is missing (from an installed deepscope or a plain source tree alike);
+3. third-party plugins: the entry points of group ``deepscope.task_plugins`` of other installed packages,
+   loaded the first time a plugin is still missing (one that fails to load is skipped with a warning).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from typing import Any, ClassVar
+import importlib
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from deepscope.errors import ModelError
 
-__all__ = ["TaskPlugin", "register_task", "get_task", "list_tasks", "ENTRY_POINT_GROUP"]
+__all__ = ["TaskPlugin", "TaskRunner", "TaskOptions", "register_task", "get_task", "list_tasks", "ENTRY_POINT_GROUP"]
 
 #: Entry-point group through which packages declare modules that register task plugins.
 ENTRY_POINT_GROUP = "deepscope.task_plugins"
 
 _PLUGINS: dict[tuple[str, str], TaskPlugin] = {}
+
+
+@runtime_checkable
+class TaskOptions(Protocol):
+    """The contract of a task's options: a frozen dataclass parsed from the card's ``output`` and the caller's
+    arguments (``parse``), copied with changes (``replace``); see :mod:`deepscope.tasks.options`."""
+
+    @classmethod
+    def parse(cls, output: Mapping[str, Any] | None = None, *, defaults: Mapping[str, Any] | None = None,
+              **given: Any) -> Any: ...
+
+    def replace(self, **changes: Any) -> Any: ...
+
+
+@runtime_checkable
+class TaskRunner(Protocol):
+    """The contract shared code (the file driver, pipelines, napari, the out-of-core path) calls on a task plugin:
+    the options of a call, and one raw image (or several) -> the task's frozen Result."""
+
+    task: ClassVar[str]
+    representation: ClassVar[str]
+
+    def options(self, model: Any, **given: Any) -> Any: ...
+
+    def run(self, model: Any, image: Any, options: Any) -> Any: ...
+
+    def run_batch(self, model: Any, images: Sequence[Any], options: Any, *,
+                  paths: Sequence[str] | None = None) -> list[Any]: ...
 
 
 class TaskPlugin:
@@ -54,6 +84,10 @@ class TaskPlugin:
     representation: ClassVar[str] = ""
     model_class: ClassVar[type] = object
     description: ClassVar[str] = ""
+    #: Names of the network's output channels, for exported packages (empty: ``output0`` ...).
+    output_names: ClassVar[tuple[str, ...]] = ()
+    #: What deepscope does with the network's outputs, for exported packages' documentation.
+    postprocessing_note: ClassVar[str] = ""
 
     # ------------------------------------------------------------------ card and network
     def default_architecture(self, **options: Any) -> Any:
@@ -67,6 +101,11 @@ class TaskPlugin:
     def init_network(self, model: Any, net: Any) -> None:
         """Initialise a freshly built network (e.g. the bias of an output head); default: nothing."""
 
+    def export_activation(self, y: Any) -> Any:
+        """The activation deepscope applies to the network's raw output tensor ``(N, C, H, W)``, built into exported
+        packages so their outputs are maps a consumer reads directly (default: none)."""
+        return y
+
     # ------------------------------------------------------------------ inference
     def prepare(self, model: Any, image: Any, *, path: str = "", channel: int | None = None,
                 checked: bool = False) -> Any:
@@ -75,6 +114,19 @@ class TaskPlugin:
         from deepscope.models.spec import prepare_image
 
         return prepare_image(image, model.spec, path=path, channel=channel, model=model.name, checked=checked)
+
+    def options(self, model: Any, **given: Any) -> Any:
+        """The task's typed options of one call: the card's ``output`` overridden by ``given``."""
+        raise NotImplementedError
+
+    def run(self, model: Any, image: Any, options: Any) -> Any:
+        """Pre-process, infer and post-process one raw image: the task's result (count, labels, image ...)."""
+        raise NotImplementedError
+
+    def run_batch(self, model: Any, images: Sequence[Any], options: Any, *,
+                  paths: Sequence[str] | None = None) -> list[Any]:
+        """:meth:`run` of each image (plugins that batch the network override it)."""
+        return [self.run(model, im, options) for im in images]
 
     def predict_image(self, model: Any, image: Any, **options: Any) -> Any:
         """Pre-process, infer and post-process one raw image (what ``model.predict_image`` returns)."""
@@ -133,12 +185,37 @@ def register_task(cls: type[TaskPlugin]) -> type[TaskPlugin]:
 
 
 @functools.lru_cache(maxsize=1)
+def _load_builtin() -> None:
+    """Import deepscope's own task packages (their import registers their plugins; once per process)."""
+    import deepscope
+
+    for name in deepscope.TASK_PACKAGES:
+        importlib.import_module(name)
+
+
+@functools.lru_cache(maxsize=1)
 def _load_entry_points() -> None:
-    """Import the modules the installed packages declare as task plugins (once per process)."""
+    """Import the modules other installed packages declare as task plugins (once per process).
+
+    deepscope's own are imported by name (:func:`_load_builtin`), so an older install's metadata that still
+    declares them is skipped; a plugin that fails to import is skipped with a warning naming it.
+    """
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        ep.load()
+        dist = getattr(ep, "dist", None)
+        if dist is not None and (dist.metadata["Name"] or "").lower() == "deepscope":
+            continue
+        try:
+            ep.load()
+        except Exception as exc:  # a broken third-party plugin must not break deepscope's own tasks
+            warnings.warn(f"task plugin entry point {ep.name!r} ({ep.value}) could not be loaded: "
+                          f"{type(exc).__name__}: {exc}", stacklevel=2)
+
+
+def _load_plugins() -> None:
+    _load_builtin()
+    _load_entry_points()
 
 
 def get_task(task: str, representation: str) -> TaskPlugin:
@@ -151,19 +228,18 @@ def get_task(task: str, representation: str) -> TaskPlugin:
     """
     key = (task, representation)
     if key not in _PLUGINS:
-        _load_entry_points()
+        _load_plugins()
     try:
         return _PLUGINS[key]
     except KeyError:
         known = ", ".join(f"{t}/{r}" for t, r in sorted(_PLUGINS)) or "none"
         raise ModelError(f"no task plugin for task {task!r} with representation {representation!r} (registered: "
                          f"{known}). Plugins register with @deepscope.models.register_task when their module is "
-                         f"imported, or through the '{ENTRY_POINT_GROUP}' entry points of an installed package "
-                         "(deepscope's own are deepscope.tasks: install deepscope, or import deepscope.tasks "
-                         "when running an uninstalled source tree)") from None
+                         f"imported, or through the '{ENTRY_POINT_GROUP}' entry points of an installed package; "
+                         "deepscope's own are imported from deepscope.TASK_PACKAGES") from None
 
 
 def list_tasks() -> list[tuple[str, str]]:
-    """``(task, representation)`` of every registered plugin (loading the declared ones)."""
-    _load_entry_points()
+    """``(task, representation)`` of every registered plugin (loading the built-in and declared ones)."""
+    _load_plugins()
     return sorted(_PLUGINS)

@@ -7,9 +7,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deepscope.errors import ModelError
+
+if TYPE_CHECKING:
+    from deepscope.models.card import ModelCard
 
 __all__ = ["ZOO", "list_models", "load_model", "model_card", "ModelInfo", "resolve_model_path", "card_weights_path"]
 
@@ -48,19 +51,24 @@ def list_models(task: str | None = None) -> list[ModelInfo]:
     return out
 
 
-def model_card(ref: str | os.PathLike[str]) -> dict[str, Any]:
-    """The model card of a shipped model name or a saved model path, as JSON values in the current schema
-    (an older card is upgraded in memory; see :func:`deepscope.models.load_card` for the typed card).
+def model_card(ref: str | os.PathLike[str]) -> ModelCard:
+    """The :class:`~deepscope.models.ModelCard` of a shipped model name or a saved model path (an older card is
+    upgraded in memory; ``.to_dict()`` gives its JSON values).
 
     Raises
     ------
     deepscope.errors.ModelError
         Unknown name or not a valid card.
+
+    Examples
+    --------
+    >>> model_card("nuclei").task
+    'segment'
     """
-    from deepscope.models.card import read_card_json, upgrade_card
+    from deepscope.models.card import load_card
 
     card_path, _ = resolve_model_path(ref)
-    return upgrade_card(read_card_json(card_path))
+    return load_card(card_path)
 
 
 def resolve_model_path(ref: str | os.PathLike[str]) -> tuple[Path, Path | None]:

@@ -27,4 +27,4 @@ class RestoreModel(DeepscopeModel):
 
     @property
     def upscale(self) -> int:
-        return int(self.model_card.output.get("upscale", 1))
+        return int(self.options().upscale)

@@ -50,7 +50,7 @@ class SegmentModel(DeepscopeModel):
 
     @property
     def n_classes(self) -> int:
-        return int(self.model_card.output.get("n_classes", 1))
+        return int(self.options().n_classes)
 
     @property
     def postprocess(self) -> Any:

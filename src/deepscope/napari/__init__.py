@@ -87,13 +87,11 @@ def _segment_steps(image: Any, model: str = "nuclei", diameter: float = 0.0) -> 
     meta: dict[str, Any] = {"model": model, "weights_sha256": getattr(net.model_card.weights, "sha256", ""),
                             "in_domain": None}
     yield 1, _STEPS, "segmenting"
-    if getattr(net.plugin, "reports_info", False):  # generalist: its size estimate and domain check
-        labels, info, dom = net.predict_image(data, return_info=True,
-                                              **({"diameter": float(diameter)} if diameter else {}))
-        meta.update(diameter=info.diameter, in_domain=dom.in_domain)
-    else:
-        labels = net.predict_image(data)
-    labels = np.asarray(labels, dtype=np.int32)
+    result = net.run(data, diameter=float(diameter) if diameter else None)
+    if result.info is not None:  # a generalist: its size estimate
+        meta["diameter"] = result.info.diameter
+    meta["in_domain"] = result.in_domain
+    labels = np.asarray(result.labels, dtype=np.int32)
     yield 2, _STEPS, "measuring"
     grey = data if data.ndim == 2 else data.mean(axis=-1)
     table = measure_objects(labels, grey, object_name="Nuclei")
@@ -117,7 +115,7 @@ def _count_steps(image: Any, model: str = "count-bbbc005") -> Any:
         from scipy import ndimage as ndi
 
         seg = net.plugin.general_segmenter(net)
-        labels = seg.predict_image(np.asarray(image))
+        labels = seg.run(np.asarray(image)).labels
         ids = np.unique(labels[labels > 0])
         points = np.array(ndi.center_of_mass(labels > 0, labels, ids)).reshape(-1, 2)
     meta = {"deepscope": {"model": model, "count": r.count, "low": r.low, "high": r.high, "method": r.method,

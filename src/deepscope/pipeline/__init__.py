@@ -20,14 +20,15 @@ from deepscope.pipeline.executors import (DaskExecutor, Executor, LocalExecutor,
                                           WorkerLost, WorkerStartError, connect, default_jobs)
 from deepscope.pipeline.inputs import ImageSet, discover_image_sets, set_key, set_stem
 from deepscope.pipeline.runner import RunResult, default_pipeline, resolve_models, run_pipeline
-from deepscope.pipeline.spec import (ChannelGrouping, CountStep, FilterStep, Inputs, MeasureStep, NormalizeStep,
-                                     Outputs, Pipeline, RelateStep, SegmentStep, Step, load_pipeline)
+from deepscope.pipeline.spec import (ChannelGrouping, CountStep, FilterStep, Inputs, MeasureStep, ModelStep,
+                                     NormalizeStep, Outputs, Pipeline, RelateStep, SegmentStep, Step, load_pipeline)
 from deepscope.pipeline.steps import SetResult, apply_steps
 from deepscope.pipeline.store import ON_CHANGE, RunDirError, read_manifest
 
 __all__ = [
     "Pipeline", "Inputs", "ChannelGrouping", "Outputs", "Step", "NormalizeStep", "SegmentStep", "CountStep",
-    "RelateStep", "MeasureStep", "FilterStep", "load_pipeline", "default_pipeline", "run_pipeline", "RunResult",
+    "ModelStep", "RelateStep", "MeasureStep", "FilterStep", "load_pipeline", "default_pipeline", "run_pipeline",
+    "RunResult",
     "resolve_models", "ImageSet", "discover_image_sets", "set_key", "set_stem", "apply_steps", "SetResult",
     "Executor", "SerialExecutor", "LocalExecutor", "DaskExecutor", "connect", "default_jobs", "SchedulerError",
     "WorkerLost", "WorkerStartError", "RunDirError", "ON_CHANGE", "read_manifest",

@@ -300,7 +300,7 @@ def _preload(job_json: str) -> list[str]:
     models = {opts.get("model") for st in steps for opts in st.values() if isinstance(opts, dict)}
     if models - {None, "otsu-watershed", "objects"}:
         mods += ["torch", "safetensors.torch", "deepscope.models", "deepscope.models.networks",
-                 "deepscope.predict.predictor", "deepscope.predict.instances", "deepscope.tasks"]
+                 "deepscope.predict.predictor", "deepscope.tasks.segment.instances", "deepscope.tasks"]
     return mods
 
 

@@ -166,7 +166,8 @@ def _expand(inputs: Inputs, exclude_dirs: Sequence[Path]) -> tuple[list[Path], l
         cands = [c for c in cands if c.is_dir() or image_format(c) is not None]
         if cands:  # folders scanned, plates as their fields: as every command expands its inputs
             found.extend(expand_inputs(cands, include=inputs.include or None, exclude=inputs.exclude or None,
-                                       recursive=inputs.recursive, empty="skip"))
+                                       recursive=inputs.recursive, empty="skip",
+                                       label_images=inputs.label_images))
         owner += [roots[-1]] * (len(found) - len(owner))
     excluded = [Path(os.path.realpath(d)) for d in exclude_dirs]
     chosen: dict[str, tuple[Path, tuple[Path, str]]] = {}  # real path -> (path to read, (root, path in it))

@@ -20,7 +20,8 @@ from typing import Any
 from deepscope.errors import ConfigError, InputError, user_stacklevel
 from deepscope.pipeline.executors import DaskExecutor, Executor, LocalExecutor, SerialExecutor, WorkerLost
 from deepscope.pipeline.inputs import ImageSet, discover_image_sets, set_stem, set_stems
-from deepscope.pipeline.spec import OBJECT_COUNT, CountStep, Pipeline, SegmentStep, load_pipeline, zoo_dir
+from deepscope.pipeline.spec import (OBJECT_COUNT, CountStep, ModelStep, Pipeline, SegmentStep, load_pipeline,
+                                     zoo_dir)
 from deepscope.pipeline.steps import Task, image_value_types, objects_schema, part_path, run_task
 from deepscope.pipeline.store import (ON_CHANGE, RunDirError, _now, check_run_dir, lock_run_dir, plan_resume,
                                       prepare_run_dir, scan_parts, write_error_part, write_manifest)
@@ -132,11 +133,11 @@ def resolve_models(pipeline: Pipeline) -> dict[str, Any]:
             out[ref] = _classical_ref(ref)
             continue
         card = model_card(ref)
-        sha = (card.get("weights") or {}).get("sha256")
+        sha = card.weights.sha256 if card.weights else None
         if not sha:
             raise ModelError(f"model {ref!r} has no weights SHA-256 in its card; save it with deepscope "
                              "(SegmentModel.save / training) so its weights can be identified")
-        out[ref] = ModelRef(str(card.get("name") or ref), str(sha))
+        out[ref] = ModelRef(str(card.name or ref), str(sha))
     return out
 
 
@@ -145,6 +146,8 @@ def _model_columns(pipeline: Pipeline, models: Mapping[str, Any]) -> dict[str, s
     for s in pipeline.steps:
         if isinstance(s, SegmentStep):
             name = s.objects
+        elif isinstance(s, ModelStep):
+            name = s.objects or s.into or ""
         elif isinstance(s, CountStep) and s.model != OBJECT_COUNT:
             name = f"Count_{s.name}"
         else:
@@ -541,7 +544,7 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
                      count_model: str | None = None, pattern: str | None = None,
                      include: Sequence[str] = (), recursive: bool = False, overlays: bool = True,
                      labels: bool = True, pixel_size: float | None = None, channel: int | None = None,
-                     name: str = "analyze", diameter: float | None = None) -> Pipeline:
+                     name: str = "analyze", diameter: float | None = None, label_images: str = "skip") -> Pipeline:
     """The one-line analysis of ``deepscope analyze``: segment nuclei, count, measure; tables and overlays.
 
     Parameters
@@ -555,6 +558,8 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
         Also count with this model (e.g. ``count-bbbc005``) into ``Count_Cells``.
     pattern : str, optional
         File-name pattern for ``Metadata_`` columns.
+    label_images : {"skip", "include"}
+        Files of scanned folders that look like label images or outputs: left out with a warning, or read.
     include : sequence of str
         File-name globs.
     recursive : bool
@@ -602,6 +607,7 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
     steps.append({"measure": {"objects": ["Nuclei"], "pixel_size": pixel_size or "files"}})
     spec = {"name": name,
             "inputs": {"paths": [os.fspath(p) for p in paths], "include": list(include), "recursive": recursive,
-                       "pattern": pattern} | ({"plane": channel} if channel is not None else {}),
+                       "pattern": pattern} | ({"plane": channel} if channel is not None else {})
+                      | ({"label_images": label_images} if label_images != "skip" else {}),
             "steps": steps, "outputs": {"labels": labels, "overlays": overlays}}
     return Pipeline.from_dict(spec, source="deepscope analyze")

@@ -35,14 +35,14 @@ from deepscope.pipeline._yaml import Marks, load_with_marks
 
 __all__ = [
     "SPEC_SCHEMA", "STEP_KINDS", "TABLE_FORMATS", "INCOMPLETE_MODES", "CLASSICAL_SEGMENTERS", "OBJECT_COUNT",
-    "ChannelGrouping", "Inputs", "Outputs", "NormalizeStep", "SegmentStep", "CountStep", "RelateStep",
+    "ChannelGrouping", "Inputs", "Outputs", "NormalizeStep", "SegmentStep", "CountStep", "ModelStep", "RelateStep",
     "MeasureStep", "FilterStep", "Step", "Pipeline", "load_pipeline",
 ]
 
 #: Schema tag written with every resolved pipeline (and part of its hash).
 SPEC_SCHEMA = "deepscope.pipeline/1"
 #: Step kinds, in the order the docs list them (``normalise`` is accepted for ``normalize``).
-STEP_KINDS = ("normalize", "segment", "count", "relate", "measure", "filter")
+STEP_KINDS = ("normalize", "segment", "count", "model", "relate", "measure", "filter")
 #: Table formats of ``outputs.tables``.
 TABLE_FORMATS = ("parquet", "csv")
 #: What to do with image sets that lack a channel (``inputs.channels.incomplete``).
@@ -109,6 +109,9 @@ class Inputs:
     plane : int or None
         Take only this channel (0-based) of multi-channel files, as the channel ``channel``
         (``deepscope analyze --channel N``); grey files are taken as they are.
+    label_images : {"skip", "include"}
+        Files of scanned folders that look like label images or outputs (``*_mask*``, ``masks/``):
+        left out with a warning (default), or read as images (``deepscope analyze --include-labels``).
     """
 
     paths: tuple[str, ...]
@@ -121,6 +124,7 @@ class Inputs:
     planes: tuple[str, ...] | None = None
     channel: str = "Image"
     plane: int | None = None
+    label_images: str = "skip"
 
     @property
     def channel_names(self) -> tuple[str, ...]:
@@ -186,6 +190,24 @@ class CountStep:
 
 
 @dataclass(frozen=True)
+class ModelStep:
+    """Run a model of any task (a registered task plugin's ``run``) on one channel.
+
+    The task's result gives the step its output: a result with ``labels`` makes the object set ``objects``
+    (measured, related and filtered as a segment step's), one with ``image`` makes the channel ``into`` (later
+    steps read it as any channel). ``options`` are the task's options (``tile``, ``tta``, ``diameter`` ...;
+    :meth:`deepscope.models.DeepscopeModel.options`).
+    """
+
+    model: str
+    channel: str
+    objects: str | None = None
+    into: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    kind: str = field(default="model", init=False)
+
+
+@dataclass(frozen=True)
 class RelateStep:
     """Link children to the parent they overlap most (``Parent_<parents>``, ``Children_<children>_Count``)."""
 
@@ -225,7 +247,7 @@ class FilterStep:
     kind: str = field(default="filter", init=False)
 
 
-Step = Union[NormalizeStep, SegmentStep, CountStep, RelateStep, MeasureStep, FilterStep]
+Step = Union[NormalizeStep, SegmentStep, CountStep, ModelStep, RelateStep, MeasureStep, FilterStep]
 
 
 @dataclass(frozen=True)
@@ -289,7 +311,8 @@ class Pipeline:
         """Object sets made by the steps, in order."""
         out: list[str] = []
         for s in self.steps:
-            if isinstance(s, SegmentStep):
+            if isinstance(s, SegmentStep) or (isinstance(s, ModelStep) and s.objects):
+                assert s.objects is not None
                 out.append(s.objects)
             elif isinstance(s, FilterStep) and s.into:
                 out.append(s.into)
@@ -300,7 +323,7 @@ class Pipeline:
         """Every model the steps use (shipped names, paths, ``otsu-watershed``), once each."""
         refs: list[str] = []
         for s in self.steps:
-            if isinstance(s, SegmentStep) or (isinstance(s, CountStep) and s.model != OBJECT_COUNT):
+            if isinstance(s, (SegmentStep, ModelStep)) or (isinstance(s, CountStep) and s.model != OBJECT_COUNT):
                 refs.append(s.model)
         return tuple(dict.fromkeys(refs))
 
@@ -313,6 +336,8 @@ class Pipeline:
                                "channel": self.inputs.channel}
         if self.inputs.planes is not None:
             inp["planes"] = list(self.inputs.planes)
+        if self.inputs.label_images != "skip":  # only when set, so the hash of older pipelines stays
+            inp["label_images"] = self.inputs.label_images
         if self.inputs.plane is not None:
             inp["plane"] = self.inputs.plane
         if self.inputs.channels is not None:
@@ -446,6 +471,9 @@ def _step_dict(s: Step) -> dict[str, Any]:
             opts["backend"] = s.backend
     elif isinstance(s, CountStep):
         opts = {"name": s.name, "model": s.model, "channel": s.channel, "objects": s.objects}
+    elif isinstance(s, ModelStep):
+        opts = {"model": s.model, "channel": s.channel, "objects": s.objects, "into": s.into,
+                "options": dict(s.options)}
     elif isinstance(s, RelateStep):
         opts = {"parents": s.parents, "children": s.children}
     elif isinstance(s, MeasureStep):
@@ -563,7 +591,7 @@ class _Reader:
         if isinstance(v, (str, list)):
             v = {"paths": v}
         d = self.mapping(v, p, ("paths", "include", "exclude", "recursive", "pattern", "metadata", "channels",
-                                "planes", "channel", "plane"), required=("paths",))
+                                "planes", "channel", "plane", "label_images"), required=("paths",))
         paths_raw = d["paths"] if isinstance(d["paths"], list) else [d["paths"]]
         if not paths_raw:
             self.fail(p + ("paths",), "expected at least one folder, file or glob")
@@ -601,8 +629,16 @@ class _Reader:
             if planes is not None:
                 self.fail(p + ("planes",), "give inputs.channels (one file per channel) or inputs.planes "
                                            "(channels inside each file), not both")
+        label_images = "skip"
+        if d.get("label_images") is not None:
+            from deepscope.io.discover import LABEL_IMAGES
+
+            label_images = self.text(d["label_images"], p + ("label_images",))
+            if label_images not in LABEL_IMAGES:
+                self.fail(p + ("label_images",), f"expected one of {', '.join(LABEL_IMAGES)}; got {label_images!r}")
         return Inputs(paths=paths, include=include, exclude=exclude, recursive=recursive, pattern=pattern,
-                      metadata=metadata, channels=channels, planes=planes, channel=channel, plane=plane)
+                      metadata=metadata, channels=channels, planes=planes, channel=channel, plane=plane,
+                      label_images=label_images)
 
     def grouping(self, v: Any, pattern: str | None, metadata: str | None) -> ChannelGrouping:
         p = ("inputs", "channels")
@@ -767,6 +803,25 @@ class _Reader:
                                                  "earlier; give this count another name")
                     count_names[nm] = i
                     step = CountStep(name=nm, model=model, channel=chan)
+            elif kind_s == "model":
+                d = self.mapping(opts, p, ("model", "channel", "objects", "into", "options"), required=("model",))
+                model = self.model_ref(d["model"], p + ("model",), task=None)
+                chan = channel_ref(d["channel"], p + ("channel",)) if d.get("channel") is not None else channels[0]
+                if (d.get("objects") is None) == (d.get("into") is None):
+                    self.fail(p, "a model step keeps its result as an object set (objects: NAME, for a model whose "
+                                 "result has labels) or as a channel (into: NAME, for one whose result is an image); "
+                                 "give one of them")
+                options = d.get("options") or {}
+                if not isinstance(options, dict):
+                    self.fail(p + ("options",), f"expected a mapping of the task's options; got {_type_name(options)}")
+                into = None
+                if d.get("into") is not None:
+                    into = self.name(d["into"], p + ("into",), "channel")
+                    if into in channels:
+                        self.fail(p + ("into",), f"channel {into!r} already exists; give the new channel another name")
+                    channels.append(into)
+                objs_m = new_objects(d["objects"], p + ("objects",)) if d.get("objects") is not None else None
+                step = ModelStep(model=model, channel=chan, objects=objs_m, into=into, options=dict(options))
             elif kind_s == "relate":
                 d = self.mapping(opts, p, ("parents", "children"), required=("parents", "children"))
                 par = objects_ref(d["parents"], p + ("parents",))
@@ -826,7 +881,7 @@ class _Reader:
             out[str(col)] = (lo, hi)
         return out
 
-    def model_ref(self, v: Any, p: tuple[Any, ...], *, task: str) -> str:
+    def model_ref(self, v: Any, p: tuple[Any, ...], *, task: str | None) -> str:
         s = self.text(v, p)
         if task == "segment" and s in CLASSICAL_SEGMENTERS:
             return s
@@ -843,14 +898,15 @@ class _Reader:
         card = zoo / f"{s}.json"
         if not card.is_file():
             shipped = sorted(c.stem for c in zoo.glob("*.json"))
-            extra = f", {', '.join(CLASSICAL_SEGMENTERS)}" if task == "segment" else f" or {OBJECT_COUNT}"
+            extra = (f", {', '.join(CLASSICAL_SEGMENTERS)}" if task == "segment" else f" or {OBJECT_COUNT}"
+                     if task == "count" else "")
             self.fail(p, f"unknown model {s!r}; shipped models are {', '.join(shipped) or 'none (yet)'}{extra}, "
                          "or give the path of a model folder or .json card")
         try:
             card_task = json.loads(card.read_text()).get("task")
         except (OSError, ValueError):
             card_task = None
-        if card_task is not None and card_task != task:
+        if task is not None and card_task is not None and card_task != task:
             self.fail(p, f"model {s!r} is a {card_task} model; this step needs a {task} model")
         return s
 

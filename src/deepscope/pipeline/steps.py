@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from deepscope.errors import InputError
-from deepscope.pipeline.spec import (OBJECT_COUNT, CountStep, FilterStep, MeasureStep, NormalizeStep, Pipeline,
-                                     RelateStep, SegmentStep)
+from deepscope.pipeline.spec import (OBJECT_COUNT, CountStep, FilterStep, MeasureStep, ModelStep, NormalizeStep,
+                                     Pipeline, RelateStep, SegmentStep)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,6 +93,8 @@ class SetResult:
 #: that estimate object size and check their domain.
 Segmenter = Callable[[SegmentStep, np.ndarray], Any]
 Counter = Callable[[CountStep, np.ndarray], Any]
+#: ``run_model(step, image)`` -> the task's result (with ``labels`` or ``image``) for a model step.
+ModelRunner = Callable[[ModelStep, np.ndarray], Any]
 
 
 def _merge_columns(table: pd.DataFrame, extra: pd.DataFrame, *, ids: bool) -> pd.DataFrame:
@@ -117,7 +119,7 @@ def square_pixel_size(pixel_size: Any) -> float | None:
 
 
 def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment: Segmenter,
-                count: Counter, pixel_size: Any = None) -> SetResult:
+                count: Counter, pixel_size: Any = None, run_model: ModelRunner | None = None) -> SetResult:
     """Apply a pipeline's steps to the channel images of one image set.
 
     Parameters
@@ -133,6 +135,9 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
     pixel_size : (float, float), optional
         The image set's pixel size in micrometres as its files state it, for measure steps with
         ``pixel_size: files`` (square pixels only: shape features need them).
+    run_model : callable, optional
+        ``run_model(step, image) -> result`` for model steps (a task's ``run``: a result with ``labels`` or
+        ``image``).
 
     Returns
     -------
@@ -203,6 +208,25 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
                 r = count(step, imgs[step.channel])
                 values.update({f"Count_{step.name}": float(r.count), f"Count_{step.name}_Low": float(r.low),
                                f"Count_{step.name}_High": float(r.high), f"Count_{step.name}_Std": float(r.std)})
+        elif isinstance(step, ModelStep):
+            if run_model is None:
+                raise InputError(f"model step {step.model!r}: no models in this process")
+            r = run_model(step, imgs[step.channel])
+            want = "labels" if step.objects is not None else "image"
+            got_arr = getattr(r, want, None)
+            if got_arr is None:
+                raise InputError(f"model {step.model!r} gives a {type(r).__name__} without {want}; keep "
+                                 f"{'an object set (objects:)' if want == 'labels' else 'a channel (into:)'} only of "
+                                 "a model whose result has them")
+            arr = np.asarray(got_arr)
+            if arr.shape[:2] != shapes[step.channel][:2]:
+                raise InputError(f"model {step.model!r} returned {want} of shape {arr.shape} for an image of shape "
+                                 f"{shapes[step.channel]}")
+            if step.objects is not None:
+                labels[step.objects] = arr.astype(np.int32, copy=False)
+            else:
+                assert step.into is not None
+                imgs[step.into] = arr
         elif isinstance(step, RelateStep):
             rel = relate_objects(labels[step.parents], labels[step.children], parent_name=step.parents,
                                  child_name=step.children)
@@ -250,8 +274,17 @@ def _empty(pipeline: Pipeline) -> SetResult:
         std: float = float("nan")
 
     blank = {ch: np.zeros((4, 4), np.float32) for ch in pipeline.channels}
+    def blank_model(step: ModelStep, im: np.ndarray) -> Any:
+        @dataclass(frozen=True)
+        class _Blank:
+            labels: np.ndarray
+            image: np.ndarray
+
+        return _Blank(np.zeros(im.shape, np.int32), np.zeros(im.shape, np.float32))
+
     return apply_steps(pipeline, blank, segment=lambda step, im: np.zeros(im.shape, np.int32),
-                       count=lambda step, im: _NaNCount(), pixel_size=(1.0, 1.0))  # "files": the _um columns
+                       count=lambda step, im: _NaNCount(), pixel_size=(1.0, 1.0),  # "files": the _um columns
+                       run_model=blank_model)
 
 
 @functools.lru_cache(maxsize=8)
@@ -403,8 +436,11 @@ class _Context:
                        deepscope_version=r["deepscope_version"], software=r["software"])
         self.models: dict[str, Any] = {}
         self._on_backend: dict[tuple[str, str], Any] = {}  # (model, backend) -> the model run there
-        refs = {s.model: ("segment" if isinstance(s, SegmentStep) else "count") for s in self.pipeline.steps
-                if isinstance(s, (SegmentStep, CountStep)) and s.model not in (OBJECT_COUNT, "otsu-watershed")}
+        # the task each model must be of (a model step takes a model of any task)
+        refs: dict[str, str | None] = {
+            s.model: ("segment" if isinstance(s, SegmentStep) else "count" if isinstance(s, CountStep) else None)
+            for s in self.pipeline.steps
+            if isinstance(s, (SegmentStep, CountStep, ModelStep)) and s.model not in (OBJECT_COUNT, "otsu-watershed")}
         if refs:
             import torch
 
@@ -431,23 +467,22 @@ class _Context:
 
     def segment(self, step: SegmentStep, image: np.ndarray) -> np.ndarray:
         """Labels of one channel image, which :func:`apply_steps` has checked (so the model does not again);
-        ``tile``, ``overlap`` and ``backend`` by the rules ``deepscope segment`` uses."""
+        ``tile``, ``overlap`` and ``backend`` by the rules ``deepscope segment`` uses (the task's options)."""
         if step.model == "otsu-watershed":
             from deepscope.predict.classical import otsu_watershed
 
             return otsu_watershed(image, **step.options)
-        from deepscope.predict.inputs import tile_overlap
 
         model = self.segment_model(step)
-        overlap = tile_overlap(model, step.tile, step.overlap)
-        if getattr(model.plugin, "reports_info", False):
-            labels, info, dom = model.predict_image(image, tile=step.tile, overlap=overlap, tta=step.tta,
-                                                    diameter=step.diameter, return_info=True, checked=True)
-            return labels, {"diameter": info.diameter, "in_domain": dom.in_domain}
-        return model.predict_image(image, tile=step.tile, overlap=overlap, tta=step.tta, checked=True)
+        r = model.run(image, tile=step.tile, overlap=step.overlap, tta=step.tta, diameter=step.diameter, checked=True)
+        return r.labels, {"diameter": float("nan") if r.diameter is None else r.diameter, "in_domain": r.in_domain}
+
+    def run_model(self, step: ModelStep, image: np.ndarray) -> Any:
+        """The task's result for one channel image (checked by :func:`apply_steps`), with the step's options."""
+        return self.models[step.model].run(image, **step.options, checked=True)
 
     def count(self, step: CountStep, image: np.ndarray) -> Any:
-        return self.models[step.model].count_images([image], checked=True)[0]  # checked by apply_steps
+        return self.models[step.model].run(image, checked=True)  # checked by apply_steps
 
 
 _CONTEXT_LOCK = threading.Lock()
@@ -625,7 +660,7 @@ def run_task(job_json: str, task: Task) -> TaskResult:
 
     def infer(ds: list[Decoded]) -> list[SetResult]:
         return [apply_steps(pipeline, ds[0].data, segment=ctx.segment, count=ctx.count,
-                            pixel_size=ds[0].extra.get("pixel_size"))]
+                            pixel_size=ds[0].extra.get("pixel_size"), run_model=ctx.run_model)]
 
     def write(t: Task, d: Decoded, result: SetResult, row: dict[str, Any]) -> list[Any]:
         first = next(iter(d.data.values()))

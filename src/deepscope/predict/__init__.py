@@ -1,13 +1,15 @@
 """Inference: the predictor (batching, padding, tiling, test-time augmentation) over inference backends,
-instance post-processing, the batch runner of the commands and pipelines, and classical baselines.
+the batch runner, the one file driver of the commands and the out-of-core path, and classical baselines.
 
 >>> from deepscope.predict import Predictor, TorchBackend, BatchRunner
->>> from deepscope.predict.files import count_paths, segment_paths, restore_paths
+>>> from deepscope.predict.files import predict_files, count_paths, segment_paths, restore_paths
 
 Modules: ``predictor``/``backends``/``engine`` run a network; ``inputs`` resolves what a run is given
-(model, pixels, tile overlap); ``runner`` is the batch engine and ``files`` the file driver of the
-``count``/``segment``/``restore`` commands; ``large`` the out-of-core path; ``overlay`` draws outlines;
-``evaluation`` runs a model over a labelled dataset and scores it.
+(model, pixels, tile overlap); ``runner`` is the batch engine and ``files`` the one file driver
+(:func:`~deepscope.predict.files.predict_files`: decode -> the task's ``run`` -> the task's row and outputs)
+of every task's command; ``large`` the out-of-core path; ``overlay`` draws outlines; ``evaluation`` runs a
+model over a labelled dataset and scores it; ``domain`` the domain checks. Post-processing (density -> count,
+flows -> instances) lives with its task (:mod:`deepscope.tasks`).
 
 Imports: ``predict`` imports ``models``, ``evaluate``, ``provenance``, ``io`` and ``data``; ``train``,
 ``tasks``, ``pipeline`` and ``cli`` import it, ``models`` never does (a model finds its behaviour

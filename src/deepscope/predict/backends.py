@@ -55,7 +55,7 @@ def _fuse_conv_bn(net: Any) -> Any:
             layers = list(mod)
             for i in range(len(layers) - 1):
                 if isinstance(layers[i], nn.Conv2d) and isinstance(layers[i + 1], nn.BatchNorm2d):
-                    mod[i] = fuse_conv_bn_eval(layers[i], layers[i + 1])
+                    mod[i] = fuse_conv_bn_eval(layers[i], layers[i + 1])  # type: ignore[type-var, arg-type]
                     mod[i + 1] = nn.Identity()
     return net
 
@@ -130,12 +130,10 @@ class TorchBackend:
 def torch_backend(model: Any, *, precision: str = "float32") -> TorchBackend:
     """The (cached) inference backend of a :class:`~deepscope.models.DeepscopeModel`, rebuilt after its
     weights, device or precision change."""
-    key = (model.weights_version(), precision)
-    cached = model.runtime.get("torch_backend")
-    if cached is None or cached[0] != key:
-        cached = (key, TorchBackend(model.net, device=model.device, precision=precision))
-        model.runtime["torch_backend"] = cached
-    return cached[1]
+    backend: TorchBackend = model.runtime.backend(
+        "torch", (model.weights_version(), precision),
+        lambda: TorchBackend(model.net, device=model.device, precision=precision))
+    return backend
 
 
 def network_onnx(net: Any, in_channels: int, *, opset: int = ONNX_OPSET) -> bytes:
@@ -150,9 +148,10 @@ def network_onnx(net: Any, in_channels: int, *, opset: int = ONNX_OPSET) -> byte
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation notes are not the user's business
-        torch.onnx.export(net, (torch.zeros(1, in_channels, 64, 64),), buf, input_names=["input"],
-                          output_names=["output"], opset_version=opset, dynamic_axes={"input": axes, "output": axes},
-                          dynamo=False)
+        # the exporter writes to a file-like object too (its annotation names paths only)
+        torch.onnx.export(net, (torch.zeros(1, in_channels, 64, 64),), buf,  # type: ignore[arg-type]
+                          input_names=["input"], output_names=["output"], opset_version=opset,
+                          dynamic_axes={"input": axes, "output": axes}, dynamo=False)
     return buf.getvalue()
 
 
@@ -178,7 +177,7 @@ def export_onnx(model: Any, path: str | os.PathLike[str] | None = None, *, opset
         raise ConfigError('ONNX export needs the onnx package: pip install "deepscope[onnx]"') from None
     net = TorchBackend(model.net, device="cpu", channels_last=False).net
     proto = onnx.load_from_string(network_onnx(net, model.arch.in_channels, opset=opset))
-    for key, value in (("deepscope_card", json.dumps(model.card, default=str)), ("deepscope_opset", str(opset))):
+    for key, value in (("deepscope_card", json.dumps(model.model_card.to_dict(), default=str)), ("deepscope_opset", str(opset))):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     data = proto.SerializeToString()
@@ -236,10 +235,5 @@ def inference_backend(model: Any, *, precision: str = "float32") -> Any:
         raise ConfigError(f"backend {kind!r} is not one of {BACKENDS}")
     import torch
 
-    key = model.weights_version()
-    cached = model.runtime.get("onnx_backend")
-    if cached is None or cached[0] != key:
-        threads = torch.get_num_threads()
-        cached = (key, OnnxBackend(export_onnx(model), threads=threads))
-        model.runtime["onnx_backend"] = cached
-    return cached[1]
+    return model.runtime.backend("onnx", model.weights_version(),
+                                 lambda: OnnxBackend(export_onnx(model), threads=torch.get_num_threads()))

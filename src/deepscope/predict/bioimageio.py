@@ -24,16 +24,11 @@ from deepscope.errors import ConfigError
 
 __all__ = ["export_bioimageio", "validate_bioimageio"]
 
-_OUTPUT_NAMES = {
-    ("count", "density"): ["density", "variance"],
-    ("segment", "instances"): ["foreground", "distance"],
-    ("segment", "flows"): ["probability_logit", "flow_y", "flow_x", "log_size"],
-    ("restore", "image"): ["restored"],
-}
 
-def _Activated(net: Any, kind: tuple[str, str]) -> Any:
-    """The network with the output activation deepscope applies (softplus of density maps, sigmoid of a
-    foreground logit) inside it, so the package's outputs are maps a consumer can read directly."""
+def _Activated(net: Any, plugin: Any) -> Any:
+    """The network with the output activation deepscope applies (its task plugin's ``export_activation``: softplus
+    of density maps, sigmoid of a foreground logit) inside it, so the package's outputs are maps a consumer can read
+    directly."""
     import torch
     from torch import nn
 
@@ -43,25 +38,10 @@ def _Activated(net: Any, kind: tuple[str, str]) -> Any:
             self.net = net
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            y = self.net(x)
-            if kind == ("count", "density"):
-                return nn.functional.softplus(y)
-            if kind == ("segment", "instances"):
-                return torch.cat([torch.sigmoid(y[:, :1]), y[:, 1:]], dim=1)
-            return y
+            out: torch.Tensor = plugin.export_activation(self.net(x))
+            return out
 
     return Activated()
-
-
-_POSTPROCESSING = {
-    "count": "channel 0 is a density map whose sum over the image is the count; channel 1 sums to the count's "
-             "variance. deepscope calibrates a 95% interval from it, and (for count-bbbc005) "
-             "checks the image against the training images and counts other images by instances.",
-    "segment": "instances are made from the maps by deepscope's post-processing (seeded watershed on the distance "
-               "map, or following the flows for the generalist), with the thresholds in config.deepscope.card.output.",
-    "restore": "the output is the restored image in the normalised intensity range of the input; deepscope maps it "
-               "back to the input's range and dtype.",
-}
 
 
 def _channel_axis(names: list[str]) -> dict[str, Any]:
@@ -86,16 +66,15 @@ def export_bioimageio(model: Any, path: str | os.PathLike[str], *, size: tuple[i
         raise ConfigError('a bioimage.io package needs bioimageio.spec: pip install "deepscope[bioimageio]"') from None
     from deepscope.predict.backends import ONNX_OPSET, TorchBackend, network_onnx
 
-    card = json.loads(json.dumps(model.card, default=str))
-    net = _Activated(TorchBackend(model.net, device="cpu", channels_last=False).net,
-                     (model.task, model.representation)).eval()
+    card = json.loads(json.dumps(model.model_card.to_dict(), default=str))
+    net = _Activated(TorchBackend(model.net, device="cpu", channels_last=False).net, model.plugin).eval()
     stride = max(1, int(model.arch.stride))
     h, w = (max(stride, size[0] // stride * stride), max(stride, size[1] // stride * stride))
     c_in = int(model.arch.in_channels)
     x = _test_input(model, h, w)
     with torch.inference_mode():
         y = net(torch.from_numpy(x)).numpy().astype(np.float32)
-    out_names = _OUTPUT_NAMES.get((model.task, model.representation)) or [f"output{k}" for k in range(y.shape[1])]
+    out_names = list(model.plugin.output_names) or [f"output{k}" for k in range(y.shape[1])]
     if len(out_names) != y.shape[1]:
         out_names = [f"output{k}" for k in range(y.shape[1])]
     scale_out = h / y.shape[2]
@@ -121,7 +100,7 @@ def export_bioimageio(model: Any, path: str | os.PathLike[str], *, size: tuple[i
             f"# {model.name} (deepscope)\n\n{card.get('description', '')}\n\n"
             f"Input: {c_in} channel(s), normalised as the preprocessing says (deepscope: {spec.normalize}).\n"
             f"Outputs: {', '.join(out_names)}.\n\nPost-processing that bioimage.io cannot express: "
-            f"{_POSTPROCESSING.get(model.task, 'see the deepscope card under config.')}\n\n"
+            f"{model.plugin.postprocessing_note or 'see the deepscope card under config.'}\n\n"
             "Run the whole model, with its post-processing, interval and domain check, in deepscope: "
             f"`deepscope {model.task} IMAGES --model {model.name}`.\n\n# Validation\n\n"
             + "\n".join(f"- {k}: {json.dumps(v, default=str)[:300]}" for k, v in (card.get("metrics") or {}).items())

@@ -60,8 +60,9 @@ def pad_to_multiple(x: np.ndarray, multiple: int, *, min_size: int = 0) -> tuple
     if (th, tw) == (h, w):
         return x, (h, w)
     pad = ((0, th - h), (0, tw - w)) + ((0, 0),) * (x.ndim - 2)
-    mode = "reflect" if (th - h) < h and (tw - w) < w else "constant"
-    return np.pad(x, pad, mode=mode), (h, w)
+    if (th - h) < h and (tw - w) < w:
+        return np.pad(x, pad, mode="reflect"), (h, w)
+    return np.pad(x, pad, mode="constant"), (h, w)
 
 
 @dataclass(frozen=True)

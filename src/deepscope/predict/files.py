@@ -27,30 +27,24 @@ Examples
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import numpy as np
-
-from deepscope.errors import InputError, ModelError, OutputError, user_stacklevel
+from deepscope.errors import InputError, OutputError, user_stacklevel
 from deepscope.predict.inputs import image_array, model_input, read_input, resolve_model, tile_overlap
 from deepscope.predict.runner import BatchRunner, Decoded, Outcome, Progress
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["BatchResult", "COUNT_COLUMNS", "count_paths", "segment_paths", "restore_paths", "Progress"]
+__all__ = ["BatchResult", "TaskOutputs", "predict_files", "count_paths", "segment_paths", "restore_paths", "Progress"]
 
 logger = logging.getLogger(__name__)
-
-#: Columns of the counts table written by :func:`count_paths`.
-COUNT_COLUMNS = ("path", "count", "count_low", "count_high", "std", "method", "in_domain", "error")
 
 
 @dataclass(frozen=True)
@@ -217,12 +211,163 @@ def _table_not_written(table_path: Any, exc: OSError, written: Sequence[str]) ->
                        "processes every image again")
 
 
+# --------------------------------------------------------------------------- the one driver
+
+@runtime_checkable
+class TaskOutputs(Protocol):
+    """What :func:`predict_files` asks of a task (``model.plugin.file_outputs(model, options, out, **settings)``;
+    deepscope's tasks subclass :class:`deepscope.tasks.files.FileOutputs`): the table row, the files written per
+    image, and how images are read and batched."""
+
+    @property
+    def command(self) -> str:
+        """The command the lineage records."""
+        ...
+
+    @property
+    def out_is_folder(self) -> bool:
+        """Whether ``out`` is a folder (else the table's file)."""
+        ...
+
+    @property
+    def batch_size(self) -> int:
+        """Images per call of :meth:`infer`."""
+        ...
+
+    @property
+    def deferred(self) -> bool:
+        """Whether files are written on the writer thread."""
+        ...
+
+    @property
+    def stems(self) -> bool:
+        """Whether each input gets a unique output stem."""
+        ...
+
+    @property
+    def keep_colour(self) -> bool:
+        """Whether a colour image the model cannot reduce is passed on whole."""
+        ...
+
+
+    def columns(self) -> list[str] | None: ...
+
+    def int_columns(self) -> Sequence[str]: ...
+
+    def table_path(self) -> Path | None: ...
+
+    def params(self) -> dict[str, Any]: ...
+
+    def empty_row(self, path: Path) -> dict[str, Any]: ...
+
+    def decode_hook(self, path: Path) -> Decoded | None: ...
+
+    def infer(self, decoded: list[Decoded]) -> list[Any]: ...
+
+    def write(self, path: Path, decoded: Decoded, result: Any, row: dict[str, Any], run: Any) -> list[Any]: ...
+
+
+def predict_files(paths: Iterable[str | os.PathLike[str]], model: Any, out: str | os.PathLike[str] | None = None,
+                  options: Any = None, *, task: str | None = None, device: str = "auto", backend: str | None = None,
+                  include: str | Sequence[str] | None = None, recursive: bool = False,
+                  label_images: str = "skip", progress: Progress | None = None, jobs: int | None = None,
+                  record: Mapping[str, Any] | None = None, ref: Any = None, **settings: Any) -> BatchResult:
+    """Run a model of any task over image files: one row per file (an error row for a file that fails) and the
+    task's outputs per image; the one driver of ``deepscope count`` / ``segment`` / ``restore`` and of any task a
+    plugin adds.
+
+    Each file is read, its channels chosen and its pixels checked once, given to the task's ``run`` (in batches
+    where the task batches), and its row and outputs written by the task's file outputs
+    (``model.plugin.file_outputs``, :class:`deepscope.tasks.files.FileOutputs`), with their lineage; a table is
+    written where the task keeps one.
+
+    Parameters
+    ----------
+    paths : iterable of str or PathLike
+        Image files, folders and OME-Zarr plates (:func:`deepscope.io.expand_inputs`; files inside ``out`` are
+        left out).
+    model : str, PathLike or DeepscopeModel
+        Shipped model name, run folder, model card / weights file, or a loaded model.
+    out : str or PathLike, optional
+        The task's output folder, or its table's file (counting).
+    options : task Options or mapping, optional
+        The task's options (:meth:`deepscope.models.DeepscopeModel.options`), or a mapping of them (tile, tta,
+        channel, diameter ...); default: the card's.
+    task : str, optional
+        The task the model must be of (default: the model's).
+    device, backend : str
+        Where and on what the network runs (``backend`` None: the model's).
+    include, recursive, label_images
+        Folder scans: file-name globs, sub-folders, and whether files that look like label images or
+        outputs (``*_mask*``, ``masks/``, ``*.labels.*``) are left out (``"skip"``, with a warning) or read.
+    progress : callable, optional
+        ``progress(done, total)`` after each image.
+    jobs : int, optional
+        Worker threads (default: every CPU core); the results are those of ``jobs=1``, in input order.
+    record : mapping, optional
+        Parameters to record in the lineage as the caller named them (default: the task's).
+    ref : str or PathLike, optional
+        The model as the caller named it, for the lineage (default: ``model``).
+    **settings
+        What the task's outputs take besides the options (``overlay``, ``rois``, ``zarr_labels`` ...).
+
+    Returns
+    -------
+    BatchResult
+
+    Raises
+    ------
+    deepscope.errors.ModelError
+        The model cannot be loaded, or is not of ``task``.
+    deepscope.errors.InputError
+        No inputs, a folder without images, or an option the task does not take.
+    deepscope.errors.OutputError
+        ``out`` cannot be written (checked before any image is processed).
+    """
+    from deepscope.io import check_output, expand_inputs
+
+    jobs = _jobs(jobs)
+    files = expand_inputs(paths, include=include, recursive=recursive, label_images=label_images,
+                          exclude_dirs=[out] if out is not None else [])
+    net = resolve_model(model, task=task or _task_of(model), device=device, backend=backend)
+    if options is None or isinstance(options, Mapping):
+        # the driver's decoder chooses the channels and checks the pixels, once
+        options = net.options(**{**dict(options or {}), "checked": True})
+    outputs: TaskOutputs = net.plugin.file_outputs(net, options, out, **settings)
+    if out is not None:
+        check_output(out, folder=outputs.out_is_folder)  # writable, with free space: before any image
+    run = _start_run(outputs.command or net.task, net, model if ref is None else ref, files,
+                     **(dict(record) if record is not None else outputs.params()), device=device,
+                     backend=net.backend, jobs=jobs)
+    decode_file = _decoder(net, getattr(options, "channel", None), files if outputs.stems else None,
+                           keep_colour=outputs.keep_colour)
+
+    def decode(p: Path) -> Decoded:
+        return outputs.decode_hook(p) or decode_file(p)
+
+    runner: BatchRunner[Path] = BatchRunner(
+        row=outputs.empty_row, decode=decode, infer=outputs.infer,
+        write=lambda p, d, r, row: outputs.write(p, d, r, row, run), batch_size=outputs.batch_size,
+        progress=progress, deferred=outputs.deferred, jobs=jobs)
+    return _finish(run, [], files, runner.run(files), outputs.columns(), outputs.table_path(),
+                   int_columns=outputs.int_columns(), jobs=jobs)
+
+
+def _task_of(model: Any) -> str:
+    """The task of a loaded model, or of a name or path (read from its card)."""
+    from deepscope.models import model_card
+    from deepscope.models.base import DeepscopeModel
+
+    return model.task if isinstance(model, DeepscopeModel) else model_card(model).task
+
+
 # --------------------------------------------------------------------------- count
 
 def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-bbbc005",
                 output: str | os.PathLike[str] | None = None, device: str = "auto", channel: int | None = None,
                 batch_size: int = 8, include: str | Sequence[str] | None = None, recursive: bool = False,
-                progress: Progress | None = None, backend: str | None = None, jobs: int | None = None) -> BatchResult:
+                label_images: str = "skip", progress: Progress | None = None, backend: str | None = None,
+                jobs: int | None = None) -> BatchResult:
     """Count objects in image files; one row per file (an error row for a file that fails).
 
     Counting looks at the pixels only, never at the file name.
@@ -256,7 +401,8 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
     Returns
     -------
     BatchResult
-        ``table`` has the columns :data:`COUNT_COLUMNS`: the count is a float estimate with its
+        ``table`` has the columns of :data:`deepscope.tasks.count.files.COUNT_COLUMNS`: the count is a float
+        estimate with its
         95% interval ``[count_low, count_high]`` and the standard deviation behind it; ``method`` says
         how it was counted (``density``: the counting network; ``instances``: the objects of the
         card's generalist segmenter, for images unlike the counter's training images) and
@@ -278,35 +424,12 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
     >>> res.summary()                                                             # doctest: +SKIP
     '1191 of 1191 image(s) done, 0 failed'
     """
-    from deepscope.io import expand_inputs
-
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
-    jobs = _jobs(jobs)
-    files = expand_inputs(paths, include=include, recursive=recursive)
-    if output is not None:
-        from deepscope.io import check_output
-
-        check_output(output, folder=False)  # before any image is counted, not after
-    net = resolve_model(model, task="count", device=device, backend=backend)
-    run = _start_run("count", net, model, files, channel=channel, batch_size=batch_size, device=device,
-                     backend=net.backend, jobs=jobs)
-
-    def row(p: Path) -> dict[str, Any]:
-        return {"path": str(p), "count": np.nan, "count_low": np.nan, "count_high": np.nan, "std": np.nan,
-                "method": "", "in_domain": None, "error": ""}
-
-    def write(p: Path, d: Decoded, r: Any, rw: dict[str, Any]) -> list[Any]:
-        rw.update(count=r.count, count_low=r.low, count_high=r.high, std=r.std, method=r.method,
-                  in_domain=r.in_domain)
-        return []
-
-    runner: BatchRunner[Path] = BatchRunner(
-        row=row, decode=_decoder(net, channel, keep_colour=bool(net.model_card.output.get("general"))), write=write,
-        batch_size=batch_size, progress=progress, jobs=jobs,
-        infer=lambda ds: net.count_images([d.data for d in ds], batch_size=batch_size,
-                                          paths=[d.extra["path"] for d in ds], checked=True))
-    return _finish(run, [], files, runner.run(files), COUNT_COLUMNS, output, jobs=jobs)
+    return predict_files(paths, model, output, {"channel": channel, "batch_size": batch_size}, task="count",
+                         device=device, backend=backend, include=include, recursive=recursive,
+                         label_images=label_images, progress=progress, jobs=jobs,
+                         record={"channel": channel, "batch_size": batch_size})
 
 
 # --------------------------------------------------------------------------- segment
@@ -315,7 +438,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
                   model: Any = "nuclei", device: str = "auto", tile: int | None = None, overlap: int | None = None,
                   tta: str = "none",
                   channel: int | None = None, overlay: bool = True, include: str | Sequence[str] | None = None,
-                  recursive: bool = False, progress: Progress | None = None,
+                  recursive: bool = False, label_images: str = "skip", progress: Progress | None = None,
                   diameter: float | None = None, rois: bool = False, backend: str | None = None,
                   zarr_labels: bool = True, jobs: int | None = None) -> BatchResult:
     """Segment image files into instance label images, overlays and a counts table.
@@ -389,119 +512,17 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     >>> res = segment_paths(["../shared/data/dsb2018/images"], "out")  # doctest: +SKIP
     >>> res.table[["path", "count"]].head()                           # doctest: +SKIP
     """
-    from deepscope.evaluate import count_instances
-    from deepscope.io import check_output, expand_inputs
-    from deepscope.predict.large import out_of_core
-    from deepscope.provenance import lineage
-
     if tta not in ("none", "flips", "d8"):
         raise InputError(f"tta={tta!r} is not one of ('none', 'flips', 'd8')")
-    out_dir = Path(output_dir)
-    jobs = _jobs(jobs)
-    files = expand_inputs(paths, include=include, recursive=recursive, exclude_dirs=[out_dir])
     net = resolve_model(model, task="segment", device=device, backend=backend)
-    ov = tile_overlap(net, tile, overlap)
-    class_names = list(net.model_card.output.get("class_names") or [])
-    n_classes = int(getattr(net, "n_classes", 1))
-    if n_classes > 1 and len(class_names) != n_classes:
-        class_names = [f"class{k}" for k in range(1, n_classes + 1)]
-    run = _start_run("segment", net, model, files, tile=tile, overlap=ov, tta=tta, channel=channel, device=device,
-                     diameter=diameter, backend=net.backend, jobs=jobs)
-    check_output(out_dir)  # writable, with free space: before any image is processed
-    count_cols = ["count"] + [f"count_{c}" for c in class_names]
-    sized = bool(getattr(net.plugin, "reports_info", False))
-    if diameter is not None and not sized:
-        raise ModelError(f"model {net.name!r} segments images at their own scale and takes no diameter; the "
-                         "generalist model (nuclei) rescales images to their object size")
-    info_cols: dict[str, Any] = ({"diameter": np.nan, "diameter_source": "", "in_domain": None,
-                                  "domain_score": np.nan} if sized else {})
-
-    def row(p: Path) -> dict[str, Any]:
-        return {"path": str(p), **{c: np.nan for c in count_cols}, **info_cols, "labels": "", "error": ""}
-
-    def infer(ds: list[Decoded]) -> list[Any]:
-        x = ds[0].data
-        if ds[0].extra.get("out_of_core"):
-            from deepscope.predict.large import segment_ngff
-
-            return [segment_ngff(ds[0].extra["path"], model=net, channel=channel, name=net.name, tile=tile,
-                                 overlap=ov, tta=tta, diameter=diameter)]
-        if sized:
-            labels, classes, info, dom = net.predict_image(x, tile=tile, overlap=ov, tta=tta, return_classes=True,
-                                                           return_info=True, diameter=diameter, checked=True)
-            return [(labels, classes, info, dom)]
-        if n_classes > 1:
-            return [(*net.predict_image(x, tile=tile, overlap=ov, tta=tta, return_classes=True, checked=True), None,
-                     None)]
-        return [(net.predict_image(x, tile=tile, overlap=ov, tta=tta, checked=True), {}, None, None)]
-
-    def write(p: Path, d: Decoded, result: Any, rw: dict[str, Any]) -> list[Any]:
-        if d.extra.get("out_of_core"):  # labels already in the store (deepscope.predict.large)
-            rw.update(count=result.count, labels=str(result.labels))
-            if sized:
-                rw.update(diameter=result.diameter, diameter_source=result.diameter_source, in_domain=result.in_domain)
-            run.record(result.labels, inputs=d.inputs, extra={"count": result.count})
-            return [(functools.partial(lambda path: [str(path)], result.labels), {})]
-        labels, classes, info, dom = result
-        labels = np.asarray(labels, dtype=np.int32)
-        n = count_instances(labels)
-        if info is not None:
-            from deepscope.predict.domain import warn_out_of_domain
-
-            rw.update(diameter=info.diameter, diameter_source=info.diameter_source, in_domain=dom.in_domain,
-                      domain_score=np.nan if dom.score is None else dom.score)
-            warn_out_of_domain(str(p), net.name, dom)
-        stem = d.extra["stem"]
-        lab_path = out_dir / f"{stem}.labels.tif"
-        rec = run.record(lab_path, inputs=d.inputs, extra={"count": n})
-        ov_path = out_dir / f"{stem}.overlay.png" if overlay else None
-        rw.update(count=n, labels=str(lab_path))
-        for k, name in enumerate(class_names, start=1):
-            rw[f"count_{name}"] = sum(1 for c in classes.values() if int(c) == k)
-        # written on the writer thread (zlib releases the GIL) while the next image runs
-        meta = getattr(d.inputs[0], "meta", None) if d.inputs else None
-        ngff = p if zarr_labels and getattr(meta, "format", "") == "ome-zarr" else None
-        fn = functools.partial(_write_segment_outputs, lab_path, labels, lineage.embed_metadata(rec), ov_path,
-                               d.data, classes, pixel_size=getattr(meta, "pixel_size", None),
-                               rois_path=out_dir / f"{stem}.rois.zip" if rois else None,
-                               ngff=(ngff, net.name) if ngff is not None else None)
-        return [(fn, {c: np.nan for c in count_cols} | {"labels": ""})]
-
-    decode_whole = _decoder(net, channel, files)
-
-    def decode(p: Path) -> Decoded:
-        big = out_of_core(p) if zarr_labels else None
-        if big is None:
-            return decode_whole(p)
-        logger.info("%s: %d x %d pixels, segmented tile by tile into its labels/%s group", p, *big.meta.shape[-2:],
-                    net.name)
-        return Decoded(None, inputs=[big], extra={"path": str(p), "out_of_core": True})
-
-    runner: BatchRunner[Path] = BatchRunner(row=row, decode=decode, infer=infer, write=write,
-                                            progress=progress, deferred=True, jobs=jobs)
-    return _finish(run, [], files, runner.run(files), None, out_dir / "counts.csv", int_columns=count_cols, jobs=jobs)
-
-
-def _write_segment_outputs(lab_path: Path, labels: np.ndarray, description: Any, ov_path: Path | None,
-                           x: np.ndarray, classes: dict[int, int], *, pixel_size: Any = None,
-                           rois_path: Path | None = None, ngff: tuple[Path, str] | None = None) -> list[str]:
-    from deepscope.io import write_labels, write_png
-    from deepscope.predict.overlay import overlay_outlines
-
-    out = [str(write_labels(lab_path, labels, description=description, pixel_size=pixel_size))]
-    if ov_path is not None:
-        out.append(str(write_png(ov_path, overlay_outlines(x, labels, classes=classes))))
-    if rois_path is not None:
-        from deepscope.io.rois import write_rois
-
-        out.append(str(write_rois(rois_path, labels)))
-    if ngff is not None:
-        from deepscope.io.ngff import add_ngff_labels
-
-        written = add_ngff_labels(ngff[0], ngff[1], labels)
-        if written is not None:
-            out.append(str(written))
-    return out
+    # the task's options: the tile-overlap rule, and a diameter only for models that estimate it
+    opts = net.options(tile=tile, overlap=overlap, tta=tta, channel=channel, diameter=diameter, checked=True)
+    return predict_files(paths, net, output_dir, opts, task="segment", device=device, backend=backend,
+                         include=include, recursive=recursive, label_images=label_images,
+                         progress=progress, jobs=jobs, overlay=overlay,
+                         rois=rois, zarr_labels=zarr_labels,
+                         record={"tile": tile, "overlap": tile_overlap(net, tile, overlap), "tta": tta,
+                                 "channel": channel, "diameter": diameter}, ref=model)
 
 
 # --------------------------------------------------------------------------- restore
@@ -510,6 +531,7 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
                   device: str = "auto", dtype: str = "input", tile: int | None = None, overlap: int | None = None,
                   channel: int | None = None,
                   include: str | Sequence[str] | None = None, recursive: bool = False,
+                  label_images: str = "skip",
                   progress: Progress | None = None, backend: str | None = None, jobs: int | None = None) -> BatchResult:
     """Restore image files (deblur, predict a stain, 2x super-resolution) into ``<stem>.restored.tif``.
 
@@ -559,46 +581,12 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     --------
     >>> res = restore_paths(["blurred/"], "restored", model="deblur-bbbc005")  # doctest: +SKIP
     """
-    from deepscope.io import check_output, expand_inputs
-    from deepscope.provenance import lineage
-
     if dtype not in ("input", "float32"):
         raise InputError(f"dtype={dtype!r} is not one of ('input', 'float32')")
-    jobs = _jobs(jobs)
-    out_dir = Path(output_dir)
-    files = expand_inputs(paths, include=include, recursive=recursive, exclude_dirs=[out_dir])
     net = resolve_model(model, task="restore", device=device, backend=backend)
-    ov = tile_overlap(net, tile, overlap)
-    run = _start_run("restore", net, model, files, dtype=dtype, tile=tile, overlap=ov, channel=channel,
-                     device=device, backend=net.backend, jobs=jobs)
-    check_output(out_dir)  # writable, with free space: before any image is processed
-
-    def infer(ds: list[Decoded]) -> list[Any]:
-        caught: list[str] = []  # collected per image, not with warnings.catch_warnings (not thread-safe)
-        restored = net.predict_image(ds[0].data, dtype=dtype, tile=tile, overlap=ov, on_warning=caught.append,
-                                     checked=True)
-        for msg in caught:
-            logger.warning("%s: %s", ds[0].extra["path"], msg)
-        return [(restored, "; ".join(caught))]
-
-    def write(p: Path, d: Decoded, result: Any, rw: dict[str, Any]) -> list[Any]:
-        restored, warned = result
-        out_path = out_dir / f"{d.extra['stem']}.restored.tif"
-        rec = run.record(out_path, inputs=d.inputs, extra={"dtype": str(restored.dtype)})
-        rw.update(output=str(out_path), dtype=str(restored.dtype), warning=warned)
-        # written on the writer thread while the next image runs
-        fn = functools.partial(_write_restored, out_path, restored, lineage.embed_metadata(rec))
-        return [(fn, {"output": "", "dtype": ""})]
-
-    runner: BatchRunner[Path] = BatchRunner(
-        row=lambda p: {"path": str(p), "output": "", "dtype": "", "warning": "", "error": ""},
-        decode=_decoder(net, channel, files), infer=infer, write=write, progress=progress, deferred=True, jobs=jobs)
-    return _finish(run, [], files, runner.run(files), ["path", "output", "dtype", "warning", "error"], None, jobs=jobs)
-
-
-def _write_restored(path: Path, restored: np.ndarray, description: Any) -> list[str]:
-    from deepscope.io import write_tiff
-
-    return [str(write_tiff(path, restored, description=description))]
-
-
+    opts = net.options(dtype=dtype, tile=tile, overlap=overlap, channel=channel, checked=True)
+    return predict_files(paths, net, output_dir, opts, task="restore", device=device, backend=backend,
+                         include=include, recursive=recursive, label_images=label_images,
+                         progress=progress, jobs=jobs,
+                         record={"dtype": dtype, "tile": tile, "overlap": tile_overlap(net, tile, overlap),
+                                 "channel": channel}, ref=model)

@@ -47,7 +47,7 @@ def resolve_model(model: Any, *, task: str, device: str = "auto", backend: str |
     """
     from deepscope.errors import ModelError
     from deepscope.models import load_model
-    from deepscope.models.base import DeepscopeModel
+    from deepscope.models.base import DeepscopeModel, Runtime
     from deepscope.predict.backends import BACKENDS
 
     if backend is not None and backend not in BACKENDS:
@@ -68,7 +68,7 @@ def resolve_model(model: Any, *, task: str, device: str = "auto", backend: str |
     net = copy.copy(model)
     if move:
         net._net = copy.deepcopy(model.net)
-        net.runtime = {}  # caches (and helper models) of the network on its old device
+        net.runtime = Runtime()  # caches (and helper models) of the network on its old device
         net.to(device)
     if backend is not None:
         net.backend = backend
@@ -76,24 +76,24 @@ def resolve_model(model: Any, *, task: str, device: str = "auto", backend: str |
 
 
 def tile_overlap(model: Any, tile: int | None, overlap: int | None) -> int | None:
-    """The tile overlap a run uses: ``overlap`` as given; else, with a ``tile``, the card's overlap, shrunk to
-    a quarter of a ``tile`` too small to hold it (a tile must be over twice its overlap); else None (the
-    model's own default).
+    """The tile overlap a run records: ``overlap`` as given; else, with a ``tile``, the overlap the model's task
+    uses (the card's, shrunk to a quarter of a ``tile`` too small to hold it: a tile must be over twice its
+    overlap); else None (the model's own default).
 
-    The one rule of every caller that takes ``tile`` and ``overlap`` (``deepscope segment`` / ``restore``,
-    pipelines' segment step, the out-of-core path), so ``tile: 128`` works alike everywhere.
+    The task's options apply the same rule (:func:`deepscope.tasks.options.shrink_overlap`), so ``tile: 128``
+    means the same in ``deepscope segment`` / ``restore``, pipelines and the out-of-core path; this is the
+    value the commands write into their provenance record.
 
     Examples
     --------
     >>> from types import SimpleNamespace
-    >>> m = SimpleNamespace(model_card=SimpleNamespace(output={"overlap": 160}))
+    >>> m = SimpleNamespace(options=lambda tile=None, overlap=None: SimpleNamespace(overlap=32 if tile == 128 else 160))
     >>> tile_overlap(m, 128, None), tile_overlap(m, 1024, None), tile_overlap(m, 128, 8), tile_overlap(m, None, None)
     (32, 160, 8, None)
     """
     if overlap is not None or tile is None:
         return overlap
-    card = int(model.model_card.output.get("overlap", 0))
-    return card if tile > 2 * card else max(tile // 4, 0)
+    return int(model.options(tile=tile, overlap=overlap).overlap)
 
 
 def image_array(image: Image) -> np.ndarray:

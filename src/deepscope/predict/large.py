@@ -270,7 +270,7 @@ def segment_ngff(path: str | os.PathLike[str], *, model: Any = "nuclei", level: 
         or chunks over the ``chunk_bytes`` limit (docs/limits.md); nothing is read or written.
     """
     from deepscope.io.ngff import check_label_name, create_ngff_labels, open_ngff_level
-    from deepscope.predict.inputs import resolve_model, tile_overlap
+    from deepscope.predict.inputs import resolve_model
 
     if level != 0:
         raise InputError(f"level={level}: labels are written at level 0; segment level 0 (or write the level you "
@@ -289,57 +289,18 @@ def segment_ngff(path: str | os.PathLike[str], *, model: Any = "nuclei", level: 
     except OSError as exc:
         raise InputError(f"'{p}': cannot write labels into the store ({exc}); copy the image somewhere writable") from exc
     out = _Plane(out_arr)
-    plugin = net.plugin
+    opts = net.options(tile=tile, overlap=overlap, tta=tta, diameter=diameter, channel=channel)
     done = [0]
-    info = dom = None
-    if getattr(plugin, "reports_info", False):
-        from deepscope.predict.generalist import segment_generalist
 
-        cfg = plugin.generalist_config(net, tile=tile, overlap=overlap)
-        total = [0]
+    def counted(k: int, total: int) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(k, total)
 
-        def run(a: np.ndarray) -> np.ndarray:
-            done[0] += 1
-            if progress is not None:
-                progress(done[0], max(total[0], done[0]))
-            return plugin.raw_outputs(net, a, tta=tta)
-
-        if diameter is None:  # estimate once, on the central window, so every tile uses one scale
-            from deepscope.predict.generalist import _central
-
-            side = 4 * cfg.probe_side
-            centre = _central(x, side) if max(h, w) > side else x[:, :]
-            _, probe = segment_generalist(centre, run, mode=plugin.postprocess_mode,
-                                          postprocess=plugin.postprocess_config(net), config=cfg, device=net.device)
-            diameter, source = probe.diameter, probe.diameter_source
-        else:
-            source = "given"
-        scale = cfg.target_diameter / float(diameter)
-        tile_in = max(32, int(cfg.tile / scale))
-        total[0] = done[0] + math.ceil(h / tile_in) * math.ceil(w / tile_in)
-        whole = x[:, :] if max(h, w) <= tile_in else x  # a small image is segmented in one piece
-        _, info = segment_generalist(whole, run, mode=plugin.postprocess_mode, postprocess=plugin.postprocess_config(net),
-                                     config=cfg, diameter=diameter, device=net.device, out=out)
-        dom = plugin.check_domain(net, x, info.scale)
-        tiles = done[0]
-        res_d, res_src, res_dom = float(diameter), source, dom.in_domain
-    else:
-        from deepscope.predict.engine import tile_grid
-        from deepscope.predict.predictor import label_tiles
-
-        output = net.model_card.output
-        t_side = int(tile or output.get("tile", 1024))
-        ov = int(tile_overlap(net, t_side, overlap))  # the rule `segment` uses, so both give the same labels
-        grid = tile_grid((h, w), t_side, ov)
-
-        def one_tile(read: tuple[slice, slice]) -> tuple[np.ndarray, dict[int, int]]:
-            labels, classes = plugin.labels_from_maps(net, plugin.maps(net, x[read], tta=tta, prepared=True))
-            done[0] += 1
-            if progress is not None:
-                progress(done[0], len(grid))
-            return labels, classes
-
-        label_tiles((h, w), t_side, ov, one_tile, out=out)
-        tiles, res_d, res_src, res_dom = done[0], None, "", None
+    # the task runs the tiles (an object belongs to the tile whose core holds its centre); a generalist model
+    # estimates the object size once, on the central window, and segments every tile at that scale
+    result = net.plugin.run_large(net, x, opts, out=out, progress=counted)
+    info = result.info
     return LargeResult(labels=p / "labels" / (name or net.name), count=_count_labels(out_arr), shape=(h, w),
-                       tiles=tiles, diameter=res_d, diameter_source=res_src, in_domain=res_dom)
+                       tiles=done[0], diameter=None if info is None else info.diameter,
+                       diameter_source="" if info is None else info.diameter_source, in_domain=result.in_domain)

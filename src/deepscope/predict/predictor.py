@@ -193,8 +193,8 @@ def label_tiles(shape: tuple[int, int], tile: int, overlap: int,
         kept = np.flatnonzero(keep)
         lut[kept] = np.arange(next_id, next_id + len(kept), dtype=np.int32)
         for k in kept:
-            if k in cls:
-                classes_all[int(lut[k])] = cls[k]
+            if int(k) in cls:
+                classes_all[int(lut[k])] = cls[int(k)]
         next_id += len(kept)
         region = labels_out[t.read]
         new = lut[lab]

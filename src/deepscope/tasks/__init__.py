@@ -1,13 +1,15 @@
-"""deepscope's task plugins: counting, instance segmentation and restoration.
+"""deepscope's tasks, one package each: counting, instance segmentation and restoration.
 
-Each module registers its plugins (:func:`deepscope.models.register_task`) when imported; the
-``deepscope.tasks`` entry points in pyproject.toml declare them, so ``load_model`` finds them without
-anyone importing this package. A plugin gives its task its pre-processing, inference and
-post-processing (through :class:`deepscope.predict.Predictor`) and its training task (run by
-:class:`deepscope.train.Trainer` through :func:`deepscope.train.fit_model`).
+A task package owns all its task knows: typed frozen options (parsed from the model card's ``output`` and the
+caller's arguments) and results, ``run(model, image, options) -> Result`` on its plugins, its post-processing,
+its training task and its file outputs (:mod:`deepscope.tasks.files`); the contracts shared code relies on are
+in :mod:`deepscope.tasks.contracts`. Importing this package registers the plugins
+(:func:`deepscope.models.register_task`); the model registry imports it by name (``deepscope.TASK_PACKAGES``)
+the first time a plugin is missing, so ``load_model`` finds them from an installed deepscope and from a plain
+source tree alike. Adding a task: one package and one import line here (and its CLI command).
 
-Imports go one way: ``tasks`` imports ``models``, ``predict``, ``train`` and ``evaluate``; none of
-them imports ``tasks`` (``models`` finds the plugins by name, through the registry).
+Imports go one way: ``tasks`` imports ``models``, ``predict``, ``train`` and ``evaluate``; none of them imports
+``tasks`` (``models`` finds the plugins by name, through the registry).
 
 =============  ================  ===============================================================
 task           representation    network output -> result
@@ -22,7 +24,8 @@ restore        image             the restored image (deblur, stain prediction, 2
 =============  ================  ===============================================================
 """
 
-from deepscope.tasks import count, generalist, restore, segment
+from deepscope.tasks import count, restore, segment
 from deepscope.tasks.base import TorchTaskPlugin
+from deepscope.tasks.options import TaskOptions
 
-__all__ = ["TorchTaskPlugin", "count", "segment", "generalist", "restore"]
+__all__ = ["TorchTaskPlugin", "TaskOptions", "count", "segment", "restore"]

@@ -1,8 +1,11 @@
-"""What deepscope's task plugins share: a PyTorch predictor per model and training through fit_model."""
+"""What deepscope's task plugins share: typed options, a PyTorch predictor per model and training through
+fit_model."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -10,7 +13,9 @@ import numpy as np
 from deepscope.errors import InputError
 from deepscope.models.plugins import TaskPlugin
 from deepscope.predict.backends import inference_backend
+from deepscope.predict.files import TaskOutputs
 from deepscope.predict.predictor import Activation, Predictor
+from deepscope.tasks.files import FileOutputs
 from deepscope.train.config import TrainConfig
 from deepscope.train.runs import fit_model, resolve_train_config, task_options
 
@@ -27,6 +32,42 @@ class TorchTaskPlugin(TaskPlugin):
     training_task_class: ClassVar[type] = object
     #: Precision of inference (``"float32"``; ``"bf16"``/``"fp16"`` autocast on CUDA).
     precision: ClassVar[str] = "float32"
+    #: The task's options (a :class:`deepscope.tasks.options.TaskOptions` dataclass).
+    options_class: ClassVar[type[Any]]
+    #: This representation's defaults of some options, below the card's values (e.g. its tile overlap).
+    option_defaults: Mapping[str, Any] = MappingProxyType({})
+    #: What the file driver writes for the task (:class:`deepscope.tasks.files.FileOutputs`).
+    file_outputs_class: ClassVar[type[FileOutputs]] = FileOutputs
+
+    def file_outputs(self, model: Any, options: Any, out: str | Path | None = None, **settings: Any) -> TaskOutputs:
+        """The task's table row and files for a run of :func:`deepscope.predict.files.predict_files`."""
+        return self.file_outputs_class(model, options, out, **settings)
+
+    def options(self, model: Any, **given: Any) -> Any:
+        """The typed options of one call: this plugin's defaults < the card's ``output`` < ``given``
+        (None: not given).
+
+        Raises
+        ------
+        TypeError
+            An option the task does not have.
+        deepscope.errors.InputError
+            A value the option does not take (the message names the valid ones).
+        """
+        return self.options_class.parse(model.model_card.output, defaults=self.option_defaults, **given)
+
+    def run_batch(self, model: Any, images: Sequence[Any], options: Any, *,
+                  paths: Sequence[str] | None = None) -> list[Any]:
+        """:meth:`run` of each image (plugins that batch the network override it)."""
+        return [self.run(model, im, options) for im in images]
+
+    def predict_image(self, model: Any, image: Any, **given: Any) -> Any:
+        """``run`` with the card's options and ``given`` (what ``model.predict_image`` returns)."""
+        return self.run(model, image, self.options(model, **given))
+
+    def predict_batch(self, model: Any, images: Sequence[Any], **given: Any) -> list[Any]:
+        """:meth:`predict_image` of several images."""
+        return [self.predict_image(model, im, **given) for im in images]
 
     def predictor(self, model: Any, *, stride: int | None = None, batch_size: int = 4, tta: str = "none",
                   activation: Activation | None = None) -> Predictor:

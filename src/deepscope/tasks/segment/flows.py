@@ -299,7 +299,7 @@ def flows_to_instances(prob: np.ndarray, flows: np.ndarray, config: FlowPostproc
 
 def _clean(labels: np.ndarray, cfg: FlowPostprocessConfig, min_size: int, flows: np.ndarray | None) -> np.ndarray:
     """Split disconnected pieces off (keep the largest), fill holes, flow check, size filter, relabel."""
-    from deepscope.predict.instances import relabel_sequential_int32
+    from deepscope.tasks.segment.instances import relabel_sequential_int32
 
     out = np.zeros_like(labels)
     nxt = 1

@@ -1,10 +1,10 @@
 """Generalist segmentation plugins: any modality, any object size, and a domain check.
 
-``segment/flows`` (Cellpose-style flow fields, :mod:`deepscope.predict.flows`) and
+``segment/flows`` (Cellpose-style flow fields, :mod:`deepscope.tasks.segment.flows`) and
 ``segment/sized-distance`` (foreground + distance maps with a seeded watershed) share everything but
 their representation: a three-channel input (grey images are replicated, RGBA loses its alpha), a
 per-pixel object-size map that lets the model estimate each image's object diameter and rescale it
-to the scale it was trained at (:mod:`deepscope.predict.generalist`), and a domain check
+to the scale it was trained at (:mod:`deepscope.tasks.segment.sizing`), and a domain check
 (:mod:`deepscope.predict.domain`) that says when an image looks unlike every training image.
 
 Card ``output`` keys: ``target_diameter`` (pixels), ``probe_side``, ``tile``, ``overlap``,
@@ -14,6 +14,9 @@ Card ``output`` keys: ``target_diameter`` (pixels), ``probe_side``, ``tile``, ``
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,9 +24,10 @@ import numpy as np
 from deepscope.errors import InputError
 from deepscope.models import ArchConfig, InputSpec, SegmentModel, register_task
 from deepscope.predict.domain import DomainResult, warn_out_of_domain
-from deepscope.predict.generalist import GeneralistConfig, instances_from_outputs, segment_generalist
-from deepscope.tasks.base import TorchTaskPlugin
-from deepscope.train.generalist import DistanceSegmentTask, FlowSegmentTask
+from deepscope.tasks.segment.sizing import GeneralistConfig, instances_from_outputs, segment_generalist
+from deepscope.tasks.segment.options import NO_DOMAIN, SegmentOptions, SegmentResult
+from deepscope.tasks.segment.plugins import Progress, SegmentPlugin
+from deepscope.tasks.segment.training_generalist import DistanceSegmentTask, FlowSegmentTask
 
 __all__ = ["GeneralistSegmentation", "FlowSegmentation", "SizedDistanceSegmentation", "DomainResult",
            "generalist_spec", "warn_out_of_domain", "image_kind"]
@@ -37,34 +41,34 @@ def generalist_spec() -> InputSpec:
     return InputSpec(channels=3, colour="rgb", normalize="percentile", low=1, high=99.8)
 
 
-class GeneralistSegmentation(TorchTaskPlugin):
+class GeneralistSegmentation(SegmentPlugin):
     """Shared behaviour of the generalist segmenters (see the module docstring)."""
 
-    task = "segment"
-    model_class = SegmentModel
     training_task_class: ClassVar[type] = FlowSegmentTask
     out_channels: ClassVar[int] = 4
-    #: predict_image(return_info=True) returns (labels, [classes,] SegmentInfo, DomainResult).
-    reports_info: ClassVar[bool] = True
+    estimates_diameter = True
+    #: This representation's post-processing (``flows`` or ``distance``: :func:`instances_from_outputs`).
+    postprocess_mode: ClassVar[str] = ""
+
+    @property
+    def option_defaults(self) -> Mapping[str, Any]:  # type: ignore[override]
+        return MappingProxyType({"overlap": 64, "size_channel": True,
+                                 "postprocess": getattr(self.training_task_class, "default_postprocess")().to_dict()})
 
     # ------------------------------------------------------------------ card
     def default_architecture(self, *, base: int = 32, **options: Any) -> ArchConfig:
         return ArchConfig("unet", in_channels=3, out_channels=self.out_channels, base=base, depth=4)
 
     def default_output(self, arch: ArchConfig, **options: Any) -> dict[str, Any]:
-        return {"n_classes": 1, "class_names": [], "target_diameter": 17.0, "probe_side": 256, "tile": 1024,
-                "overlap": 64, "size_channel": True,
-                "postprocess": self.training_task_class.default_postprocess().to_dict(), **options}
+        defaults = self.options_class.parse(defaults=self.option_defaults)
+        return {**defaults.card_output(("n_classes", "class_names", "target_diameter", "probe_side", "tile",
+                                        "overlap", "size_channel", "postprocess")), **options}
 
-    def postprocess_config(self, model: SegmentModel) -> Any:
-        raise NotImplementedError
-
-    def generalist_config(self, model: SegmentModel, *, tile: int | None = None,
-                          overlap: int | None = None) -> GeneralistConfig:
-        out = model.model_card.output
-        return GeneralistConfig(target_diameter=float(out.get("target_diameter", 17.0)),
-                                probe_side=int(out.get("probe_side", 256)), tile=int(tile or out.get("tile", 1024)),
-                                overlap=int(out.get("overlap", 64) if overlap is None else overlap))
+    def generalist_config(self, model: SegmentModel, *, tile: int | None = None, overlap: int | None = None,
+                          options: SegmentOptions | None = None) -> GeneralistConfig:
+        opts = options or self.options(model, tile=tile, overlap=overlap)
+        return GeneralistConfig(target_diameter=float(opts.target_diameter), probe_side=int(opts.probe_side),
+                                tile=int(opts.tile), overlap=int(opts.overlap))
 
     # ------------------------------------------------------------------ inference
     def raw_outputs(self, model: SegmentModel, x: np.ndarray, *, tta: str = "none") -> np.ndarray:
@@ -87,7 +91,8 @@ class GeneralistSegmentation(TorchTaskPlugin):
             o = np.array(o[:, :, ::-1] if fc else o)
             self.flip_vectors(o, fr, fc)
             acc = o if acc is None else acc + o
-        return acc / 4.0
+        assert acc is not None
+        return np.asarray(acc / 4.0)
 
     def flip_vectors(self, out: np.ndarray, rows: bool, cols: bool) -> None:
         """Fix vector components of outputs flipped along rows / columns (in place); default: none."""
@@ -98,42 +103,67 @@ class GeneralistSegmentation(TorchTaskPlugin):
         x = image if prepared else self.prepare(model, image, channel=channel)
         return self.raw_outputs(model, x, tta=tta)
 
-    def predict_image(self, model: SegmentModel, image: np.ndarray, *, tile: int | None = None,
-                      overlap: int | None = None, tta: str = "none", channel: int | None = None,
-                      return_classes: bool = False, out: np.ndarray | None = None, diameter: float | None = None,
-                      return_info: bool = False, checked: bool = False) -> Any:
-        """Instance labels (int32, 0 = background, the input's height and width).
+    def run(self, model: SegmentModel, image: np.ndarray, options: SegmentOptions, *,
+            out: np.ndarray | None = None) -> SegmentResult:
+        """Instance labels (int32, 0 = background, the input's height and width), the size information and the
+        domain verdict.
 
-        The object diameter is estimated (or ``diameter=`` in pixels), the image rescaled to the
+        The object diameter is estimated (or ``options.diameter`` in pixels), the image rescaled to the
         model's scale, segmented (tile by tile when large) and the labels made at the input's
-        resolution. ``return_info=True`` also returns :class:`deepscope.predict.generalist.SegmentInfo`
-        (diameter, its source, scale, passes) and the :class:`DomainResult`. ``checked=True``: the pixels
-        were checked already (:func:`deepscope.predict.inputs.model_input`).
+        resolution. ``info`` is :class:`deepscope.tasks.segment.sizing.SegmentInfo` (diameter, its source,
+        scale, passes), ``domain`` the :class:`DomainResult` of the image at the scale it was segmented.
         """
-        x = self.prepare(model, image, channel=channel, checked=checked)
-        cfg = self.generalist_config(model, tile=tile, overlap=overlap)
+        x = self.prepare(model, image, channel=options.channel, checked=options.checked)
+        cfg = self.generalist_config(model, options=options)
 
         def run(a: np.ndarray) -> np.ndarray:
-            return self.raw_outputs(model, a, tta=tta)
+            return self.raw_outputs(model, a, tta=options.tta)
 
-        labels, info = segment_generalist(x, run, mode=self.postprocess_mode, postprocess=self.postprocess_config(model),
-                                          config=cfg, diameter=diameter, device=model.device, out=out)
-        result: tuple[Any, ...] = (labels,)
-        if return_classes:
-            result += ({},)
-        if return_info:
-            result += (info, self.check_domain(model, x, info.scale))
-        return result if len(result) > 1 else labels
+        labels, info = segment_generalist(x, run, mode=self.postprocess_mode, postprocess=options.postprocess,
+                                          config=cfg, diameter=options.diameter, device=model.device, out=out)
+        return SegmentResult(labels, {}, info, self.check_domain(model, x, info.scale, options))
 
-    postprocess_mode: ClassVar[str] = ""
+    def run_large(self, model: SegmentModel, x: Any, options: SegmentOptions, *, out: Any,
+                  progress: Progress | None = None) -> SegmentResult:
+        """Estimate the object diameter once, on the central window (or take ``options.diameter``), and segment
+        every tile at that scale into ``out``."""
+        from deepscope.tasks.segment.sizing import SegmentInfo, _central
+
+        cfg = self.generalist_config(model, options=options)
+        h, w = x.shape[:2]
+        done, total = [0], [0]
+
+        def run(a: np.ndarray) -> np.ndarray:
+            done[0] += 1
+            if progress is not None:
+                progress(done[0], max(total[0], done[0]))
+            return self.raw_outputs(model, a, tta=options.tta)
+
+        diameter = options.diameter
+        if diameter is None:  # estimate once, on the central window, so every tile uses one scale
+            side = 4 * cfg.probe_side
+            centre = _central(x, side) if max(h, w) > side else x[:, :]
+            _, probe = segment_generalist(centre, run, mode=self.postprocess_mode, postprocess=options.postprocess,
+                                          config=cfg, device=model.device)
+            diameter, source = probe.diameter, probe.diameter_source
+        else:
+            source = "given"
+        scale = cfg.target_diameter / float(diameter)
+        tile_in = max(32, int(cfg.tile / scale))
+        total[0] = done[0] + math.ceil(h / tile_in) * math.ceil(w / tile_in)
+        whole = x[:, :] if max(h, w) <= tile_in else x  # a small image is segmented in one piece
+        _, info = segment_generalist(whole, run, mode=self.postprocess_mode, postprocess=options.postprocess,
+                                     config=cfg, diameter=diameter, device=model.device, out=out)
+        dom = self.check_domain(model, x, info.scale, options)
+        return SegmentResult(out, {}, SegmentInfo(float(diameter), source, info.scale, done[0]), dom)
 
     # ------------------------------------------------------------------ domain check
     def features(self, model: SegmentModel, x: np.ndarray, scale: float) -> np.ndarray:
-        """Domain features (:func:`deepscope.predict.domain.image_features`) of a prepared image seen at
-        ``scale``: its central window of ``DOMAIN_WINDOW`` pixels at the model's scale, and the model's
-        outputs there."""
-        from deepscope.predict.domain import image_features
-        from deepscope.predict.flows import FLOW_SCALE
+        """Domain features (:func:`deepscope.predict.domain.image_features`, then
+        :func:`~deepscope.predict.domain.picture_features`) of a prepared image seen at ``scale``: its
+        central window of ``DOMAIN_WINDOW`` pixels at the model's scale, and the model's outputs there."""
+        from deepscope.predict.domain import image_features, picture_features
+        from deepscope.tasks.segment.flows import FLOW_SCALE
         from deepscope.predict.scale import rescale_image
 
         h, w = x.shape[:2]
@@ -141,24 +171,25 @@ class GeneralistSegmentation(TorchTaskPlugin):
         r0, c0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
         win = rescale_image(x[r0:r0 + side, c0:c0 + side], scale)
         out = self.raw_outputs(model, win) if self.postprocess_mode == "flows" else None
-        return image_features(win, out, flow_scale=FLOW_SCALE)
+        return np.concatenate([image_features(win, out, flow_scale=FLOW_SCALE), picture_features(win, out)])
 
-    def check_domain(self, model: SegmentModel, x: np.ndarray, scale: float) -> DomainResult:
+    def check_domain(self, model: SegmentModel, x: np.ndarray, scale: float,
+                     options: SegmentOptions | None = None) -> DomainResult:
         """Whether a prepared image looks like the model's training images (at the scale it was segmented)."""
         from deepscope.predict.domain import domain_from_dict
 
-        d = model.model_card.output.get("domain")
+        d = (options or self.options(model)).domain
         if not d:
-            return DomainResult(None, None, None)
-        dm = model.runtime.get("domain_model")
-        if dm is None:
-            dm = model.runtime["domain_model"] = domain_from_dict(d)
+            return NO_DOMAIN
+        if model.runtime.domain is None:
+            model.runtime.domain = domain_from_dict(dict(d))
+        dm = model.runtime.domain
         ok, score = dm.check(self.features(model, x, scale))
-        return DomainResult(ok, round(score, 4), dm.threshold)
+        return DomainResult(ok, round(score, 4), dm.score_threshold)
 
     def _domain_features(self, model: SegmentModel, images: list[np.ndarray]) -> np.ndarray:
         """Domain features of raw images, each seen at the scale the model segments it at (its estimated diameter)."""
-        from deepscope.predict.generalist import _probe
+        from deepscope.tasks.segment.sizing import _probe
 
         cfg = self.generalist_config(model)
         rows = []
@@ -179,8 +210,39 @@ class GeneralistSegmentation(TorchTaskPlugin):
         dm = fit_ranges(self._domain_features(model, train_images), self._domain_features(model, valid_images),
                         calibrated_on=calibrated_on, **options)
         model.update_output(domain=dm.to_dict())
-        model.runtime.pop("domain_model", None)
+        model.runtime.domain = None
         return {"threshold": dm.threshold, "n_train": dm.n_train}
+
+    def fit_picture_check(self, model: SegmentModel, positives: dict[str, list[np.ndarray]],
+                          negatives: dict[str, list[np.ndarray]], valid: dict[str, list[np.ndarray]], *,
+                          calibrated_on: str = "", **options: Any) -> dict[str, Any]:
+        """Add a picture check (:func:`deepscope.predict.domain.fit_picture_check`) to the card's
+        ``feature-ranges`` domain check: raw microscopy images by kind (``positives``, ``valid``: never
+        test images) against non-microscopy pictures by kind (``negatives``), each seen as the model
+        sees it. The ranges are kept as they are; an image is in the domain only if both accept it.
+
+        Raises
+        ------
+        ModelError
+            If the card has no ``feature-ranges`` domain check to extend.
+        """
+        from deepscope.errors import ModelError
+        from deepscope.predict.domain import RangeDomain, domain_from_dict, fit_picture_check
+
+        d = self.options(model).domain
+        dm = domain_from_dict(dict(d)) if d else None
+        if not isinstance(dm, RangeDomain):
+            raise ModelError(f"{model.name}: a picture check extends a feature-ranges domain check; fit that first "
+                             "(fit_domain_check)")
+
+        def feats(groups: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+            return {k: self._domain_features(model, v) for k, v in groups.items() if len(v)}
+
+        pc = fit_picture_check(feats(positives), feats(negatives), feats(valid), calibrated_on=calibrated_on,
+                               **options)
+        model.update_output(domain=dm.with_classifier(pc).to_dict())
+        model.runtime.domain = None
+        return {"threshold": pc.threshold, "n_positive": pc.n_positive, "n_negative": pc.n_negative}
 
     # ------------------------------------------------------------------ tuning and training
     def tune_postprocess(self, model: SegmentModel, images: list[np.ndarray], labels: list[np.ndarray], *,
@@ -193,7 +255,7 @@ class GeneralistSegmentation(TorchTaskPlugin):
         import itertools
 
         from deepscope.evaluate import match_instances
-        from deepscope.predict.generalist import _probe
+        from deepscope.tasks.segment.sizing import _probe
         from deepscope.predict.scale import rescale_image
 
         cfg = self.generalist_config(model)
@@ -226,12 +288,12 @@ class GeneralistSegmentation(TorchTaskPlugin):
         if dataset.label_kind != "mask":
             raise InputError("segmentation needs a dataset of images paired with label images (masks=...)")
 
-        out = model.model_card.output
+        opts = self.options(model)
         images, valid = self.prepare_dataset(model, dataset), self.prepare_dataset(model, valid_dataset)
         return self.training_task_class(
             images, self.mask_labels(dataset, images), batch_size=batch_size,
             valid_images=valid, valid_labels=self.mask_labels(valid_dataset, valid),
-            target_diameter=float(out.get("target_diameter", 17.0)), postprocess=self.postprocess_config(model),
+            target_diameter=float(opts.target_diameter), postprocess=opts.postprocess,
             stride=model.arch.stride, device=device, **options)
 
     def after_fit(self, model: SegmentModel, task: Any, valid_dataset: Any) -> None:
@@ -243,17 +305,17 @@ class GeneralistSegmentation(TorchTaskPlugin):
 
     def after_fine_tune(self, model: SegmentModel, train_dataset: Any, valid_dataset: Any) -> None:
         """Widen the domain check's ranges to take in the user's images (the parent's kinds stay accepted)."""
-        d = model.model_card.output.get("domain")
+        d = self.options(model).domain
         if not d:
             return
         from deepscope.predict.domain import RangeDomain
 
         parts = [p for p in (train_dataset, valid_dataset) if p is not None]
         images = [p.get_image(i) for p in parts for i in range(len(p))]
-        dm = RangeDomain.from_dict(d).widened(self._domain_features(model, images),
+        dm = RangeDomain.from_dict(dict(d)).widened(self._domain_features(model, images),
                                              note=f"widened to the {len(images)} fine-tuning images")
         model.update_output(domain=dm.to_dict())
-        model.runtime.pop("domain_model", None)
+        model.runtime.domain = None
 
 
 @register_task
@@ -262,13 +324,15 @@ class FlowSegmentation(GeneralistSegmentation):
 
     representation = "flows"
     postprocess_mode = "flows"
+    output_names = ("probability_logit", "flow_y", "flow_x", "log_size")
     training_task_class = FlowSegmentTask
     out_channels = 4
 
-    def postprocess_config(self, model: SegmentModel) -> Any:
-        from deepscope.predict.flows import FlowPostprocessConfig
+    def parse_postprocess(self, settings: Any) -> Any:
+        from deepscope.tasks.segment.flows import FlowPostprocessConfig
 
-        return FlowPostprocessConfig.from_dict(model.model_card.output.get("postprocess", {}))
+        return settings if isinstance(settings, FlowPostprocessConfig) else FlowPostprocessConfig.from_dict(
+            dict(settings or {}))
 
     def flip_vectors(self, out: np.ndarray, rows: bool, cols: bool) -> None:
         if rows:
@@ -286,10 +350,10 @@ class SizedDistanceSegmentation(GeneralistSegmentation):
     training_task_class = DistanceSegmentTask
     out_channels = 3
 
-    def postprocess_config(self, model: SegmentModel) -> Any:
-        from deepscope.predict.instances import PostprocessConfig
+    def parse_postprocess(self, settings: Any) -> Any:
+        from deepscope.tasks.segment.instances import PostprocessConfig
 
-        return PostprocessConfig(**model.model_card.output.get("postprocess", {}))
+        return settings if isinstance(settings, PostprocessConfig) else PostprocessConfig(**dict(settings or {}))
 
 
 def image_kind(prepared: np.ndarray) -> str:

@@ -3,9 +3,9 @@
 Two representations share one data pipeline (:class:`AugmentedInstanceTask`):
 
 - :class:`FlowSegmentTask`: a cell-probability logit and the two components of a Cellpose-style flow
-  field (scaled by :data:`FLOW_SCALE`), followed at inference (:mod:`deepscope.predict.flows`);
+  field (scaled by :data:`FLOW_SCALE`), followed at inference (:mod:`deepscope.tasks.segment.flows`);
 - :class:`DistanceSegmentTask`: foreground and normalised distance to the boundary, split by a
-  seeded watershed (:mod:`deepscope.predict.instances`).
+  seeded watershed (:mod:`deepscope.tasks.segment.instances`).
 
 Both predict one more map: for every object pixel ``log(d / target_diameter)``, where ``d`` is the
 object's diameter as the network sees it. It lets a model estimate the object size of a new image
@@ -34,7 +34,7 @@ from deepscope.errors import InputError
 
 __all__ = ["AugmentedInstanceTask", "FlowSegmentTask", "DistanceSegmentTask", "FLOW_SCALE", "FlowAugment"]
 
-from deepscope.predict.flows import FLOW_SCALE  # noqa: E402  (re-exported for training code)
+from deepscope.tasks.segment.flows import FLOW_SCALE  # noqa: E402  (re-exported for training code)
 
 
 class FlowAugment:
@@ -63,6 +63,7 @@ def _median_diameter(lab: np.ndarray) -> float:
 
 
 class AugmentedInstanceTask:
+
     """Instance segmentation with size estimation and heavy on-device augmentation (base class).
 
     Subclasses define the target maps (:meth:`targets`), how they turn with a crop
@@ -94,6 +95,11 @@ class AugmentedInstanceTask:
         Weight of the size-map loss.
     """
 
+    @property
+    def prob_threshold(self) -> float:
+        """The probability threshold of the representation's post-processing (labels resized to the input's size)."""
+        raise NotImplementedError
+
     def __init__(self, images: Sequence[np.ndarray], labels: Sequence[np.ndarray], *,
                  groups: Sequence[str] | None = None, group_weights: dict[str, float] | None = None,
                  valid_images: Sequence[np.ndarray] = (), valid_labels: Sequence[np.ndarray] = (),
@@ -101,7 +107,7 @@ class AugmentedInstanceTask:
                  batch_size: int = 16, samples_per_epoch: int = 2048, postprocess: Any = None, stride: int = 16,
                  augment: FlowAugment | None = None, size_weight: float = 0.5,
                  device: torch.device | str = "cpu") -> None:
-        from deepscope.predict.flows import diameter_map
+        from deepscope.tasks.segment.flows import diameter_map
 
         if len(images) != len(labels):
             raise InputError(f"{len(images)} images but {len(labels)} label images")
@@ -335,7 +341,7 @@ class FlowSegmentTask(AugmentedInstanceTask):
 
     @staticmethod
     def default_postprocess() -> Any:
-        from deepscope.predict.flows import FlowPostprocessConfig
+        from deepscope.tasks.segment.flows import FlowPostprocessConfig
 
         return FlowPostprocessConfig(prob_threshold=0.4, min_size=36)
 
@@ -344,7 +350,7 @@ class FlowSegmentTask(AugmentedInstanceTask):
         return float(self.postprocess.prob_threshold)
 
     def targets(self, labels: np.ndarray) -> np.ndarray:
-        from deepscope.predict.flows import masks_to_flows
+        from deepscope.tasks.segment.flows import masks_to_flows
 
         return masks_to_flows(labels, device=self.device)
 
@@ -359,7 +365,7 @@ class FlowSegmentTask(AugmentedInstanceTask):
         return 0.5 * F.mse_loss(outputs[:, 1:3], FLOW_SCALE * targets[:, 1:3])
 
     def instances(self, out: np.ndarray, prob: np.ndarray, device: torch.device) -> np.ndarray:
-        from deepscope.predict.flows import flows_to_instances
+        from deepscope.tasks.segment.flows import flows_to_instances
 
         return flows_to_instances(prob, out[1:3] / FLOW_SCALE, self.postprocess, device=device)
 
@@ -371,7 +377,7 @@ class DistanceSegmentTask(AugmentedInstanceTask):
 
     @staticmethod
     def default_postprocess() -> Any:
-        from deepscope.predict.instances import PostprocessConfig
+        from deepscope.tasks.segment.instances import PostprocessConfig
 
         return PostprocessConfig(min_size=12, min_seed_size=4)
 
@@ -380,7 +386,7 @@ class DistanceSegmentTask(AugmentedInstanceTask):
         return float(self.postprocess.fg_threshold)
 
     def targets(self, labels: np.ndarray) -> np.ndarray:
-        from deepscope.predict.instances import instance_targets
+        from deepscope.tasks.segment.instances import instance_targets
 
         return instance_targets(labels)[1][None]
 
@@ -388,6 +394,6 @@ class DistanceSegmentTask(AugmentedInstanceTask):
         return 2.0 * F.mse_loss(torch.sigmoid(outputs[:, 1]), targets[:, 1])
 
     def instances(self, out: np.ndarray, prob: np.ndarray, device: torch.device) -> np.ndarray:
-        from deepscope.predict.instances import instances_from_maps
+        from deepscope.tasks.segment.instances import instances_from_maps
 
         return instances_from_maps(prob, 1.0 / (1.0 + np.exp(-out[1])), self.postprocess)

@@ -83,9 +83,9 @@ def instances_from_outputs(out: np.ndarray, mode: str, postprocess: Any, *, devi
     follows the flows from its place in the output maps; for distance maps the watershed runs on
     the resized maps. Sizes in ``postprocess`` are in pixels of the outputs (the model's scale).
     """
-    shape = tuple(shape) if shape is not None else tuple(out.shape[-2:])
+    shape = (int(shape[0]), int(shape[1])) if shape is not None else (int(out.shape[-2]), int(out.shape[-1]))
     if mode == "flows":
-        from deepscope.predict.flows import FLOW_SCALE, flows_to_instances
+        from deepscope.tasks.segment.flows import FLOW_SCALE, flows_to_instances
 
         prob = _sigmoid(out[0]).astype(np.float32)
         out_prob = None
@@ -95,7 +95,7 @@ def instances_from_outputs(out: np.ndarray, mode: str, postprocess: Any, *, devi
     if mode == "distance":
         import dataclasses
 
-        from deepscope.predict.instances import instances_from_maps
+        from deepscope.tasks.segment.instances import instances_from_maps
 
         area = (shape[0] * shape[1]) / float(out.shape[-1] * out.shape[-2])
         maps = _resize_maps(out[0:2], shape)

@@ -15,12 +15,12 @@ from deepscope.errors import InputError, user_stacklevel
 from deepscope.models import ArchConfig, RestoreModel, input_stats, register_task, select_channels
 from deepscope.predict.predictor import stitch_tiles
 from deepscope.tasks.base import TorchTaskPlugin
-from deepscope.train.tasks import RestoreTask
+from deepscope.tasks.options import shrink_overlap
+from deepscope.tasks.restore.files import RestoreOutputs
+from deepscope.tasks.restore.options import DTYPES, RestoreOptions, RestoreResult
+from deepscope.tasks.restore.training import RestoreTask
 
 __all__ = ["ImageRestoration", "DTYPES"]
-
-#: Output dtypes of :meth:`ImageRestoration.predict_image`.
-DTYPES = ("input", "float32")
 
 
 @register_task
@@ -31,13 +31,28 @@ class ImageRestoration(TorchTaskPlugin):
     representation = "image"
     model_class = RestoreModel
     training_task_class = RestoreTask
+    options_class = RestoreOptions
+    output_names = ("restored",)
+    postprocessing_note = ("the output is the restored image in the normalised intensity range of the input; "
+                           "deepscope maps it back to the input's range and dtype.")
+    file_outputs_class = RestoreOutputs
 
     def default_architecture(self, **options: Any) -> ArchConfig:
         return ArchConfig("unet", in_channels=1, out_channels=1, base=16, depth=4)
 
     def default_output(self, arch: ArchConfig, *, upscale: int = 1, loss: str = "l1", **options: Any
                        ) -> dict[str, Any]:
-        return {"upscale": upscale, "loss": loss, "tile": 1024, "overlap": 64, **options}
+        return {**self.options_class.parse(upscale=upscale, loss=loss).card_output(), **options}
+
+    def options(self, model: RestoreModel, *, tile: int | None = None, overlap: int | None = None,
+                **given: Any) -> RestoreOptions:
+        """The options of one call; ``tile`` without ``overlap`` shrinks the card's overlap to a quarter of a
+        tile too small to hold it (:func:`deepscope.tasks.options.shrink_overlap`)."""
+        opts: RestoreOptions = super().options(model, **given)
+        tile = tile or None  # 0: the card's
+        used = shrink_overlap(int(opts.overlap), tile, overlap)
+        return dataclasses.replace(opts, tile=int(tile or opts.tile),
+                                   overlap=int(opts.overlap if used is None else used))
 
     def normalize(self, model: RestoreModel, raw: np.ndarray, *, path: str = "", channel: int | None = None,
                   checked: bool = False) -> tuple[np.ndarray, np.ndarray, float, float]:
@@ -46,45 +61,54 @@ class ImageRestoration(TorchTaskPlugin):
         lo, scale = model.spec.norm_params(x)
         return x, ((np.asarray(x, dtype=np.float32) - lo) / scale).astype(np.float32), lo, scale
 
-    def predict_image(self, model: RestoreModel, image: np.ndarray, *, dtype: str = "input", tile: int | None = None,
-                      overlap: int | None = None, channel: int | None = None, check: bool = True,
-                      on_warning: Callable[[str], None] | None = None, checked: bool = False) -> np.ndarray:
-        """Restored image, in the input's dtype (``dtype="input"``) or ``"float32"``.
+    def run(self, model: RestoreModel, image: np.ndarray, options: RestoreOptions) -> RestoreResult:
+        """The restored image, in the input's dtype (``options.dtype="input"``) or float32.
 
-        With ``check``, an input unlike the training inputs gets a warning (``warnings.warn``), or is
-        passed to ``on_warning(message)`` when given (thread-safe: batch workers collect it per image).
-        ``checked=True``: the pixels were checked already (:func:`deepscope.predict.inputs.model_input`).
+        With ``options.check``, an input unlike the training inputs gets a warning in the result's
+        ``warnings`` (:meth:`predict_image` issues them with ``warnings.warn``).
+
+        Raises
+        ------
+        deepscope.errors.InputError
+            An image that is not 2-D or channels that do not fit.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        x, xn, lo, scale = self.normalize(model, image, channel=options.channel, checked=options.checked)
+        said: tuple[str, ...] = ()
+        if options.check:
+            msg = model.spec.domain_warning(xn, model=model.name)
+            said = (msg,) if msg else ()
+        if options.upscale > 1:
+            xn = F.interpolate(torch.from_numpy(xn)[None, None], scale_factor=options.upscale, mode="bicubic",
+                               align_corners=False)[0, 0].numpy()
+        predictor = self.predictor(model)
+        out = stitch_tiles(xn, int(options.tile), int(options.overlap),
+                           lambda region: predictor.maps([region[..., None]])[0][0])
+        res = out * scale + lo
+        if options.dtype == "float32" or not np.issubdtype(x.dtype, np.integer):
+            return RestoreResult(res.astype(np.float32), said)
+        info = np.iinfo(x.dtype)
+        return RestoreResult(np.clip(np.rint(res), info.min, info.max).astype(x.dtype), said)
+
+    def predict_image(self, model: RestoreModel, image: np.ndarray, *,
+                      on_warning: Callable[[str], None] | None = None, **given: Any) -> np.ndarray:
+        """Restored image (:meth:`run`); its warnings go to ``warnings.warn``, or to ``on_warning(message)`` when
+        given (thread-safe: batch workers collect them per image).
 
         Raises
         ------
         deepscope.errors.InputError
             For an unknown ``dtype``, an image that is not 2-D or channels that do not fit.
         """
-        import torch
-        import torch.nn.functional as F
-
-        if dtype not in DTYPES:
-            raise InputError(f"dtype={dtype!r} is not one of {DTYPES}")
-        x, xn, lo, scale = self.normalize(model, image, channel=channel, checked=checked)
-        if check:
-            msg = model.spec.domain_warning(xn, model=model.name)
-            if msg and on_warning is not None:
+        r = self.run(model, image, self.options(model, **given))
+        for msg in r.warnings:
+            if on_warning is not None:
                 on_warning(msg)
-            elif msg:
+            else:
                 warnings.warn(msg, stacklevel=user_stacklevel())
-        if model.upscale > 1:
-            xn = F.interpolate(torch.from_numpy(xn)[None, None], scale_factor=model.upscale, mode="bicubic",
-                               align_corners=False)[0, 0].numpy()
-        output = model.model_card.output
-        tile = int(tile or output.get("tile", 1024))
-        overlap = int(overlap if overlap is not None else output.get("overlap", 64))
-        predictor = self.predictor(model)
-        out = stitch_tiles(xn, tile, overlap, lambda region: predictor.maps([region[..., None]])[0][0])
-        res = out * scale + lo
-        if dtype == "float32" or not np.issubdtype(x.dtype, np.integer):
-            return res.astype(np.float32)
-        info = np.iinfo(x.dtype)
-        return np.clip(np.rint(res), info.min, info.max).astype(x.dtype)
+        return r.image
 
     def after_fine_tune(self, model: RestoreModel, train_dataset: Any, valid_dataset: Any) -> None:
         """Widen the recorded input statistics (the modality warning's reference) to the user's images."""
@@ -123,5 +147,5 @@ class ImageRestoration(TorchTaskPlugin):
         vx, vy = pairs(valid_dataset) if valid_dataset is not None and len(valid_dataset) else ([], [])
         if not model.spec.stats:  # the domain check of predict_image compares inputs with these
             model.update_card(input=dataclasses.replace(model.spec, stats=input_stats(xs)))
-        return RestoreTask(xs, ys, valid_inputs=vx, valid_targets=vy, loss=model.model_card.output["loss"],
+        return RestoreTask(xs, ys, valid_inputs=vx, valid_targets=vy, loss=self.options(model).loss,
                            upscale=up, stride=model.arch.stride, batch_size=batch_size, device=device, **options)

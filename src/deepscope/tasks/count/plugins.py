@@ -5,17 +5,28 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
 from deepscope.errors import InputError, user_stacklevel
-from deepscope.models import ArchConfig, CountModel, CountResult, register_task
+from deepscope.models import ArchConfig, CountModel, register_task
 from deepscope.predict.predictor import softplus
 from deepscope.tasks.base import TorchTaskPlugin
-from deepscope.train.tasks import CountTask
+from deepscope.tasks.count.files import CountOutputs
+from deepscope.tasks.count.options import CountOptions, CountResult
+from deepscope.tasks.count.training import CountTask
 
 __all__ = ["DensityCounting", "RegressCounting", "area_per_object", "area_factor"]
+
+
+def _weights_sha(ref: str) -> str | None:
+    """The SHA-256 of a model's weights as its card records it."""
+    from deepscope.models import model_card
+
+    w = model_card(ref).weights
+    return w.sha256 if w else None
 
 
 def area_per_object(prepared: np.ndarray, count: float) -> float:
@@ -33,20 +44,22 @@ def area_per_object(prepared: np.ndarray, count: float) -> float:
     return fg / max(float(count), 0.5)
 
 
-def area_factor(options: Any, shape: tuple[int, ...] | None) -> float:
+def area_factor(rule: Any, shape: tuple[int, ...] | None) -> float:
     """How much an absolute interval widens for an image larger than those it was calibrated on.
 
     A count over an image of ``k`` calibration-sized fields adds ``k`` independent field errors, so
     its spread grows as ``sqrt(k)``: the half-width is multiplied by ``sqrt(area / reference_area)``
     (``reference_area`` in pixels, recorded at calibration), never by less than 1. Without a
-    ``reference_area`` (cards calibrated before it was recorded) the factor is 1.
+    ``reference_area`` (cards calibrated before it was recorded) the factor is 1. ``rule`` is an
+    :class:`~deepscope.tasks.count.Interval` or :class:`~deepscope.tasks.count.HybridRule`, or its card mapping.
 
     Examples
     --------
     >>> area_factor({"reference_area": 100.0}, (20, 20)), area_factor({"reference_area": 100.0}, (5, 5))
     (2.0, 1.0)
     """
-    ref = float((options or {}).get("reference_area") or 0.0)
+    ref_area = rule.get("reference_area") if isinstance(rule, Mapping) else getattr(rule, "reference_area", None)
+    ref = float(ref_area or 0.0)
     if ref <= 0 or shape is None:
         return 1.0
     return math.sqrt(max(1.0, float(shape[0]) * float(shape[1]) / ref))
@@ -63,8 +76,17 @@ class _Counting(TorchTaskPlugin):
     task = "count"
     model_class = CountModel
     training_task_class = CountTask
+    options_class = CountOptions
+    file_outputs_class = CountOutputs
     #: How the interval half-width is made from the standard deviation (``scaled-std``) or not (``absolute``).
-    interval_method = "absolute"
+    interval_method: ClassVar[str] = "absolute"
+    postprocessing_note = ("channel 0 is a density map whose sum over the image is the count; channel 1 sums to the "
+                           "count's variance. deepscope calibrates a 95% interval from it, and (for count-bbbc005) "
+                           "checks the image against the training images and counts other images by instances.")
+
+    @property
+    def option_defaults(self) -> Mapping[str, Any]:  # type: ignore[override]
+        return {"interval": {"method": self.interval_method}}
 
     def default_architecture(self, **options: Any) -> ArchConfig:
         return ArchConfig("unet", in_channels=1, out_channels=2, base=8, depth=4, pool_input=2)
@@ -72,28 +94,31 @@ class _Counting(TorchTaskPlugin):
     def default_output(self, arch: ArchConfig, **options: Any) -> dict[str, Any]:
         # counting networks train on whole, unpadded images (the U-Net accepts any size), so they also
         # predict unpadded: reflect-padding adds content whose density would be counted
-        return {"pad_input": False, "interval": {"method": self.interval_method, "scale": 1.96, "level": 0.95,
-                                                 "calibrated_on": None}, **options}
+        return {**self.options_class.parse(defaults=self.option_defaults).card_output(("pad_input", "interval")),
+                **options}
 
     # ------------------------------------------------------------------ prediction
-    def count_prepared(self, model: CountModel, prepared: list[np.ndarray], *, batch_size: int = 8,
-                       paths: list[str] | None = None, tta: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Counts and standard deviations of pre-processed images."""
+    def count_prepared(self, model: CountModel, prepared: list[np.ndarray], *, batch_size: int | None = None,
+                       paths: list[str] | None = None, tta: str | None = None,
+                       options: CountOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Counts and standard deviations of pre-processed images (``options``, or the card's with ``tta`` and
+        ``batch_size``)."""
         raise NotImplementedError
 
-    def count_arrays(self, model: CountModel, images: list[np.ndarray], *, batch_size: int = 8,
+    def count_arrays(self, model: CountModel, images: list[np.ndarray], *, batch_size: int | None = None,
                      channel: int | None = None, paths: list[str] | None = None, tta: str | None = None,
                      checked: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        opts = self.options(model, batch_size=batch_size, channel=channel, tta=tta, checked=checked)
         prepared = [self.prepare(model, im, path=(paths[i] if paths else ""), channel=channel, checked=checked)
                     for i, im in enumerate(images)]
-        return self.count_prepared(model, prepared, batch_size=batch_size, paths=paths, tta=tta)
+        return self.count_prepared(model, prepared, paths=paths, options=opts)
 
-    def interval(self, model: CountModel, count: float, std: float, *,
-                 shape: tuple[int, ...] | None = None) -> tuple[float, float]:
+    def interval(self, model: CountModel, count: float, std: float, *, shape: tuple[int, ...] | None = None,
+                 options: CountOptions | None = None) -> tuple[float, float]:
         """The calibrated interval of a count: ``scale * std`` (``scaled-std``: the standard deviation already
         grows with the image) or ``scale`` widened by :func:`area_factor` for an image of ``shape`` (``absolute``)."""
-        iv = model.model_card.output["interval"]
-        half = iv["scale"] * (std if iv["method"] == "scaled-std" else area_factor(iv, shape))
+        iv = (options or self.options(model)).interval
+        half = iv.scale * (std if iv.method == "scaled-std" else area_factor(iv, shape))
         return max(0.0, count - half), count + half
 
     def calibrate_interval(self, model: CountModel, true: np.ndarray, pred: np.ndarray, std: np.ndarray, *,
@@ -107,26 +132,35 @@ class _Counting(TorchTaskPlugin):
                                       "calibrated_on": name, "n": len(err)})
         return q
 
-    def predict_image(self, model: CountModel, image: np.ndarray, **options: Any) -> CountResult:
-        return self.count_images(model, [image], **options)[0]
+    def run(self, model: CountModel, image: np.ndarray, options: CountOptions) -> CountResult:
+        """Count one raw image (see :meth:`run_batch`)."""
+        return self.run_batch(model, [image], options)[0]
 
-    def predict_batch(self, model: CountModel, images: list[np.ndarray], **options: Any) -> list[CountResult]:
-        return self.count_images(model, images, **options)
+    def predict_image(self, model: CountModel, image: np.ndarray, **given: Any) -> CountResult:
+        return self.count_images(model, [image], **given)[0]
 
-    def count_images(self, model: CountModel, images: list[np.ndarray], *, hybrid: bool | None = None,
-                     batch_size: int = 8, channel: int | None = None, paths: list[str] | None = None,
-                     tta: str | None = None, checked: bool = False) -> list[CountResult]:
+    def predict_batch(self, model: CountModel, images: Sequence[np.ndarray], **given: Any) -> list[CountResult]:
+        return self.count_images(model, list(images), **given)
+
+    def count_images(self, model: CountModel, images: list[np.ndarray], *, paths: list[str] | None = None,
+                     hybrid: bool | None = None, **given: Any) -> list[CountResult]:
+        """:meth:`run_batch` with the card's options and ``given`` (``hybrid`` overrides the rule's ``enabled``)."""
+        return self.run_batch(model, images, self.options(model, use_hybrid=hybrid, **given), paths=paths)
+
+    def run_batch(self, model: CountModel, images: Sequence[np.ndarray], options: CountOptions, *,
+                  paths: Sequence[str] | None = None) -> list[CountResult]:
         """Count each raw image: :class:`CountResult` (count, low, high, std, method).
 
-        ``checked=True``: the pixels were checked already (the file driver's
+        ``options.checked``: the pixels were checked already (the file driver's
         :func:`deepscope.predict.inputs.model_input`), so they are not scanned again.
 
-        For cards with a hybrid rule (``output.hybrid``; ``hybrid`` overrides its ``enabled``), images
-        whose objects are small (median segmented area below ``max_object_area``) get the mean of the
+        For cards with a hybrid rule (``options.hybrid``; ``options.use_hybrid`` overrides its ``enabled``),
+        images whose objects are small (median segmented area below ``max_object_area``) get the mean of the
         network's count and the number of objects a segmenter finds, unless their foreground area per
         counted object is above the gate (then the segmenter is not run).
         """
-        out_general = model.model_card.output.get("general")
+        images = list(images)
+        channel, checked = options.channel, options.checked
         prepared: list[np.ndarray | None] = []
         for i, im in enumerate(images):
             try:
@@ -134,27 +168,26 @@ class _Counting(TorchTaskPlugin):
                                              checked=checked))
             except InputError:
                 # colour (distinct channels, no --channel): not a counter image; the general segmenter reads colour
-                if not out_general or channel is not None:
+                if options.general is None or channel is not None:
                     raise
                 prepared.append(None)
         grey = [k for k, p in enumerate(prepared) if p is not None]
         counts = np.full(len(images), np.nan)
         std = np.full(len(images), np.nan)
         if grey:
-            c, sd = self.count_prepared(model, [prepared[k] for k in grey], batch_size=batch_size,
-                                        paths=[paths[k] for k in grey] if paths else None, tta=tta)
+            c, sd = self.count_prepared(model, [p for p in prepared if p is not None],
+                                        paths=[paths[k] for k in grey] if paths else None, options=options)
             counts[grey], std[grey] = c, sd
-        domain = [False if p is None else self.check_domain(model, p) for p in prepared]
-        hy = model.model_card.output.get("hybrid")
-        use = bool(hy) and (hy.get("enabled", True) if hybrid is None else hybrid)
-        gate = float(hy.get("gate_area_per_object") or 0.0) if use else 0.0
+        domain = [False if p is None else self.check_domain(model, p, options) for p in prepared]
+        hy = options.hybrid if options.hybrid_on else None
+        gate = float(hy.gate_area_per_object or 0.0) if hy is not None else 0.0
         out = []
         for k, (c, s) in enumerate(zip(counts, std)):
             ok = domain[k]
             if ok is False:  # unlike the training images: count instances instead, or claim no interval
                 where = paths[k] if paths else "image"
-                if out_general:
-                    out.append(self._count_instances(model, images[k], channel=channel, path=where, checked=checked))
+                if options.general is not None:
+                    out.append(self._count_instances(model, images[k], options, path=where))
                 else:
                     warnings.warn(f"{where}: looks unlike the images count model {model.name!r} was trained on; "
                                   "its count is a guess and gets no interval", stacklevel=user_stacklevel())
@@ -166,34 +199,34 @@ class _Counting(TorchTaskPlugin):
             # segmenter's count, so do not run it
             pk = prepared[k]
             assert pk is not None  # images that could not be prepared are out of the domain (above)
-            if use and not (gate and area_per_object(pk, c) > gate):
+            if hy is not None and not (gate and area_per_object(pk, c) > gate):
                 n_obj, area = self._objects(model, images[k], channel=channel, checked=checked)
-                if n_obj > 0 and area < hy["max_object_area"]:
+                if n_obj > 0 and area < hy.max_object_area:
                     c = 0.5 * (c + n_obj)
                     method = "density+objects"
             shape = np.shape(images[k])[:2]
             if method == self.representation:
-                lo, hi = self.interval(model, float(c), float(s), shape=shape)
+                lo, hi = self.interval(model, float(c), float(s), shape=shape, options=options)
             else:  # the segmenter's branch: an absolute half-width, widened for images larger than calibrated
-                q = float(hy["interval_scale"]) * area_factor(hy, shape)
+                assert hy is not None
+                q = float(hy.interval_scale) * area_factor(hy, shape)
                 lo, hi = max(0.0, float(c) - q), float(c) + q
             out.append(CountResult(float(c), lo, hi, float(s), method, ok))
         return out
 
     # ------------------------------------------------------------------ domain check and general images
-    def check_domain(self, model: CountModel, prepared: np.ndarray) -> bool | None:
+    def check_domain(self, model: CountModel, prepared: np.ndarray, options: CountOptions | None = None) -> bool | None:
         """Whether a prepared image looks like the counter's training images (None: the card has no check)."""
         from deepscope.predict.backends import torch_backend
         from deepscope.predict.domain import domain_from_dict
 
-        d = model.model_card.output.get("domain")
+        d = (options or self.options(model)).domain
         if not d:
             return None
-        dm = model.runtime.get("domain_model")
-        if dm is None:
-            dm = model.runtime["domain_model"] = domain_from_dict(d)
+        if model.runtime.domain is None:
+            model.runtime.domain = domain_from_dict(dict(d))
         feats = torch_backend(model, precision=self.precision).features(prepared.transpose(2, 0, 1)[None])[0]
-        return dm.check(feats)[0]
+        return model.runtime.domain.check(feats)[0]
 
     def fit_domain_check(self, model: CountModel, train_images: list[np.ndarray], valid_images: list[np.ndarray],
                          *, calibrated_on: str = "", **options: Any) -> dict[str, Any]:
@@ -208,34 +241,39 @@ class _Counting(TorchTaskPlugin):
 
         dm = fit_domain(feats(train_images), feats(valid_images), calibrated_on=calibrated_on, **options)
         model.update_output(domain=dm.to_dict())
-        model.runtime.pop("domain_model", None)
+        model.runtime.domain = None
         return {"threshold": dm.threshold, "n_train": dm.n_train}
 
     def general_segmenter(self, model: CountModel) -> Any:
         """The card's generalist segmenter, which counts images unlike the counter's (loaded once per model)."""
-        seg = model.runtime.get("general_segmenter")
-        if seg is None:
+        general = self.options(model).general
+        if general is None:
+            raise InputError(f"count model {model.name!r} has no general segmenter (card output.general)")
+
+        def load() -> Any:
             from deepscope.models import load_model
 
-            seg = load_model(model.model_card.output["general"]["segmenter"], device=model.device_name, task="segment")
-            model.runtime["general_segmenter"] = seg
-        return seg
+            return load_model(general.segmenter, device=model.device_name, task="segment")
 
-    def _count_instances(self, model: CountModel, image: np.ndarray, *, channel: int | None, path: str,
-                         checked: bool = False) -> CountResult:
+        return model.runtime.helper("general_segmenter", load)
+
+    def _count_instances(self, model: CountModel, image: np.ndarray, options: CountOptions, *,
+                         path: str) -> CountResult:
         """Count by the objects of the card's generalist segmenter, with its calibrated interval where in its domain."""
-        from deepscope.tasks.generalist import image_kind
+        from deepscope.tasks.segment.generalist import image_kind
 
-        general = model.model_card.output["general"]
+        general = options.general
+        assert general is not None
         seg = self.general_segmenter(model)
-        labels, _info, dom = seg.predict_image(image, channel=channel, return_info=True, checked=checked)
+        r = seg.plugin.run(seg, image, seg.options(channel=options.channel, checked=options.checked))
+        labels = r.labels
         n = float(len(np.unique(labels[labels > 0])))
-        if dom.in_domain is False:
+        if r.in_domain is False:
             warnings.warn(f"{path}: looks unlike the images of both the counter {model.name!r} and the segmenter "
                           f"{seg.name!r}; its count ({n:.0f} objects) is a guess and gets no interval", stacklevel=user_stacklevel())
             return CountResult(n, float("nan"), float("nan"), float("nan"), "instances", False)
-        scales = general.get("interval", {})
-        q = float(scales.get(image_kind(seg.prepare(image, channel=channel, checked=True)),  # checked just above
+        scales = general.interval
+        q = float(scales.get(image_kind(seg.prepare(image, channel=options.channel, checked=True)),  # checked above
                              scales.get("all", float("nan"))))
         half = q * math.sqrt(n + 1.0)
         return CountResult(n, max(0.0, n - half), n + half, math.sqrt(n + 1.0), "instances", True)
@@ -245,15 +283,13 @@ class _Counting(TorchTaskPlugin):
         """Set the segmenter that counts images out of the counter's domain, and calibrate its interval per kind.
 
         ``sets`` maps a kind of image (``fluorescence``, ``he``, ``brightfield``: see
-        :func:`deepscope.tasks.generalist.image_kind`) to held-out images and their true counts. The
+        :func:`deepscope.tasks.segment.generalist.image_kind`) to held-out images and their true counts. The
         half-width is ``q * sqrt(n + 1)`` for ``n`` objects, ``q`` the split-conformal quantile of
         ``|n - true| / sqrt(n + 1)`` on that kind (and over all kinds for images of another kind).
         """
-        from deepscope.models import model_card
-
         model.update_output(general={"segmenter": segmenter, "interval": {},
-                                     "segmenter_sha256": (model_card(segmenter).get("weights") or {}).get("sha256")})
-        model.runtime.pop("general_segmenter", None)
+                                     "segmenter_sha256": _weights_sha(segmenter)})
+        model.runtime.helpers.pop("general_segmenter", None)
         seg = self.general_segmenter(model)
         scores: dict[str, list[float]] = {}
         for kind, (images, true) in sets.items():
@@ -265,31 +301,35 @@ class _Counting(TorchTaskPlugin):
         iv["all"] = round(_conformal_quantile(np.concatenate([np.array(v) for v in scores.values()]), level), 4)
         general = {"segmenter": segmenter, "interval": iv, "level": level,
                    "n": {k: len(v) for k, v in scores.items()},
-                   "segmenter_sha256": (model_card(segmenter).get("weights") or {}).get("sha256")}
+                   "segmenter_sha256": _weights_sha(segmenter)}
         model.update_output(general=general)
         return general
 
     # ------------------------------------------------------------------ hybrid counting
     def _segmenter(self, model: CountModel) -> Any:
-        seg = model.runtime.get("segmenter")
-        if seg is None:
+        hy = self.options(model).hybrid
+        if hy is None:
+            raise InputError(f"count model {model.name!r} has no hybrid rule (card output.hybrid)")
+
+        def load() -> Any:
             from deepscope.models import load_model
 
-            hy = model.model_card.output["hybrid"]
-            seg = load_model(hy["segmenter"], device=model.device_name, task="segment")
-            want = hy.get("segmenter_sha256")
+            seg = load_model(hy.segmenter, device=model.device_name, task="segment")
+            want = hy.segmenter_sha256
             have = seg.model_card.weights.sha256 if seg.model_card.weights else None
             if want and have and want != have:
-                warnings.warn(f"count model {model.name!r} was calibrated with segmenter {hy['segmenter']!r} "
+                warnings.warn(f"count model {model.name!r} was calibrated with segmenter {hy.segmenter!r} "
                               f"weights {want[:12]}... but {have[:12]}... are installed; its intervals may be off",
                               stacklevel=user_stacklevel())
-            model.runtime["segmenter"] = seg
-        return seg
+            return seg
+
+        return model.runtime.helper("segmenter", load)
 
     def _objects(self, model: CountModel, image: np.ndarray, *, channel: int | None = None,
                  checked: bool = False) -> tuple[int, float]:
         """Number of segmented objects and their median area (pixels)."""
-        labels = self._segmenter(model).predict_image(image, channel=channel, checked=checked)
+        seg = self._segmenter(model)
+        labels = seg.plugin.run(seg, image, seg.options(channel=channel, checked=checked)).labels
         sizes = np.bincount(labels.ravel())[1:]
         sizes = sizes[sizes > 0]
         return int(len(sizes)), float(np.median(sizes)) if len(sizes) else 0.0
@@ -304,15 +344,13 @@ class _Counting(TorchTaskPlugin):
         raised where needed so that every held-out image the rule counted with objects stays above it
         by 10%: on the held-out images it never changes a result, it only saves time.
         """
-        from deepscope.models import model_card
-
         true = np.asarray(true, float)
         hy: dict[str, Any] = {"segmenter": segmenter, "max_object_area": float(max_object_area), "combine": "mean",
                               "interval_scale": 0.0, "enabled": True,
                               "reference_area": float(np.median([np.prod(np.shape(im)[:2]) for im in images])),
-                              "segmenter_sha256": (model_card(segmenter).get("weights") or {}).get("sha256")}
+                              "segmenter_sha256": _weights_sha(segmenter)}
         model.update_output(hybrid=hy)
-        model.runtime.pop("segmenter", None)
+        model.runtime.helpers.pop("segmenter", None)
         res = self.count_images(model, images)
         small = np.array([r.method != self.representation for r in res])
         est = np.array([r.count for r in res])
@@ -357,13 +395,13 @@ class _Counting(TorchTaskPlugin):
         """The hybrid rule was calibrated on the parent's images: dropped. The domain check describes the
         parent network's features: refitted on the new network's features of the user's images (at
         least 4 training and 1 validation image), else dropped with a warning."""
-        out = model.model_card.output
-        if out.get("hybrid"):
+        opts = self.options(model)
+        if opts.hybrid is not None:
             model.update_output(hybrid=None)
-        if not out.get("domain"):
+        if not opts.domain:
             return
         model.update_output(domain=None)
-        model.runtime.pop("domain_model", None)
+        model.runtime.domain = None
         n_valid = len(valid_dataset) if valid_dataset is not None else 0
         if len(train_dataset) < 4 or not n_valid:
             warnings.warn(f"{model.name}: too few images to refit the domain check (need 4 training and 1 validation "
@@ -383,6 +421,12 @@ class DensityCounting(_Counting):
 
     representation = "density"
     interval_method = "scaled-std"
+    output_names = ("density", "variance")
+
+    def export_activation(self, y: Any) -> Any:
+        import torch
+
+        return torch.nn.functional.softplus(y)
 
     def init_network(self, model: CountModel, net: Any) -> None:
         import torch
@@ -390,14 +434,15 @@ class DensityCounting(_Counting):
         with torch.no_grad():
             net.head.bias.fill_(-7.0)  # start near an empty density map (softplus(-7) ~ 1e-3)
 
-    def count_prepared(self, model: CountModel, prepared: list[np.ndarray], *, batch_size: int = 8,
-                       paths: list[str] | None = None, tta: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        tta = tta or model.model_card.output.get("tta", "none")
+    def count_prepared(self, model: CountModel, prepared: list[np.ndarray], *, batch_size: int | None = None,
+                       paths: list[str] | None = None, tta: str | None = None,
+                       options: CountOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
+        opts = (options or self.options(model)).replace(tta=tta, batch_size=batch_size)
         pool = model.arch.pool_input
-        stride = model.arch.stride if model.model_card.output.get("pad_input") else pool
+        stride = model.arch.stride if opts.pad_input else pool
         # without padding, the network's down-sampling needs a whole multiple of its stride (a 4 x 4 binning
         # and 3 poolings: 32 x 32 pixels); smaller images failed inside torch
-        need = pool if model.model_card.output.get("pad_input") else max(pool, int(model.arch.stride))
+        need = pool if opts.pad_input else max(pool, int(model.arch.stride))
         small = [i for i, p in enumerate(prepared) if min(p.shape[:2]) < need]
         if small:
             i = small[0]
@@ -406,7 +451,8 @@ class DensityCounting(_Counting):
                              f"{pool}x{pool} binning and down-sampling need ({need} x {need} pixels); nothing to "
                              "count. Leave the image out, or count it with a model that pads its input")
         # densities are averaged after the softplus (averaging logits would bias sums downwards)
-        maps = self.predictor(model, stride=stride, batch_size=batch_size, tta=tta, activation=softplus).maps(prepared)
+        maps = self.predictor(model, stride=stride, batch_size=opts.batch_size, tta=opts.tta,
+                              activation=softplus).maps(prepared)
         counts = np.array([m[0].sum() for m in maps], dtype=float)
         var = np.array([m[1].sum() + 1e-2 for m in maps], dtype=float)
         return counts, np.sqrt(var)
@@ -432,8 +478,10 @@ class RegressCounting(_Counting):
                        preserve_range=True).astype(np.float32)
         return x
 
-    def count_prepared(self, model: CountModel, prepared: list[np.ndarray], *, batch_size: int = 8,
-                       paths: list[str] | None = None, tta: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def count_prepared(self, model: CountModel, prepared: list[np.ndarray], *, batch_size: int | None = None,
+                       paths: list[str] | None = None, tta: str | None = None,
+                       options: CountOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
+        batch_size = (options or self.options(model)).replace(batch_size=batch_size).batch_size
         predictor = self.predictor(model)
         outs = [predictor.run(np.stack(prepared[s:s + batch_size])).reshape(-1)
                 for s in range(0, len(prepared), batch_size)]
