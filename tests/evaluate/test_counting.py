@@ -78,3 +78,14 @@ def test_errors():
         count_metrics(np.zeros((2, 2)), np.zeros((2, 2)))
     with pytest.raises(InputError, match="must be numbers"):
         count_metrics(["a"], [1])
+
+
+def test_image_without_interval_counts_in_errors_not_coverage():
+    # an out-of-domain image gets no interval (NaN bounds): scored for its count, left out of the coverage
+    m = count_summary([10, 20, 30], [11, 20, 40], low=[9, np.nan, 31], high=[12, np.nan, 35])
+    assert m.n == 3 and m.mae == pytest.approx(11 / 3)
+    assert m.coverage == 0.5 and m.mean_width == pytest.approx(3.5)
+    with pytest.raises(InputError, match="both be NaN"):
+        count_summary([1, 2], [1, 2], low=[0, np.nan], high=[2, 3])
+    with pytest.raises(InputError, match="non-finite value"):
+        count_summary([1, 2], [1, 2], low=[0, -np.inf], high=[2, 3])

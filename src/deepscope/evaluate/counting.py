@@ -32,7 +32,8 @@ class CountMetrics:
     exact : float
         Share of images with ``round(pred) == true``.
     coverage : float
-        Share of images whose true count lies in ``[low, high]``; NaN without intervals.
+        Share of images whose true count lies in ``[low, high]``, among the images that have an interval
+        (an out-of-domain image has NaN bounds); NaN without intervals.
     mean_width : float
         Mean interval width ``mean(high - low)``; NaN without intervals.
     """
@@ -46,7 +47,7 @@ class CountMetrics:
     mean_width: float
 
 
-def _vector(x: Any, *, name: str, n: int | None = None) -> np.ndarray:
+def _vector(x: Any, *, name: str, n: int | None = None, allow_nan: bool = False) -> np.ndarray:
     try:
         v = np.asarray(x, dtype=float)
     except (TypeError, ValueError):
@@ -57,10 +58,10 @@ def _vector(x: Any, *, name: str, n: int | None = None) -> np.ndarray:
         raise InputError(f"{name} must be one number per image (1-D), got shape {v.shape}")
     if n is not None and len(v) != n:
         raise InputError(f"{name} has {len(v)} values but true has {n}; give one value per image")
-    bad = np.flatnonzero(~np.isfinite(v))
+    bad = np.flatnonzero(np.isinf(v) if allow_nan else ~np.isfinite(v))
     if bad.size:
-        raise InputError(f"{name} has {bad.size} non-finite value(s) (NaN or inf), first at index {int(bad[0])}; "
-                         "drop failed images before scoring")
+        raise InputError(f"{name} has {bad.size} non-finite value(s) ({'inf' if allow_nan else 'NaN or inf'}), "
+                         f"first at index {int(bad[0])}; drop failed images before scoring")
     return v
 
 
@@ -72,8 +73,14 @@ def _check(true: Any, pred: Any, low: Any, high: Any
         raise InputError("give both low and high (the interval bounds) or neither")
     lo = hi = None
     if low is not None:
-        lo = _vector(low, name="low", n=len(t))
-        hi = _vector(high, name="high", n=len(t))
+        # an image without an interval (out of the counter's domain) has NaN bounds: it counts in the errors,
+        # not in the coverage
+        lo = _vector(low, name="low", n=len(t), allow_nan=True)
+        hi = _vector(high, name="high", n=len(t), allow_nan=True)
+        bad = np.flatnonzero(np.isnan(lo) != np.isnan(hi))
+        if bad.size:
+            raise InputError(f"low and high must both be NaN (no interval) or both numbers; image {int(bad[0])} "
+                             f"has low={lo[bad[0]]}, high={hi[bad[0]]}")
         bad = np.flatnonzero(lo > hi)
         if bad.size:
             raise InputError(f"low > high for {bad.size} image(s), first at index {int(bad[0])} "
@@ -89,8 +96,10 @@ def _summary(t: np.ndarray, p: np.ndarray, lo: np.ndarray | None, hi: np.ndarray
     err = p - t
     cov = width = float("nan")
     if lo is not None and hi is not None:
-        cov = float(np.mean((t >= lo) & (t <= hi)))
-        width = float(np.mean(hi - lo))
+        has = ~np.isnan(lo)
+        if has.any():
+            cov = float(np.mean((t[has] >= lo[has]) & (t[has] <= hi[has])))
+            width = float(np.mean(hi[has] - lo[has]))
     return CountMetrics(n=n, mae=float(np.mean(np.abs(err))), rmse=float(np.sqrt(np.mean(err ** 2))),
                         bias=float(np.mean(err)), exact=float(np.mean(np.rint(p) == t)),
                         coverage=cov, mean_width=width)
@@ -116,7 +125,7 @@ def count_summary(true: Any, pred: Any, *, low: Any = None, high: Any = None) ->
     Raises
     ------
     deepscope.errors.InputError
-        If lengths differ, a value is NaN or infinite, only one bound is given, or
+        If lengths differ, a count is NaN or infinite (bounds may be NaN together: no interval), only one bound is given, or
         ``low > high``.
 
     Examples
