@@ -5,24 +5,35 @@ The documents name data the reader has (``../shared/data/bbbc005/images``, ``pla
 names, made by deepscope's synthetic generator or copied from the bundled samples; :func:`run_document`
 then runs, in order, each ``bash`` block (``deepscope`` commands in this process, other lines in
 bash) and each ``python`` block (one namespace per document), and fails on the first command that
-fails, naming the document, its line and the command.
+fails, naming the document, its line and the command. It returns a :class:`DocumentRun` (the project
+folder and the Python namespace), so each document's test then checks figures the page states: a
+count, a column, a file it says is written.
+
+The stand-in data is as small as the documents allow (one or two full-size sample fields where a page
+names one, 128 x 160 BBBC005-like fields, 12 fields of view so that a split by field still has a test
+part); it is built once per process and copied for each document.
 
 What is changed before running is listed in :data:`RULES` (each with its reason): training runs one
-epoch, a cluster is replaced by local processes, and the ``make`` targets are left to CI (``make
-test`` is CI itself; ``make demo`` is ``tests/test_demo.py``). ``tests/docs/test_rules.py`` checks
-that every rule still matches the documents, so a rule cannot outlive its text.
+epoch (restoration on small crops), a fine-tune one step, a cluster is replaced by local processes,
+and the ``make`` targets are left to CI (``make test`` is CI itself; ``make demo`` is
+``tests/test_demo.py``). ``tests/docs/test_rules.py`` checks that every rule still matches the
+documents, so a rule cannot outlive its text.
+
+``DEEPSCOPE_DOCS_TIMES=1`` prints the seconds of each command and Python block (run with ``-s``).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shlex
-import time
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +60,12 @@ RULES: tuple[Rule, ...] = (
     Rule(r"--workers \d+", "-j 0", "a Dask cluster takes longer to start than CI's data takes to analyse"),
     Rule(r"jobs=4", "jobs=0", "worker processes take longer to start than the stand-in data takes"),
     Rule(r"--sites 8", "--sites 2 --size 256x320", "a small synthetic set trains in seconds"),
-    Rule(r"--time-budget \d+", "--time-budget 5", "a fine-tune shows it works in seconds; minutes are for real data"),
-    Rule(r"time_budget=\d+", "time_budget=5", "a fine-tune shows it works in seconds"),
+    Rule(r"--time-budget \d+", "--time-budget 1",
+         "a fine-tune stops after its first step past the budget: one step shows it works; minutes are for real data"),
+    Rule(r"time_budget=\d+", "time_budget=1", "one step of a fine-tune shows the call works"),
+    Rule(r"^deepscope train restore (?!.*--crop)", "deepscope train restore --crop 64 ",
+         "the stand-in fields (128 x 160) are zero-padded to the default 256 px crop (4.8 s a step here); "
+         "64 px crops of their own pixels train the same network in a fifth of the time"),
 )
 #: Appended to ``deepscope train ...`` lines that give no ``--epochs`` (their default is 50).
 TRAIN_EPOCHS = "--epochs 1"
@@ -125,16 +140,28 @@ def shell_commands(block: Block) -> list[tuple[int, str]]:
 
 # --------------------------------------------------------------------------- the stand-in data
 
-def _copy_samples(dest: Path, pattern: str = "*.TIF") -> None:
+#: The bundled sample fields (520 x 696, true count in the name) copied where a page names one: the pages name
+#: ``SIMCEPImages_A05_C18_F1_s01_w1.TIF`` (and ``A11_C44``); two fields keep every command's work small.
+FIELDS = ("SIMCEPImages_A05_C18_F1_s01_w1.TIF", "SIMCEPImages_A11_C44_F1_s01_w1.TIF")
+#: plate1/: two complete fields of view (w1 + w2) for the pipeline's channel grouping, and one incomplete
+#: field (w1 only) that ``incomplete: skip`` leaves out.
+PLATE1 = ("SIMCEPImages_A05_C18_F1_s01_w1.TIF", "SIMCEPImages_A05_C18_F1_s01_w2.TIF",
+          "SIMCEPImages_A11_C44_F1_s01_w1.TIF", "SIMCEPImages_A11_C44_F1_s01_w2.TIF",
+          "SIMCEPImages_A02_C5_F1_s01_w1.TIF")
+#: ../shared/data/bbbc005: counts x blurs x sites x stains; 12 fields of view, so a split by field (0.8/0.1/0.1)
+#: keeps one field for validation and one for testing.
+BBBC005 = {"counts": [1, 4, 8], "blurs": (1, 48), "sites": 4, "stains": (1, 2), "size": (128, 160)}
+
+
+def _copy_samples(dest: Path, names: tuple[str, ...]) -> None:
     dest.mkdir(parents=True, exist_ok=True)
-    for p in sorted(SAMPLES.glob(pattern)):
-        shutil.copy(p, dest / p.name)
+    for name in names:
+        shutil.copy(SAMPLES / name, dest / name)
 
 
-def make_sandbox(tmp: Path) -> Path:
-    """A project folder with the files the documents name, and ``../shared/data`` beside it."""
+def _build_sandbox(tmp: Path) -> Path:
+    """Write the project folder and ``../shared/data`` under ``tmp``."""
     import tifffile
-    import torch  # noqa: F401  (the documents load models)
 
     from deepscope.data.synth import generate_field, write_dataset
     from deepscope.io import write_labels, write_tiff
@@ -143,14 +170,15 @@ def make_sandbox(tmp: Path) -> Path:
     project = tmp / "project"
     shared = tmp / "shared" / "data"
     bbbc = shared / "bbbc005" / "images"
-    write_dataset(bbbc, counts=[1, 5, 18], blurs=(1, 48), sites=4, stains=(1, 2), size=(192, 256), seed=0)
+    write_dataset(bbbc, seed=0, **BBBC005)  # type: ignore[arg-type]
     shutil.move(bbbc / "masks", bbbc.parent / "masks")  # as in the real set: the images folder holds images only
     project.mkdir()
     shutil.copytree(bbbc, project / "bbbc005" / "images")
     shutil.copytree(bbbc, project / "bbbc005", dirs_exist_ok=True)
-    _copy_samples(project / "plate1")
-    for name in ("images", "nuclei", "plate"):
-        _copy_samples(project / name, "*_w1.TIF")
+    _copy_samples(project / "plate1", PLATE1)
+    _copy_samples(project / "nuclei", FIELDS)
+    for name in ("images", "plate"):  # analysed by whole pipelines (analyze): one field shows them
+        _copy_samples(project / name, FIELDS[:1])
     (project / "blurred").mkdir()
     for p in sorted(bbbc.glob("*_F48_*.TIF")):
         shutil.copy(p, project / "blurred" / p.name)
@@ -189,9 +217,28 @@ def make_sandbox(tmp: Path) -> Path:
     return project
 
 
+_TEMPLATE: list[Path] = []
+
+
+def make_sandbox(tmp: Path) -> Path:
+    """A project folder with the files the documents name, and ``../shared/data`` beside it (a copy of one
+    built once per process: the documents write into their copy)."""
+    import torch  # noqa: F401  (the documents load models)
+
+    if not _TEMPLATE:
+        root = Path(tempfile.mkdtemp(prefix="deepscope-docs-"))
+        atexit.register(shutil.rmtree, root, True)
+        _build_sandbox(root)
+        _TEMPLATE.append(root)
+    for part in ("project", "shared"):
+        shutil.copytree(_TEMPLATE[0] / part, tmp / part)
+    return tmp / "project"
+
+
 # --------------------------------------------------------------------------- running
 
-def _run_shell(command: str, project: Path) -> None:
+def _run_shell(command: str, project: Path) -> str:
+    """Run one shell command of a document; return its output."""
     from typer.testing import CliRunner
 
     from deepscope.cli.app import app
@@ -203,44 +250,103 @@ def _run_shell(command: str, project: Path) -> None:
             raise AssertionError(f"exit code {r.exit_code}\n{r.output[-3000:]}"
                                  + (f"\n{r.exception!r}" if r.exception and not isinstance(r.exception, SystemExit)
                                     else ""))
-    else:
-        # the documents' shell lines call `deepscope` as an installed user would: the venv's scripts come first
-        env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
-        r2 = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=project, capture_output=True, text=True,
-                            timeout=300, env=env)
-        if r2.returncode != 0:
-            raise AssertionError(f"exit code {r2.returncode}\n{r2.stdout[-2000:]}\n{r2.stderr[-2000:]}")
+        return r.output
+    # the documents' shell lines call `deepscope` as an installed user would: the venv's scripts come first
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    r2 = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=project, capture_output=True, text=True,
+                        timeout=300, env=env)
+    if r2.returncode != 0:
+        raise AssertionError(f"exit code {r2.returncode}\n{r2.stdout[-2000:]}\n{r2.stderr[-2000:]}")
+    return r2.stdout
 
 
-def run_document(name: str, tmp: Path, monkeypatch: object) -> int:
-    """Run every command and Python block of ``name`` (relative to the repository) in a sandbox; return how
-    many ran. Fails with the document, line and command of the first one that fails."""
+@dataclass
+class DocumentRun:
+    """What running a document left: its project folder, its Python namespace, and each command's output."""
+
+    project: Path
+    namespace: dict[str, object]
+    outputs: list[tuple[str, str]] = field(default_factory=list)  # (command as run, or "python:LINE", output)
+    #: the namespace as each Python block left it, in the document's order (a later block may rebind a name)
+    after_block: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def ran(self) -> int:
+        return len(self.outputs)
+
+    def output(self, start: str) -> str:
+        """The output of the first command that starts with ``start`` (or of the Python block ``python:LINE``)."""
+        for command, out in self.outputs:
+            if command.startswith(start):
+                return out
+        raise AssertionError(f"no command starting with {start!r} ran; ran: {[c for c, _ in self.outputs]}")
+
+    def python_output(self) -> str:
+        """Everything the document's Python blocks printed."""
+        return "".join(out for command, out in self.outputs if command.startswith("python:"))
+
+
+def run_document(name: str, tmp: Path, monkeypatch: object) -> DocumentRun:
+    """Run every command and Python block of ``name`` (relative to the repository) in a sandbox. Fails with
+    the document, line and command of the first one that fails."""
     document = ROOT / name
     project = make_sandbox(tmp)
     monkeypatch.chdir(project)  # type: ignore[attr-defined]
-    namespace: dict[str, object] = {"__name__": "__docs__"}
-    ran = 0
+    run = DocumentRun(project, {"__name__": "__docs__"})
+    environ = dict(os.environ)  # `deepscope --max-pixels` sets its variable for the workers a run starts
+    try:
+        _run_blocks(name, document, run)
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+    return run
+
+
+def _run_blocks(name: str, document: Path, run: DocumentRun) -> None:
+    import contextlib
+    import io
+
+    times = bool(os.environ.get("DEEPSCOPE_DOCS_TIMES"))
     for block in blocks(document):
+        t0 = time.perf_counter()
         if block.language == "python":
             code = apply_rules(block.text)
             assert code is not None
+            printed = io.StringIO()
             try:
-                exec(compile(code, f"{name}:{block.line}", "exec"), namespace)  # noqa: S102 - the docs' own code
+                with contextlib.redirect_stdout(printed):
+                    exec(compile(code, f"{name}:{block.line}", "exec"), run.namespace)  # noqa: S102 - the docs' code
             except Exception as exc:
                 raise AssertionError(f"{name}, line {block.line}: the Python block fails: "
-                                     f"{type(exc).__name__}: {exc}") from exc
-            ran += 1
+                                     f"{type(exc).__name__}: {exc}\nit printed: {printed.getvalue()[-2000:]}") from exc
+            run.outputs.append((f"python:{block.line}", printed.getvalue()))
+            run.after_block.append(dict(run.namespace))
+            if times:
+                print(f"{time.perf_counter() - t0:6.1f} s  python block, line {block.line}")
             continue
         for line, command in shell_commands(block):
-            run = apply_rules(command)
-            if run is None:
+            command_run = apply_rules(command)
+            if command_run is None:
                 continue
             t0 = time.perf_counter()
             try:
-                _run_shell(run, project)
+                out = _run_shell(command_run, run.project)
             except AssertionError as exc:
-                raise AssertionError(f"{name}, line {line}: `{run}` fails: {exc}") from None
-            ran += 1
-            if os.environ.get("DEEPSCOPE_DOCS_TIMES"):
-                print(f"{time.perf_counter() - t0:6.1f} s  {run}")
-    return ran
+                raise AssertionError(f"{name}, line {line}: `{command_run}` fails: {exc}") from None
+            run.outputs.append((command_run, out))
+            if times:
+                print(f"{time.perf_counter() - t0:6.1f} s  {command_run}")
+
+
+# --------------------------------------------------------------------------- checking what a page states
+
+def true_count(path: str | Path) -> int:
+    """The count in a BBBC005 file name (``..._C18_...`` -> 18)."""
+    m = re.search(r"_C(\d+)_", Path(path).name)
+    assert m, f"no _C<count>_ in {path}"
+    return int(m.group(1))
+
+
+def page(name: str) -> str:
+    """The text of a document, whitespace collapsed (so a test can check that a figure it checks is still stated)."""
+    return " ".join((ROOT / name).read_text(encoding="utf-8").split())

@@ -31,3 +31,5 @@ def test_commands_are_read_as_a_shell_would():
     assert apply_rules("make demo") is None
     assert apply_rules("deepscope train count --data d --out r") == "deepscope train count --data d --out r --epochs 1"
     assert apply_rules("deepscope run p.yaml --out r --workers 8") == "deepscope run p.yaml --out r -j 0"
+    assert apply_rules("deepscope train restore --data d --out r") == "deepscope train restore --crop 64 --data d --out r --epochs 1"
+    assert apply_rules("deepscope train restore --crop 32 --data d") == "deepscope train restore --crop 32 --data d --epochs 1"

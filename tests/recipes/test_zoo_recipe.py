@@ -38,10 +38,19 @@ def _train(pack: Path, out: Path, variants: str, synth: Path) -> None:
         assert not (out / v / "error.txt").exists(), (out / v / "error.txt").read_text()
 
 
-def test_count_recipe_at_reduced_size(pack, tmp_path):
+@pytest.fixture(scope="module")
+def count_run(pack, tmp_path_factory):
+    """count-pct-p4 (the shipped counter's recipe) trained once: its own test checks it, the dot recipe starts
+    from it."""
+    out = tmp_path_factory.mktemp("count")
+    _train(pack, out, "count-pct-p4", out / "synth")
+    return out
+
+
+def test_count_recipe_at_reduced_size(count_run):
     from deepscope.models import load_model, model_card
 
-    _train(pack, tmp_path, "count-pct-p4", tmp_path / "synth")
+    tmp_path = count_run
     model = load_model(tmp_path / "count-pct-p4", device="cpu")
     shipped = model_card("count-bbbc005")
     assert model.arch == shipped.architecture  # the shipped model's recipe, only shorter
@@ -51,7 +60,7 @@ def test_count_recipe_at_reduced_size(pack, tmp_path):
     assert (tmp_path / "count.tar").exists()
 
 
-def test_dot_annotation_recipe_at_reduced_size(pack, tmp_path, shared_data, monkeypatch):
+def test_dot_annotation_recipe_at_reduced_size(pack, count_run, tmp_path, shared_data, monkeypatch):
     """recipes/pack_dots.py: per-field centroids only where the segmented nuclei match the true count,
     and the count-p4-dots-ft variant (not shipped) trains on them from a first run."""
     monkeypatch.syspath_prepend(str(ROOT / "recipes"))
@@ -67,9 +76,8 @@ def test_dot_annotation_recipe_at_reduced_size(pack, tmp_path, shared_data, monk
     for f in np.unique(dots[:, 0]):
         assert (dots[:, 0] == f).sum() == counts[fields == f][0]  # dots never contradict the count
     assert (dots[:, 1] >= 0).all() and (dots[:, 1] < 520).all() and (dots[:, 2] < 696).all()
-    _train(pack, tmp_path / "first", "count-pct-p4", tmp_path / "synth")
     r = _run("recipes/zoo.py", "one", "--only", "count-p4-dots-ft", "--data", str(pack), "--out", str(tmp_path),
-             "--device", "cpu", "--tiny", "--init", str(tmp_path / "first"))
+             "--device", "cpu", "--tiny", "--init", str(count_run))  # a first run: the count recipe's
     assert r.returncode == 0, r.stdout[-2000:]
     card = json.loads((tmp_path / "count-p4-dots-ft" / "model.json").read_text())
     assert card["training"]["initialised_from"].startswith("count-pct-p4")

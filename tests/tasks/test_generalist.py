@@ -69,7 +69,9 @@ def test_domain_check_accepts_development_images_and_flags_others(nuclei_fast, s
     import skimage.data
 
     rng = np.random.default_rng(0)
-    for name, pic in (("astronaut", skimage.data.astronaut()), ("noise", rng.integers(0, 256, (256, 256), np.uint8))):
+    # a 256 x 256 crop of the photograph (her face and shoulder) is flagged as the whole one is, in a fifth of the time
+    for name, pic in (("astronaut", skimage.data.astronaut()[:256, 128:384]),
+                      ("noise", rng.integers(0, 256, (256, 256), np.uint8))):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             dom = nuclei_fast.predict_image(pic, return_info=True)[2]
