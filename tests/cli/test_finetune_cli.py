@@ -212,7 +212,7 @@ def test_a_fine_tune_that_beats_its_parent_is_kept_with_both_scores(tmp_path, sy
     assert r.exit_code == 0, r.output
     card = json.loads((tmp_path / "ft" / "model.json").read_text())
     guard = card["training"]["fine_tune"]
-    assert guard["kept"] == "fine-tuned" and guard["fine_tuned_score"] < guard["parent_score"]
+    assert guard["kept"] == "fine-tuned" and guard["fine_tuned_score"] < guard["parent_score"], (guard, _out(r))
     assert card["weights"]["sha256"] != json.loads((weak / "model.json").read_text())["weights"]["sha256"]
     assert "holds the fine-tuned weights (better than the parent)" in _out(r)
 

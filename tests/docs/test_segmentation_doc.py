@@ -58,6 +58,15 @@ def test_segmentation_runs_as_written(tmp_path, monkeypatch):
     assert summary["n_images"] == 2 and summary["n_failed"] == 0
     assert summary["f1@0.5"] >= 0.9 and 0 < summary["dsb_score"] <= summary["f1@0.5"]
 
+    # "Trading precision for recall": the thresholds used are in the lineage; the lenient run finds at least as
+    # many objects as the strict one
+    from deepscope.provenance import lineage
+
+    rec = lineage.read(project / "strict" / f"{inputs[0].stem}.labels.tif")
+    assert (rec.params["flow_threshold"], rec.params["min_size"], rec.params["prob_threshold"]) == (0.4, 60, 0.45)
+    strict, lenient = (pd.read_csv(project / d / "counts.csv")["count"] for d in ("strict", "lenient"))
+    assert (lenient >= strict).all() and lenient.sum() > 0
+
     # training: run folders, and one int32 label image per test image from the Python API
     for run_dir in ("runs/seg", "runs/cells"):
         assert (project / run_dir / "model.safetensors").is_file(), run_dir

@@ -73,10 +73,64 @@ def test_diameter_message_names_the_shipped_generalists():
     from deepscope.errors import ConfigError
     from deepscope.models import list_models
     from deepscope.pipeline import Pipeline
-    from deepscope.pipeline.spec import generalist_models
+    from deepscope.tasks.segment.pipeline_step import generalist_models
 
     assert generalist_models() == ["nuclei"]
     assert set(generalist_models()) <= {m.name for m in list_models("segment")}
     with pytest.raises(ConfigError, match=r"diameter is for the generalist models \(nuclei\);"):
         Pipeline.from_dict({"inputs": {"paths": ["x"]},
                             "steps": [{"segment": {"model": "otsu-watershed", "diameter": 20}}]})
+
+
+def test_pipeline_count_backend_is_checked_and_kept():
+    """The count step takes ``backend`` as ``deepscope count --backend`` does (a count model only)."""
+    from deepscope.errors import ConfigError
+    from deepscope.pipeline import Pipeline
+
+    def spec(**count):
+        return {"inputs": {"paths": ["x"]}, "steps": [{"segment": {"model": "otsu-watershed"}}, {"count": count}]}
+
+    with pytest.raises(ConfigError, match=r"steps\[1\]\.count\.backend: 'tvm' is not one of torch, onnx"):
+        Pipeline.from_dict(spec(model="count-bbbc005", backend="tvm"))
+    with pytest.raises(ConfigError, match="backend is for count models; model: objects runs no network"):
+        Pipeline.from_dict(spec(objects="Nuclei", backend="onnx"))
+    p = Pipeline.from_dict(spec(model="count-bbbc005"))
+    q = Pipeline.from_dict(spec(model="count-bbbc005", backend="onnx"))
+    assert "backend" not in p.to_dict()["steps"][1]["count"]  # a pipeline without it keeps its hash
+    assert q.steps[1].backend == "onnx" and Pipeline.from_dict(q.to_dict()) == q and q.hash() != p.hash()
+
+
+def test_count_and_run_give_identical_counts_on_onnx(images, tmp_path, monkeypatch):
+    """``count: {backend: onnx}`` in a pipeline runs the network where ``deepscope count --backend onnx`` does."""
+    import pandas as pd
+
+    from deepscope.predict import inputs
+
+    pytest.importorskip("onnxruntime")
+    backends: list = []
+    resolve = inputs.resolve_model
+
+    def spy(model, **kw):
+        backends.append((kw.get("task"), kw.get("backend")))
+        return resolve(model, **kw)
+
+    runner = CliRunner()
+    model = "count-bbbc005-fast"
+    r = runner.invoke(app, ["count", str(images), "--model", model, "--backend", "onnx", "--out",
+                            str(tmp_path / "counts.csv"), "--jobs", "1"])
+    assert r.exit_code == 0, r.output
+    spec = tmp_path / "p.yaml"
+    spec.write_text(yaml.safe_dump({"inputs": {"paths": [str(images)]},
+                                    "steps": [{"count": {"model": model, "name": "Cells", "backend": "onnx"}}],
+                                    "outputs": {"labels": False, "overlays": False}}))
+    monkeypatch.setattr(inputs, "resolve_model", spy)  # from here, the pipeline's calls only
+    r = runner.invoke(app, ["run", str(spec), "--out", str(tmp_path / "run"), "--jobs", "0"])
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(tmp_path / "counts.csv")
+    by_cli = table.set_index(table["path"].map(lambda s: s.rsplit("/", 1)[-1]))["count"].sort_index()
+    run = pd.read_parquet(tmp_path / "run" / "images.parquet")
+    name_col = next(c for c in run.columns if c.startswith("FileName_"))
+    by_run = run.set_index(name_col)["Count_Cells"].sort_index()
+    assert list(by_cli.index) == list(by_run.index) == ["img_0.tif", "img_1.tif"]
+    np.testing.assert_allclose(by_cli.to_numpy(), by_run.to_numpy(), rtol=1e-6)
+    assert ("count", "onnx") in backends  # the pipeline's model was put on ONNX Runtime

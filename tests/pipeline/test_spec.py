@@ -8,7 +8,8 @@ import pytest
 
 from deepscope.errors import ConfigError
 from deepscope.pipeline import Pipeline, load_pipeline
-from deepscope.pipeline.spec import FilterStep, MeasureStep, SegmentStep
+from deepscope.pipeline.spec import FilterStep, MeasureStep
+from deepscope.tasks.segment.pipeline_step import SegmentStep
 
 GOOD = """\
 name: two-channel
@@ -138,7 +139,57 @@ def test_doctests_of_the_pipeline_modules():
     import deepscope.pipeline.spec as s
     import deepscope.pipeline.steps as st
     import deepscope.pipeline.store as so
+    import deepscope.tasks.count.pipeline_step as cs
+    import deepscope.tasks.segment.pipeline_step as ss
 
-    for mod in (y, s, i, st, so, ex, r):
+    for mod in (y, s, i, st, so, ex, r, ss, cs):
         res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert res.failed == 0, mod.__name__
+
+
+def test_a_task_brings_its_own_step_through_the_registry(monkeypatch):
+    """spec.py knows no task: a plugin's ``pipeline_step`` is a step kind of every pipeline, parsed by its task."""
+    from dataclasses import dataclass, field
+
+    from deepscope.models import plugins
+    from deepscope.pipeline.spec import step_kinds, task_steps
+    from deepscope.tasks.contracts import PipelineStep
+
+    @dataclass(frozen=True)
+    class SpotStep:
+        objects: str
+        channel: str
+        kind: str = field(default="spots", init=False)
+
+        @property
+        def made_objects(self):
+            return self.objects
+
+        @property
+        def model_refs(self):
+            return ()
+
+        def to_dict(self):
+            return {"objects": self.objects, "channel": self.channel}
+
+        @classmethod
+        def parse(cls, opts, r):
+            d = r.mapping(opts, r.path, ("objects", "channel"), required=("objects",))
+            return cls(objects=r.new_objects(d["objects"], r.path + ("objects",)),
+                       channel=r.channel(d.get("channel"), r.path + ("channel",)))
+
+    class SpotPlugin(plugins.TaskPlugin):
+        task, representation, pipeline_step = "spots", "peaks", SpotStep
+
+    plugins.list_tasks()  # deepscope's own registered first
+    monkeypatch.setattr(plugins, "_PLUGINS", {**plugins._PLUGINS, ("spots", "peaks"): SpotPlugin()})
+    assert task_steps()["spots"] is SpotStep and {"segment", "count"} <= set(task_steps())
+    assert step_kinds()[0] == "normalize" and "spots" in step_kinds()
+    p = Pipeline.from_dict({"inputs": {"paths": ["x"]}, "steps": [{"spots": {"objects": "Spots"}}, {"measure": {}}]})
+    assert isinstance(p.steps[0], PipelineStep) and p.objects == ("Spots",) and p.model_refs == ()
+    assert Pipeline.from_dict(p.to_dict()) == p
+    with pytest.raises(ConfigError, match=r"steps\[0\]\.spots\.channel: no channel 'DNA'"):
+        Pipeline.from_dict({"inputs": {"paths": ["x"]}, "steps": [{"spots": {"objects": "S", "channel": "DNA"}}]})
+    with pytest.raises(ConfigError, match=r"unknown step kind; valid kinds are normalize, .*spots.*"
+                                          r"\(did you mean 'spots'"):
+        Pipeline.from_dict({"inputs": {"paths": ["x"]}, "steps": [{"spot": {}}]})

@@ -115,6 +115,9 @@ def analyze(
                                      "cells-bbbc005, otsu-watershed, or a model folder / .json card."),
     count_model: str | None = typer.Option(None, "--count-model", help="Also count with this model (e.g. "
                                            "count-bbbc005) into Count_Cells."),
+    counter: str | None = typer.Option(None, "--counter", help="Count model for blurred images: there Count_Nuclei "
+                                       "is its estimate where it finds the image in its domain (Count_Nuclei_Method); "
+                                       "default count-bbbc005; 'objects': always the number of nuclei found."),
     pattern: str | None = typer.Option(None, "--pattern", help="File-name pattern for Metadata_ columns: a preset "
                                        "(bbbc005) or a regex with named groups."),
     include: list[str] = typer.Option([], "--include", help="Only files whose name matches this glob (repeat)."),
@@ -139,6 +142,10 @@ def analyze(
 ) -> None:
     """Segment nuclei, count and measure them in every image: tables, label images and overlays.
 
+    On images the QC finds blurred, Count_Nuclei is the count model's estimate (--counter), as
+    segmentation misses nuclei there; Count_Nuclei_Method says which, Count_Nuclei_Objects keeps
+    the number of nuclei found.
+
     The one-line default pipeline; RUN_DIR/pipeline.yaml holds it, resolved, as a starting point
     for `deepscope run`.
     """
@@ -148,7 +155,8 @@ def analyze(
         warnings.simplefilter("always")
         pipe = default_pipeline(paths, model=model, count_model=count_model, pattern=pattern, include=include,
                                 recursive=recursive, overlays=overlays, labels=labels, pixel_size=pixel_size,
-                                diameter=diameter, channel=channel, label_images=label_images(include_labels))
+                                diameter=diameter, channel=channel, label_images=label_images(include_labels),
+                                counter=counter)
     for w in caught:
         if not issubclass(w.category, DeprecationWarning):
             err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}")

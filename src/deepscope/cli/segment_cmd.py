@@ -41,6 +41,18 @@ def segment(
     include: str | None = typer.Option(None, "--include", help="Glob on file names in folders."),
     diameter: float | None = typer.Option(None, "--diameter", help="Object diameter in pixels (generalist "
                                           "models; default: estimated per image and written to counts.csv)."),
+    prob_threshold: float | None = typer.Option(
+        None, "--prob-threshold", help="(Cell) probability above which a pixel belongs to an object, in (0, 1): "
+        "higher gives fewer, tighter objects (precision), lower more (recall). Default: the model card's tuned "
+        "value."),
+    flow_threshold: float | None = typer.Option(
+        None, "--flow-threshold", help="Flow models (nuclei) only: drop objects whose predicted flows disagree "
+        "with their shape by more than this mean squared error (0 = no check; lower drops more). Watershed models "
+        "(cells-bbbc005, nuclei-fluo) have no flow check and refuse it. Default: the card's."),
+    min_size: int | None = typer.Option(
+        None, "--min-size", help="Remove objects smaller than this many pixels (generalist models: pixels at the "
+        "model's scale, objects rescaled to its diameter). Default: the card's. The thresholds used are recorded "
+        "in the lineage."),
     report: bool = report_option(),
 ) -> None:
     """Segment objects into instances: int32 label images (0 = background), overlays and counts.csv.
@@ -55,7 +67,8 @@ def segment(
                             overlay=overlay, include=include, recursive=recursive,
                             label_images=label_images(include_labels), progress=progress,
                             diameter=diameter, rois=rois, backend=backend,
-                            zarr_labels=zarr_labels, jobs=jobs)
+                            zarr_labels=zarr_labels, jobs=jobs, prob_threshold=prob_threshold,
+                            flow_threshold=flow_threshold, min_size=min_size)
     ok = res.table[res.table["error"] == ""]
     if res.n_images <= SHOWN_ROWS:
         for rec in ok.to_dict("records"):

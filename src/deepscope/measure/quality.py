@@ -34,12 +34,18 @@ import numpy as np
 from deepscope.errors import InputError
 from deepscope.io.image import as_pixels
 
-__all__ = ["QUALITY_FEATURES", "quality_columns", "measure_image_quality", "power_log_log_slope"]
+__all__ = ["QUALITY_FEATURES", "quality_columns", "measure_image_quality", "power_log_log_slope", "BLUR_SLOPE"]
 
 #: Features of :func:`measure_image_quality`, in column order.
 QUALITY_FEATURES: tuple[str, ...] = ("FocusScore", "PowerLogLogSlope", "PercentMaximal", "PercentMinimal",
                                      "TotalIntensity", "MeanIntensity", "MedianIntensity", "StdIntensity",
                                      "MADIntensity", "MinIntensity", "MaxIntensity", "Percentile1", "Percentile99")
+
+#: An image whose power-log-log slope (``ImageQuality_PowerLogLogSlope``) is at or below this is blurred,
+#: whatever the rest of the run looks like. Measured on development images (BENCHMARKS.md, "Blur flag"):
+#: in-focus BBBC005 fields -2.4 to -1.6, DSB2018 fluorescence >= -2.6 (1st percentile); BBBC005 F23 and F48
+#: fields -5.1 to -3.3.
+BLUR_SLOPE = -3.0
 
 
 def quality_columns(channel: str) -> list[str]:

@@ -88,6 +88,10 @@ class TaskPlugin:
     output_names: ClassVar[tuple[str, ...]] = ()
     #: What deepscope does with the network's outputs, for exported packages' documentation.
     postprocessing_note: ClassVar[str] = ""
+    #: The task's own pipeline step: a class with ``kind`` (its key in a pipeline's ``steps``) and
+    #: ``parse(options, reader)`` (the PipelineStep contract of the task contracts); None: a pipeline runs the
+    #: task's models through the generic ``model:`` step only. The pipeline spec finds steps here.
+    pipeline_step: ClassVar[Any] = None
 
     # ------------------------------------------------------------------ card and network
     def default_architecture(self, **options: Any) -> Any:

@@ -290,13 +290,18 @@ class LocalExecutor(Executor):
 
 
 def _preload(job_json: str) -> list[str]:
-    """Modules the forkserver imports before forking workers (torch only for deep models)."""
+    """Modules the forkserver imports before forking workers (torch only for deep models, or for the task
+    registry that a task's own step, such as ``segment``, is parsed by in each worker)."""
     import json
+
+    from deepscope.pipeline.spec import GENERIC_STEP_KINDS
 
     mods = ["deepscope.pipeline.steps", "deepscope.measure", "deepscope.predict.classical", "deepscope.io",
             "pandas", "pyarrow.parquet", "scipy.ndimage", "skimage.filters", "skimage.segmentation",
             "skimage.measure", "skimage.feature", "skimage.morphology"]
     steps = json.loads(job_json).get("pipeline", {}).get("steps", [])
+    if {k for st in steps if isinstance(st, dict) for k in st} - {*GENERIC_STEP_KINDS, "normalise"}:
+        mods.append("deepscope.tasks")  # imported once here rather than once per worker
     models = {opts.get("model") for st in steps for opts in st.values() if isinstance(opts, dict)}
     if models - {None, "otsu-watershed", "objects"}:
         mods += ["torch", "safetensors.torch", "deepscope.models", "deepscope.models.networks",

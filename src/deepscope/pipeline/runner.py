@@ -20,14 +20,13 @@ from typing import Any
 from deepscope.errors import ConfigError, InputError, user_stacklevel
 from deepscope.pipeline.executors import DaskExecutor, Executor, LocalExecutor, SerialExecutor, WorkerLost
 from deepscope.pipeline.inputs import ImageSet, discover_image_sets, set_stem, set_stems
-from deepscope.pipeline.spec import (OBJECT_COUNT, CountStep, ModelStep, Pipeline, SegmentStep, load_pipeline,
-                                     zoo_dir)
+from deepscope.pipeline.spec import ModelStep, Pipeline, load_pipeline, zoo_dir
 from deepscope.pipeline.steps import Task, image_value_types, objects_schema, part_path, run_task
 from deepscope.pipeline.store import (ON_CHANGE, RunDirError, _now, check_run_dir, lock_run_dir, plan_resume,
                                       prepare_run_dir, scan_parts, write_error_part, write_manifest)
 
 __all__ = ["RunResult", "run_pipeline", "resolve_models", "default_pipeline", "Progress", "INLINE_INPUTS_MAX",
-           "COMMIT_BLOCK", "DEFAULT_SEGMENT_MODEL"]
+           "COMMIT_BLOCK", "DEFAULT_SEGMENT_MODEL", "DEFAULT_COUNTER"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +37,9 @@ INLINE_INPUTS_MAX = 10_000
 COMMIT_BLOCK = 2000
 #: The segmentation model of ``deepscope analyze`` (otsu-watershed when it is not installed).
 DEFAULT_SEGMENT_MODEL = "nuclei"
+#: The counter ``deepscope analyze`` counts blurred images with (``Count_Nuclei_Method`` = ``counter``; objects
+#: elsewhere, and everywhere when it is not installed): see :func:`deepscope.pipeline.steps.route_count`.
+DEFAULT_COUNTER = "count-bbbc005"
 
 #: ``progress(done, total, failed)``: image sets finished (including those of earlier sessions).
 Progress = Callable[[int, int, int], None]
@@ -144,11 +146,11 @@ def resolve_models(pipeline: Pipeline) -> dict[str, Any]:
 def _model_columns(pipeline: Pipeline, models: Mapping[str, Any]) -> dict[str, str]:
     cols: dict[str, str] = {}
     for s in pipeline.steps:
-        if isinstance(s, SegmentStep):
-            name = s.objects
-        elif isinstance(s, ModelStep):
+        if isinstance(s, ModelStep):
             name = s.objects or s.into or ""
-        elif isinstance(s, CountStep) and s.model != OBJECT_COUNT:
+        elif getattr(s, "kind", None) == "segment":  # the segment task's step
+            name = s.objects
+        elif getattr(s, "kind", None) == "count" and s.model_refs:  # a count model (not model: objects)
             name = f"Count_{s.name}"
         else:
             continue
@@ -448,6 +450,7 @@ def _run_locked(pipeline: Pipeline, run_dir: Path, ex: Executor, sets: list[Imag
     if catalog is not None:
         catalog.close()
     _warn_out_of_domain(tables.get("images.parquet"))
+    _warn_counted_by_counter(tables.get("images.parquet"))
     return RunResult(run_dir=run_dir, pipeline_hash=phash, n_sets=total, n_done_before=plan.done,
                      n_processed=processed, n_failed=n_failed, n_objects=n_objects, n_changed=len(plan.changed),
                      skipped=tuple(skipped), failures=tuple(failures), tables=tables, seconds=seconds,
@@ -473,6 +476,28 @@ def _warn_out_of_domain(images_table: Path | None, *, shown: int = 10) -> None:
         if len(bad) > shown:
             warnings.warn(f"... and {len(bad) - shown} more images with {col} = 0 (see the images table)",
                           stacklevel=user_stacklevel())
+
+
+def _warn_counted_by_counter(images_table: Path | None) -> None:
+    """One warning per routed count (``Count_<objects>_Method``) that took the counter's estimate for blurred images:
+    the report flags each of those images as blurred and shows where its count came from."""
+    if images_table is None or not Path(images_table).exists():
+        return
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from deepscope.measure.quality import BLUR_SLOPE
+
+    names = [n for n in pq.read_schema(images_table).names if n.startswith("Count_") and n.endswith("_Method")]
+    for col in names:
+        method = pd.read_parquet(images_table, columns=[col])[col]
+        n = int((method == "counter").sum())
+        if n:
+            obj = col[len("Count_"):-len("_Method")]
+            warnings.warn(f"{n} of {len(method)} images look blurred (power-log-log slope <= {BLUR_SLOPE:g}): their "
+                          f"Count_{obj} is the count model's estimate ({col} = counter), as their {obj} objects "
+                          f"(Count_{obj}_Objects, and their measurements) may be merged or missed; the report flags "
+                          "each", stacklevel=user_stacklevel())
 
 
 def _block_mapper(ex: Executor, job_json: str) -> Callable[..., Any]:
@@ -544,8 +569,14 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
                      count_model: str | None = None, pattern: str | None = None,
                      include: Sequence[str] = (), recursive: bool = False, overlays: bool = True,
                      labels: bool = True, pixel_size: float | None = None, channel: int | None = None,
-                     name: str = "analyze", diameter: float | None = None, label_images: str = "skip") -> Pipeline:
+                     name: str = "analyze", diameter: float | None = None, label_images: str = "skip",
+                     counter: str | None = None) -> Pipeline:
     """The one-line analysis of ``deepscope analyze``: segment nuclei, count, measure; tables and overlays.
+
+    ``Count_Nuclei`` is the number of nuclei found, except on images the image QC finds blurred (where
+    segmentation merges and misses nuclei): there it is the counter's estimate where the counter finds the image
+    in its domain (``Count_Nuclei_Method`` says which; ``Count_Nuclei_Objects`` is the objects' count, which the
+    object tables hold; :func:`deepscope.pipeline.steps.route_count`).
 
     Parameters
     ----------
@@ -573,6 +604,9 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
         Channel (0-based) of multi-channel images to analyse (``inputs.plane``).
     diameter : float, optional
         Nucleus diameter in pixels for the generalist models (default: estimated per image).
+    counter : str, optional
+        Count model for the blurred images (a shipped name, folder or card); default :data:`DEFAULT_COUNTER`
+        when it is installed; ``"objects"``: always the objects' count.
 
     Returns
     -------
@@ -600,8 +634,10 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
     seg: dict[str, Any] = {"objects": "Nuclei", "model": model}
     if diameter is not None:
         seg["diameter"] = diameter
+    if counter is None:
+        counter = DEFAULT_COUNTER if (zoo_dir() / f"{DEFAULT_COUNTER}.json").is_file() else "objects"
     steps: list[dict[str, Any]] = [{"segment": seg},
-                                   {"count": {"model": OBJECT_COUNT, "objects": "Nuclei"}}]
+                                   {"count": {"model": counter, "objects": "Nuclei"}}]
     if count_model:
         steps.append({"count": {"model": count_model, "name": "Cells"}})
     steps.append({"measure": {"objects": ["Nuclei"], "pixel_size": pixel_size or "files"}})

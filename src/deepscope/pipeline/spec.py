@@ -16,6 +16,11 @@ A pipeline has three sections::
 
 See ``docs/pipelines.md`` for every key. :func:`load_pipeline` reads a file or text,
 :meth:`Pipeline.from_dict` a dict (what ``deepscope analyze`` builds).
+
+The generic steps (``normalize``, ``model``, ``relate``, ``measure``, ``filter``) are defined here; a task's own
+step (``segment``, ``count``, ...) is defined and parsed by its task package and found through the task registry
+(the ``pipeline_step`` of its plugins, :func:`task_steps`), so this module knows no task. Importing it imports
+no task package (nor torch): the registry is read when a spec names a step that is not generic.
 """
 
 from __future__ import annotations
@@ -25,37 +30,68 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, Union
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NoReturn, Union
 
 from deepscope.errors import ConfigError
 from deepscope.pipeline._yaml import Marks, load_with_marks
 
+if TYPE_CHECKING:
+    from deepscope.tasks.contracts import PipelineStep
+
 __all__ = [
-    "SPEC_SCHEMA", "STEP_KINDS", "TABLE_FORMATS", "INCOMPLETE_MODES", "CLASSICAL_SEGMENTERS", "OBJECT_COUNT",
-    "ChannelGrouping", "Inputs", "Outputs", "NormalizeStep", "SegmentStep", "CountStep", "ModelStep", "RelateStep",
-    "MeasureStep", "FilterStep", "Step", "Pipeline", "load_pipeline",
+    "SPEC_SCHEMA", "GENERIC_STEP_KINDS", "TABLE_FORMATS", "INCOMPLETE_MODES", "ChannelGrouping", "Inputs", "Outputs",
+    "NormalizeStep", "ModelStep", "RelateStep", "MeasureStep", "FilterStep", "Step", "Pipeline", "load_pipeline",
+    "step_kinds", "task_steps",
 ]
 
 #: Schema tag written with every resolved pipeline (and part of its hash).
 SPEC_SCHEMA = "deepscope.pipeline/1"
-#: Step kinds, in the order the docs list them (``normalise`` is accepted for ``normalize``).
-STEP_KINDS = ("normalize", "segment", "count", "model", "relate", "measure", "filter")
+#: The step kinds of every pipeline, whatever the tasks (``normalise`` is accepted for ``normalize``); the tasks'
+#: own (``segment``, ``count``, ...) come from the task registry (:func:`step_kinds`).
+GENERIC_STEP_KINDS = ("normalize", "model", "relate", "measure", "filter")
 #: Table formats of ``outputs.tables``.
 TABLE_FORMATS = ("parquet", "csv")
 #: What to do with image sets that lack a channel (``inputs.channels.incomplete``).
 INCOMPLETE_MODES = ("error", "skip")
-#: Built-in segmenters that need no weights (``segment.model``).
-CLASSICAL_SEGMENTERS = ("otsu-watershed",)
-#: ``count.model`` value that counts segmented objects instead of running a count model.
-OBJECT_COUNT = "objects"
 
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_OTSU_OPTIONS = ("min_size", "smoothing_sigma", "footprint", "object_size", "distance_sigma", "fill_holes",
-                 "exclude_border")
-_TTA = ("none", "flips", "d8")
+
+
+def task_steps() -> dict[str, Any]:
+    """Step kind -> the step class of the registered task that owns it (``segment`` -> ``SegmentStep`` ...).
+
+    A task plugin names its step class in ``pipeline_step`` (:class:`deepscope.models.plugins.TaskPlugin`; the
+    contract is :class:`deepscope.tasks.contracts.PipelineStep`); reading them imports the registered tasks.
+
+    Raises
+    ------
+    deepscope.errors.ConfigError
+        Two tasks give one step kind, or a task gives a generic one.
+    """
+    from deepscope.models.plugins import get_task, list_tasks
+
+    out: dict[str, Any] = {}
+    for task, rep in list_tasks():
+        cls = get_task(task, rep).pipeline_step
+        if cls is None:
+            continue
+        kind = str(cls.kind)
+        if kind in GENERIC_STEP_KINDS or out.get(kind, cls) is not cls:
+            raise ConfigError(f"task plugin {task}/{rep} gives the pipeline step {kind!r}, which "
+                              f"{'every pipeline has' if kind in GENERIC_STEP_KINDS else 'another task gives'}; "
+                              "give the step another kind")
+        out[kind] = cls
+    return out
+
+
+def step_kinds() -> tuple[str, ...]:
+    """Every step kind a pipeline may have, in the order the docs list them: ``normalize``, the tasks' own steps,
+    then ``model``, ``relate``, ``measure`` and ``filter``."""
+    return (GENERIC_STEP_KINDS[0], *task_steps(), *GENERIC_STEP_KINDS[1:])
 
 
 # ---------------------------------------------------------------------------------------------- dataclasses
@@ -148,48 +184,6 @@ class NormalizeStep:
 
 
 @dataclass(frozen=True)
-class SegmentStep:
-    """Segment one channel into instance labels named ``objects``.
-
-    ``model`` is a shipped model (``nuclei``, ``cells-bbbc005``), ``otsu-watershed`` (classical,
-    no weights) or the path of a model folder / ``.json`` card. ``options`` are keyword arguments
-    of :func:`deepscope.predict.classical.otsu_watershed` for the classical segmenter.
-    ``diameter`` (pixels) overrides the per-image object-size estimate of generalist models; their
-    images table gets ``Diameter_<objects>`` (the diameter used) and ``InDomain_<objects>`` (1 when
-    the image looks like the model's training images, 0 when not). ``tile``, ``overlap`` and ``tta``
-    mean what they mean to ``deepscope segment`` (one overlap rule,
-    :func:`deepscope.predict.inputs.tile_overlap`); ``backend`` (``torch`` or ``onnx``; None: the
-    model's) is what runs the network, as ``--backend``.
-    """
-
-    objects: str
-    channel: str
-    model: str = "nuclei"
-    tile: int | None = None
-    overlap: int | None = None
-    tta: str = "none"
-    options: dict[str, Any] = field(default_factory=dict)
-    diameter: float | None = None
-    backend: str | None = None
-    kind: str = field(default="segment", init=False)
-
-
-@dataclass(frozen=True)
-class CountStep:
-    """Count objects: with a count model on a channel, or (``model: objects``) the segmented ``objects``.
-
-    A model writes ``Count_<name>`` with ``Count_<name>_Low``/``_High`` (95% interval) and
-    ``_Std``; ``objects`` writes ``Count_<objects>`` (also part of every object set's summary).
-    """
-
-    name: str
-    model: str = OBJECT_COUNT
-    channel: str | None = None
-    objects: str | None = None
-    kind: str = field(default="count", init=False)
-
-
-@dataclass(frozen=True)
 class ModelStep:
     """Run a model of any task (a registered task plugin's ``run``) on one channel.
 
@@ -247,7 +241,9 @@ class FilterStep:
     kind: str = field(default="filter", init=False)
 
 
-Step = Union[NormalizeStep, SegmentStep, CountStep, ModelStep, RelateStep, MeasureStep, FilterStep]
+#: A step: a generic one, or a task's own (:class:`deepscope.tasks.contracts.PipelineStep`).
+Step = Union[NormalizeStep, ModelStep, RelateStep, MeasureStep, FilterStep, "PipelineStep"]
+_GENERIC_STEPS = (NormalizeStep, ModelStep, RelateStep, MeasureStep, FilterStep)
 
 
 @dataclass(frozen=True)
@@ -311,11 +307,10 @@ class Pipeline:
         """Object sets made by the steps, in order."""
         out: list[str] = []
         for s in self.steps:
-            if isinstance(s, SegmentStep) or (isinstance(s, ModelStep) and s.objects):
-                assert s.objects is not None
-                out.append(s.objects)
-            elif isinstance(s, FilterStep) and s.into:
-                out.append(s.into)
+            made = s.objects if isinstance(s, ModelStep) else s.into if isinstance(s, FilterStep) else (
+                None if isinstance(s, _GENERIC_STEPS) else s.made_objects)
+            if made:
+                out.append(made)
         return tuple(out)
 
     @property
@@ -323,8 +318,10 @@ class Pipeline:
         """Every model the steps use (shipped names, paths, ``otsu-watershed``), once each."""
         refs: list[str] = []
         for s in self.steps:
-            if isinstance(s, (SegmentStep, ModelStep)) or (isinstance(s, CountStep) and s.model != OBJECT_COUNT):
+            if isinstance(s, ModelStep):
                 refs.append(s.model)
+            elif not isinstance(s, _GENERIC_STEPS):
+                refs.extend(s.model_refs)
         return tuple(dict.fromkeys(refs))
 
     # ------------------------------------------------------------------ (de)serialisation
@@ -365,8 +362,8 @@ class Pipeline:
         for s in d["steps"]:
             (kind, opts), = s.items()
             opts = dict(opts)
-            if "model" in opts and opts["model"] != OBJECT_COUNT:
-                opts["model"] = models.get(opts["model"], opts["model"])
+            if isinstance(opts.get("model"), str) and opts["model"] in models:
+                opts["model"] = models[opts["model"]]
             steps.append({kind: opts})
         inp = d["inputs"]
         return {"schema": SPEC_SCHEMA, "steps": steps,
@@ -462,15 +459,6 @@ def load_pipeline(source: str | os.PathLike[str]) -> Pipeline:
 def _step_dict(s: Step) -> dict[str, Any]:
     if isinstance(s, NormalizeStep):
         opts: dict[str, Any] = {"channels": list(s.channels), "low": s.low, "high": s.high, "clip": s.clip}
-    elif isinstance(s, SegmentStep):
-        opts = {"objects": s.objects, "channel": s.channel, "model": s.model, "tile": s.tile,
-                "overlap": s.overlap, "tta": s.tta, "options": dict(s.options)}
-        if s.diameter is not None:
-            opts["diameter"] = s.diameter
-        if s.backend is not None:  # only when given: the hash of a pipeline without it is unchanged
-            opts["backend"] = s.backend
-    elif isinstance(s, CountStep):
-        opts = {"name": s.name, "model": s.model, "channel": s.channel, "objects": s.objects}
     elif isinstance(s, ModelStep):
         opts = {"model": s.model, "channel": s.channel, "objects": s.objects, "into": s.into,
                 "options": dict(s.options)}
@@ -478,6 +466,8 @@ def _step_dict(s: Step) -> dict[str, Any]:
         opts = {"parents": s.parents, "children": s.children}
     elif isinstance(s, MeasureStep):
         opts = {"objects": list(s.objects), "channels": list(s.channels), "pixel_size": s.pixel_size}
+    elif not isinstance(s, FilterStep):  # a task's own step
+        opts = s.to_dict()
     else:
         where: Any = s.where if isinstance(s.where, str) else {k: list(v) for k, v in s.where.items()}
         opts = {"objects": s.objects, "where": where, "into": s.into}
@@ -690,47 +680,30 @@ class _Reader:
         objects: dict[str, int] = {}  # name -> step index that made it
         measured: set[str] = set()
         count_names: dict[str, int] = {}
+        tasks: dict[str, Any] | None = None  # step kind -> a task's step class, read from the registry when needed
         out: list[Step] = []
         for i, item in enumerate(raw):
             p: tuple[Any, ...] = ("steps", i)
             if not isinstance(item, dict) or len(item) != 1:
                 self.fail(p, "each step is a mapping with one key, the step kind "
-                             f"({', '.join(STEP_KINDS)}), e.g. '- segment: {{model: nuclei}}'; got {item!r}")
+                             f"({', '.join(step_kinds())}), e.g. '- segment: {{model: nuclei}}'; got {item!r}")
             (kind, opts), = item.items()
             kind_s = "normalize" if kind == "normalise" else kind
-            if kind_s not in STEP_KINDS:
-                close = difflib.get_close_matches(str(kind), STEP_KINDS, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                self.fail(p + (kind,), f"unknown step kind; valid kinds are {', '.join(STEP_KINDS)}{hint}")
+            if kind_s not in GENERIC_STEP_KINDS:
+                if tasks is None:
+                    tasks = task_steps()
+                if kind_s not in tasks:
+                    kinds = step_kinds()
+                    close = difflib.get_close_matches(str(kind), kinds, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    self.fail(p + (kind,), f"unknown step kind; valid kinds are {', '.join(kinds)}{hint}")
             p = p + (kind,)
 
-            def channel_ref(value: Any, where: tuple[Any, ...]) -> str:
-                if value not in channels:
-                    self.fail(where, f"no channel {value!r}; the image sets have channels {', '.join(channels)}")
-                return str(value)
-
-            def objects_ref(value: Any, where: tuple[Any, ...]) -> str:
-                if value not in objects:
-                    made = ", ".join(objects) or "none yet"
-                    self.fail(where, f"no object set {value!r} made by an earlier step (made so far: {made}); "
-                                     "segment it first")
-                return str(value)
-
-            def new_objects(value: Any, where: tuple[Any, ...]) -> str:
-                nm = self.name(value, where, "object set")
-                if nm in objects:
-                    self.fail(where, f"object set {nm!r} is already made by step {objects[nm]}; give this one "
-                                     "another name")
-                if nm in count_names:
-                    self.fail(where, f"{nm!r} is already the name of count step {count_names[nm]} "
-                                     f"(column Count_{nm}); give one of them another name")
-                objects[nm] = i
-                return nm
-
+            r = _StepReader(self, p, i, channels, objects, count_names)
             step: Step
             if kind_s == "normalize":
                 d = self.mapping(opts, p, ("channels", "low", "high", "clip"))
-                chans = (tuple(channel_ref(c, p + ("channels",)) for c in self.texts(d["channels"], p + ("channels",)))
+                chans = (tuple(r.channel(c, p + ("channels",)) for c in self.texts(d["channels"], p + ("channels",)))
                          if d.get("channels") is not None else tuple(channels))
                 low = self.number(d.get("low", 1.0), p + ("low",), lo=0, hi=100)
                 high = self.number(d.get("high", 99.8), p + ("high",), lo=0, hi=100)
@@ -738,75 +711,10 @@ class _Reader:
                     self.fail(p + ("high",), f"high ({high}) must be above low ({low})")
                 clip = self.boolean(d["clip"], p + ("clip",)) if "clip" in d else False
                 step = NormalizeStep(channels=chans, low=low, high=high, clip=clip)
-            elif kind_s == "segment":
-                d = self.mapping(opts, p, ("objects", "channel", "model", "tile", "overlap", "tta", "options",
-                                           "diameter", "backend"))
-                chan = channel_ref(d["channel"], p + ("channel",)) if d.get("channel") is not None else channels[0]
-                model = self.model_ref(d.get("model", "nuclei"), p + ("model",), task="segment")
-                tile = self.integer(d["tile"], p + ("tile",), minimum=64) if d.get("tile") is not None else None
-                overlap = (self.integer(d["overlap"], p + ("overlap",), minimum=0)
-                           if d.get("overlap") is not None else None)
-                tta = self.choice(d.get("tta", "none"), p + ("tta",), _TTA)
-                diameter = (self.number(d["diameter"], p + ("diameter",), lo=1, hi=10000)
-                            if d.get("diameter") is not None else None)
-                if diameter is not None and model == "otsu-watershed":
-                    self.fail(p + ("diameter",), f"diameter is for the generalist models "
-                                                 f"({', '.join(generalist_models()) or 'none shipped'}); "
-                                                 "otsu-watershed takes its settings from options")
-                backend = None
-                if d.get("backend") is not None:
-                    from deepscope.predict.backends import BACKENDS
-
-                    backend = self.choice(d["backend"], p + ("backend",), BACKENDS)
-                    if model in CLASSICAL_SEGMENTERS:
-                        self.fail(p + ("backend",), f"backend is for trained models; {model} runs no network")
-                options = d.get("options") or {}
-                if not isinstance(options, dict):
-                    self.fail(p + ("options",), f"expected a mapping of options; got {_type_name(options)}")
-                if options and model != "otsu-watershed":
-                    self.fail(p + ("options",), "options are for model: otsu-watershed; a trained model takes "
-                                                "its settings from its model card")
-                for k in options:
-                    if k not in _OTSU_OPTIONS:
-                        self.fail(p + ("options", k), f"unknown option of otsu-watershed; valid options are "
-                                                      f"{', '.join(_OTSU_OPTIONS)}")
-                if d.get("objects") is None and "Nuclei" in objects:
-                    self.fail(p, f"missing key 'objects': name the object set this step makes ('Nuclei' is "
-                                 f"already made by step {objects['Nuclei']})")
-                objs = new_objects(d.get("objects", "Nuclei"), p + ("objects",))
-                step = SegmentStep(objects=objs, channel=chan, model=model, tile=tile, overlap=overlap, tta=tta,
-                                   options=dict(options), diameter=diameter, backend=backend)
-            elif kind_s == "count":
-                d = self.mapping(opts, p, ("name", "model", "channel", "objects"))
-                model = d.get("model", OBJECT_COUNT)
-                if model == OBJECT_COUNT:
-                    if d.get("channel") is not None:
-                        self.fail(p + ("channel",), "model: objects counts segmented objects and reads no channel")
-                    default = list(objects)[-1] if objects else None
-                    if d.get("objects", default) is None:
-                        self.fail(p, "model: objects counts a segmented object set, but none is made before this "
-                                     "step; segment first or give a count model (model: count-bbbc005)")
-                    objs = objects_ref(d.get("objects", default), p + ("objects",))
-                    nm = self.name(d.get("name", objs), p + ("name",), "count name")
-                    if nm != objs:
-                        self.fail(p + ("name",), f"the count of {objs!r} is the column Count_{objs}; leave out name")
-                    step = CountStep(name=nm, model=OBJECT_COUNT, objects=objs)
-                else:
-                    if d.get("objects") is not None:
-                        self.fail(p + ("objects",), "objects is for model: objects; a count model reads a channel")
-                    model = self.model_ref(model, p + ("model",), task="count")
-                    chan = (channel_ref(d["channel"], p + ("channel",)) if d.get("channel") is not None
-                            else channels[0])
-                    nm = self.name(d.get("name", "Cells"), p + ("name",), "count name")
-                    if nm in objects or nm in count_names:
-                        self.fail(p + ("name",), f"Count_{nm} would clash with the object set or count {nm!r} made "
-                                                 "earlier; give this count another name")
-                    count_names[nm] = i
-                    step = CountStep(name=nm, model=model, channel=chan)
             elif kind_s == "model":
                 d = self.mapping(opts, p, ("model", "channel", "objects", "into", "options"), required=("model",))
                 model = self.model_ref(d["model"], p + ("model",), task=None)
-                chan = channel_ref(d["channel"], p + ("channel",)) if d.get("channel") is not None else channels[0]
+                chan = r.channel(d.get("channel"), p + ("channel",))
                 if (d.get("objects") is None) == (d.get("into") is None):
                     self.fail(p, "a model step keeps its result as an object set (objects: NAME, for a model whose "
                                  "result has labels) or as a channel (into: NAME, for one whose result is an image); "
@@ -820,22 +728,23 @@ class _Reader:
                     if into in channels:
                         self.fail(p + ("into",), f"channel {into!r} already exists; give the new channel another name")
                     channels.append(into)
-                objs_m = new_objects(d["objects"], p + ("objects",)) if d.get("objects") is not None else None
+                objs_m = r.new_objects(d["objects"], p + ("objects",)) if d.get("objects") is not None else None
                 step = ModelStep(model=model, channel=chan, objects=objs_m, into=into, options=dict(options))
             elif kind_s == "relate":
                 d = self.mapping(opts, p, ("parents", "children"), required=("parents", "children"))
-                par = objects_ref(d["parents"], p + ("parents",))
-                chi = objects_ref(d["children"], p + ("children",))
+                par = r.existing_objects(d["parents"], p + ("parents",))
+                chi = r.existing_objects(d["children"], p + ("children",))
                 if par == chi:
                     self.fail(p + ("children",), "parents and children must be different object sets")
                 step = RelateStep(parents=par, children=chi)
             elif kind_s == "measure":
                 d = self.mapping(opts, p, ("objects", "channels", "pixel_size"))
-                objs_t = (tuple(objects_ref(o, p + ("objects",)) for o in self.texts(d["objects"], p + ("objects",)))
+                objs_t = (tuple(r.existing_objects(o, p + ("objects",))
+                                for o in self.texts(d["objects"], p + ("objects",)))
                           if d.get("objects") is not None else tuple(objects))
                 if not objs_t:
                     self.fail(p, "nothing to measure: segment objects in an earlier step")
-                chans = (tuple(channel_ref(c, p + ("channels",)) for c in self.texts(d["channels"], p + ("channels",)))
+                chans = (tuple(r.channel(c, p + ("channels",)) for c in self.texts(d["channels"], p + ("channels",)))
                          if d.get("channels") is not None else tuple(channels))
                 ps: float | str | None = None
                 if d.get("pixel_size") == "files":
@@ -844,17 +753,20 @@ class _Reader:
                     ps = self.number(d["pixel_size"], p + ("pixel_size",), positive=True)
                 measured.update(objs_t)
                 step = MeasureStep(objects=objs_t, channels=chans, pixel_size=ps)
-            else:  # filter
+            elif kind_s == "filter":
                 d = self.mapping(opts, p, ("objects", "where", "into"), required=("objects", "where"))
-                objs = objects_ref(d["objects"], p + ("objects",))
+                objs = r.existing_objects(d["objects"], p + ("objects",))
                 if objs not in measured:
                     self.fail(p + ("objects",), f"filtering {objs!r} needs its measurements: add a measure step "
                                                 "for it before this one")
                 where = self.where(d["where"], p + ("where",))
-                into = new_objects(d["into"], p + ("into",)) if d.get("into") is not None else None
+                into = r.new_objects(d["into"], p + ("into",)) if d.get("into") is not None else None
                 if into is not None:
                     measured.add(into)
                 step = FilterStep(objects=objs, where=where, into=into)
+            else:  # a task's own step, parsed by its task
+                assert tasks is not None
+                step = tasks[kind_s].parse(opts, r)
             out.append(step)
         return tuple(out)
 
@@ -881,9 +793,12 @@ class _Reader:
             out[str(col)] = (lo, hi)
         return out
 
-    def model_ref(self, v: Any, p: tuple[Any, ...], *, task: str | None) -> str:
+    def model_ref(self, v: Any, p: tuple[Any, ...], *, task: str | None, builtin: tuple[str, ...] = (),
+                  also: str = "") -> str:
+        """A shipped model's name or a model folder / card path (absolute), of ``task`` (None: any); names in
+        ``builtin`` are taken as they are; ``also`` is added to the list of valid models in the error."""
         s = self.text(v, p)
-        if task == "segment" and s in CLASSICAL_SEGMENTERS:
+        if s in builtin:
             return s
         looks_like_path = "/" in s or os.sep in s or s.endswith((".json", ".safetensors")) or s.startswith(".")
         if looks_like_path:
@@ -898,9 +813,7 @@ class _Reader:
         card = zoo / f"{s}.json"
         if not card.is_file():
             shipped = sorted(c.stem for c in zoo.glob("*.json"))
-            extra = (f", {', '.join(CLASSICAL_SEGMENTERS)}" if task == "segment" else f" or {OBJECT_COUNT}"
-                     if task == "count" else "")
-            self.fail(p, f"unknown model {s!r}; shipped models are {', '.join(shipped) or 'none (yet)'}{extra}, "
+            self.fail(p, f"unknown model {s!r}; shipped models are {', '.join(shipped) or 'none (yet)'}{also}, "
                          "or give the path of a model folder or .json card")
         try:
             card_task = json.loads(card.read_text()).get("task")
@@ -911,18 +824,71 @@ class _Reader:
         return s
 
 
-def generalist_models() -> list[str]:
-    """The shipped generalist segmenters (those that rescale images to their object size and take a
-    ``diameter``): zoo cards whose output has a ``target_diameter``, read without importing torch."""
-    out = []
-    for card in sorted(zoo_dir().glob("*.json")):
-        try:
-            d = json.loads(card.read_text())
-        except (OSError, ValueError):
-            continue
-        if d.get("task") == "segment" and "target_diameter" in (d.get("output") or {}):
-            out.append(str(d.get("name") or card.stem))
-    return out
+class _StepReader:
+    """What a step's parser gets (:class:`deepscope.tasks.contracts.StepReader`): the step's place, what earlier
+    steps made, and the spec reader's checks."""
+
+    def __init__(self, reader: _Reader, path: tuple[Any, ...], index: int, channels: list[str],
+                 objects: dict[str, int], counts: dict[str, int]) -> None:
+        self.path = path
+        self.index = index
+        self._channels = channels
+        self._objects = objects
+        self._counts = counts
+        self.fail = reader.fail
+        self.mapping = reader.mapping
+        self.text = reader.text
+        self.name = reader.name
+        self.texts = reader.texts
+        self.boolean = reader.boolean
+        self.integer = reader.integer
+        self.number = reader.number
+        self.choice = reader.choice
+        self.model_ref = reader.model_ref
+
+    @property
+    def channels(self) -> Sequence[str]:
+        return tuple(self._channels)
+
+    @property
+    def objects(self) -> Mapping[str, int]:
+        return MappingProxyType(self._objects)
+
+    @property
+    def counts(self) -> Mapping[str, int]:
+        return MappingProxyType(self._counts)
+
+    @staticmethod
+    def type_name(v: Any) -> str:
+        return _type_name(v)
+
+    def channel(self, value: Any, where: tuple[Any, ...]) -> str:
+        if value is None:
+            return self._channels[0]
+        if value not in self._channels:
+            self.fail(where, f"no channel {value!r}; the image sets have channels {', '.join(self._channels)}")
+        return str(value)
+
+    def existing_objects(self, value: Any, where: tuple[Any, ...]) -> str:
+        if value not in self._objects:
+            made = ", ".join(self._objects) or "none yet"
+            self.fail(where, f"no object set {value!r} made by an earlier step (made so far: {made}); segment it "
+                             "first")
+        return str(value)
+
+    def new_objects(self, value: Any, where: tuple[Any, ...]) -> str:
+        nm = self.name(value, where, "object set")
+        if nm in self._objects:
+            self.fail(where, f"object set {nm!r} is already made by step {self._objects[nm]}; give this one another "
+                             "name")
+        if nm in self._counts:
+            self.fail(where, f"{nm!r} is already the name of count step {self._counts[nm]} (column Count_{nm}); "
+                             "give one of them another name")
+        self._objects[nm] = self.index
+        return nm
+
+    def reserve_count(self, name: str) -> None:
+        self._counts[name] = self.index
 
 
 def zoo_dir() -> Path:

@@ -418,7 +418,7 @@ def _image_schema(file_channels: Sequence[str], meta_schema: pa.Schema, value_ty
         fields += [(f"FileName_{ch}", pa.string()), (f"PathName_{ch}", pa.string()), (f"Sha256_{ch}", pa.string())]
     fields += [("Height", pa.int64()), ("Width", pa.int64())]
     fields += [(f.name, f.type) for f in meta_schema]
-    fields += [(name, pa.int64() if t == "int64" else pa.float64()) for name, t in value_types]
+    fields += [(name, {"int64": pa.int64(), "string": pa.string()}.get(t, pa.float64())) for name, t in value_types]
     fields += [("seconds", pa.float64()), ("pipeline_hash", pa.string())]
     fields += [(name, pa.string()) for name in model_cols]
     fields += [("deepscope_version", pa.string()), ("run_id", pa.string())]

@@ -440,7 +440,8 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
                   channel: int | None = None, overlay: bool = True, include: str | Sequence[str] | None = None,
                   recursive: bool = False, label_images: str = "skip", progress: Progress | None = None,
                   diameter: float | None = None, rois: bool = False, backend: str | None = None,
-                  zarr_labels: bool = True, jobs: int | None = None) -> BatchResult:
+                  zarr_labels: bool = True, jobs: int | None = None, prob_threshold: float | None = None,
+                  flow_threshold: float | None = None, min_size: int | None = None) -> BatchResult:
     """Segment image files into instance label images, overlays and a counts table.
 
     Writes, per input, ``<output_dir>/<stem>.labels.tif`` (int32, 0 = background, the input's
@@ -488,6 +489,15 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     jobs : int, optional
         Worker threads reading and inferring batches at once (default: every CPU core); the results
         are those of ``jobs=1``, written in input order (:class:`deepscope.predict.runner.BatchRunner`).
+    prob_threshold : float, optional
+        (Cell) probability above which a pixel belongs to an object, in (0, 1); higher: fewer, smaller objects
+        (default: the model card's tuned value).
+    flow_threshold : float, optional
+        Flow models (``nuclei``) only: drop objects whose predicted flows disagree with their shape by more than
+        this mean squared error (0 = no check; default: the card's).
+    min_size : int, optional
+        Remove objects under this many pixels (at the scale the model segments; default: the card's). The
+        thresholds used are recorded in the lineage (:class:`deepscope.tasks.segment.SegmentOptions`).
 
     The label TIFFs carry the input's pixel size (TIFF resolution in micrometres) where the input
     states one, so napari and Fiji show them calibrated. An OME-Zarr image over
@@ -505,7 +515,8 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         The model cannot be loaded or is not a segmentation model, or ``diameter`` is given for a
         model that works at its input's scale.
     deepscope.errors.InputError
-        No inputs, a folder without images, or an unknown ``tta``.
+        No inputs, a folder without images, an unknown ``tta``, a threshold out of range, or
+        ``flow_threshold`` for a model that does not follow flows.
 
     Examples
     --------
@@ -516,13 +527,14 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         raise InputError(f"tta={tta!r} is not one of ('none', 'flips', 'd8')")
     net = resolve_model(model, task="segment", device=device, backend=backend)
     # the task's options: the tile-overlap rule, and a diameter only for models that estimate it
-    opts = net.options(tile=tile, overlap=overlap, tta=tta, channel=channel, diameter=diameter, checked=True)
+    opts = net.options(tile=tile, overlap=overlap, tta=tta, channel=channel, diameter=diameter, checked=True,
+                       prob_threshold=prob_threshold, flow_threshold=flow_threshold, min_size=min_size)
     return predict_files(paths, net, output_dir, opts, task="segment", device=device, backend=backend,
                          include=include, recursive=recursive, label_images=label_images,
                          progress=progress, jobs=jobs, overlay=overlay,
                          rois=rois, zarr_labels=zarr_labels,
                          record={"tile": tile, "overlap": tile_overlap(net, tile, overlap), "tta": tta,
-                                 "channel": channel, "diameter": diameter}, ref=model)
+                                 "channel": channel, "diameter": diameter, **opts.thresholds()}, ref=model)
 
 
 # --------------------------------------------------------------------------- restore

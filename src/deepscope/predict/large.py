@@ -231,7 +231,8 @@ def _check_work(path: Path, shape: tuple[int, ...]) -> None:
 def segment_ngff(path: str | os.PathLike[str], *, model: Any = "nuclei", level: int = 0, channel: int | None = None,
                  name: str | None = None, tile: int | None = None, overlap: int | None = None, tta: str = "none",
                  diameter: float | None = None, device: str = "auto",
-                 progress: Callable[[int, int], None] | None = None) -> LargeResult:
+                 progress: Callable[[int, int], None] | None = None, prob_threshold: float | None = None,
+                 flow_threshold: float | None = None, min_size: int | None = None) -> LargeResult:
     """Segment one OME-Zarr image of any size tile by tile into its ``labels/<name>`` group.
 
     Parameters
@@ -255,6 +256,8 @@ def segment_ngff(path: str | os.PathLike[str], *, model: Any = "nuclei", level: 
         Object diameter in pixels (generalist models; default: estimated on the central window).
     progress : callable, optional
         ``progress(done, total)`` after each tile.
+    prob_threshold, flow_threshold, min_size : optional
+        Post-processing thresholds (default: the model card's; :class:`deepscope.tasks.segment.SegmentOptions`).
 
     Returns
     -------
@@ -289,7 +292,8 @@ def segment_ngff(path: str | os.PathLike[str], *, model: Any = "nuclei", level: 
     except OSError as exc:
         raise InputError(f"'{p}': cannot write labels into the store ({exc}); copy the image somewhere writable") from exc
     out = _Plane(out_arr)
-    opts = net.options(tile=tile, overlap=overlap, tta=tta, diameter=diameter, channel=channel)
+    opts = net.options(tile=tile, overlap=overlap, tta=tta, diameter=diameter, channel=channel,
+                       prob_threshold=prob_threshold, flow_threshold=flow_threshold, min_size=min_size)
     done = [0]
 
     def counted(k: int, total: int) -> None:

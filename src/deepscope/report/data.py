@@ -51,7 +51,9 @@ class Results:
     images : pandas.DataFrame
         One row per image (set): ``name``, ``path``, ``ok`` (bool), ``error``, ``count``, ``count_low``,
         ``count_high``, ``true_count``, ``well``, ``condition``, ``focus``, ``slope``, ``saturation``,
-        ``in_domain`` (NaN when unknown), ``overlay`` (PNG path or ""), and the original columns.
+        ``in_domain`` (NaN when unknown; for an analysis, False where any ``InDomain_*`` column is 0),
+        ``overlay`` (PNG path or ""), ``count_method`` (analyses whose count step routes between the counter
+        and the objects: ``counter`` / ``objects``), and the original columns.
     objects : pandas.DataFrame
         ``name``, ``condition`` and ``area`` per object (empty when unknown).
     object_name : str
@@ -205,6 +207,21 @@ def _standard(images: pd.DataFrame, *, name: Any, ok: Any, error: Any, count: An
     return out
 
 
+def _in_domain(images: pd.DataFrame) -> pd.Series:
+    """Per image set: False where a model's domain check said no (any ``InDomain_*`` column 0: what the console
+    warned about), True where every check that ran said yes, NaN where none ran."""
+    import pandas as pd
+
+    cols = [c for c in images.columns if c.startswith("InDomain_")]
+    if not cols:
+        return pd.Series(np.nan, index=images.index, dtype=object)
+    v = images[cols].apply(pd.to_numeric, errors="coerce")
+    out = pd.Series(np.nan, index=images.index, dtype=object)
+    known = v.notna().any(axis=1)
+    out[known] = (v[known].fillna(1) != 0).all(axis=1)
+    return out
+
+
 def _quality_channel(images: pd.DataFrame) -> str | None:
     chans = [c[len("ImageQuality_PowerLogLogSlope_"):] for c in images.columns
              if c.startswith("ImageQuality_PowerLogLogSlope_")]
@@ -231,11 +248,17 @@ def _load_analysis(d: Path) -> Results:
                     error=images.get("error"), count=images.get(count_col, np.nan),
                     overlay=[overlay_of(s) for s in images["set_id"].astype(str)],
                     quality_channel=_quality_channel(images))
-    model_count = f"Count_{next((c[len('Count_'):] for c in counts if f'{c}_Low' in images), '')}"
-    if model_count in images and model_count != count_col:
+    model_count = f"Count_{next((c[len('Count_'):] for c in counts if f'{c}_Low' in images and c != count_col), '')}"
+    if model_count in images:
         std["model_count"] = pd.to_numeric(images[model_count], errors="coerce")
         std["count_low"] = pd.to_numeric(images[f"{model_count}_Low"], errors="coerce")
         std["count_high"] = pd.to_numeric(images[f"{model_count}_High"], errors="coerce")
+    if f"{count_col}_Method" in images:  # a routed count (counter on blurred images): its method and interval
+        method = images[f"{count_col}_Method"].astype(object)
+        std["count_method"] = method.where(method.notna(), "")
+        std["count_low"] = pd.to_numeric(images[f"{count_col}_Low"], errors="coerce")
+        std["count_high"] = pd.to_numeric(images[f"{count_col}_High"], errors="coerce")
+    std["in_domain"] = _in_domain(images)
     meta = images[[c for c in images.columns if c.startswith("Metadata_")]]
     condition = pick_condition(meta)
     std["condition"] = meta[f"Metadata_{condition}"].astype(str) if condition else "all images"

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from deepscope.report.qc import BLUR_SLOPE
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -235,12 +237,14 @@ def render_html(res: Results, images: pd.DataFrame, figures: list[tuple[str, str
             ("count", f"{res.object_name} count")]
     if images["true_count"].notna().any():
         cols.append(("true_count", "true count"))
+    if "count_method" in images:
+        cols.append(("count_method", "count from"))
     if "model_count" in images:
         cols.append(("model_count", "model count"))
     cols += [("focus", "focus score"), ("slope", "blur: power-log-log slope"), ("saturation", "% at max"),
              ("qc_score", "QC score")]
-    if images["in_domain"].map(lambda v: isinstance(v, (bool, np.bool_))).any():
-        cols.append(("in_domain", "in domain"))
+    if res.kind == "analysis" or images["in_domain"].map(lambda v: isinstance(v, (bool, np.bool_))).any():
+        cols.append(("in_domain", "in domain"))  # an analysis always shows it (blank: no model checked)
     cols += [("flags", "flags"), ("error", "error")]
 
     def row_class(r: Any) -> str:
@@ -252,6 +256,10 @@ def render_html(res: Results, images: pd.DataFrame, figures: list[tuple[str, str
                '<p class="note">No quality measurements (too many images to read again for the report; deepscope '
                "analyze measures them as it goes).</p>")
     files = "".join(f"<li><code>{_e(t)}</code></li>" for t in res.tables)
+    method_note = (f" Count from: <code>counter</code> where the image is blurred and the count model finds it in its "
+                   f"domain (the {_e(res.object_name)} objects then undercount), else <code>objects</code>; the "
+                   f"objects' count is <code>Count_{_e(res.object_name)}_Objects</code> in the tables."
+                   if "count_method" in images else "")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_e(title)}</title><style>{_CSS}</style></head>
@@ -260,10 +268,11 @@ def render_html(res: Results, images: pd.DataFrame, figures: list[tuple[str, str
 <h2>Summary</h2>{_cards(res, images)}
 <h2>Figures</h2><div class="figs">{figs or '<p class="note">Nothing to plot.</p>'}</div>
 <h2>Per-image quality control</h2>
-<p class="note">Flags: failed images; blurred (power-log-log slope or log focus score far below the run's median,
-robust z &le; -3);
+<p class="note">Flags: failed images; blurred (power-log-log slope at or below {BLUR_SLOPE:g}, whatever the rest of the
+run looks like, or slope or log focus score far below the run's median, robust z &le; -3);
 saturated (more than 1% of pixels at the maximum); unusual count (robust z beyond &plusmn;3.5 within the condition);
-out of the model's domain. Click a column to sort.</p>{qc_note}{more}
+out of the model's domain (in domain: no; the console warned about these images too). Blank in domain: no model
+checked the image.{method_note} Click a column to sort.</p>{qc_note}{more}
 <div class="scroll">{_table(shown, cols, row_class=row_class)}</div>
 <h2>Gallery</h2>{_gallery(images)}
 <h2>How these results were made</h2>{_lineage(res)}

@@ -15,16 +15,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from deepscope.measure.quality import BLUR_SLOPE  # its home: where the slope is measured
+
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["robust_z", "flag_images", "BLUR_Z", "BLUR_SLOPE", "COUNT_Z", "SATURATION_PERCENT"]
 
-#: An image whose power-log-log slope (``ImageQuality_PowerLogLogSlope``) is at or below this is blurred,
-#: whatever the rest of the run looks like. Measured on development images (BENCHMARKS.md, "Blur flag"):
-#: in-focus BBBC005 fields -2.4 to -1.6, DSB2018 fluorescence >= -2.6 (1st percentile); BBBC005 F23 and F48
-#: fields -5.1 to -3.3.
-BLUR_SLOPE = -3.0
 
 #: An image whose slope or log focus score lies this many robust standard deviations below the run's median is
 #: blurred.

@@ -3,7 +3,9 @@ arguments) and its result (:class:`CountResult`)."""
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,10 +13,13 @@ from typing import Any
 from deepscope.errors import InputError
 from deepscope.tasks.options import TaskOptions, card_field
 
-__all__ = ["CountOptions", "CountResult", "Interval", "HybridRule", "GeneralRule", "INTERVAL_METHODS"]
+__all__ = ["CountOptions", "CountResult", "Interval", "HybridRule", "GeneralRule", "INTERVAL_METHODS",
+           "HYBRID_INTERVAL_METHODS"]
 
 #: How an interval's half-width is made: ``scale * std`` or ``scale`` (widened with the image's area).
 INTERVAL_METHODS = ("scaled-std", "absolute")
+#: How the hybrid rule's half-width is made: ``absolute`` (one width) or ``sqrt-count`` (grows with the count).
+HYBRID_INTERVAL_METHODS = ("absolute", "sqrt-count")
 
 
 def _known(cls: type, d: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,13 +61,20 @@ class Interval:
 @dataclass(frozen=True)
 class HybridRule:
     """Hybrid counting (card ``output.hybrid``): images of small objects get the mean of the network's count
-    and the number of objects ``segmenter`` finds (median area below ``max_object_area``), with an absolute
-    interval ``interval_scale``; images whose foreground area per counted object is above
-    ``gate_area_per_object`` skip the segmenter."""
+    and the number of objects ``segmenter`` finds (median area below ``max_object_area``), with an interval
+    half-width ``interval_scale`` (``interval_method`` ``absolute``, as cards calibrated before 2026-12-06: the
+    same width at every count) or ``interval_scale * sqrt(count + 1)`` (``sqrt-count``: the width grows with
+    the count, as the errors do); with ``count_edges`` the scale is calibrated per stratum of the count
+    (``stratum_scales[i]`` for counts below ``count_edges[i]``, the last one above them all), never below
+    ``interval_scale``; images whose foreground area per counted object is above ``gate_area_per_object`` skip
+    the segmenter."""
 
     segmenter: str
     max_object_area: float
     interval_scale: float = 0.0
+    interval_method: str = "absolute"
+    count_edges: tuple[float, ...] = ()
+    stratum_scales: tuple[float, ...] = ()
     enabled: bool = True
     gate_area_per_object: float | None = None
     reference_area: float | None = None
@@ -75,8 +87,41 @@ class HybridRule:
     def from_mapping(cls, d: Mapping[str, Any] | HybridRule) -> HybridRule:
         return d if isinstance(d, HybridRule) else cls(**_known(cls, d))
 
+    def __post_init__(self) -> None:
+        if self.interval_method not in HYBRID_INTERVAL_METHODS:
+            raise InputError(f"hybrid interval method {self.interval_method!r} is not one of "
+                             f"{HYBRID_INTERVAL_METHODS}")
+        object.__setattr__(self, "count_edges", tuple(float(e) for e in self.count_edges))
+        object.__setattr__(self, "stratum_scales", tuple(float(q) for q in self.stratum_scales))
+        if self.stratum_scales and len(self.stratum_scales) != len(self.count_edges) + 1:
+            raise InputError(f"hybrid rule: {len(self.stratum_scales)} stratum scales for {len(self.count_edges)} "
+                             "count edges; give one scale more than edges")
+
+    def half_width(self, count: float, shape: tuple[int, ...] | None = None) -> float:
+        """The interval half-width of a hybrid count: ``interval_scale * sqrt(count + 1)`` (``sqrt-count``), or
+        ``interval_scale`` widened for images larger than those calibrated on (``absolute``, see
+        :func:`~deepscope.tasks.count.plugins.area_factor`; a count grows with the area, so ``sqrt-count``
+        needs no such factor).
+
+        Examples
+        --------
+        >>> HybridRule("s", 1.0, interval_scale=0.5, interval_method="sqrt-count").half_width(99.0)
+        5.0
+        """
+        if self.interval_method == "sqrt-count":
+            q = float(self.interval_scale)
+            if self.stratum_scales:
+                q = max(q, self.stratum_scales[bisect.bisect_right(self.count_edges, float(count))])
+            return q * math.sqrt(max(float(count), 0.0) + 1.0)
+        from deepscope.tasks.count.plugins import area_factor
+
+        return float(self.interval_scale) * area_factor(self, shape)
+
     def to_dict(self) -> dict[str, Any]:
-        return _drop_none(dataclasses.asdict(self))
+        d = dataclasses.asdict(self)
+        for k in ("count_edges", "stratum_scales"):
+            d[k] = list(d[k]) if d[k] else None
+        return _drop_none(d)
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,14 @@
 ``sizing``         object-size estimation, rescaling and tiling of the generalist models
 ``training``       :class:`SegmentTask` (foreground + distance (+ classes)); ``training_generalist``: the
                    generalist's flow and sized-distance tasks
+``pipeline_step``  :class:`SegmentStep`: the pipeline's ``segment:`` step and its parser
 =================  ==================================================================================
 """
 
 from deepscope.tasks.segment.generalist import (FlowSegmentation, GeneralistSegmentation, SizedDistanceSegmentation,
                                                 generalist_spec, image_kind)
 from deepscope.tasks.segment.options import SegmentInfo, SegmentOptions, SegmentResult
+from deepscope.tasks.segment.pipeline_step import SegmentStep
 from deepscope.tasks.segment.plugins import ForegroundSegmentation, InstanceSegmentation, SegmentPlugin
 from deepscope.tasks.segment.training import SegmentTask
 from deepscope.tasks.segment.training_generalist import DistanceSegmentTask, FlowAugment, FlowSegmentTask
@@ -28,4 +30,4 @@ Result = SegmentResult
 __all__ = ["SegmentOptions", "SegmentResult", "SegmentInfo", "Options", "Result", "SegmentPlugin",
            "InstanceSegmentation", "ForegroundSegmentation", "GeneralistSegmentation", "FlowSegmentation",
            "SizedDistanceSegmentation", "generalist_spec", "image_kind", "SegmentTask", "FlowSegmentTask",
-           "DistanceSegmentTask", "FlowAugment"]
+           "DistanceSegmentTask", "FlowAugment", "SegmentStep"]

@@ -44,7 +44,8 @@ class SegmentOutputs(FileOutputs):
 
     def params(self) -> dict[str, Any]:
         o = self.options
-        return {"tile": o.tile, "overlap": o.overlap, "tta": o.tta, "channel": o.channel, "diameter": o.diameter}
+        return {"tile": o.tile, "overlap": o.overlap, "tta": o.tta, "channel": o.channel, "diameter": o.diameter,
+                **o.thresholds()}
 
     def empty_row(self, path: Path) -> dict[str, Any]:
         return {"path": str(path), **{c: np.nan for c in self.count_cols}, **self.info_cols, "labels": "",
@@ -68,7 +69,9 @@ class SegmentOutputs(FileOutputs):
                 from deepscope.predict.large import segment_ngff
 
                 out.append(segment_ngff(d.extra["path"], model=net, channel=o.channel, name=net.name, tile=o.tile,
-                                        overlap=o.overlap, tta=o.tta, diameter=o.diameter))
+                                        overlap=o.overlap, tta=o.tta, diameter=o.diameter,
+                                        prob_threshold=o.prob_threshold, flow_threshold=o.flow_threshold,
+                                        min_size=o.min_size))
             else:
                 out.append(net.plugin.run(net, d.data, o))
         return out

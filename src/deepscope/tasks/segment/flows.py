@@ -293,7 +293,7 @@ def flows_to_instances(prob: np.ndarray, flows: np.ndarray, config: FlowPostproc
     rr, cc = np.nonzero(omask)
     labels[rr, cc] = basins[pr, pc]
     min_size = int(round(cfg.min_size * area))
-    labels = _clean(labels, cfg, min_size, flows if cfg.flow_threshold > 0 and out_prob is None else None)
+    labels = _clean(labels, cfg, min_size, flows if cfg.flow_threshold > 0 else None)
     return labels
 
 
@@ -320,11 +320,20 @@ def _clean(labels: np.ndarray, cfg: FlowPostprocessConfig, min_size: int, flows:
         region[obj & (region == 0)] = nxt
         nxt += 1
     if flows is not None and nxt > 1:
-        ideal = masks_to_flows(out)
+        # the check runs at the flow field's resolution: labels made at another (the input's, with out_prob) are
+        # sampled there (nearest pixel); an object too small to appear there is kept
+        fh, fw = flows.shape[-2:]
+        small = out
+        if out.shape != (fh, fw):
+            ri = np.minimum(((np.arange(fh) + 0.5) * out.shape[0] / fh).astype(np.int64), out.shape[0] - 1)
+            ci = np.minimum(((np.arange(fw) + 0.5) * out.shape[1] / fw).astype(np.int64), out.shape[1] - 1)
+            small = out[np.ix_(ri, ci)]
+        ideal = masks_to_flows(small)
         err = ((ideal - flows) ** 2).sum(0)
+        n_px = np.bincount(small.ravel(), minlength=nxt)
+        mse = np.bincount(small.ravel(), weights=err.ravel(), minlength=nxt) / np.maximum(n_px, 1) / 2.0
         idx = np.arange(1, nxt)
-        mse = ndi.mean(err, out, idx) / 2.0
-        bad = idx[np.asarray(mse) > cfg.flow_threshold]
+        bad = idx[(n_px[1:] > 0) & (mse[1:] > cfg.flow_threshold)]
         if len(bad):
             out[np.isin(out, bad)] = 0
     return relabel_sequential_int32(out)

@@ -20,6 +20,7 @@ from deepscope.tasks.base import TorchTaskPlugin
 from deepscope.tasks.options import shrink_overlap
 from deepscope.tasks.segment.files import SegmentOutputs
 from deepscope.tasks.segment.options import SegmentOptions, SegmentResult
+from deepscope.tasks.segment.pipeline_step import SegmentStep
 from deepscope.tasks.segment.training import SegmentTask
 
 __all__ = ["SegmentPlugin", "InstanceSegmentation", "ForegroundSegmentation", "Progress"]
@@ -39,6 +40,7 @@ class SegmentPlugin(TorchTaskPlugin):
     model_class = SegmentModel
     options_class = SegmentOptions
     file_outputs_class = SegmentOutputs
+    pipeline_step = SegmentStep
     #: Whether the plugin estimates the object diameter (and takes ``diameter``) and reports it in its results.
     estimates_diameter: ClassVar[bool] = False
     postprocessing_note = ("instances are made from the maps by deepscope's post-processing (seeded watershed on the "
@@ -50,10 +52,15 @@ class SegmentPlugin(TorchTaskPlugin):
         """The options of one call. ``tile`` without ``overlap`` shrinks the card's overlap to a quarter of a tile
         too small to hold it (:func:`deepscope.tasks.options.shrink_overlap`), so ``tile: 128`` works everywhere.
 
+        ``prob_threshold``, ``flow_threshold`` and ``min_size`` replace the card's post-processing values
+        (:class:`SegmentOptions`).
+
         Raises
         ------
         deepscope.errors.ModelError
             ``diameter`` for a model that segments images at their own scale.
+        deepscope.errors.InputError
+            A threshold out of range, or ``flow_threshold`` for a model that does not follow flows.
         """
         opts: SegmentOptions = super().options(model, **given)
         if opts.diameter is not None and not self.estimates_diameter:
@@ -61,9 +68,12 @@ class SegmentPlugin(TorchTaskPlugin):
                              "generalist model (nuclei) rescales images to their object size")
         tile = tile or None  # 0: the card's
         used = shrink_overlap(int(opts.overlap), tile, overlap)
-        return dataclasses.replace(opts, tile=int(tile or opts.tile),
-                                   overlap=int(opts.overlap if used is None else used),
-                                   postprocess=self.parse_postprocess(opts.postprocess))
+        try:  # the typed post-processing takes the caller's thresholds (prob_threshold, flow_threshold, min_size)
+            return dataclasses.replace(opts, tile=int(tile or opts.tile),
+                                       overlap=int(opts.overlap if used is None else used),
+                                       postprocess=self.parse_postprocess(opts.postprocess))
+        except InputError as exc:
+            raise InputError(f"model {model.name!r}: {exc}") from None
 
     def parse_postprocess(self, settings: Any) -> Any:
         """The representation's typed post-processing settings from the card's ``postprocess`` mapping (default:

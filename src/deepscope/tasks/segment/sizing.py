@@ -220,7 +220,7 @@ def _segment_at(image: np.ndarray, run: Callable[[np.ndarray], np.ndarray], scal
                 postprocess: Any, config: GeneralistConfig, device: Any, out: np.ndarray | None, *,
                 refine: bool) -> tuple[np.ndarray, int, float | None]:
     """Labels of ``image`` segmented at ``scale``; (labels, passes, refined diameter or None)."""
-    from deepscope.predict.engine import tile_grid
+    from deepscope.predict.predictor import label_tiles
     from deepscope.predict.scale import rescale_image
 
     h, w = image.shape[:2]
@@ -245,31 +245,15 @@ def _segment_at(image: np.ndarray, run: Callable[[np.ndarray], np.ndarray], scal
         return labels, 1, None
     labels_out = out if out is not None else np.zeros((h, w), np.int32)
     labels_out[...] = 0
-    next_id = 1
     n = 0
-    for t in tile_grid((h, w), tile_in, overlap_in):
-        sub = np.asarray(image[t.read], np.float32)
+
+    def one_tile(read: tuple[slice, slice]) -> tuple[np.ndarray, dict[int, int]]:
+        nonlocal n
+        sub = np.asarray(image[read], np.float32)
         o = run(rescale_image(sub, scale))
         n += 1
-        lab = instances_from_outputs(o, mode, postprocess, device=device, shape=sub.shape[:2])
-        k = int(lab.max())
-        if k == 0:
-            continue
-        rr, cc = np.nonzero(lab)
-        ids = lab[rr, cc]
-        cnt = np.bincount(ids, minlength=k + 1)
-        cr = np.bincount(ids, weights=rr, minlength=k + 1) / np.maximum(cnt, 1) + t.read[0].start
-        ccn = np.bincount(ids, weights=cc, minlength=k + 1) / np.maximum(cnt, 1) + t.read[1].start
-        keep = ((cr >= t.core[0].start) & (cr < t.core[0].stop) & (ccn >= t.core[1].start)
-                & (ccn < t.core[1].stop) & (cnt > 0))
-        keep[0] = False
-        lut = np.zeros(k + 1, np.int32)
-        kept = np.flatnonzero(keep)
-        lut[kept] = np.arange(next_id, next_id + len(kept), dtype=np.int32)
-        next_id += len(kept)
-        region = labels_out[t.read]
-        new = lut[lab]
-        write = (new > 0) & (region == 0)
-        region[write] = new[write]
-        labels_out[t.read] = region
+        return instances_from_outputs(o, mode, postprocess, device=device, shape=sub.shape[:2]), {}
+
+    # each object kept by the one tile whose core holds its centre (the tiling of every segmenter)
+    labels_out, _ = label_tiles((h, w), tile_in, overlap_in, one_tile, out=labels_out)
     return labels_out, n, None
