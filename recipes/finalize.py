@@ -1,11 +1,14 @@
 """Finalise trained zoo variants: calibrate on the validation parts, evaluate on the test parts, install.
 
     .venv/bin/python recipes/finalize.py --runs .gpu/run1 [--only count-bbbc005,nuclei,...]
+    .venv/bin/python recipes/finalize.py --only nuclei --refit-domain   # the installed model's domain check only
+    .venv/bin/python recipes/finalize.py --only count-bbbc005 --refit-intervals   # the hybrid interval only
 
 For each shipped model this script takes the chosen variant from the training run folder
 (``recipes/zoo.py``), then on this machine (CPU):
 - count-bbbc005: split-conformal calibration of the 95% interval on the BBBC005 validation fields;
-- nuclei: tunes the watershed thresholds on the DSB2018 validation images;
+- nuclei: tunes the post-processing on the development validation images and fits the domain check
+  (feature ranges, and a picture check against generated non-microscopy pictures: CPU, ~11 min);
 - cells-bbbc005: tunes the thresholds on synthetic validation fields (no real masks exist);
 - restoration models: records the input statistics used for the modality warning;
 and evaluates each on held-out data (BBBC005 test fields, DSB2018 test images, fresh synthetic fields),
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -68,8 +72,9 @@ def _round(d: Any) -> Any:
 
 # ============================================================================ evaluation helpers (also used by benchmarks)
 
-def count_eval(model: Any, part: str = "test", *, tta: str | None = None) -> dict[str, Any]:
-    """Count metrics of a count model on a BBBC005 part, overall and per blur/stain."""
+def count_eval(model: Any, part: str = "test", *, tta: str | None = None, by_count: bool = False) -> dict[str, Any]:
+    """Count metrics of a count model on a BBBC005 part, overall and per blur/stain (and, with ``by_count``,
+    per third of the count range: ``count=1-33``, ``34-66``, ``67-100``)."""
     from deepscope.evaluate import count_metrics
 
     ds, parts = bbbc005_split()
@@ -80,7 +85,10 @@ def count_eval(model: Any, part: str = "test", *, tta: str | None = None) -> dic
     lo = np.array([r.low for r in res])
     hi = np.array([r.high for r in res])
     md = ds.metadata.iloc[idx].reset_index(drop=True)
-    table = count_metrics(ds.y[idx], pred, low=lo, high=hi, strata=md[["blur", "stain"]])
+    strata = md[["blur", "stain"]].copy()
+    if by_count:
+        strata["count"] = pd.cut(ds.y[idx], [0, 33.5, 66.5, 1e9], labels=["1-33", "34-66", "67-100"]).astype(str)
+    table = count_metrics(ds.y[idx], pred, low=lo, high=hi, strata=strata)
     return {"table": table, "pred": pred, "true": ds.y[idx].astype(float), "metadata": md}
 
 
@@ -376,6 +384,18 @@ def finalize_count(model: Any, *, segmenter: str = "nuclei", refit: bool = False
                                   "general": SPLIT_NOTE["dsb2018"] + "; " + SPLIT_NOTE["dsb2018_other"]})
 
 
+def refit_count_intervals(model: Any) -> None:
+    """Re-calibrate the hybrid rule's interval of the shipped counter as ``sqrt-count`` on the BBBC005 validation
+    fields, and re-evaluate it on the test fields, by blur, stain and third of the count range (1-33, 34-66,
+    67-100 cells). Issue 31: a constant +-2.75 held 27/27 fields below 60 cells and 12/15 at 66 or more."""
+    ds, parts = bbbc005_split()
+    va = np.flatnonzero(parts == "valid")
+    model.plugin.recalibrate_hybrid_interval(model, [ds.get_image(int(i)) for i in va], ds.y[va].astype(float),
+                                             name="BBBC005 validation fields (120 images)")
+    ev = count_eval(model, "test", by_count=True)
+    model.update_card(metrics={**model.model_card.metrics, "bbbc005_test_fields": table_to_dict(ev["table"])})
+
+
 def general_count_eval(model: Any, sets: dict[str, tuple[list[np.ndarray], list[np.ndarray]]]) -> dict[str, Any]:
     """Counting metrics on the development sets by kind: MAPE, coverage of the interval, methods used."""
     out: dict[str, Any] = {}
@@ -556,6 +576,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refit", action="store_true",
                     help="start from the installed model in --zoo (keep its weights and training record) instead of "
                          "a run folder; count-bbbc005 only: refits the domain check and general counting")
+    ap.add_argument("--refit-intervals", action="store_true",
+                    help="count-bbbc005 only: start from the installed model and re-calibrate the hybrid rule's "
+                         "interval so that it grows with the count (sqrt-count), then re-evaluate on the test fields; "
+                         "weights, counts and every other rule unchanged")
     ap.add_argument("--refit-domain", action="store_true",
                     help="nuclei only: start from the installed model and refit its domain check (feature ranges "
                          "and the picture check), then re-evaluate it; weights and post-processing unchanged")
@@ -578,6 +602,20 @@ def main(argv: list[str] | None = None) -> int:
             if "--refit-domain" not in training.get("recipe", ""):
                 training["recipe"] = training.get("recipe", "") + f"; recipes/finalize.py --only {name} --refit-domain"
                 model.update_card(training=training)
+            _install(model, zoo, name, f"{zoo / name}.json", t)
+            keep_weights(zoo, name, weights, entry)
+            continue
+        if args.refit_intervals:
+            if name != "count-bbbc005":
+                raise SystemExit(f"--refit-intervals: only count-bbbc005 has a hybrid interval, not {name}")
+            t = time.perf_counter()
+            model = load_model(zoo / f"{name}.json", device="cpu")
+            weights = (zoo / f"{name}.safetensors").read_bytes()
+            entry = dict(model.card["weights"])
+            refit_count_intervals(model)
+            with model.edit_card() as card:
+                if "--refit-intervals" not in card["training"]["recipe"]:
+                    card["training"]["recipe"] += f"; recipes/finalize.py --only {name} --refit-intervals"
             _install(model, zoo, name, f"{zoo / name}.json", t)
             keep_weights(zoo, name, weights, entry)
             continue

@@ -60,20 +60,38 @@ def _mosaic(images, k):
 
 
 def test_intervals_scale_with_the_image_and_cover_mosaics():
-    """Issue 14: the object branch's interval was a fixed +-2.76 whatever the image size; on a mosaic of k x k
-    fields it is now sqrt(k^2) = k times the calibrated one, and the density branch's grows with its variance."""
+    """Issue 14: the object branch's interval was a fixed +-2.76 whatever the image size; issue 31: it was the
+    same at every count (12/15 covered at 66 cells or more). It is now ``q * sqrt(count + 1)``: it grows with
+    the count, so a mosaic of k x k fields (k^2 times the cells) gets about k times a field's. A card calibrated
+    before (``absolute``) keeps its fixed width, widened by sqrt(area / reference_area). The density branch's
+    grows with its variance."""
+    import math
+
     from deepscope.tasks.count import area_factor
 
     m = load_model("count-bbbc005", device="cpu")
-    q = m.card["output"]["hybrid"]["interval_scale"]
+    hy = m.card["output"]["hybrid"]
+    assert hy["interval_method"] == "sqrt-count"
+    q_lo, q_hi = hy["stratum_scales"][0], hy["stratum_scales"][-1]  # calibrated per third of the count range
+    assert q_hi >= q_lo >= hy["interval_scale"] > 0
     fields = [generate_field(n, stains=(1, 2), blurs=1, seed=70 + i) for i, n in enumerate((12, 30, 45, 20))]
     true = sum(int(f.nuclei.max()) for f in fields)
     one = m.count_images([fields[0].images[(1, 1)]])[0]
     mos = m.count_images([_mosaic([f.images[(1, 1)] for f in fields], 2)])[0]
     assert one.method == mos.method == "density+objects"
-    assert (one.high - one.count) == pytest.approx(q) and (mos.high - mos.count) == pytest.approx(2 * q)
+    assert one.count < 33.5 < 66.5 < mos.count
+    assert one.high - one.count == pytest.approx(q_lo * math.sqrt(one.count + 1))
+    assert mos.high - mos.count == pytest.approx(q_hi * math.sqrt(mos.count + 1))
+    assert mos.high - mos.count > 2.5 * (one.high - one.count)  # ~9x the cells: ~3x the width
     assert mos.low <= true <= mos.high
-    assert area_factor(m.card["output"]["hybrid"], (1040, 1392)) == pytest.approx(2.0)
+
+    old = load_model("count-bbbc005", device="cpu")
+    old.update_output(hybrid={**{k: v for k, v in hy.items() if k not in ("count_edges", "stratum_scales")},
+                              "interval_method": "absolute", "interval_scale": 2.75})
+    one_old = old.count_images([fields[0].images[(1, 1)]])[0]
+    mos_old = old.count_images([_mosaic([f.images[(1, 1)] for f in fields], 2)])[0]
+    assert one_old.high - one_old.count == pytest.approx(2.75) and mos_old.high - mos_old.count == pytest.approx(5.5)
+    assert area_factor(hy, (1040, 1392)) == pytest.approx(2.0)
     bodies_one = m.count_images([fields[1].images[(2, 1)]], hybrid=False)[0]
     bodies_mos = m.count_images([_mosaic([f.images[(2, 1)] for f in fields], 2)], hybrid=False)[0]
     assert bodies_mos.high - bodies_mos.count > 1.5 * (bodies_one.high - bodies_one.count)
