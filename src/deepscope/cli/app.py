@@ -71,6 +71,8 @@ _COMMANDS: list[tuple[str, str, str]] = [
     ("count_cmd", "count", "count"),
     ("segment_cmd", "segment", "segment"),
     ("restore_cmd", "restore", "restore"),
+    ("project_cmd", "project", "project"),
+    ("track_cmd", "track", "track"),
     ("train_cmd", "app", "train"),
     ("models_cmd", "app", "models"),
     ("run_cmd", "run", "run"),

@@ -240,3 +240,14 @@ def restore(
     write_reports(document, ev.per_image, json_path=json_out, csv_path=csv_out)
     if s["n_failed"]:
         raise typer.Exit(code=1)
+
+
+# --------------------------------------------------------------------------- track (deepscope.cli.track_cmd)
+
+def _register_track() -> None:
+    from deepscope.cli.track_cmd import evaluate_track
+
+    app.command("track")(evaluate_track)
+
+
+_register_track()

@@ -5,7 +5,9 @@ is a plain function, so it works, and is tested, without napari installed (the w
 
 - :func:`get_reader` / :func:`read_layers`: a ``*.labels.tif`` opens as a Labels layer, any other image
   deepscope reads as an Image layer (one per channel for multi-channel images), both at the file's
-  pixel size (``scale`` in micrometres, where the file states one);
+  pixel size (``scale`` in micrometres, where the file states one); a Cell Tracking Challenge folder (the
+  ``OUT/<stem>`` of ``deepscope track``, or a ``*_GT`` folder) opens as a Labels layer (label = track id) and a
+  Tracks layer with the lineage graph;
 - :func:`segment_image`: a Labels layer of the objects a model finds, with the per-object measurements
   (CellProfiler names) as the layer's ``features``, and the count, model and (for ``nuclei``) the
   diameter and ``in_domain`` verdict in its metadata; an image out of the model's domain says so in
@@ -38,13 +40,35 @@ _SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".zarr")
 _STEPS = 3
 
 
+def _is_ctc(path: Any) -> bool:
+    """A Cell Tracking Challenge result (``res_track.txt``) or ground-truth (``TRA/man_track.txt``) folder."""
+    p = Path(str(path))
+    return p.is_dir() and ((p / "res_track.txt").is_file() or (p / "man_track.txt").is_file()
+                           or (p / "TRA" / "man_track.txt").is_file())
+
+
 def get_reader(path: str | list[str]) -> Any:
     """The reader for ``path`` (napari's ``get_reader`` contract): :func:`read_layers`, or None when
     deepscope does not read that kind of file (napari then asks another plugin)."""
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    if not paths or not all(str(p).lower().rstrip("/").endswith(_SUFFIXES) for p in paths):
+    if not paths or not all(str(p).lower().rstrip("/").endswith(_SUFFIXES) or _is_ctc(p) for p in paths):
         return None
     return read_layers
+
+
+def _read_ctc(path: Any) -> list[tuple[Any, dict[str, Any], str]]:
+    """A CTC folder as a Labels layer (label = track id, T x Y x X) and a Tracks layer with the lineage graph."""
+    from deepscope.io.ctc import read_ctc_labels
+    from deepscope.tasks.track import detect
+
+    labels, tracks = read_ctc_labels(path)
+    name = Path(str(path)).name
+    objects = detect(labels)
+    data = objects[["label", "frame", "y", "x"]].sort_values(["label", "frame"]).to_numpy(np.float64)
+    graph = {int(lab): [int(par)] for lab, _, _, par in tracks.tolist() if par}
+    meta = {"deepscope": {"path": str(path), "tracks": int(len(tracks)), "format": "ctc"}}
+    return [(labels, {"name": f"{name} labels", "metadata": meta}, "labels"),
+            (data, {"name": f"{name} tracks", "graph": graph, "metadata": meta}, "tracks")]
 
 
 def _scale(pixel_size: Any) -> tuple[float, float]:
@@ -52,11 +76,14 @@ def _scale(pixel_size: Any) -> tuple[float, float]:
 
 
 def read_layers(path: str | list[str]) -> list[tuple[Any, dict[str, Any], str]]:
-    """napari layer data of image files: ``[(data, kwargs, "labels" | "image"), ...]``."""
+    """napari layer data of image files and CTC folders: ``[(data, kwargs, "labels" | "image" | "tracks"), ...]``."""
     from deepscope.io import read_image
 
     out: list[tuple[Any, dict[str, Any], str]] = []
     for p in [path] if isinstance(path, (str, os.PathLike)) else list(path):
+        if _is_ctc(p):
+            out += _read_ctc(p)
+            continue
         img = read_image(p)
         name = Path(str(p)).name
         meta = {"deepscope": {"path": img.meta.path, "sha256": img.meta.sha256, "axes": img.meta.axes,

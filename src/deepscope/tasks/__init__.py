@@ -21,11 +21,12 @@ segment        foreground        foreground -> connected components (the book's 
 segment        flows             probability + flow field + size map -> instances at any object size
 segment        sized-distance    foreground + distance + size map -> seeded watershed at any size
 restore        image             the restored image (deblur, stain prediction, 2x super-resolution)
+track          (no network)      per-frame segment labels -> laptrack links -> CTC tracks and lineages
 =============  ================  ===============================================================
 """
 
-from deepscope.tasks import count, restore, segment
+from deepscope.tasks import count, restore, segment, track
 from deepscope.tasks.base import TorchTaskPlugin
 from deepscope.tasks.options import TaskOptions
 
-__all__ = ["TorchTaskPlugin", "TaskOptions", "count", "segment", "restore"]
+__all__ = ["TorchTaskPlugin", "TaskOptions", "count", "segment", "restore", "track"]
