@@ -154,7 +154,7 @@ def he_part(budget: float, tmp: Path, draws: int = 3) -> dict:
             model, ImageDataset([a for a, _ in tune[:7]], y=[b for _, b in tune[:7]], label_kind="mask"),
             ImageDataset([a for a, _ in tune[7:]], y=[b for _, b in tune[7:]], label_kind="mask"), run, budget)}
         card = load_model(run, device="cpu")
-        res["guard"] = card.model_card.training.get("fine_tune")
+        res["guard"] = dict(card.model_card.training.get("fine_tune") or {})  # a read-only view: JSON needs a dict
         ox, oy = [a for a, _ in others], [b for _, b in others]
         res["n_others"] = len(others)
         res["parent_f1_others"] = f1(parent, ox, oy)
