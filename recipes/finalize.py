@@ -590,34 +590,12 @@ def main(argv: list[str] | None = None) -> int:
     zoo = Path(args.zoo)
     zoo.mkdir(parents=True, exist_ok=True)
     for name in names:
-        if args.refit_domain:
-            if name != "nuclei":
-                raise SystemExit(f"--refit-domain: only nuclei has a picture check to refit, not {name}")
-            t = time.perf_counter()
-            model = load_model(zoo / f"{name}.json", device="cpu")
-            weights = (zoo / f"{name}.safetensors").read_bytes()
-            entry = dict(model.card["weights"])
-            finalize_picture_check(model)
-            training = dict(model.card.get("training") or {})
-            if "--refit-domain" not in training.get("recipe", ""):
-                training["recipe"] = training.get("recipe", "") + f"; recipes/finalize.py --only {name} --refit-domain"
-                model.update_card(training=training)
-            _install(model, zoo, name, f"{zoo / name}.json", t)
-            keep_weights(zoo, name, weights, entry)
-            continue
-        if args.refit_intervals:
-            if name != "count-bbbc005":
-                raise SystemExit(f"--refit-intervals: only count-bbbc005 has a hybrid interval, not {name}")
-            t = time.perf_counter()
-            model = load_model(zoo / f"{name}.json", device="cpu")
-            weights = (zoo / f"{name}.safetensors").read_bytes()
-            entry = dict(model.card["weights"])
-            refit_count_intervals(model)
-            with model.edit_card() as card:
-                if "--refit-intervals" not in card["training"]["recipe"]:
-                    card["training"]["recipe"] += f"; recipes/finalize.py --only {name} --refit-intervals"
-            _install(model, zoo, name, f"{zoo / name}.json", t)
-            keep_weights(zoo, name, weights, entry)
+        if args.refit_domain or args.refit_intervals:
+            flag, only, step = (("--refit-domain", "nuclei", finalize_picture_check) if args.refit_domain else
+                                ("--refit-intervals", "count-bbbc005", refit_count_intervals))
+            if name != only:
+                raise SystemExit(f"{flag}: only {only} can be refitted this way, not {name}")
+            refit_installed(zoo, name, step, flag)
             continue
         if args.refit:
             if name != "count-bbbc005":
@@ -666,6 +644,24 @@ def keep_weights(zoo: Path, name: str, weights: bytes, entry: dict[str, Any]) ->
     card = json.loads(path.read_text())
     card["weights"] = entry
     path.write_text(json.dumps(card, indent=2) + "\n")
+
+
+def refit_installed(zoo: Path, name: str, step: Any, flag: str) -> None:
+    """Refit one part of an installed model (``step(model)``), record ``flag`` in its recipe, install it again
+    with its weights file kept byte for byte."""
+    from deepscope.models import load_model
+
+    t = time.perf_counter()
+    model = load_model(zoo / f"{name}.json", device="cpu")
+    weights = (zoo / f"{name}.safetensors").read_bytes()
+    entry = dict(model.card["weights"])
+    step(model)
+    training = dict(model.card.get("training") or {})
+    if flag not in training.get("recipe", ""):
+        model.update_card(training={**training, "recipe": training.get("recipe", "") +
+                                    f"; recipes/finalize.py --only {name} {flag}"})
+    _install(model, zoo, name, f"{zoo / name}.json", t)
+    keep_weights(zoo, name, weights, entry)
 
 
 def _install(model: Any, zoo: Path, name: str, src: Any, t: float) -> None:

@@ -132,15 +132,20 @@ def _check_name(name: str, *, what: str) -> str:
     return name
 
 
-def _channels(intensities: Any, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+def _channels(intensities: Any, shape: tuple[int, ...], *, what: str = "image",
+              layout: str = "they must have the same height and width (one 2-D image per channel)"
+              ) -> dict[str, np.ndarray]:
+    """The intensity channels beside a label image of ``shape`` (2-D images, or 3-D volumes with ``what`` and
+    ``layout`` naming them in errors): a mapping of name -> array, one array (``Image``), or one array with
+    the channels last (``C0``, ``C1`` ...)."""
     if intensities is None:
         return {}
     if isinstance(intensities, Mapping):
         items = [(k, as_pixels(v)) for k, v in intensities.items()]
     else:
         arr = np.asarray(as_pixels(intensities))
-        if arr.ndim == 3 and arr.shape[:2] == shape:
-            items = [(f"C{k}", arr[..., k]) for k in range(arr.shape[2])]
+        if arr.ndim == len(shape) + 1 and arr.shape[:-1] == shape:
+            items = [(f"C{k}", arr[..., k]) for k in range(arr.shape[-1])]
         else:
             items = [("Image", arr)]
     out: dict[str, np.ndarray] = {}
@@ -148,10 +153,9 @@ def _channels(intensities: Any, shape: tuple[int, ...]) -> dict[str, np.ndarray]
         _check_name(name, what="channel name")
         a = np.asarray(img)
         if a.shape != shape:
-            raise InputError(f"intensity image {name!r} has shape {a.shape} but labels has shape {shape}; "
-                             "they must have the same height and width (one 2-D image per channel)")
+            raise InputError(f"intensity {what} {name!r} has shape {a.shape} but labels has shape {shape}; {layout}")
         if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool) or np.issubdtype(a.dtype, np.complexfloating):
-            raise InputError(f"intensity image {name!r} has dtype {a.dtype}; expected a real numeric image")
+            raise InputError(f"intensity {what} {name!r} has dtype {a.dtype}; expected a real numeric {what}")
         out[name] = a
     return out
 

@@ -25,7 +25,6 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -100,29 +99,10 @@ def _voxel_size(voxel_size: Any) -> tuple[float, float, float]:
 
 
 def _channels(intensities: Any, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
-    from deepscope.measure.objects import _check_name
+    from deepscope.measure.objects import _channels as channels
 
-    if intensities is None:
-        return {}
-    if isinstance(intensities, Mapping):
-        items = list(intensities.items())
-    else:
-        arr = np.asarray(intensities)
-        if arr.ndim == 4 and arr.shape[:3] == shape:
-            items = [(f"C{k}", arr[..., k]) for k in range(arr.shape[3])]
-        else:
-            items = [("Image", arr)]
-    out: dict[str, np.ndarray] = {}
-    for name, img in items:
-        _check_name(name, what="channel name")
-        a = np.asarray(img)
-        if a.shape != shape:
-            raise InputError(f"intensity volume {name!r} has shape {a.shape} but labels has shape {shape}; one "
-                             "(Z, Y, X) volume per channel (or (Z, Y, X, C)) is needed")
-        if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool) or np.issubdtype(a.dtype, np.complexfloating):
-            raise InputError(f"intensity volume {name!r} has dtype {a.dtype}; expected real numbers")
-        out[name] = a
-    return out
+    return channels(intensities, shape, what="volume",
+                    layout="one (Z, Y, X) volume per channel (or (Z, Y, X, C)) is needed")
 
 
 def measure_volume(labels: Any, intensities: Any = None, *, voxel_size: Any = None,
