@@ -52,6 +52,12 @@ def track(
                                               "in pixels (default: the median object diameter)."),
     max_gap: int = typer.Option(2, "--max-gap", help="Frames a cell may be missed and keep its track's lineage."),
     divisions: bool = typer.Option(True, "--divisions/--no-divisions", help="Detect divisions."),
+    prob_threshold: float | None = typer.Option(None, "--prob-threshold", help="Segmentation probability "
+                                                "threshold, as in `deepscope segment` (default: the model card's)."),
+    flow_threshold: float | None = typer.Option(None, "--flow-threshold", help="Flow-consistency threshold of "
+                                                "flow models, as in `deepscope segment`."),
+    min_size: int | None = typer.Option(None, "--min-size", help="Smallest object kept, in pixels at the model's "
+                                        "scale, as in `deepscope segment`."),
 ) -> None:
     """Track cells through time-lapse movies: per-frame objects linked into tracks and lineages (divisions, gaps,
     cells entering and leaving), written in the Cell Tracking Challenge format with per-object and per-track tables.
@@ -68,7 +74,8 @@ def track(
         if v is not None and not (math.isfinite(v) and v > 0):
             raise InputError(f"{name} must be a positive number; got {v}")
     options = TrackOptions(max_distance=max_distance, max_gap=max_gap, divisions=divisions, model=model,
-                           diameter=diameter, channel=channel)
+                           diameter=diameter, channel=channel, prob_threshold=prob_threshold,
+                           flow_threshold=flow_threshold, min_size=min_size)
     with progress_callback("track", unit="frames") as update:
         res = track_paths(paths, out, masks=masks, options=options, pixel_size=pixel_size,
                           frame_interval=frame_interval, progress=_movie_progress(update))

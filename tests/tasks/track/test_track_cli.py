@@ -155,3 +155,20 @@ def test_a_movie_that_does_not_exist_stops_with_exit_2(tmp_path):
     r = _invoke(tmp_path / "nope.tif", "-o", tmp_path / "out")
     assert r.exit_code == 2 and "nope.tif" in r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_segmentation_thresholds_reach_the_frames_and_lineage_and_bad_ones_stop_before_work(files):
+    """Issue 31: the thresholds of `deepscope segment` on `track`: a high minimum size leaves fewer objects per
+    frame than the card's default, the values are in the lineage, and a probability outside (0, 1) stops the
+    command (exit 2) before anything is written."""
+    tmp, _ = files
+    r = runner.invoke(app, ["track", str(tmp / "ctc" / "01"), "--out", str(tmp / "strict"), "--min-size", "400"])
+    assert r.exit_code == 0, r.output
+    assert lineage.read(tmp / "strict" / "01.tracks.csv").params["min_size"] == 400
+    strict = pd.read_csv(tmp / "strict" / "01.tracks.csv")
+    default = runner.invoke(app, ["track", str(tmp / "ctc" / "01"), "--out", str(tmp / "default")])
+    assert default.exit_code == 0, default.output
+    assert len(strict) < len(pd.read_csv(tmp / "default" / "01.tracks.csv"))
+    r = runner.invoke(app, ["track", str(tmp / "ctc" / "01"), "--out", str(tmp / "bad"), "--prob-threshold", "2"])
+    assert r.exit_code == 2 and "prob_threshold must be a probability" in r.output
+    assert not (tmp / "bad").exists()

@@ -40,7 +40,7 @@ Progress = Callable[[int, int], None]
 
 
 def segment_frames(frames: np.ndarray, model: Any = "nuclei", *, diameter: float | None = None,
-                   progress: Progress | None = None) -> tuple[np.ndarray, list[bool | None]]:
+                   progress: Progress | None = None, **segment: Any) -> tuple[np.ndarray, list[bool | None]]:
     """Segment every frame of a (T, Y, X) movie with a segmentation model (its ``run``, as ``deepscope segment``).
 
     Parameters
@@ -52,6 +52,9 @@ def segment_frames(frames: np.ndarray, model: Any = "nuclei", *, diameter: float
         Object diameter in pixels (generalist models; None: estimated per frame).
     progress : callable, optional
         ``progress(done, total)`` after each frame.
+    **segment
+        Other segmentation options, as ``deepscope segment`` takes them (``prob_threshold``, ``flow_threshold``,
+        ``min_size``); None leaves the model card's value.
 
     Returns
     -------
@@ -70,7 +73,7 @@ def segment_frames(frames: np.ndarray, model: Any = "nuclei", *, diameter: float
     if getattr(net, "task", None) != "segment":
         raise InputError(f"model {getattr(net, 'name', model)!r} is a {getattr(net, 'task', '?')} model; tracking "
                          "needs a segmentation model (e.g. nuclei) or --masks")
-    given = {"diameter": diameter} if diameter is not None else {}
+    given = {k: v for k, v in {"diameter": diameter, **segment}.items() if v is not None}
     out = np.zeros(frames.shape, np.int32)
     in_domain: list[bool | None] = []
     for t in range(frames.shape[0]):
@@ -115,7 +118,9 @@ def track_movie(movie: Movie | str | os.PathLike[str], *, masks: str | os.PathLi
     inputs = list(mv.inputs)
     if masks is None:
         labels, checks = segment_frames(mv.frames, model if model is not None else options.model,
-                                        diameter=options.diameter, progress=progress)
+                                        diameter=options.diameter, prob_threshold=options.prob_threshold,
+                                        flow_threshold=options.flow_threshold, min_size=options.min_size,
+                                        progress=progress)
         known = [c for c in checks if c is not None]
         info: dict[str, Any] = {"source": "model", "model": str(getattr(model, "name", options.model)),
                                 "in_domain": all(known) if known else None,

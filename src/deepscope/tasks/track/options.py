@@ -43,6 +43,9 @@ class TrackOptions(TaskOptions):
         Segmentation model for raw frames (a shipped name, run folder or card).
     diameter : float or None
         Object diameter in pixels for generalist models (None: estimated).
+    prob_threshold, flow_threshold, min_size : optional
+        The segmentation model's thresholds, as on ``deepscope segment`` (None: the model card's values; the
+        segment task checks them).
     channel : int or None
         Channel of a TCYX movie.
     """
@@ -55,6 +58,9 @@ class TrackOptions(TaskOptions):
     model: str = "nuclei"
     diameter: float | None = None
     channel: int | None = None
+    prob_threshold: float | None = None
+    flow_threshold: float | None = None
+    min_size: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_distance", "split_distance", "diameter"):
@@ -63,6 +69,12 @@ class TrackOptions(TaskOptions):
                 raise InputError(f"{name} must be a positive number of pixels; got {v}")
         if not (math.isfinite(self.distance_factor) and self.distance_factor > 0):
             raise InputError(f"distance_factor must be positive; got {self.distance_factor}")
+        if self.prob_threshold is not None and not 0 < self.prob_threshold < 1:
+            raise InputError(f"prob_threshold must be a probability strictly between 0 and 1, got {self.prob_threshold}")
+        if self.flow_threshold is not None and not (math.isfinite(self.flow_threshold) and self.flow_threshold >= 0):
+            raise InputError(f"flow_threshold must be a finite number >= 0, got {self.flow_threshold}")
+        if self.min_size is not None and int(self.min_size) < 0:
+            raise InputError(f"min_size must be a whole number of pixels >= 0, got {self.min_size}")
         if int(self.max_gap) < 0:
             raise InputError(f"max_gap must be >= 0 frames; got {self.max_gap}")
 
