@@ -21,8 +21,9 @@ def test_manifest_validates_and_every_command_imports():
     pm.validate_imports()
     assert {c.id for c in pm.contributions.commands} == {"deepscope.get_reader", "deepscope.segment",
                                                          "deepscope.count", "deepscope.segment_widget",
-                                                         "deepscope.count_widget"}
-    assert {w.command for w in pm.contributions.widgets} == {"deepscope.segment_widget", "deepscope.count_widget"}
+                                                         "deepscope.count_widget", "deepscope.track_widget"}
+    assert {w.command for w in pm.contributions.widgets} == {"deepscope.segment_widget", "deepscope.count_widget",
+                                                             "deepscope.track_widget"}
 
 
 def test_reader_opens_labels_as_a_calibrated_labels_layer_and_images_as_images(tmp_path):

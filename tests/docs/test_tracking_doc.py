@@ -1,11 +1,15 @@
 """Every command of docs/tracking.md runs as written (the page makes its own synthetic movie), and gives what the
 page says: linking the true masks scores DET, SEG, TRA and BC(0) 1.000; with `nuclei` segmenting the frames DET and
-TRA stay above 0.99; the tables it names are written."""
+TRA stay above 0.99; the tables it names are written; the report of the linked movie lists its 38 tracks and 12
+divisions (those of res_track.txt) at about 0.10 um/min, with the tracks, lineage and speed figures and no cell-cycle
+time."""
 
 from __future__ import annotations
 
 import json
+import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -13,6 +17,7 @@ pytest.importorskip("torch")
 pytest.importorskip("laptrack")
 pytest.importorskip("ctc_metrics")
 
+from deepscope.io.ctc import read_ctc_tracks  # noqa: E402
 from deepscope.models import list_models  # noqa: E402
 
 from ._harness import run_document  # noqa: E402
@@ -36,3 +41,20 @@ def test_tracking_runs_as_written(tmp_path, monkeypatch):
         assert (run.project / out / "movie.track_summary.csv").exists()
         assert (run.project / out / "movies.csv.prov.json").exists()
     assert "divisions" in run.python_output()
+
+    for out in ("linked", "tracks"):
+        html = (run.project / out / "report.html").read_text()
+        alts = set(re.findall(r'<img src="data:image/png;base64,[^"]+" alt="([^"]+)"', html))
+        assert {"Tracks: movie", "Lineage: movie", "Speed distribution"} <= alts, alts
+        assert "Cell-cycle time" not in alts and "No cell-cycle time" in html  # 16 frames: no cell divides twice
+        table = html[html.index("<h2>Movies</h2>"):html.index("<h2>Figures</h2>")]
+        head = re.findall(r"<th>(.*?)</th>", table)
+        row = dict(zip(head, re.findall(r"<td[^>]*>(.*?)</td>", table)))
+        tracks = read_ctc_tracks(run.project / out / "movie" / "res_track.txt")
+        _, kids = np.unique(tracks[tracks[:, 3] > 0, 3], return_counts=True)
+        assert int(row["tracks"]) == len(tracks) and int(row["divisions"]) == int((kids == 2).sum())
+        if out == "linked":  # the figures the page states
+            assert (int(row["tracks"]), int(row["divisions"])) == (38, 12)
+            assert float(row["mean speed"]) == pytest.approx(0.10, abs=0.01) and row["in domain"] == ""
+        else:
+            assert row["in domain"] in ("yes", "no")

@@ -34,14 +34,15 @@ def write_and_say(source: Path) -> Path | None:
 
 @handle_errors
 def report(
-    source: Path = typer.Argument(..., help="A run folder (deepscope analyze/run), a segment output folder or a "
-                                  "count table (counts.csv).", metavar="RESULTS", show_default=False),
+    source: Path = typer.Argument(..., help="A run folder (deepscope analyze/run), a segment or track output folder, "
+                                  "or a count table (counts.csv).", metavar="RESULTS", show_default=False),
     out: Path | None = out_option(help="The HTML file (default: RESULTS/report.html, or <table>.report.html)."),
     output: Path | None = output_alias(),
     title: str | None = typer.Option(None, "--title", help="Page title (default: from the results)."),
 ) -> None:
     """Write one self-contained HTML report: summary and lineage, plate map, count and size
-    distributions, per-image QC with outliers flagged, and a gallery of overlays sorted by QC."""
+    distributions, per-image QC with outliers flagged, and a gallery of overlays sorted by QC; for a
+    track folder, per movie its tracks over a frame and lineage trees, speeds and cell-cycle times."""
     from deepscope.report import write_report
 
     target = pick_out(out, output) if (out or output) else None

@@ -15,9 +15,14 @@ is a plain function, so it works, and is tested, without napari installed (the w
 - :func:`count_image`: a Points layer at the objects' centres when the counter counted instances, or an
   empty one, named with the count and its 95% interval (the counter's ``method`` and ``in_domain`` in
   its metadata);
-- :func:`segment_widget` / :func:`count_widget`: the *Segment* and *Count* widgets, which run those two on
-  a napari worker thread in steps (:func:`_segment_steps`, :func:`_count_steps`): a progress bar per step in
-  the activity dock, the viewer responsive, and napari's cancel honoured at the next step.
+- :func:`track_layers`: a T x Y x X movie tracked (each frame segmented with a model, or a Labels layer of masks
+  linked as it is) by the track task's :func:`~deepscope.tasks.track.segment_frames` and
+  :func:`~deepscope.tasks.track.link`: a Labels layer (label = track id) and a Tracks layer with the lineage graph
+  (daughters and tracks after a gap point to their parent), the CTC ``L B E P`` table in their metadata;
+- :func:`segment_widget` / :func:`count_widget` / :func:`track_widget`: the *Segment*, *Count* and *Track* widgets,
+  which run those on a napari worker thread in steps (:func:`_segment_steps`, :func:`_count_steps`,
+  :func:`_track_steps`): a progress bar per step in the activity dock, the viewer responsive, and napari's cancel
+  honoured at the next step (for tracking, the next frame).
 
 napari is an optional extra (``pip install "deepscope[napari]"``); the core install does not need it.
 """
@@ -26,14 +31,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, List
 
 import numpy as np
 
 if TYPE_CHECKING:  # annotations only: magicgui reads them to build the widgets inside napari
     import napari  # type: ignore[import-not-found]
 
-__all__ = ["get_reader", "read_layers", "segment_image", "count_image", "segment_widget", "count_widget"]
+__all__ = ["get_reader", "read_layers", "segment_image", "count_image", "track_layers", "segment_widget",
+           "count_widget", "track_widget"]
 
 _SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".zarr")
 #: Steps of the segment and count widgets (model, inference, measurement): their progress bar's length.
@@ -152,6 +158,58 @@ def _count_steps(image: Any, model: str = "count-bbbc005") -> Any:
                      "size": 6}, "points")
 
 
+def _track_total(image: Any, masks: Any) -> int:
+    """Steps of :func:`_track_steps`: linking alone with masks; else loading, one per frame, linking."""
+    return 1 if masks is not None else int(np.shape(image)[0]) + 2
+
+
+def _track_steps(image: Any, model: str = "nuclei", masks: Any = None, max_gap: int = 2,
+                 divisions: bool = True) -> Any:
+    """:func:`track_layers` in steps (as :func:`_segment_steps`): the model loaded, then one step per frame
+    segmented, then linking; with ``masks``, linking only."""
+    from deepscope.errors import InputError
+    from deepscope.tasks.track import TrackOptions, link, segment_frames
+
+    frames = np.asarray(image)
+    if frames.ndim != 3:
+        raise InputError(f"tracking needs a T x Y x X movie (a 2-D image layer with a time slider); the layer's data "
+                         f"has shape {frames.shape}")
+    options = TrackOptions(max_gap=int(max_gap), divisions=bool(divisions))
+    total = _track_total(frames, masks)
+    meta: dict[str, Any] = {"in_domain": None}
+    if masks is not None:
+        labels = np.asarray(masks)
+        if labels.shape != frames.shape:
+            raise InputError(f"the masks (shape {labels.shape}) do not match the movie (shape {frames.shape}); give "
+                             "the Labels layer of this movie's frames")
+        meta["source"] = "masks"
+        name = "tracks"
+    else:
+        from deepscope.models import load_model
+
+        yield 0, total, f"loading {model}"
+        net = load_model(model, task="segment")
+        labels = np.zeros(frames.shape, np.int32)
+        checks: list[bool | None] = []
+        for t in range(frames.shape[0]):
+            yield t + 1, total, f"segmenting frame {t + 1} of {frames.shape[0]}"
+            lab, check = segment_frames(frames[t:t + 1], net)
+            labels[t] = lab[0]
+            checks += check
+        known = [c for c in checks if c is not None]
+        meta.update(source="model", model=model, weights_sha256=getattr(net.model_card.weights, "sha256", ""),
+                    in_domain=all(known) if known else None, frames_out_of_domain=sum(1 for c in known if not c))
+        name = model
+    yield total - 1, total, "linking"
+    result = link(labels, frames=frames, options=options)
+    data, graph = result.napari_tracks()
+    meta.update(tracks=result.n_tracks, divisions=result.n_divisions, ctc_tracks=result.tracks.tolist())
+    flag = ", OUT OF DOMAIN" if meta["in_domain"] is False else ""
+    what = f"{name}: {result.n_tracks} tracks, {result.n_divisions} divisions{flag}"
+    return [(result.labels, {"name": f"{what} (labels)", "metadata": {"deepscope": meta}}, "labels"),
+            (data, {"name": what, "graph": graph, "metadata": {"deepscope": meta}}, "tracks")]
+
+
 def _drain(steps: Any) -> Any:
     """Run a step generator to its end and return its value."""
     while True:
@@ -172,12 +230,19 @@ def count_image(image: napari.types.ImageData, model: str = "count-bbbc005") -> 
     return _drain(_count_steps(image, model))
 
 
-def _in_background(steps: Any, args: tuple[Any, ...], what: str) -> Any:
+def track_layers(image: napari.types.ImageData, model: str = "nuclei", masks: napari.types.LabelsData | None = None,
+                 max_gap: int = 2, divisions: bool = True) -> List[napari.types.LayerDataTuple]:
+    """Track a T x Y x X image layer: segment each frame with ``model`` (or take the ``masks`` Labels layer, and only
+    link), link into tracks and lineages; a Labels layer (label = track id) and a Tracks layer (with ``graph``)."""
+    return _drain(_track_steps(image, model, masks, max_gap, divisions))
+
+
+def _in_background(steps: Any, args: tuple[Any, ...], what: str, total: int = _STEPS) -> Any:
     """A started napari worker running ``steps(*args)``: a progress bar per step in napari's activity dock, the
     viewer responsive meanwhile, and napari's cancel (``worker.quit()``) honoured at the next step."""
     from napari.qt.threading import thread_worker
 
-    return thread_worker(steps, start_thread=True, progress={"total": _STEPS, "desc": f"deepscope: {what}"})(*args)
+    return thread_worker(steps, start_thread=True, progress={"total": total, "desc": f"deepscope: {what}"})(*args)
 
 
 def segment_widget(image: napari.types.ImageData, model: str = "nuclei", diameter: float = 0.0
@@ -190,3 +255,16 @@ def count_widget(image: napari.types.ImageData, model: str = "count-bbbc005"
                  ) -> napari.qt.threading.FunctionWorker[napari.types.LayerDataTuple]:
     """The *Count (deepscope)* widget: :func:`count_image` on a worker thread, with progress and cancel."""
     return _in_background(_count_steps, (image, model), f"counting with {model}")
+
+
+def track_widget(image: napari.types.ImageData, model: str = "nuclei", masks: napari.types.LabelsData | None = None,
+                 max_gap: int = 2, divisions: bool = True
+                 ) -> napari.qt.threading.FunctionWorker[List[napari.types.LayerDataTuple]]:
+    """The *Track (deepscope)* widget: :func:`track_layers` on a worker thread, with progress per frame and cancel.
+
+    napari's type registration knows ``FunctionWorker[typing.List[LayerDataTuple]]`` (not the builtin ``list``):
+    both layers are added when the worker returns.
+    """
+    what = "linking the masks" if masks is not None else f"tracking with {model}"
+    return _in_background(_track_steps, (image, model, masks, max_gap, divisions), what,
+                          total=_track_total(image, masks))

@@ -3,7 +3,9 @@
 >>> from deepscope.report import write_report
 
 :func:`write_report` reads an analysis run folder (``deepscope analyze`` / ``run``), a
-``deepscope segment`` folder or a ``deepscope count`` table and writes ``report.html``: the run
+``deepscope segment`` folder, a ``deepscope count`` table or a ``deepscope track`` folder
+(:mod:`deepscope.report.tracks`: tracks over a frame, lineage trees, speeds and cell-cycle times per
+movie) and writes ``report.html``: the run
 summary and lineage, a plate map when the image names carry wells, count and size
 distributions per condition, measured against true counts when the names carry them, per-image
 quality control (focus, blur, saturation, ``in_domain``, failures) with outliers flagged, a

@@ -57,8 +57,9 @@ def write_report(source: str | os.PathLike[str], out: str | os.PathLike[str] | N
     Parameters
     ----------
     source : str or PathLike
-        A run folder of ``deepscope analyze``/``run``, a ``deepscope segment`` output folder, or a
-        ``deepscope count`` table (or the folder holding its ``counts.csv``).
+        A run folder of ``deepscope analyze``/``run``, a ``deepscope segment`` output folder, a
+        ``deepscope count`` table (or the folder holding its ``counts.csv``), or a ``deepscope track``
+        output folder (tracks over a frame, lineage trees, speeds, cell-cycle times per movie).
     out : str or PathLike, optional
         The HTML file; default :func:`report_path` of ``source``.
     title : str, optional
@@ -82,14 +83,18 @@ def write_report(source: str | os.PathLike[str], out: str | os.PathLike[str] | N
     PosixPath('run1/report.html')
     """
     from deepscope.io import write_text
-    from deepscope.report.html import render_html
+    from deepscope.report.html import render_html, render_track_html
     from deepscope.report.qc import flag_images
 
     res = load_results(source)
-    images = flag_images(res.images)
-    figures = _figures(res, images)
     if title is None:
         what = res.summary.get("pipeline") or f"deepscope {res.kind}"
         title = f"{what}: {Path(source).resolve().name}"
     target = Path(out) if out is not None else report_path(source)
+    if res.kind == "track":  # one row per movie, figures per movie: its own page
+        from deepscope.report.tracks import track_figures
+
+        return write_text(target, render_track_html(res, track_figures(res), title=title))
+    images = flag_images(res.images)
+    figures = _figures(res, images)
     return write_text(target, render_html(res, images, figures, title=title))

@@ -45,7 +45,8 @@ class Results:
     Attributes
     ----------
     kind : str
-        ``"analysis"`` (a ``deepscope analyze``/``run`` folder), ``"segment"`` or ``"count"``.
+        ``"analysis"`` (a ``deepscope analyze``/``run`` folder), ``"segment"``, ``"count"`` or ``"track"``
+        (a ``deepscope track`` folder, :mod:`deepscope.report.tracks`).
     source : pathlib.Path
         The folder or table the results were read from.
     images : pandas.DataFrame
@@ -67,6 +68,9 @@ class Results:
         The metadata column used as the condition (``""`` when none).
     tables : list of str
         The result files in the folder.
+    movies : list of deepscope.report.tracks.MovieTracks
+        A track report's movies (kind ``"track"``: then ``images`` has one row per movie, ``count`` = its
+        tracks); empty otherwise.
     """
 
     kind: str
@@ -78,6 +82,7 @@ class Results:
     lineage: dict[str, Any] = field(default_factory=dict)
     condition: str = ""
     tables: list[str] = field(default_factory=list)
+    movies: list[Any] = field(default_factory=list)
 
 
 def find_well(name: str) -> str | None:
@@ -364,13 +369,14 @@ def _segment_sizes(images: pd.DataFrame, d: Path, limit: int = 500) -> pd.DataFr
 
 
 def load_results(source: str | os.PathLike[str]) -> Results:
-    """Read the results of an analysis run folder, a ``deepscope segment`` folder or a ``count`` table.
+    """Read the results of an analysis run folder, a ``deepscope segment`` or ``track`` folder or a ``count`` table.
 
     Parameters
     ----------
     source : str or PathLike
         A run folder (``run.json`` + ``images.*``), a segment output folder (``counts.csv`` beside
-        ``*.labels.tif``), a count table (``counts.csv``) or a folder holding one.
+        ``*.labels.tif``), a count table (``counts.csv``) or a folder holding one, or a ``deepscope track``
+        output folder (``movies.csv`` beside the CTC folders, :func:`deepscope.report.tracks.load_tracks`).
 
     Returns
     -------
@@ -390,6 +396,10 @@ def load_results(source: str | os.PathLike[str]) -> Results:
         if p.suffix.lower() != ".csv":
             raise InputError(f"'{p}' is not a result folder or a count table (.csv); give a run folder of deepscope "
                              "analyze/run, a segment output folder or a counts CSV")
+        from deepscope.report.tracks import MOVIES_TABLE, is_track_folder, load_tracks
+
+        if p.name == MOVIES_TABLE and is_track_folder(p.parent):
+            return load_tracks(p.parent)
         segment = any(p.parent.glob("*.labels.tif"))
         return _load_batch(p, "segment" if segment else "count")
     if (p / "run.json").is_file():
@@ -399,5 +409,9 @@ def load_results(source: str | os.PathLike[str]) -> Results:
         return _load_analysis(p)
     if (p / "counts.csv").is_file():
         return _load_batch(p / "counts.csv", "segment" if any(p.glob("*.labels.tif")) else "count")
+    from deepscope.report.tracks import is_track_folder, load_tracks
+
+    if is_track_folder(p):
+        return load_tracks(p)
     raise InputError(f"'{p}' holds no deepscope results: expected run.json and images.* (deepscope analyze/run), "
-                     "or counts.csv (deepscope segment/count)")
+                     "counts.csv (deepscope segment/count) or movies.csv (deepscope track)")

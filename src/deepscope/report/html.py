@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from deepscope.report.data import Results
 
-__all__ = ["render_html", "TABLE_ROWS", "GALLERY_SIZE"]
+__all__ = ["render_html", "render_track_html", "TABLE_ROWS", "GALLERY_SIZE"]
 
 #: Rows of the per-image table in the page (the tables in the folder have all).
 TABLE_ROWS = 500
@@ -149,8 +149,9 @@ def _table(df: pd.DataFrame, columns: list[tuple[str, str]], *, row_class: Any =
 def _cards(res: Results, images: pd.DataFrame) -> str:
     ok = images["ok"]
     n_flagged = int(((images["flags"] != "") & ok).sum())
-    cards = [(len(images), "images" if res.kind != "analysis" else "image sets", ""),
-             (int((~ok).sum()), "failed", "bad" if (~ok).any() else "")]
+    cards: list[tuple[Any, str, str]] = [
+        (len(images), "images" if res.kind != "analysis" else "image sets", ""),
+        (int((~ok).sum()), "failed", "bad" if (~ok).any() else "")]
     if res.kind != "count":
         n_obj = res.summary.get("n_objects")
         cards.append((n_obj if n_obj is not None else int(images.loc[ok, "count"].sum()), f"{res.object_name}", ""))
@@ -158,17 +159,35 @@ def _cards(res: Results, images: pd.DataFrame) -> str:
     if np.isfinite(counts).any():
         cards.append((f"{np.nanmean(counts):.1f}", f"mean {res.object_name.lower()} per image", ""))
     cards.append((n_flagged, "flagged by QC", "warn" if n_flagged else ""))
-    dom = images["in_domain"]
-    known = dom.map(lambda v: isinstance(v, (bool, np.bool_)))
-    if known.any():
-        out = int((known & ~dom.map(lambda v: bool(v) if isinstance(v, (bool, np.bool_)) else True)).sum())
+    out = _n_out_of_domain(images["in_domain"])
+    if out is not None:
         cards.append((out, "out of the model's domain", "warn" if out else ""))
     truth = images[ok & images["true_count"].notna() & images["count"].notna()]
     if len(truth):
         mae = float(np.mean(np.abs(truth["count"].astype(float) - truth["true_count"].astype(float))))
         cards.append((f"{mae:.2f}", "MAE vs true count", ""))
+    return _card_row(cards)
+
+
+def _card_row(cards: list[tuple[Any, str, str]]) -> str:
+    """Summary cards ``(value, label, css class: "" | "warn" | "bad")``."""
     return '<div class="cards">' + "".join(
         f'<div class="card {cls}"><b>{_e(v)}</b><span>{_e(label)}</span></div>' for v, label, cls in cards) + "</div>"
+
+
+def _n_out_of_domain(in_domain: pd.Series) -> int | None:
+    """How many rows a model's domain check said no to; None when no check ran."""
+    known = in_domain.map(lambda v: isinstance(v, (bool, np.bool_)))
+    if not known.any():
+        return None
+    return int((known & ~in_domain.map(lambda v: bool(v) if isinstance(v, (bool, np.bool_)) else True)).sum())
+
+
+def _figures_html(figures: list[tuple[str, str, bytes]]) -> str:
+    """The figures ``(title, caption, png)`` as inline images (alt = title), or a note when there are none."""
+    figs = "".join(f'<figure><img src="{_png_uri(png)}" alt="{_e(t)}"><figcaption><b>{_e(t)}</b>. {_e(c)}'
+                   f"</figcaption></figure>" for t, c, png in figures)
+    return figs or '<p class="note">Nothing to plot.</p>'
 
 
 def _lineage(res: Results) -> str:
@@ -225,11 +244,7 @@ def render_html(res: Results, images: pd.DataFrame, figures: list[tuple[str, str
     ``images`` is :func:`deepscope.report.qc.flag_images` of ``res.images``; ``figures`` are
     ``(title, caption, png)``.
     """
-    import deepscope
-
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    figs = "".join(f'<figure><img src="{_png_uri(png)}" alt="{_e(t)}"><figcaption><b>{_e(t)}</b>. {_e(c)}'
-                   f"</figcaption></figure>" for t, c, png in figures)
+    figs = _figures_html(figures)
     order = images.assign(_failed=~images["ok"], _flagged=images["flags"] != "").sort_values(
         ["_failed", "_flagged", "qc_score"], ascending=[False, False, True], kind="stable")
     shown = order.head(TABLE_ROWS)
@@ -260,13 +275,8 @@ def render_html(res: Results, images: pd.DataFrame, figures: list[tuple[str, str
                    f"domain (the {_e(res.object_name)} objects then undercount), else <code>objects</code>; the "
                    f"objects' count is <code>Count_{_e(res.object_name)}_Objects</code> in the tables."
                    if "count_method" in images else "")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)}</title><style>{_CSS}</style></head>
-<body><header><h1>{_e(title)}</h1><p>{_e(res.source)} &middot; made {_e(now)} by deepscope {_e(deepscope.__version__)}
-</p></header><main>
-<h2>Summary</h2>{_cards(res, images)}
-<h2>Figures</h2><div class="figs">{figs or '<p class="note">Nothing to plot.</p>'}</div>
+    body = f"""<h2>Summary</h2>{_cards(res, images)}
+<h2>Figures</h2><div class="figs">{figs}</div>
 <h2>Per-image quality control</h2>
 <p class="note">Flags: failed images; blurred (power-log-log slope at or below {BLUR_SLOPE:g}, whatever the rest of the
 run looks like, or slope or log focus score far below the run's median, robust z &le; -3);
@@ -276,6 +286,64 @@ checked the image.{method_note} Click a column to sort.</p>{qc_note}{more}
 <div class="scroll">{_table(shown, cols, row_class=row_class)}</div>
 <h2>Gallery</h2>{_gallery(images)}
 <h2>How these results were made</h2>{_lineage(res)}
-<h2>Files</h2><ul>{files}</ul>
+<h2>Files</h2><ul>{files}</ul>"""
+    return _page(title, res.source, body)
+
+
+def _page(title: str, source: Any, body: str) -> str:
+    """The self-contained HTML page around ``body``: styles, header (title, source, when, deepscope version),
+    script."""
+    import deepscope
+
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(title)}</title><style>{_CSS}</style></head>
+<body><header><h1>{_e(title)}</h1><p>{_e(source)} &middot; made {_e(now)} by deepscope {_e(deepscope.__version__)}
+</p></header><main>
+{body}
 </main><script>{_JS}</script></body></html>
 """
+
+
+def render_track_html(res: Results, figures: list[tuple[str, str, bytes]], *, title: str) -> str:
+    """The page of a ``deepscope track`` folder: summary cards, the per-movie table (tracks, divisions, mean speed,
+    cell-cycle time, ``in_domain``), the figures (:func:`deepscope.report.tracks.track_figures`), lineage, files."""
+    movies = res.images
+    ok = movies["ok"]
+    speeds = movies.loc[ok, "mean_speed"].to_numpy(dtype=float)
+    units = sorted(set(movies.loc[ok, "speed_unit"].astype(str)) - {""})
+    cards: list[tuple[Any, str, str]] = [
+        (len(movies), "movies", ""), (int((~ok).sum()), "failed", "bad" if (~ok).any() else ""),
+        (res.summary.get("n_tracks", 0), "tracks", ""), (res.summary.get("n_divisions", 0), "divisions", "")]
+    if np.isfinite(speeds).any():
+        cards.append((f"{np.nanmean(speeds):.3g}", f"mean track speed ({units[0] if len(units) == 1 else 'mixed'})",
+                      ""))
+    out = _n_out_of_domain(movies["in_domain"])
+    if out is not None:
+        cards.append((out, "out of the model's domain", "warn" if out else ""))
+    cols = [("name", "movie"), ("frames", "frames"), ("tracks", "tracks"), ("divisions", "divisions"),
+            ("objects", "objects"), ("mean_speed", "mean speed"), ("speed_unit", "speed unit"),
+            ("median_cycle_time", "median cell-cycle time"), ("pixel_size", "pixel size (um)"),
+            ("frame_interval", "frame interval"), ("in_domain", "in domain"), ("error", "error")]
+
+    def row_class(r: Any) -> str:
+        return "failed" if not r["ok"] else "flagged" if r["in_domain"] is False else ""
+
+    figs = _figures_html(figures)
+    files = "".join(f"<li><code>{_e(t)}</code></li>" for t in res.tables)
+    cycle_note = ("" if movies["median_cycle_time"].notna().any() else
+                  '<p class="note">No cell-cycle time: no cell born by a division divides again within these movies '
+                  "(a movie longer than a cell cycle shows them).</p>")
+    body = f"""<h2>Summary</h2>{_card_row(cards)}
+<h2>Movies</h2>
+<p class="note">One row per movie. Tracks and divisions (mothers with two daughters) are counted from each movie's
+res_track.txt; mean speed is the mean over its tracks of two frames or more (um where the pixel size is known, per
+the frame interval's time unit where it is known, else px and frames); the cell-cycle time is from division to
+division. In domain: whether every frame looked like the segmentation model's training images (blank: masks were
+given, or the model has no check). Click a column to sort.</p>
+<div class="scroll">{_table(movies, cols, row_class=row_class)}</div>
+<h2>Figures</h2><div class="figs">{figs}</div>{cycle_note}
+<h2>How these results were made</h2>{_lineage(res)}
+<h2>Files</h2><ul>{files}</ul>"""
+    return _page(title, res.source, body)

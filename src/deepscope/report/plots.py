@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["plate_heatmap", "count_distributions", "size_distributions", "quality_scatter", "count_vs_truth",
-           "figure_png", "well_position"]
+           "figure_png", "well_position", "track_colours", "tracks_over_frame", "lineage_trees", "value_histograms",
+           "LINEAGE_TRACKS"]
 
 _WELL = re.compile(r"^([A-Pa-p])(\d{1,2})$")
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -200,4 +201,161 @@ def count_vs_truth(images: pd.DataFrame, *, object_name: str) -> bytes | None:
     ax.set_ylabel("measured count")
     ax.legend(fontsize=7, frameon=False)
     ax.set_title(f"Measured vs true count (MAE {np.mean(np.abs(c - t)):.2f})", fontsize=9)
+    return figure_png(fig)
+
+
+#: Most tracks a lineage figure draws (the largest trees first); the tables have every track.
+LINEAGE_TRACKS = 120
+
+
+def track_colours(ids: Any) -> np.ndarray:
+    """RGB (N, 3) floats in [0, 1]: one colour per track id (matplotlib's tab20, cycled), the same in every figure.
+
+    Examples
+    --------
+    >>> c = track_colours([1, 2, 21])
+    >>> c.shape, bool((c[0] == c[2]).all()), bool((c[0] == c[1]).all())
+    ((3, 3), True, False)
+    """
+    plt = _pyplot()
+    table = np.asarray(plt.get_cmap("tab20").colors, dtype=float)
+    return table[(np.asarray(ids, dtype=np.int64) - 1) % len(table)]
+
+
+def tracks_over_frame(labels: np.ndarray, objects: pd.DataFrame, *, frame: int, title: str) -> bytes | None:
+    """The objects of one frame (label = track id, filled in their track's colour) with every track's path up to
+    that frame (centres from the per-object table, ``track_id, frame, y_px, x_px``) in the same colour."""
+    if labels.ndim != 2 or objects.empty:
+        return None
+    plt = _pyplot()
+    lab = np.asarray(labels, dtype=np.int64)
+    rgb = np.full(lab.shape + (3,), 0.08)
+    fg = lab > 0
+    rgb[fg] = 0.25 + 0.5 * track_colours(lab[fg])
+    h, w = lab.shape
+    fig, ax = plt.subplots(figsize=(5.2, 5.2 * h / w if w else 5.2))
+    ax.imshow(rgb, interpolation="nearest")
+    upto = objects[objects["frame"] <= frame].sort_values(["track_id", "frame"])
+    for k, g in upto.groupby("track_id"):
+        colour = track_colours([k])[0]
+        ax.plot(g["x_px"], g["y_px"], color=colour, linewidth=1.4)
+        last = g.iloc[-1]
+        if int(last["frame"]) == frame:
+            ax.plot(last["x_px"], last["y_px"], "o", color=colour, markersize=3, markeredgecolor="white",
+                    markeredgewidth=0.5)
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+    return figure_png(fig)
+
+
+def _tree_layout(tracks: np.ndarray) -> tuple[list[list[int]], dict[int, float]]:
+    """Trees of an ``L B E P`` table (largest first, ties by first frame) and each track's row: leaves on
+    consecutive rows, a mother midway between her daughters."""
+    ids = {int(r[0]) for r in tracks}
+    children: dict[int, list[int]] = {}
+    for lab, b, _, p in sorted(tracks.tolist(), key=lambda r: (r[1], r[0])):
+        if p and int(p) in ids:
+            children.setdefault(int(p), []).append(int(lab))
+    start = {int(r[0]): int(r[1]) for r in tracks}
+    roots = [int(r[0]) for r in tracks if not (r[3] and int(r[3]) in ids)]
+
+    def members(k: int) -> list[int]:
+        out, todo = [], [k]
+        while todo:
+            n = todo.pop()
+            out.append(n)
+            todo += children.get(n, [])
+        return out
+
+    trees = sorted((members(r) for r in roots), key=lambda m: (-len(m), start[m[0]], m[0]))
+    row: dict[int, float] = {}
+    next_row = 0.0
+
+    def place(k: int) -> float:
+        nonlocal next_row
+        kids = children.get(k, [])
+        if not kids:
+            row[k] = next_row
+            next_row += 1.0
+        else:
+            ys = [place(c) for c in kids]
+            row[k] = float(np.mean(ys))
+        return row[k]
+
+    for tree in trees:
+        place(tree[0])
+        next_row += 0.6  # a little space between trees
+    return trees, row
+
+
+def lineage_trees(tracks: np.ndarray, *, frame_interval: float | None = None, title: str = "Lineage",
+                  max_tracks: int = LINEAGE_TRACKS) -> tuple[bytes | None, int]:
+    """Lineage trees of a CTC ``L B E P`` table: each track a horizontal bar from its first to its last frame
+    (x = time), a mother joined to her daughters (solid) and a track to its continuation after a gap (dotted).
+
+    Returns the PNG (None for an empty table) and the number of tracks drawn (the largest trees first, at most
+    ``max_tracks`` tracks).
+    """
+    tracks = np.asarray(tracks, dtype=np.int64).reshape(-1, 4)
+    if not len(tracks):
+        return None, 0
+    trees, _ = _tree_layout(tracks)
+    shown: list[int] = []
+    for tree in trees:
+        if shown and len(shown) + len(tree) > max_tracks:
+            break
+        shown += tree
+    keep = set(shown)
+    sub = tracks[np.isin(tracks[:, 0], list(keep))]
+    _, row = _tree_layout(sub)
+    span = {int(r[0]): (int(r[1]), int(r[2])) for r in sub}
+    parent = {int(r[0]): int(r[3]) for r in sub if r[3] and int(r[3]) in keep}
+    n_kids: dict[int, int] = {}
+    for p in parent.values():
+        n_kids[p] = n_kids.get(p, 0) + 1
+    dt = frame_interval if frame_interval else 1.0
+    plt = _pyplot()
+    height = float(max(row.values())) + 1 if row else 1.0
+    fig, ax = plt.subplots(figsize=(6.4, min(2.0 + 0.13 * height, 12.0)))
+    for k, (b, e) in span.items():
+        colour = track_colours([k])[0]
+        ax.plot([b * dt, (e + 1) * dt], [row[k], row[k]], color=colour, linewidth=2.2, solid_capstyle="butt")
+        if k in parent:
+            p = parent[k]
+            x = (span[p][1] + 1) * dt
+            style = "-" if n_kids[p] == 2 else ":"
+            ax.plot([x, x, b * dt], [row[p], row[k], row[k]], color="#555555", linewidth=0.8, linestyle=style)
+        if len(span) <= 60:
+            ax.text(b * dt, row[k] - 0.25, str(k), fontsize=6, color="#333333")
+    ax.set_ylim(height, -1)
+    ax.set_yticks([])
+    ax.set_xlabel("time" if frame_interval else "frame")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(title, fontsize=9)
+    return figure_png(fig), len(span)
+
+
+def value_histograms(groups: list[tuple[str, np.ndarray]], *, xlabel: str, title: str) -> bytes | None:
+    """Step histograms of one value per group (a movie) on shared bins, with n and the median in the legend;
+    None when no group has a finite value."""
+    groups = [(k, v[np.isfinite(v)]) for k, v in ((k, np.asarray(v, dtype=float)) for k, v in groups)]
+    groups = [(k, v) for k, v in groups if v.size]
+    if not groups:
+        return None
+    plt = _pyplot()
+    allv = np.concatenate([v for _, v in groups])
+    lo, hi = float(allv.min()), float(allv.max())
+    bins = np.linspace(lo, hi if hi > lo else lo + 1.0, min(30, max(5, allv.size // 2)) + 1)
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    for i, (k, v) in enumerate(groups):
+        ax.hist(v, bins=bins, histtype="step", linewidth=1.5, color=_COLORS[i % len(_COLORS)],
+                label=f"{k} (n={v.size}, median {np.median(v):.3g})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("tracks")
+    ax.legend(fontsize=7, frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(title, fontsize=9)
     return figure_png(fig)
