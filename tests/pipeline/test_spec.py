@@ -141,8 +141,9 @@ def test_doctests_of_the_pipeline_modules():
     import deepscope.pipeline.store as so
     import deepscope.tasks.count.pipeline_step as cs
     import deepscope.tasks.segment.pipeline_step as ss
+    import deepscope.tasks.track.pipeline_step as ts
 
-    for mod in (y, s, i, st, so, ex, r, ss, cs):
+    for mod in (y, s, i, st, so, ex, r, ss, cs, ts):
         res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert res.failed == 0, mod.__name__
 

@@ -152,6 +152,8 @@ def _model_columns(pipeline: Pipeline, models: Mapping[str, Any]) -> dict[str, s
             name = s.objects
         elif getattr(s, "kind", None) == "count" and s.model_refs:  # a count model (not model: objects)
             name = f"Count_{s.name}"
+        elif getattr(s, "kind", None) == "track" and s.model_refs:  # the model that segmented the frames
+            name = s.objects
         else:
             continue
         cols[f"Model_{name}"] = models[s.model].name

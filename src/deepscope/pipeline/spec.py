@@ -314,6 +314,12 @@ class Pipeline:
         return tuple(out)
 
     @property
+    def time_lapse(self) -> bool:
+        """Whether a step reads the image sets as time-lapses (T x Y x X channels: a ``track`` step): the pages of a
+        plain multi-page TIFF are then its frames, not its channels."""
+        return any(getattr(s, "time_lapse", False) for s in self.steps)
+
+    @property
     def model_refs(self) -> tuple[str, ...]:
         """Every model the steps use (shipped names, paths, ``otsu-watershed``), once each."""
         refs: list[str] = []
@@ -768,6 +774,15 @@ class _Reader:
                 assert tasks is not None
                 step = tasks[kind_s].parse(opts, r)
             out.append(step)
+        movie_steps = [i for i, s in enumerate(out) if getattr(s, "time_lapse", False)]
+        if movie_steps:  # every channel of an image set has one shape: these sets are movies, which 2-D steps refuse
+            first = out[movie_steps[0]]
+            for i, s in enumerate(out):
+                if not isinstance(s, NormalizeStep) and not getattr(s, "time_lapse", False):
+                    kind = next(iter(raw[i]))
+                    self.fail(("steps", i, kind), f"a {s.kind} step takes 2-D images, but the {first.kind} step "
+                                                  f"(step {movie_steps[0]}) reads the image sets as time-lapses "
+                                                  "(T x Y x X); run 2-D steps in a pipeline of their own")
         return tuple(out)
 
     def where(self, v: Any, p: tuple[Any, ...]) -> str | dict[str, tuple[float | None, float | None]]:

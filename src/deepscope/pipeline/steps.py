@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from deepscope.tasks.count.pipeline_step import CountStep
     from deepscope.tasks.segment.pipeline_step import SegmentStep
+    from deepscope.tasks.track.pipeline_step import TrackStep
 
 __all__ = ["Task", "TaskResult", "SetResult", "apply_steps", "run_task", "worker_context", "init_worker", "die_with",
            "objects_schema", "image_value_types", "route_count", "part_path", "write_part", "read_part_meta",
@@ -85,12 +86,16 @@ class SetResult:
         the counter or the objects, with ``_Method``, ``_Objects``, ``_Counter``, ``_Low``, ``_High``; see
         :func:`route_count`), each channel's quality control
         (``ImageQuality_*_<channel>``, on the raw pixels) and each measured set's
-        ``Mean_/Median_/StDev_<name>_<measurement>``.
+        ``Mean_/Median_/StDev_<name>_<measurement>``; a track step's ``Tracks_<name>``, ``Divisions_<name>`` ...
+        (:meth:`deepscope.tasks.track.pipeline_step.TrackStep.image_values`).
+    tracks : dict of str to TrackResult
+        Tracked object set name -> the track task's result (what ``RUN_DIR/tracks/`` is written from).
     """
 
     labels: dict[str, np.ndarray]
     objects: dict[str, pd.DataFrame]
     values: dict[str, Any] = field(default_factory=dict)
+    tracks: dict[str, Any] = field(default_factory=dict)
 
 
 #: ``segment(step, image)`` -> int32 labels, or (labels, {"diameter": ..., "in_domain": ...}) for models
@@ -99,6 +104,19 @@ Segmenter = Callable[["SegmentStep", np.ndarray], Any]
 Counter = Callable[["CountStep", np.ndarray], Any]
 #: ``run_model(step, image)`` -> the task's result (with ``labels`` or ``image``) for a model step.
 ModelRunner = Callable[[ModelStep, np.ndarray], Any]
+#: ``track(step, movie, masks, pixel_size, frame_interval)`` -> the track task's ``TrackResult`` for a track step.
+Tracker = Callable[["TrackStep", np.ndarray, "np.ndarray | None", "float | None", "float | None"], Any]
+
+
+def _flat(imgs: Mapping[str, np.ndarray], channel: str, kind: str) -> np.ndarray:
+    """A channel image for a step that takes 2-D images; a time-lapse (T x Y x X) is refused, naming the step."""
+    im = imgs[channel]
+    if np.ndim(im) == 3:
+        t, h, w = np.shape(im)
+        raise InputError(f"channel {channel!r} is a time-lapse of {t} frames ({h} x {w}); a {kind} step takes 2-D "
+                         "images: track the movie with a track step (docs/pipelines.md), or give its frames as "
+                         "separate image files")
+    return im
 
 
 def _merge_columns(table: pd.DataFrame, extra: pd.DataFrame, *, ids: bool) -> pd.DataFrame:
@@ -123,15 +141,17 @@ def square_pixel_size(pixel_size: Any) -> float | None:
 
 
 def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment: Segmenter,
-                count: Counter, pixel_size: Any = None, run_model: ModelRunner | None = None) -> SetResult:
+                count: Counter, pixel_size: Any = None, run_model: ModelRunner | None = None,
+                track: Tracker | None = None, frame_interval: float | None = None) -> SetResult:
     """Apply a pipeline's steps to the channel images of one image set.
 
     Parameters
     ----------
     pipeline : Pipeline
         The validated pipeline.
-    images : mapping of str to ndarray (H, W)
-        One 2-D image per channel name of the pipeline.
+    images : mapping of str to ndarray (H, W) or (T, H, W)
+        One 2-D image per channel name of the pipeline; a time-lapse (T, H, W) for a pipeline with a track step
+        (which 2-D steps refuse).
     segment : callable
         ``segment(step, image) -> int32 labels`` (the models of this process).
     count : callable
@@ -142,6 +162,11 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
     run_model : callable, optional
         ``run_model(step, image) -> result`` for model steps (a task's ``run``: a result with ``labels`` or
         ``image``).
+    track : callable, optional
+        ``track(step, movie, masks, pixel_size, frame_interval) -> TrackResult`` for track steps (the track task's
+        :meth:`~deepscope.tasks.track.pipeline_step.TrackStep.run`).
+    frame_interval : float, optional
+        The image set's time between frames as its files state it, for track steps.
 
     Returns
     -------
@@ -151,7 +176,8 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
     ------
     deepscope.errors.InputError
         A channel is missing, under 2 x 2 pixels or holds NaN / infinite / float32-overflowing pixels
-        (:func:`~deepscope.data.transforms.check_image`), or the channels differ in shape; a filter fails.
+        (:func:`~deepscope.data.transforms.check_image`), or the channels differ in shape; a filter fails; a 2-D
+        step meets a time-lapse or a track step a 2-D image.
 
     Examples
     --------
@@ -169,7 +195,13 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
     from deepscope.measure import (aggregate_objects, filter_objects, measure_image_quality, measure_objects,
                                    relate_objects, summarize_image)
 
-    imgs = {ch: check_image(v, path=f"channel {ch!r}") for ch, v in images.items()}  # size, NaN, overflow
+    def checked(v: np.ndarray, ch: str) -> np.ndarray:  # size, NaN, overflow (a movie: of every frame)
+        if np.ndim(v) == 3:
+            check_image(np.moveaxis(np.asarray(v), 0, -1), path=f"channel {ch!r}")
+            return np.asarray(v)
+        return check_image(v, path=f"channel {ch!r}")
+
+    imgs = {ch: checked(v, ch) for ch, v in images.items()}
     shapes = {k: np.shape(v) for k, v in imgs.items()}
     for ch in pipeline.channels:
         if ch not in imgs:
@@ -183,14 +215,16 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
     values: dict[str, Any] = {}
     routed: dict[str, Any] = {}
     quality: dict[str, Any] = {}
-    for ch in pipeline.channels:  # on the raw pixels, before any step
-        quality.update(measure_image_quality(imgs[ch], channel=ch))
+    tracked: dict[str, Any] = {}
+    for ch in pipeline.channels:  # on the raw pixels, before any step (2-D images: a movie has no one focus)
+        if np.ndim(imgs[ch]) == 2:
+            quality.update(measure_image_quality(imgs[ch], channel=ch))
     for step in pipeline.steps:
         if isinstance(step, NormalizeStep):
             for ch in step.channels:
                 imgs[ch] = normalize_percentile(imgs[ch], step.low, step.high, clip=step.clip)
         elif step.kind == "segment":  # the segment task's step (deepscope.tasks.segment.pipeline_step)
-            got = segment(step, imgs[step.channel])
+            got = segment(step, _flat(imgs, step.channel, "segment"))
             extra: dict[str, Any] = {}
             if isinstance(got, tuple):
                 got, extra = got
@@ -212,16 +246,31 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
                 assert step.channel is not None
                 n_obj = int(len(np.unique(labels[step.objects])) - 1 if labels[step.objects].any() else 0)
                 slope = quality.get(f"ImageQuality_PowerLogLogSlope_{step.channel}", float("nan"))
-                routed.update(route_count(step, n_obj, imgs[step.channel], slope=slope, count=count))
+                routed.update(route_count(step, n_obj, _flat(imgs, step.channel, "count"), slope=slope, count=count))
             else:
                 assert step.channel is not None
-                r = count(step, imgs[step.channel])
+                r = count(step, _flat(imgs, step.channel, "count"))
                 values.update({f"Count_{step.name}": float(r.count), f"Count_{step.name}_Low": float(r.low),
                                f"Count_{step.name}_High": float(r.high), f"Count_{step.name}_Std": float(r.std)})
+        elif step.kind == "track":  # the track task's step (deepscope.tasks.track.pipeline_step)
+            if track is None:
+                raise InputError(f"track step {step.objects!r}: no tracker in this process")
+            movie = imgs[step.channel]
+            if np.ndim(movie) != 3:
+                raise InputError(f"channel {step.channel!r} is a 2-D image ({' x '.join(map(str, np.shape(movie)))}); "
+                                 "the track step needs a time-lapse: a TYX (or TCYX with inputs.plane / "
+                                 "inputs.planes) TIFF, OME-TIFF or OME-Zarr, or a multi-page TIFF whose pages are "
+                                 "its frames")
+            res = track(step, movie, imgs[step.masks] if step.masks is not None else None,
+                        square_pixel_size(pixel_size), frame_interval)
+            labels[step.objects] = np.asarray(res.labels, np.int32)
+            tables[step.objects] = step.object_table(res)
+            values.update(step.image_values(res))
+            tracked[step.objects] = res
         elif isinstance(step, ModelStep):
             if run_model is None:
                 raise InputError(f"model step {step.model!r}: no models in this process")
-            r = run_model(step, imgs[step.channel])
+            r = run_model(step, _flat(imgs, step.channel, "model"))
             want = "labels" if step.objects is not None else "image"
             got_arr = getattr(r, want, None)
             if got_arr is None:
@@ -247,7 +296,7 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
         elif isinstance(step, MeasureStep):
             ps = square_pixel_size(pixel_size) if step.pixel_size == "files" else step.pixel_size
             for obj in step.objects:
-                t = measure_objects(labels[obj], {ch: imgs[ch] for ch in step.channels}, object_name=obj,
+                t = measure_objects(labels[obj], {ch: _flat(imgs, ch, "measure") for ch in step.channels}, object_name=obj,
                                     pixel_size=ps)
                 if obj in tables:  # measured again (e.g. other channels): new columns win
                     t = _merge_columns(tables[obj], t, ids=False)
@@ -264,15 +313,17 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
             tables[target] = kept
     summary: dict[str, Any] = {}
     for name, lab in labels.items():
-        summary.update(summarize_image(lab, object_name=name))
+        if name not in tracked:  # a tracked set's summary is its step's values
+            summary.update(summarize_image(lab, object_name=name))
     for k, v in values.items():  # model counts after the object summaries
         summary.setdefault(k, v)
     summary.update(routed)  # Count_<objects> of a routed count replaces the objects' count in its place
     summary.update(quality)
     for name, table in tables.items():  # CellProfiler's per-image aggregates of every object measurement
-        for k, v in aggregate_objects(table, object_name=name).items():
+        ids = [c for c in table.attrs.get("identifiers", ()) if c in table.columns]  # e.g. frames, track ids
+        for k, v in aggregate_objects(table.drop(columns=ids) if ids else table, object_name=name).items():
             summary.setdefault(k, v)
-    return SetResult(labels=labels, objects=tables, values=summary)
+    return SetResult(labels=labels, objects=tables, values=summary, tracks=tracked)
 
 
 def route_count(step: CountStep, n_objects: int, image: np.ndarray, *, slope: float, count: Counter) -> dict[str, Any]:
@@ -339,7 +390,8 @@ def _empty(pipeline: Pipeline) -> SetResult:
         high: float = float("nan")
         std: float = float("nan")
 
-    blank = {ch: np.zeros((4, 4), np.float32) for ch in pipeline.channels}
+    shape = (2, 4, 4) if pipeline.time_lapse else (4, 4)  # a pipeline with a track step reads movies
+    blank = {ch: np.zeros(shape, np.float32) for ch in pipeline.channels}
     def blank_model(step: ModelStep, im: np.ndarray) -> Any:
         @dataclass(frozen=True)
         class _Blank:
@@ -350,7 +402,8 @@ def _empty(pipeline: Pipeline) -> SetResult:
 
     return apply_steps(pipeline, blank, segment=lambda step, im: np.zeros(im.shape, np.int32),
                        count=lambda step, im: _NaNCount(), pixel_size=(1.0, 1.0),  # "files": the _um columns
-                       run_model=blank_model)
+                       run_model=blank_model, track=lambda step, movie, masks, px, dt: step.run(
+                           movie, masks=np.zeros(movie.shape, np.int32), pixel_size=px, frame_interval=dt))
 
 
 @functools.lru_cache(maxsize=8)
@@ -509,8 +562,9 @@ class _Context:
             if isinstance(s, ModelStep):
                 refs[s.model] = None
             elif not isinstance(s, (NormalizeStep, RelateStep, MeasureStep, FilterStep)):
-                # a task's own step (named after its task) runs models of that task
-                refs.update({ref: s.kind for ref in s.model_refs if ref != "otsu-watershed"})
+                # a task's own step runs models of its task (of ``model_task`` where it says: a track step's are
+                # segmentation models)
+                refs.update({ref: getattr(s, "model_task", s.kind) for ref in s.model_refs if ref != "otsu-watershed"})
         if refs:
             import torch
 
@@ -552,6 +606,13 @@ class _Context:
     def run_model(self, step: ModelStep, image: np.ndarray) -> Any:
         """The task's result for one channel image (checked by :func:`apply_steps`), with the step's options."""
         return self.models[step.model].run(image, **step.options, checked=True)
+
+    def track(self, step: TrackStep, movie: np.ndarray, masks: np.ndarray | None, pixel_size: float | None,
+              frame_interval: float | None) -> Any:
+        """The tracks of one movie (checked by :func:`apply_steps`): the track task's own code, with the model of
+        this process."""
+        model = self.models.get(step.model) if step.model is not None else None
+        return step.run(movie, masks=masks, model=model, pixel_size=pixel_size, frame_interval=frame_interval)
 
     def count(self, step: CountStep, image: np.ndarray) -> Any:
         """The count of one channel image (checked by :func:`apply_steps`), on the step's ``backend``."""
@@ -650,9 +711,53 @@ def die_with(driver_pid: int, *, interval: float = 0.5) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- one image set
+def _movie_channels(img: Any, channel: str, pipeline: Pipeline) -> dict[str, np.ndarray] | None:
+    """The (T, Y, X) channels of a time-lapse image (a T axis; or, for a pipeline with a track step, the pages of a
+    plain multi-page TIFF, as ``deepscope track`` reads them), None for any other image."""
+    data, axes = img.data, img.axes
+    for i in reversed(range(len(axes))):  # singleton axes other than Y/X go
+        if axes[i] not in "YX" and data.shape[i] == 1 and data.ndim > 2:
+            data, axes = np.take(data, 0, axis=i), axes[:i] + axes[i + 1:]
+    t = "T" if "T" in axes else "I" if pipeline.time_lapse and "I" in axes else None
+    if t is None:
+        return None
+    path = img.meta.path
+    rest = "".join(a for a in axes if a not in (t, "Y", "X"))
+    if len(rest) > 1 or (rest and rest not in "CS"):
+        raise InputError(f"{path}: the image has axes {img.axes} and shape {img.shape}; a time-lapse is TYX, or TCYX "
+                         "with its channels named by inputs.planes (or one chosen with inputs.plane); 3-D time-lapses "
+                         "are not supported: project each time point first")
+    order = [axes.index(t)] + ([axes.index(rest)] if rest else []) + [axes.index("Y"), axes.index("X")]
+    data = np.transpose(data, order)
+    planes, plane = pipeline.inputs.planes, pipeline.inputs.plane
+    if not rest:
+        if planes is not None and len(planes) != 1:
+            _planes_error(path, 1, planes)
+        return {channel if planes is None else planes[0]: data}
+    n = data.shape[1]
+    if planes is not None:
+        if n != len(planes):
+            _planes_error(path, n, planes)
+        return {name: data[:, i] for i, name in enumerate(planes)}
+    if plane is not None:
+        if plane >= n:
+            raise InputError(f"{path}: the time-lapse has {n} channels (0-{n - 1}); channel {plane} (inputs.plane) is "
+                             "not one of them")
+        return {channel: data[:, plane]}
+    raise InputError(f"{path}: the time-lapse has {n} channels; choose one with inputs.plane: N, or name them all "
+                     "with inputs.planes (e.g. planes: [DNA, Actin])")
+
+
+def _planes_error(path: Any, n: int, planes: tuple[str, ...]) -> NoReturn:
+    raise InputError(f"{path}: the image has {n} channels but inputs.planes names {len(planes)} ({', '.join(planes)})")
+
+
 def _channel_images(img: Any, channel: str, pipeline: Pipeline) -> dict[str, np.ndarray]:
     from deepscope.data.transforms import to_grey
 
+    movie = _movie_channels(img, channel, pipeline)
+    if movie is not None:
+        return movie
     yxc = img.to_yxc()
     planes = pipeline.inputs.planes
     if planes is not None:
@@ -723,6 +828,7 @@ def run_task(job_json: str, task: Task) -> TaskResult:
     def decode(t: Task) -> Decoded:
         images: dict[str, np.ndarray] = {}
         sizes: list[Any] = []  # the files' pixel sizes: the label images carry the set's when they agree
+        intervals: list[Any] = []  # the files' frame intervals (time-lapses)
         zarr_inputs: list[str] = []  # an OME-Zarr image (a plate's field) also gets its labels in labels/
         for channel, path in t.files:
             st = os.stat(path)
@@ -732,20 +838,27 @@ def run_task(job_json: str, task: Task) -> TaskResult:
             img = read_image(path)
             info["sha256"] = img.meta.sha256
             sizes.append(img.meta.pixel_size)
+            if pipeline.time_lapse:
+                from deepscope.tasks.track.movies import file_frame_interval
+
+                intervals.append(file_frame_interval(img.meta))
             if img.meta.format == "ome-zarr":
                 zarr_inputs.append(path)
             images.update(_channel_images(img, channel, pipeline))
         return Decoded(images, inputs=[lineage.InputRef(f["path"], f["sha256"]) for f in files],
                        extra={"pixel_size": sizes[0] if sizes and all(s == sizes[0] for s in sizes) else None,
+                              "frame_interval": (intervals[0] if intervals and all(v == intervals[0] for v in intervals)
+                                                 else None),
                               "ngff": zarr_inputs[0] if len(t.files) == 1 and zarr_inputs else None})
 
     def infer(ds: list[Decoded]) -> list[SetResult]:
         return [apply_steps(pipeline, ds[0].data, segment=ctx.segment, count=ctx.count,
-                            pixel_size=ds[0].extra.get("pixel_size"), run_model=ctx.run_model)]
+                            pixel_size=ds[0].extra.get("pixel_size"), run_model=ctx.run_model, track=ctx.track,
+                            frame_interval=ds[0].extra.get("frame_interval"))]
 
     def write(t: Task, d: Decoded, result: SetResult, row: dict[str, Any]) -> list[Any]:
         first = next(iter(d.data.values()))
-        image = {"Height": int(first.shape[0]), "Width": int(first.shape[1]),
+        image = {"Height": int(first.shape[-2]), "Width": int(first.shape[-1]),
                  **{k: (v.item() if isinstance(v, np.generic) else v) for k, v in result.values.items()}}
         stem = t.stem or set_stem(t.set_id)
         written = []
@@ -755,15 +868,25 @@ def run_task(job_json: str, task: Task) -> TaskResult:
                 rec = ctx.run.record(out, inputs=d.inputs, extra={"image_set": t.set_id, "objects": name})
                 written.append(str(write_labels(out, lab, description=lineage.embed_metadata(rec),
                                                 pixel_size=d.extra.get("pixel_size"))))
-                if d.extra.get("ngff"):
+                if d.extra.get("ngff") and lab.ndim == 2:
                     from deepscope.io.ngff import add_ngff_labels
 
                     add_ngff_labels(d.extra["ngff"], name, lab)
-        if pipeline.outputs.overlays and result.labels:
+        flat = {name: lab for name, lab in result.labels.items() if lab.ndim == 2}  # a movie's: its CTC folder
+        if pipeline.outputs.overlays and flat and np.ndim(d.data[pipeline.channels[0]]) == 2:
             out = ctx.run_dir / "overlays" / f"{stem}.png"
-            write_png(out, overlay_outlines(np.asarray(d.data[pipeline.channels[0]], np.float32), result.labels))
+            write_png(out, overlay_outlines(np.asarray(d.data[pipeline.channels[0]], np.float32), flat))
             lineage.attach(out, ctx.run.record(out, inputs=d.inputs, extra={"image_set": t.set_id}))
             written.append(str(out))
+        if result.tracks:  # RUN_DIR/tracks/<stem>.<objects>/: the CTC result, with the tables deepscope track writes
+            from dataclasses import replace
+
+            from deepscope.tasks.track.files import write_track_outputs
+
+            for name, res in result.tracks.items():
+                res = replace(res, info={**res.info, "inputs": d.inputs, "image_set": t.set_id, "objects": name})
+                ctc = write_track_outputs(ctx.run_dir / "tracks", f"{stem}.{name}", res, run=ctx.run)
+                written.append(str(ctc))
         tables = [_to_arrow(tb, name, schema) for name, tb in result.objects.items()]
         row.update(image=image, objects=pa.concat_tables(tables) if tables else schema.empty_table())
         return [(lambda: written, {})]

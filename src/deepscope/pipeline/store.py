@@ -7,6 +7,7 @@ Layout of ``RUN_DIR``::
     parts/<kk>/<key>.parquet one per image set: its object rows; status, error, input SHA-256s and
                              the image row in the Parquet schema metadata (written atomically)
     labels/, overlays/       label images (lineage inside) and overlays (lineage sidecar)
+    tracks/                  track steps' CTC results and tables, per image set (lineage sidecars)
     images.parquet/.csv      one row per image set, committed once from the parts at the end
     objects.parquet/.csv     one row per object
     skipped.csv              image sets left out (incomplete channel groups), when any
@@ -58,7 +59,7 @@ TABLE_NAMES = ("images", "objects")
 #: Tables written beside them (the per-object tables have the object sets' names; run.json lists them).
 DERIVED_TABLES = ("wells",)
 #: What a run writes, and so what ``on_change="rerun"`` may remove (nothing else is ever deleted).
-_OWNED = ("parts", "commit", "labels", "overlays", "pipeline.yaml", "skipped.csv", "report.html", MANIFEST) + tuple(
+_OWNED = ("parts", "commit", "labels", "overlays", "tracks", "pipeline.yaml", "skipped.csv", "report.html", MANIFEST) + tuple(
     f"{t}.{ext}{side}" for t in TABLE_NAMES + DERIVED_TABLES for ext in ("parquet", "csv")
     for side in ("", ".prov.json"))
 

@@ -21,7 +21,7 @@ segment        foreground        foreground -> connected components (the book's 
 segment        flows             probability + flow field + size map -> instances at any object size
 segment        sized-distance    foreground + distance + size map -> seeded watershed at any size
 restore        image             the restored image (deblur, stain prediction, 2x super-resolution)
-track          (no network)      per-frame segment labels -> laptrack links -> CTC tracks and lineages
+track          links             (no network) per-frame segment labels -> laptrack links -> CTC tracks and lineages
 =============  ================  ===============================================================
 """
 

@@ -59,6 +59,10 @@ class PipelineStep(Protocol):
     ``model_refs`` the models it runs (names, paths, built-in names such as ``otsu-watershed``);
     ``to_dict()`` its resolved options, which ``parse`` reads back (what ``RUN_DIR/pipeline.yaml`` holds and the
     pipeline's hash is made of, so an option added later is written only when it is set).
+
+    Two optional class attributes: ``model_task``, the task of the models it runs where that is not its own (a
+    ``track`` step runs segmentation models), and ``time_lapse = True`` for a step that reads its channels as movies
+    (T x Y x X): a pipeline with one reads every image set so, and only ``normalize`` and such steps may be in it.
     """
 
     @property

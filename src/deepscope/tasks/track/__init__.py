@@ -22,10 +22,13 @@ from deepscope.tasks.track.linking import detect, link, link_objects
 from deepscope.tasks.track.metrics import CTC_MEASURES, evaluate_ctc, evaluate_points
 from deepscope.tasks.track.movies import Movie, read_masks, read_movie
 from deepscope.tasks.track.options import OBJECT_COLUMNS, TRACK_COLUMNS, TrackOptions, TrackResult
+from deepscope.tasks.track.pipeline_step import TrackStep
+from deepscope.tasks.track.plugin import TrackPlugin
 
 Options = TrackOptions
 Result = TrackResult
 
 __all__ = ["TrackOptions", "TrackResult", "Options", "Result", "OBJECT_COLUMNS", "TRACK_COLUMNS", "detect", "link",
            "link_objects", "evaluate_ctc", "evaluate_points", "CTC_MEASURES", "Movie", "read_movie", "read_masks",
-           "segment_frames", "track_movie", "track_paths", "write_track_outputs", "TrackRun", "MOVIE_COLUMNS"]
+           "segment_frames", "track_movie", "track_paths", "write_track_outputs", "TrackRun", "MOVIE_COLUMNS",
+           "TrackStep", "TrackPlugin"]

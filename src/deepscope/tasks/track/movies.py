@@ -18,7 +18,7 @@ import numpy as np
 
 from deepscope.errors import InputError
 
-__all__ = ["Movie", "read_movie", "read_masks", "movie_stem"]
+__all__ = ["Movie", "read_movie", "read_masks", "movie_stem", "file_frame_interval"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,6 +64,12 @@ def _ngff_time_scale(multiscales: Any) -> Any:
     except (KeyError, IndexError, TypeError, AttributeError):
         return None
     return None
+
+
+def file_frame_interval(meta: Any) -> float | None:
+    """The time between frames a file states (ImageJ ``finterval``, OME ``TimeIncrement``, OME-Zarr t scale) from its
+    :class:`~deepscope.io.ImageMeta`, or None."""
+    return _frame_interval(meta)
 
 
 def _frame_interval(meta: Any) -> float | None:
