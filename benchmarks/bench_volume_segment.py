@@ -1,7 +1,10 @@
-"""3D nuclei in z-stacks (issue 27): the classical anisotropy-aware baseline and the 2D `nuclei` generalist per
-plane, stitched in 3D by overlap (``deepscope.tasks.segment.volume``), on synthetic stacks and ../shared/data/nuclei3d.
+"""3D nuclei in z-stacks (issue 27): the classical anisotropy-aware baseline, the 2D `nuclei` generalist in 2.5D
+(flows of the XY, XZ and YZ planes followed in 3D) and per plane, stitched in 3D by overlap
+(``deepscope.tasks.segment.volume``), on synthetic stacks and ../shared/data/nuclei3d.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_volume_segment.py [--no-slices] [--seeds 2]
+    nice -n 10 .venv/bin/python benchmarks/bench_volume_segment.py [--methods classical,flows25d,slices] [--seeds 2]
+
+(``--no-slices``: classical and flows25d.)
 
 Synthetic stacks: ``generate_volume`` (16 um deep, 128 x 128 px at 0.5 um, z step 0.5 / 1 / 2 um, two densities:
 25 nuclei with half of them touching, 45 with 80% touching; 2 seeds each by default; seeds 500+ so the development seeds of
@@ -24,27 +27,32 @@ from _util import SHARED, report  # noqa: E402
 from deepscope.data.synth import generate_volume  # noqa: E402
 from deepscope.evaluate.segmentation import dsb_score, match_instances  # noqa: E402
 from deepscope.io import read_image  # noqa: E402
-from deepscope.tasks.segment.volume import segment_volume_classical, segment_volume_slices  # noqa: E402
+from deepscope.tasks.segment.volume import (segment_volume_classical, segment_volume_flows25d,  # noqa: E402
+                                            segment_volume_slices)
 
 DENSITIES = {"sparse": (25, 0.5), "dense": (45, 0.8)}
 Z_STEPS = (0.5, 1.0, 2.0)
 SEEDS = range(int(sys.argv[sys.argv.index('--seeds') + 1]) if '--seeds' in sys.argv else 2)
 
 
-def methods(slices: bool) -> dict:
-    out = {"classical": lambda stack, vs: segment_volume_classical(stack, voxel_size=vs)}
-    if slices:
+def methods(names: list[str]) -> dict:
+    out = {}
+    if "classical" in names:
+        out["classical"] = lambda stack, vs: segment_volume_classical(stack, voxel_size=vs)
+    if {"flows25d", "slices"} & set(names):
         import torch
 
         from deepscope.models import load_model
 
         torch.set_num_threads(2)
         model = load_model("nuclei", device="cpu")
+        if "flows25d" in names:
+            out["nuclei_flows25d"] = lambda stack, vs: segment_volume_flows25d(stack, model, voxel_size=vs)
+        if "slices" in names:
+            def per_plane(stack, vs):
+                return segment_volume_slices(stack, lambda plane: model.predict_image(plane, diameter=None))
 
-        def per_plane(stack, vs):
-            return segment_volume_slices(stack, lambda plane: model.predict_image(plane, diameter=None))
-
-        out["nuclei_slices"] = per_plane
+            out["nuclei_slices"] = per_plane
     return out
 
 
@@ -56,8 +64,11 @@ def main() -> None:
     import warnings
 
     warnings.simplefilter("ignore")
-    slices = "--no-slices" not in sys.argv
-    ms = methods(slices)
+    if "--methods" in sys.argv:
+        names = sys.argv[sys.argv.index("--methods") + 1].split(",")
+    else:
+        names = ["classical", "flows25d"] + ([] if "--no-slices" in sys.argv else ["slices"])
+    ms = methods(names)
     res: dict[str, object] = {"z_steps": list(Z_STEPS), "seeds": len(SEEDS), "densities": DENSITIES}
     for m, fn in ms.items():
         for dname, (count, touch) in DENSITIES.items():

@@ -71,7 +71,10 @@ def test_as_stack_reads_axes_channel_and_voxel_size(tmp_path):
     (np.zeros((1, 8, 8)), {"axes": "ZYX"}, "1 plane along Z"),
     (np.zeros((8, 8)), {"axes": "YX"}, "single 2-D plane"),
     (np.zeros((4, 2, 8, 8)), {"axes": "ZCYX"}, "2 channels.*--channel"),
-    (np.zeros((3, 4, 2, 8, 8)), {"axes": "TZCYX", "channel": 0}, "time series of 3 frames"),
+    (np.zeros((3, 4, 2, 8, 8)), {"axes": "TZCYX", "channel": 0}, "time series of 3 frames.*--frame"),
+    (np.zeros((3, 4, 8, 8)), {"axes": "TZYX", "frame": 3}, r"frame=3 but the file has 3 frame\(s\)"),
+    (np.zeros((4, 8, 8)), {"axes": "ZYX", "frame": 1}, "not a time series"),
+    (np.zeros((8, 8)), {"axes": "ZYX"}, "single plane along Z .*a Z of 1"),
     (np.zeros((4, 8, 8)), {"axes": "ZYX", "voxel_size": (0, 0.5, 0.5)}, "positive finite"),
     (np.zeros((4, 8, 8)), {"axes": "ZYX", "voxel_size": (float("nan"), 0.5, 0.5)}, "positive finite"),
     (np.zeros((4, 8, 8)), {"axes": "ZY"}, "do not match"),
@@ -115,3 +118,24 @@ def test_examples_run(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_as_stack_frame_chooses_the_time_point():
+    data = np.stack([np.full((3, 4, 4), t, np.uint8) for t in range(3)])
+    stack, _ = as_stack(data, axes="TZYX", frame=2)
+    assert stack.shape == (3, 4, 4) and int(stack.max()) == 2
+
+
+def test_label_volume_keeps_its_voxel_size(tmp_path):
+    from deepscope.io import write_labels
+
+    lab = np.zeros((5, 12, 10), np.int32)
+    lab[1:4, 2:6, 3:7] = 7
+    p = write_labels(tmp_path / "l.labels.tif", lab, voxel_size=(2.5, 0.5, 0.4))
+    img = read_image(p)
+    assert img.axes == "ZYX" and img.dtype == np.int32 and np.array_equal(img.data, lab)
+    assert img.meta.z_step == pytest.approx(2.5) and img.meta.pixel_size == pytest.approx((0.5, 0.4))
+    stack, vs = as_stack(img)
+    assert vs == pytest.approx((2.5, 0.5, 0.4))
+    with pytest.raises(InputError, match="voxel_size is for"):
+        write_labels(tmp_path / "x.tif", lab[0], voxel_size=(1, 1, 1))

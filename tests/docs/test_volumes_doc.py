@@ -1,8 +1,9 @@
 """Every command and Python block of docs/volumes.md runs as written (the page makes its own synthetic stack), and
 gives what the page says: OUT/<stem>.<method>.tif with the pixel size and a lineage sidecar (max in the stack's
 dtype, mean and edf in float32), EDF about 4 dB closer to the all-in-focus image than max on the page's
-widefield-like stack, a 3D measurement table with the named columns, and the classical 3D pipeline finding every
-nucleus of the synthetic stack."""
+widefield-like stack, a 3D measurement table with the named columns, `deepscope segment` on the stack giving ZYX
+int32 labels with the voxel size that find its 20 nuclei, and the classical 3D pipeline finding every nucleus of the
+synthetic stack."""
 
 from __future__ import annotations
 
@@ -44,3 +45,17 @@ def test_volumes_runs_as_written(tmp_path, monkeypatch):
     # "finds every nucleus (F1@0.5 1.00; DSB 0.43 ...)" on the page's synthetic stack
     assert "F1@0.5 1.00; DSB 0.43" in page("docs/volumes.md")
     assert float(ns["f1"]) >= 0.95  # type: ignore[arg-type]
+
+    # "On the stack above it finds the 20 nuclei (F1@0.5 1.00)." (`deepscope segment stack.tif --out nuclei`)
+    assert "it finds the 20 nuclei (F1@0.5 1.00)" in page("docs/volumes.md")
+    lab3d, counts = ns["lab3d"], ns["counts"]
+    assert lab3d.axes == "ZYX" and lab3d.dtype == np.int32  # type: ignore[attr-defined]
+    assert lab3d.shape == ns["vol"].stack.shape  # type: ignore[attr-defined]
+    assert lab3d.meta.z_step == pytest.approx(1.0)  # type: ignore[attr-defined]
+    assert lab3d.meta.pixel_size == pytest.approx((0.5, 0.5))  # type: ignore[attr-defined]
+    assert float(ns["f1_cli"]) >= 0.995  # type: ignore[arg-type]
+    assert int(counts["count"][0]) == ns["vol"].count == 20  # type: ignore[index,attr-defined]
+    assert counts["method"][0] == "classical" and counts["voxel_size_source"][0] == "file"  # type: ignore[index]
+    assert lineage.read(project / "nuclei" / "stack.labels.tif").extra["voxel_size"] == [1.0, 0.5, 0.5]
+    pages = read_image(project / "nuclei_pages" / "pages.labels.tif")
+    assert pages.shape == (16, 128, 128) and pages.meta.z_step == pytest.approx(1.0)

@@ -16,12 +16,15 @@ from deepscope.cli.report_cmd import report_option, write_and_say
 @handle_errors
 def segment(
     paths: list[Path] = typer.Argument(..., help="Image files or folders (not their sub-folders unless "
-                                       "--recursive).", metavar="PATH"),
+                                       "--recursive). A z-stack (ImageJ hyperstack, OME-TIFF, OME-Zarr with a Z axis; "
+                                       "a plain multi-page TIFF with --axes ZYX) gets 3D labels.", metavar="PATH"),
     out: Path | None = out_option(help="Output folder (required): <stem>.labels.tif, <stem>.overlay.png, "
-                                  "counts.csv."),
+                                  "counts.csv (z-stacks: ZYX labels with the voxel size, no overlay)."),
     output: Path | None = output_alias(),
-    model: str = typer.Option("nuclei", "--model", "-m", help="Shipped model name (nuclei, cells-bbbc005), run "
-                              "folder of `deepscope train segment`, or model .json/.safetensors file."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Shipped model name (nuclei, cells-bbbc005), run "
+                                     "folder of `deepscope train segment`, or model .json/.safetensors file. "
+                                     "Default: nuclei. Z-stacks: the 2D model of --slices and --volume-method "
+                                     "flows25d."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda ..."),
     tile: int | None = typer.Option(None, "--tile", help="Tile size for large images (default from the model "
                                     "card); tiles overlap, objects are never cut at tile borders."),
@@ -53,32 +56,52 @@ def segment(
         None, "--min-size", help="Remove objects smaller than this many pixels (generalist models: pixels at the "
         "model's scale, objects rescaled to its diameter). Default: the card's. The thresholds used are recorded "
         "in the lineage."),
+    axes: str | None = typer.Option(None, "--axes", help="Z-stacks: axis letters overriding the file's, e.g. ZYX "
+                                    "for a plain multi-page TIFF of optical sections, ZCYX."),
+    voxel_size: tuple[float, float, float] | None = typer.Option(None, "--voxel-size", help="Z-stacks: Z Y X in "
+                                                                 "micrometres, overriding the file's."),
+    slices: bool = typer.Option(False, "--slices", help="Z-stacks: segment each plane in 2D with --model and join "
+                                "the planes' objects by overlap, instead of the 3D method (counts.csv's method "
+                                "column says which)."),
+    volume_method: str | None = typer.Option(None, "--volume-method", help="Z-stacks: classical (default: "
+                                             "anisotropy-aware threshold, distance, seeds, watershed; no model), "
+                                             "flows25d (the 2D --model's flows on XY, XZ and YZ planes followed in 3D; "
+                                             "slower), slices (as --slices)."),
+    frame: int | None = typer.Option(None, "--frame", help="Time series of z-stacks: the time point to segment."),
     report: bool = report_option(),
 ) -> None:
     """Segment objects into instances: int32 label images (0 = background), overlays and counts.csv.
 
-    Exits with code 1 only when every image failed; unreadable files get an error row.
+    Z-stacks get 3D labels (ZYX int32, the voxel size in the file) by the 3D method, or plane by plane with
+    --slices. Exits with code 1 only when every image failed; unreadable files get an error row.
     """
-    from deepscope.predict.files import segment_paths
+    from deepscope.tasks.segment.volume_files import segment_files
 
     output = pick_out(out, output)
     with progress_bar("segment") as progress:
-        res = segment_paths(paths, output, model=model, device=device, tile=tile, tta=tta, channel=channel,
+        res = segment_files(paths, output, model=model, device=device, tile=tile, tta=tta, channel=channel,
                             overlay=overlay, include=include, recursive=recursive,
                             label_images=label_images(include_labels), progress=progress,
                             diameter=diameter, rois=rois, backend=backend,
                             zarr_labels=zarr_labels, jobs=jobs, prob_threshold=prob_threshold,
-                            flow_threshold=flow_threshold, min_size=min_size)
+                            flow_threshold=flow_threshold, min_size=min_size, axes=axes,
+                            voxel_size=voxel_size, slices=slices, frame=frame,
+                            volume_method=volume_method)
     ok = res.table[res.table["error"] == ""]
     if res.n_images <= SHOWN_ROWS:
         for rec in ok.to_dict("records"):
             extra = ""
-            if "diameter" in rec:
+            if "voxel_size" in rec:
+                extra = f" in 3D ({rec['method']}; {rec['planes']} planes, voxel {rec['voxel_size']} um)"
+            elif "diameter" in rec:
                 flag = ", OUT OF DOMAIN" if rec["in_domain"] is False else ""
                 extra = f" (diameter {rec['diameter']:.1f} px{flag})"
             console.print(f"{escape(Path(rec['path']).name)}: {int(rec['count'])} object(s){extra}")
     report_errors(res.table)
-    wrote = f"label images, {'overlays, ' if overlay else ''}{'ImageJ ROI sets, ' if rois else ''}counts.csv"
+    if "voxel_size" in res.table:
+        wrote = "3D label images (ZYX, with the voxel size), counts.csv"
+    else:
+        wrote = f"label images, {'overlays, ' if overlay else ''}{'ImageJ ROI sets, ' if rois else ''}counts.csv"
     console.print(f"{res.summary()}; {int(ok['count'].sum()) if len(ok) else 0} objects; wrote {wrote} to "
                   f"{escape(str(output))}")
     if report:

@@ -124,7 +124,7 @@ def project(stack: Any, *, method: str = "max", smooth: float = 2.0, noise_sigma
 
 def as_stack(image: Any, *, axes: str | None = None, channel: int | None = None,
              voxel_size: tuple[float, float, float] | None = None,
-             path: str = "") -> tuple[np.ndarray, tuple[float, float, float] | None]:
+             path: str = "", frame: int | None = None) -> tuple[np.ndarray, tuple[float, float, float] | None]:
     """The ZYX pixels of a z-stack and its voxel size ``(z, y, x)`` in micrometres.
 
     Parameters
@@ -141,6 +141,8 @@ def as_stack(image: Any, *, axes: str | None = None, channel: int | None = None,
         ``(z, y, x)`` in micrometres, overriding the file's.
     path : str
         Named in errors (defaults to the image's file).
+    frame : int, optional
+        Time point of a time series of stacks (``TZYX``; required when it has more than one frame).
 
     Returns
     -------
@@ -153,7 +155,7 @@ def as_stack(image: Any, *, axes: str | None = None, channel: int | None = None,
     Raises
     ------
     deepscope.errors.InputError
-        No Z axis (or a Z of 1), several channels and no ``channel``, a T axis of more than one frame, axes
+        No Z axis (or a Z of 1), several channels and no ``channel``, several frames and no ``frame``, axes
         that do not match the data, a voxel size that is not three positive finite numbers.
     """
     meta = getattr(image, "meta", None)
@@ -162,6 +164,11 @@ def as_stack(image: Any, *, axes: str | None = None, channel: int | None = None,
     letters = (axes or getattr(image, "axes", "") or "").upper()
     if not letters:
         raise InputError(f"{name}: an array needs its axes, e.g. axes='ZYX'")
+    if axes is not None and "Z" in letters and len(letters) == data.ndim + 1:
+        # the file's planes are one fewer than the axes named: its Z is 1 (readers drop an axis of length 1)
+        raise InputError(f"{name}: a single plane along Z (shape {data.shape} for axes {letters!r}: a Z of 1); a "
+                         "volume needs at least 2 optical sections; segment or measure it as a 2-D image (without "
+                         "--axes)")
     if len(letters) != data.ndim or len(set(letters)) != len(letters) or not set(letters) <= set("TZCIYXS"):
         raise InputError(f"{name}: axes {letters!r} do not match data of shape {data.shape} (one distinct letter "
                          "of T, Z, C, Y, X per dimension)")
@@ -178,9 +185,15 @@ def as_stack(image: Any, *, axes: str | None = None, channel: int | None = None,
                          "the planes are optical sections, pass axes='ZYX' (--axes ZYX, or e.g. ZCYX)")
     if "T" in letters:
         t = data.shape[letters.index("T")]
-        if t != 1:
-            raise InputError(f"{name}: a time series of {t} frames (axes {letters!r}); choose one frame first")
-        data, letters = np.take(data, 0, axis=letters.index("T")), letters.replace("T", "")
+        if frame is None and t != 1:
+            raise InputError(f"{name}: a time series of {t} frames (axes {letters!r}, shape {data.shape}); choose one "
+                             f"frame: frame=<0..{t - 1}> (--frame)")
+        fr = 0 if frame is None else int(frame)
+        if not 0 <= fr < t:
+            raise InputError(f"{name}: frame={frame} but the file has {t} frame(s) (0..{t - 1})")
+        data, letters = np.take(data, fr, axis=letters.index("T")), letters.replace("T", "")
+    elif frame not in (None, 0):
+        raise InputError(f"{name}: frame={frame} but the file is not a time series (axes {letters!r})")
     if "C" in letters:
         c_ax = letters.index("C")
         n_c = data.shape[c_ax]

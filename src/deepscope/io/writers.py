@@ -63,7 +63,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 def write_tiff(path: str | os.PathLike[str], data: np.ndarray, *, axes: str | None = None,
                compression: str | None = "zlib", pixel_size: tuple[float, float] | None = None,
                description: dict[str, Any] | None = None, ome: bool = False,
-               compression_level: int | None = None) -> Path:
+               compression_level: int | None = None, z_step: float | None = None) -> Path:
     """Write an array to a TIFF (or OME-TIFF) atomically, keeping its dtype.
 
     Parameters
@@ -85,6 +85,9 @@ def write_tiff(path: str | os.PathLike[str], data: np.ndarray, *, axes: str | No
         JSON-serialisable record (e.g. provenance) stored in the ImageDescription tag for plain TIFFs.
     ome : bool, default False
         Write OME-TIFF metadata.
+    z_step : float, optional
+        Distance between z-planes in micrometres, stored as OME ``PhysicalSizeZ`` (with ``ome=True`` and a Z
+        axis in ``axes``).
 
     Returns
     -------
@@ -116,6 +119,8 @@ def write_tiff(path: str | os.PathLike[str], data: np.ndarray, *, axes: str | No
         if pixel_size is not None:
             md.update(PhysicalSizeY=pixel_size[0], PhysicalSizeX=pixel_size[1],
                       PhysicalSizeYUnit="µm", PhysicalSizeXUnit="µm")
+        if z_step is not None:
+            md.update(PhysicalSizeZ=float(z_step), PhysicalSizeZUnit="µm")
         kwargs["metadata"] = md
     else:
         kwargs["metadata"] = None
@@ -129,9 +134,16 @@ def write_tiff(path: str | os.PathLike[str], data: np.ndarray, *, axes: str | No
 
 
 def write_labels(path: str | os.PathLike[str], labels: np.ndarray, *,
-                 description: dict[str, Any] | None = None, pixel_size: tuple[float, float] | None = None) -> Path:
+                 description: dict[str, Any] | None = None, pixel_size: tuple[float, float] | None = None,
+                 voxel_size: tuple[float, float, float] | None = None) -> Path:
     """Write an instance label image as an int32 zlib-compressed TIFF (0 = background), with the pixel
     size in micrometres ``(row, col)`` as TIFF resolution where given (napari and Fiji read it).
+
+    A 3-D ``(Z, Y, X)`` label volume with ``voxel_size`` ``(z, y, x)`` in micrometres is written as an OME-TIFF
+    (axes ZYX, ``PhysicalSizeZ/Y/X``, and the TIFF resolution): ImageJ hyperstacks cannot hold int32, and
+    :func:`deepscope.io.read_image` reads the voxel size back (``meta.z_step``, ``meta.pixel_size``). The
+    OME-XML takes the ImageDescription, so ``description`` cannot be given with ``voxel_size``: keep the
+    lineage in a sidecar (:func:`deepscope.provenance.lineage.attach`).
 
     Raises
     ------
@@ -141,6 +153,13 @@ def write_labels(path: str | os.PathLike[str], labels: np.ndarray, *,
     labels = np.asarray(labels)
     if not np.issubdtype(labels.dtype, np.integer) and labels.dtype != bool:
         raise InputError(f"labels for {path} must be an integer array, got dtype {labels.dtype}")
+    if voxel_size is not None:
+        if labels.ndim != 3 or description is not None:
+            raise InputError(f"labels for {path}: voxel_size is for (Z, Y, X) label volumes without a description; "
+                             f"got shape {labels.shape}")
+        vz, vy, vx = (float(v) for v in voxel_size)
+        return write_tiff(path, labels.astype(np.int32, copy=False), axes="ZYX", compression="zlib",
+                          compression_level=1, pixel_size=(vy, vx), z_step=vz, ome=True)
     return write_tiff(path, labels.astype(np.int32, copy=False), compression="zlib", compression_level=1,
                       description=description, pixel_size=tuple(pixel_size) if pixel_size else None)
 
