@@ -3,6 +3,7 @@
     .venv/bin/python recipes/finalize.py --runs .gpu/run1 [--only count-bbbc005,nuclei,...]
     .venv/bin/python recipes/finalize.py --only nuclei --refit-domain   # the installed model's domain check only
     .venv/bin/python recipes/finalize.py --only count-bbbc005 --refit-intervals   # the hybrid interval only
+    .venv/bin/python recipes/finalize.py --only count-bbbc005,nuclei --int8   # the int8 networks only
 
 For each shipped model this script takes the chosen variant from the training run folder
 (``recipes/zoo.py``), then on this machine (CPU):
@@ -583,6 +584,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refit-domain", action="store_true",
                     help="nuclei only: start from the installed model and refit its domain check (feature ranges "
                          "and the picture check), then re-evaluate it; weights and post-processing unchanged")
+    ap.add_argument("--int8", action="store_true",
+                    help="start from the installed model and build its int8 network (<name>.int8.onnx, for "
+                         "--backend onnx-int8) calibrated on development images (training parts); record it in "
+                         "the card's int8 entry; weights and everything else unchanged")
     args = ap.parse_args(argv)
     from deepscope.models import load_model
 
@@ -590,6 +595,9 @@ def main(argv: list[str] | None = None) -> int:
     zoo = Path(args.zoo)
     zoo.mkdir(parents=True, exist_ok=True)
     for name in names:
+        if args.int8:
+            build_int8(zoo, name)
+            continue
         if args.refit_domain or args.refit_intervals:
             flag, only, step = (("--refit-domain", "nuclei", finalize_picture_check) if args.refit_domain else
                                 ("--refit-intervals", "count-bbbc005", refit_count_intervals))
@@ -634,6 +642,75 @@ def main(argv: list[str] | None = None) -> int:
             finalize_restore(model, "sr")
         _install(model, zoo, name, src, t)
     return 0
+
+
+#: Development images the int8 networks are calibrated on: (set, part, images per kind). Training parts only,
+#: never a test part; a seeded sample (rng 0) of each kind.
+INT8_CALIBRATION = {
+    "count-bbbc005": ("bbbc005", "train", {"bbbc005": 16}),
+    "count-bbbc005-fast": ("bbbc005", "train", {"bbbc005": 16}),
+    "nuclei": ("generalist", "train", {"fluorescence": 12, "he": 4, "brightfield": 2}),
+    "nuclei-fluo": ("dsb2018", "train", {"fluorescence": 12}),
+}
+
+
+def int8_calibration_images(name: str) -> tuple[list[np.ndarray], str]:
+    """The calibration images of a model's int8 network and a note of where they come from (split and part)."""
+    what, part, per_kind = INT8_CALIBRATION[name]
+    rng = np.random.default_rng(0)
+    if what == "bbbc005":
+        ds, parts = bbbc005_split()
+        idx = np.sort(rng.choice(np.flatnonzero(parts == part), per_kind["bbbc005"], replace=False))
+        return [ds.get_image(int(i)) for i in idx], f"{len(idx)} images of the {part} part of {SPLIT_NOTE['bbbc005']}"
+    if what == "dsb2018":
+        ds, parts = dsb_split()
+        idx = np.sort(rng.choice(np.flatnonzero(parts == part), per_kind["fluorescence"], replace=False))
+        return [ds.get_image(int(i)) for i in idx], f"{len(idx)} images of the {part} part of {SPLIT_NOTE['dsb2018']}"
+    images, notes = [], []
+    sets = generalist_sets(part)
+    for kind, n in per_kind.items():
+        imgs = sets[kind][0]
+        idx = np.sort(rng.choice(len(imgs), min(n, len(imgs)), replace=False))
+        images += [imgs[int(i)] for i in idx]
+        notes.append(f"{len(idx)} {kind}")
+    return images, (f"{', '.join(notes)} images of the {part} parts of {SPLIT_NOTE['dsb2018']} (fluorescence) and "
+                    f"{SPLIT_NOTE['dsb2018_other']} (he, brightfield)")
+
+
+def build_int8(zoo: Path, name: str) -> None:
+    """Build ``<name>.int8.onnx`` from the installed model, calibrated on development images
+    (:data:`INT8_CALIBRATION`), and record it in the card (``int8``: file, sha256, format, calibration);
+    the card's other entries and the weights file stay byte for byte."""
+    import hashlib
+
+    import torch
+
+    from deepscope.models import load_model
+    from deepscope.predict.backends import export_onnx_int8
+
+    if name not in INT8_CALIBRATION:
+        raise SystemExit(f"--int8: no calibration set for {name}; one of {', '.join(INT8_CALIBRATION)}")
+    torch.set_num_threads(2)
+    t = time.perf_counter()
+    model = load_model(zoo / f"{name}.json", device="cpu")
+    images, note = int8_calibration_images(name)
+    path = zoo / f"{name}.int8.onnx"
+    data = export_onnx_int8(model, images, path, calibration=note)
+    import onnx
+
+    info = json.loads({p.key: p.value for p in onnx.load_from_string(data).metadata_props}["deepscope_int8"])
+    card_path = zoo / f"{name}.json"
+    card = json.loads(card_path.read_text())
+    card["int8"] = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data),
+                    "format": info["format"], "weights": info["weights"], "activations": info["activations"],
+                    "calibration": note, "calibration_images": info["calibration_images"],
+                    "calibration_inputs": info["calibration_inputs"], "float_nodes": info["float_nodes"],
+                    "weights_digest": info["weights_digest"],
+                    "recipe": f"recipes/finalize.py --only {name} --int8",
+                    "accuracy": "see BENCHMARKS.md, int8 CPU inference (benchmarks/bench_int8.py)"}
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    print(f"{name}: {path.name} {len(data) / 1e6:.2f} MB, {info['calibration_inputs']} calibration inputs "
+          f"({note}) in {time.perf_counter() - t:.0f}s")
 
 
 def keep_weights(zoo: Path, name: str, weights: bytes, entry: dict[str, Any]) -> None:

@@ -31,3 +31,7 @@ def test_onnx_runs_as_written(tmp_path, monkeypatch):
     onnx = pd.read_csv(run.project / "counts_onnx.csv")
     torch_counts = load_model("count-bbbc005", device="cpu").count_images([read_image(run.project / p) for p in onnx["path"]])
     assert len(onnx) == 2 and onnx["count"].tolist() == pytest.approx([r.count for r in torch_counts], abs=1e-3)
+    # `--backend onnx-int8`: close to float, not equal (half a cell: the page says "close")
+    int8 = pd.read_csv(run.project / "counts_int8.csv")
+    assert len(int8) == 2 and int8["count"].tolist() == pytest.approx([r.count for r in torch_counts], abs=0.5)
+    assert (run.project / "nuclei-fluo-mine.int8.onnx").stat().st_size > 100_000

@@ -198,9 +198,10 @@ def pick_out(out: Path | None, output: Path | None, *, default: Path | None = No
 
 
 def backend_option() -> Any:
-    """``--backend torch|onnx``: what runs the network (ONNX Runtime needs ``deepscope[onnx]``)."""
-    return typer.Option("torch", "--backend", help="What runs the network: torch, or onnx (ONNX Runtime; pip "
-                        "install 'deepscope[onnx]'). Same results to ~1e-5.")
+    """``--backend torch|onnx|onnx-int8``: what runs the network (ONNX Runtime needs ``deepscope[onnx]``)."""
+    return typer.Option("torch", "--backend", help="What runs the network: torch, onnx (ONNX Runtime, same results "
+                        "to ~1e-5), or onnx-int8 (ONNX Runtime, int8-quantised on CPU: faster, results close but not "
+                        "equal; see BENCHMARKS.md). The ONNX ones need pip install 'deepscope[onnx]'.")
 
 
 def jobs_option() -> Any:

@@ -130,7 +130,8 @@ class DeepscopeModel:
                  name: str | None = None, device: str = "auto", model_dir: str | os.PathLike[str] | None = None,
                  **options: Any) -> None:
         self.device_name = device
-        #: What runs the network at inference: "torch" or "onnx" (ONNX Runtime; deepscope.predict.backends).
+        #: What runs the network at inference: "torch", "onnx" or "onnx-int8" (ONNX Runtime;
+        #: deepscope.predict.backends).
         self.backend = "torch"
         #: The card file it was loaded from (set by load_model; a fine-tune records its parent's).
         self.source: str | None = None

@@ -391,7 +391,7 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
         Scan sub-folders of folders too.
     progress : callable, optional
         ``progress(done, total)`` after each image.
-    backend : {"torch", "onnx"}, optional
+    backend : {"torch", "onnx", "onnx-int8"}, optional
         What runs the network: PyTorch (default) or ONNX Runtime (the network exported on the fly;
         ``pip install "deepscope[onnx]"``); None keeps the model's ``backend``.
     jobs : int, optional
@@ -479,7 +479,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         the file, for every image that looks unlike their training images.
     rois : bool, default False
         Also write ``<stem>.rois.zip``, the objects as an ImageJ/Fiji ROI set (:mod:`deepscope.io.rois`).
-    backend : {"torch", "onnx"}, optional
+    backend : {"torch", "onnx", "onnx-int8"}, optional
         What runs the network: PyTorch (default) or ONNX Runtime (the network exported on the fly;
         ``pip install "deepscope[onnx]"``); None keeps the model's ``backend``.
     zarr_labels : bool, default True
@@ -570,7 +570,7 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     include : str or sequence of str, optional
     recursive : bool, default False
     progress : callable, optional
-    backend : {"torch", "onnx"}, optional
+    backend : {"torch", "onnx", "onnx-int8"}, optional
         What runs the network: PyTorch (default) or ONNX Runtime (the network exported on the fly;
         ``pip install "deepscope[onnx]"``); None keeps the model's ``backend``.
     jobs : int, optional
