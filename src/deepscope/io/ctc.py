@@ -26,8 +26,8 @@ import numpy as np
 
 from deepscope.errors import InputError
 
-__all__ = ["mask_names", "tracks_from_labels", "check_tracks", "write_ctc_result", "write_ctc_ground_truth",
-           "read_ctc_tracks", "read_ctc_labels", "write_track_table"]
+__all__ = ["mask_names", "tracks_from_labels", "check_tracks", "count_divisions", "write_ctc_result",
+           "write_ctc_ground_truth", "read_ctc_tracks", "read_ctc_labels", "write_track_table"]
 
 
 def mask_names(n_frames: int, prefix: str = "mask") -> list[str]:
@@ -97,6 +97,14 @@ def check_tracks(tracks: np.ndarray, n_frames: int | None = None) -> np.ndarray:
         if p and (p not in ends or ends[p] >= b):
             raise InputError(f"track {lab}: parent {p} is missing or does not end before frame {b}")
     return t
+
+
+def count_divisions(tracks: np.ndarray) -> int:
+    """Divisions in a CTC ``L B E P`` table: the mothers (``P`` of some track) with two daughters."""
+    t = np.asarray(tracks).reshape(-1, 4)
+    p = t[:, 3][t[:, 3] > 0]
+    _, counts = np.unique(p, return_counts=True)
+    return int((counts == 2).sum())
 
 
 def write_track_table(path: str | os.PathLike[str], tracks: np.ndarray) -> Path:

@@ -79,9 +79,9 @@ class MovieTracks:
     @property
     def n_divisions(self) -> int:
         """Mothers with two daughters in ``res_track.txt``."""
-        p = self.tracks[:, 3][self.tracks[:, 3] > 0]
-        _, counts = np.unique(p, return_counts=True)
-        return int((counts == 2).sum())
+        from deepscope.io.ctc import count_divisions
+
+        return count_divisions(self.tracks)
 
     @property
     def speed_unit(self) -> str:

@@ -124,9 +124,9 @@ class TrackResult:
     @property
     def n_divisions(self) -> int:
         """Mothers with two daughters."""
-        p = self.tracks[:, 3][self.tracks[:, 3] > 0]
-        _, counts = np.unique(p, return_counts=True)
-        return int((counts == 2).sum())
+        from deepscope.io.ctc import count_divisions
+
+        return count_divisions(self.tracks)
 
     @property
     def parents(self) -> dict[int, int]:
