@@ -100,3 +100,52 @@ def test_widgets_work_in_steps_a_worker_can_stop_between():
     counted.close()  # a cancel before the model loads: nothing more runs, nothing is returned
     with pytest.raises(StopIteration):
         next(counted)
+
+
+# ---------------------------------------------------------------------------------------------- z-stacks (issue 27)
+def _stack_file(path, vol):
+    import tifffile
+
+    vz, vy, vx = vol.voxel_size
+    tifffile.imwrite(path, vol.stack, imagej=True, resolution=(1 / vx, 1 / vy),
+                     metadata={"axes": "ZYX", "spacing": vz, "unit": "um"})
+
+
+def test_reader_opens_a_z_stack_and_its_3d_labels_at_the_voxel_size(tmp_path):
+    """The stack and the labels `deepscope segment` writes for it open with scale = the file's voxel size, so the
+    two layers overlay."""
+    from deepscope.data.synth import generate_volume
+    from deepscope.io import read_image
+    from deepscope.tasks.segment.volume_files import segment_stack_paths
+
+    vol = generate_volume(5, shape=(12, 48, 48), z_step=2.0, pixel_size=0.5, seed=4)
+    _stack_file(tmp_path / "stack.tif", vol)
+    segment_stack_paths([tmp_path / "stack.tif"], tmp_path / "out")
+    [(data, kwargs, kind)] = read_layers(str(tmp_path / "stack.tif"))
+    assert kind == "image" and data.shape == (12, 48, 48)
+    assert kwargs["scale"] == pytest.approx((2.0, 0.5, 0.5)) == vol.voxel_size
+    labels_file = tmp_path / "out" / "stack.labels.tif"
+    [(lab, lkw, lkind)] = read_layers(str(labels_file))
+    meta = read_image(labels_file).meta
+    assert lkind == "labels" and lab.shape == (12, 48, 48) and lkw["name"] == "stack"
+    assert lkw["scale"] == pytest.approx((meta.z_step, *meta.pixel_size))
+    assert lkw["scale"] == pytest.approx(kwargs["scale"])
+
+
+def test_segment_image_on_a_z_stack_runs_the_3d_path():
+    from skimage.measure import regionprops
+
+    from deepscope.data.synth import generate_volume
+    from deepscope.tasks.segment.volume_files import segment_stack
+
+    vol = generate_volume(6, shape=(12, 48, 48), z_step=1.0, pixel_size=0.5, seed=11)
+    labels, kwargs, kind = segment_image(vol.stack, voxel_size=vol.voxel_size)
+    assert kind == "labels" and labels.shape == vol.stack.shape and labels.dtype == np.int32
+    assert kwargs["scale"] == pytest.approx(vol.voxel_size)
+    assert kwargs["metadata"]["deepscope"]["count"] == vol.count == 6 == len(kwargs["features"])
+    np.testing.assert_array_equal(labels, segment_stack(vol.stack, voxel_size=vol.voxel_size))
+    props = {p.label: p.area for p in regionprops(labels, spacing=vol.voxel_size)}
+    feats = kwargs["features"]
+    np.testing.assert_allclose(feats["AreaShape_Volume_um3"], [props[i] for i in feats["ObjectNumber"]])
+    with pytest.raises(ValueError, match="voxel size"):
+        segment_image(vol.stack, voxel_size=(0, 0.5, 0.5))

@@ -40,7 +40,7 @@ def test_segment_and_count_widgets_add_their_layers(make_napari_viewer, qtbot):
     f = generate_field(8, size=(160, 200), seed=3, stains=(1,))
     image = viewer.add_image(f.images[(1, 1)], name="field")
     _, seg = viewer.window.add_plugin_dock_widget("deepscope", "Segment (deepscope)")
-    assert seg.image.value is image.data  # the one image layer is chosen; the function gets its data
+    assert seg.image.value is image  # the one image layer is chosen (its data, and its scale for a z-stack)
     seg.model.value = "cells-bbbc005"
     worker = seg()
     assert not _layers(viewer, napari.layers.Labels)  # nothing yet: it runs in the background

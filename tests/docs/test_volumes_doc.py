@@ -2,8 +2,8 @@
 gives what the page says: OUT/<stem>.<method>.tif with the pixel size and a lineage sidecar (max in the stack's
 dtype, mean and edf in float32), EDF about 4 dB closer to the all-in-focus image than max on the page's
 widefield-like stack, a 3D measurement table with the named columns, `deepscope segment` on the stack giving ZYX
-int32 labels with the voxel size that find its 20 nuclei, and the classical 3D pipeline finding every nucleus of the
-synthetic stack."""
+int32 labels with the voxel size that find its 20 nuclei, the classical 3D pipeline finding every nucleus of the
+synthetic stack, and `deepscope analyze` on the stack counting its 20 nuclei with regionprops' volumes."""
 
 from __future__ import annotations
 
@@ -59,3 +59,15 @@ def test_volumes_runs_as_written(tmp_path, monkeypatch):
     assert lineage.read(project / "nuclei" / "stack.labels.tif").extra["voxel_size"] == [1.0, 0.5, 0.5]
     pages = read_image(project / "nuclei_pages" / "pages.labels.tif")
     assert pages.shape == (16, 128, 128) and pages.meta.z_step == pytest.approx(1.0)
+
+    # "On the stack above it counts the 20 nuclei, and the volumes are those of scikit-image's `regionprops`"
+    # (`deepscope analyze stack.tif --out analysis`)
+    assert "it counts the 20 nuclei, and the volumes are those of" in page("docs/volumes.md")
+    images, objects = ns["images"], ns["objects"]
+    assert images["Count_Nuclei"].tolist() == [20] and len(objects) == 20  # type: ignore[index,arg-type]
+    assert images["Planes"].tolist() == [16] and images["VoxelSize_Z_um"].tolist() == [1.0]  # type: ignore[index]
+    want = [p.area for p in ns["props"]]  # type: ignore[attr-defined]
+    np.testing.assert_allclose(objects["AreaShape_Volume_um3"], want)  # type: ignore[index]
+    assert read_image(project / "analysis" / "labels" / "stack.Nuclei.tif").meta.z_step == pytest.approx(1.0)
+    assert (project / "analysis" / "overlays" / "stack.png").is_file()
+    assert "Volume distribution" in (project / "analysis" / "report.html").read_text()

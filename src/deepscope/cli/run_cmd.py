@@ -138,9 +138,19 @@ def analyze(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Process failed image sets again."),
     connect_timeout: float = typer.Option(10.0, "--connect-timeout", help="Seconds to wait for --scheduler."),
     device: str = typer.Option("auto", "--device", help="Device of the models: auto, cpu, cuda."),
+    axes: str | None = typer.Option(None, "--axes", help="Z-stacks: axis letters overriding the files', e.g. ZYX "
+                                    "for plain multi-page TIFFs of optical sections, ZCYX."),
+    voxel_size: tuple[float, float, float] | None = typer.Option(None, "--voxel-size", help="Z-stacks: Z Y X in "
+                                                                 "micrometres, overriding the files'."),
+    volume_method: str | None = typer.Option(None, "--volume-method", help="Z-stacks: the 3D method, as for "
+                                             "deepscope segment: classical (default; no model), flows25d, slices."),
     report: bool = report_option(),
 ) -> None:
     """Segment nuclei, count and measure them in every image: tables, label images and overlays.
+
+    Z-stacks (files with a Z axis, or --axes ZYX) are segmented in 3D as deepscope segment does and
+    measured in 3D with their voxel size (volume, surface area, sphericity, ...); labels are ZYX
+    OME-TIFFs, overlays the maximum projections.
 
     On images the QC finds blurred, Count_Nuclei is the count model's estimate (--counter), as
     segmentation misses nuclei there; Count_Nuclei_Method says which, Count_Nuclei_Objects keeps
@@ -156,7 +166,7 @@ def analyze(
         pipe = default_pipeline(paths, model=model, count_model=count_model, pattern=pattern, include=include,
                                 recursive=recursive, overlays=overlays, labels=labels, pixel_size=pixel_size,
                                 diameter=diameter, channel=channel, label_images=label_images(include_labels),
-                                counter=counter)
+                                counter=counter, axes=axes, voxel_size=voxel_size, volume_method=volume_method)
     for w in caught:
         if not issubclass(w.category, DeprecationWarning):
             err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}")

@@ -5,13 +5,16 @@ is a plain function, so it works, and is tested, without napari installed (the w
 
 - :func:`get_reader` / :func:`read_layers`: a ``*.labels.tif`` opens as a Labels layer, any other image
   deepscope reads as an Image layer (one per channel for multi-channel images), both at the file's
-  pixel size (``scale`` in micrometres, where the file states one); a Cell Tracking Challenge folder (the
+  pixel size (``scale`` in micrometres, where the file states one; a z-stack, and the 3D labels ``deepscope segment``
+  and ``deepscope analyze`` write for one, at its voxel size ``(z, y, x)``, so they overlay); a Cell Tracking
+  Challenge folder (the
   ``OUT/<stem>`` of ``deepscope track``, or a ``*_GT`` folder) opens as a Labels layer (label = track id) and a
   Tracks layer with the lineage graph;
 - :func:`segment_image`: a Labels layer of the objects a model finds, with the per-object measurements
   (CellProfiler names) as the layer's ``features``, and the count, model and (for ``nuclei``) the
   diameter and ``in_domain`` verdict in its metadata; an image out of the model's domain says so in
-  the layer's name;
+  the layer's name; a 3-D image layer (Z x Y x X) is segmented in 3D as ``deepscope segment STACK`` does (the
+  classical 3D method, the layer's ``scale`` as voxel size) and measured in 3D (volume, sphericity, ...);
 - :func:`count_image`: a Points layer at the objects' centres when the counter counted instances, or an
   empty one, named with the count and its 95% interval (the counter's ``method`` and ``in_domain`` in
   its metadata);
@@ -81,6 +84,17 @@ def _scale(pixel_size: Any) -> tuple[float, float]:
     return (float(pixel_size[0]), float(pixel_size[1])) if pixel_size else (1.0, 1.0)
 
 
+def _axis_scale(img: Any) -> tuple[float, ...]:
+    """The layer ``scale`` of a read file, one value per axis other than channels (C, S): Y and X the pixel size, Z
+    the z step (um; 1 where the file states none), other axes (T, pages) 1."""
+    axes = (img.axes or "").upper()
+    if len(axes) != np.ndim(img.data):
+        return _scale(img.meta.pixel_size)
+    py, px = _scale(img.meta.pixel_size)
+    z = float(img.meta.z_step) if getattr(img.meta, "z_step", None) else 1.0
+    return tuple({"Y": py, "X": px, "Z": z}.get(a, 1.0) for a in axes if a not in "CS")
+
+
 def read_layers(path: str | list[str]) -> list[tuple[Any, dict[str, Any], str]]:
     """napari layer data of image files and CTC folders: ``[(data, kwargs, "labels" | "image" | "tracks"), ...]``."""
     from deepscope.io import read_image
@@ -97,7 +111,18 @@ def read_layers(path: str | list[str]) -> list[tuple[Any, dict[str, Any], str]]:
         kwargs: dict[str, Any] = {"name": name.split(".labels.")[0] if ".labels." in name else Path(name).stem,
                                   "metadata": meta, "scale": _scale(img.meta.pixel_size)}
         data = img.data
-        if ".labels." in name.lower() and np.issubdtype(data.dtype, np.integer):
+        axes = (img.axes or "").upper()
+        if "Z" in axes and len(axes) == data.ndim:  # a z-stack (or its 3D labels): scale = the voxel size
+            meta["deepscope"]["z_step_um"] = img.meta.z_step
+            kwargs["scale"] = _axis_scale(img)
+            c = next((i for i, a in enumerate(axes) if a in "CS"), None)
+            if ".labels." in name.lower() and np.issubdtype(data.dtype, np.integer):
+                out.append((data, kwargs, "labels"))
+            elif c is not None and data.shape[c] > 1:
+                out.append((data, {**kwargs, "channel_axis": c}, "image"))
+            else:
+                out.append((data if c is None else np.take(data, 0, axis=c), kwargs, "image"))
+        elif ".labels." in name.lower() and np.issubdtype(data.dtype, np.integer):
             out.append((data, kwargs, "labels"))
         elif data.ndim == 3 and img.meta.axes.endswith("C") and data.shape[-1] not in (3, 4):
             out.append((np.moveaxis(data, -1, 0), {**kwargs, "channel_axis": 0}, "image"))
@@ -106,14 +131,42 @@ def read_layers(path: str | list[str]) -> list[tuple[Any, dict[str, Any], str]]:
     return out
 
 
-def _segment_steps(image: Any, model: str = "nuclei", diameter: float = 0.0) -> Any:
+def _is_volume(data: Any) -> bool:
+    """A 3-D image layer that is not RGB(A): a z-stack (Z x Y x X)."""
+    return np.ndim(data) == 3 and np.shape(data)[-1] not in (3, 4)
+
+
+def _segment_volume_steps(image: Any, diameter: float = 0.0, voxel_size: Any = None) -> Any:
+    """A z-stack layer segmented in 3D: the classical method of ``deepscope segment STACK``
+    (:func:`deepscope.tasks.segment.volume_files.segment_stack`), measured with the voxel size."""
+    from deepscope.data.stacks import check_voxel_size
+    from deepscope.measure import measure_volume
+    from deepscope.tasks.segment.volume_files import segment_stack
+
+    data = np.asarray(image)
+    vs = check_voxel_size(voxel_size, name="the layer's scale") if voxel_size is not None else (1.0, 1.0, 1.0)
+    yield 0, _STEPS, "3D: the classical method (no model)"
+    yield 1, _STEPS, f"segmenting {data.shape[0]} planes in 3D"
+    labels = np.asarray(segment_stack(data, voxel_size=vs, diameter=float(diameter) if diameter else None), np.int32)
+    yield 2, _STEPS, "measuring in 3D"
+    table = measure_volume(labels, data, voxel_size=vs, object_name="Nuclei")
+    n = int(len(table))
+    meta = {"method": "classical", "voxel_size": list(vs), "count": n, "in_domain": None}
+    return (labels, {"name": f"3D classical: {n} objects", "features": table, "scale": vs,
+                     "metadata": {"deepscope": meta}}, "labels")
+
+
+def _segment_steps(image: Any, model: str = "nuclei", diameter: float = 0.0, voxel_size: Any = None) -> Any:
     """:func:`segment_image` in steps: yields ``(done, total, what)`` before each, returns the layer data tuple.
 
-    A worker (the napari widget) can stop between steps: after loading the model, or before measuring.
+    A worker (the napari widget) can stop between steps: after loading the model, or before measuring. A 3-D
+    layer (Z x Y x X) takes the 3D path (:func:`_segment_volume_steps`; ``voxel_size`` = the layer's scale).
     """
     from deepscope.measure import measure_objects
     from deepscope.models import load_model
 
+    if _is_volume(image):
+        return (yield from _segment_volume_steps(image, diameter, voxel_size))
     yield 0, _STEPS, f"loading {model}"
     net = load_model(model, task="segment")
     data = np.asarray(image)
@@ -219,10 +272,15 @@ def _drain(steps: Any) -> Any:
             return stop.value
 
 
-def segment_image(image: napari.types.ImageData, model: str = "nuclei",
-                  diameter: float = 0.0) -> napari.types.LayerDataTuple:
-    """Segment an image layer's data with a deepscope model (name or run folder; ``diameter`` 0 = estimate)."""
-    return _drain(_segment_steps(image, model, diameter))
+def segment_image(image: napari.types.ImageData, model: str = "nuclei", diameter: float = 0.0,
+                  voxel_size: Any = None) -> napari.types.LayerDataTuple:
+    """Segment an image layer's data with a deepscope model (name or run folder; ``diameter`` 0 = estimate).
+
+    A 3-D layer (Z x Y x X, not RGB) is a z-stack: segmented in 3D by the classical method of ``deepscope segment
+    STACK`` with ``voxel_size`` ``(z, y, x)`` in um (the layer's ``scale``; default cubic voxels of 1), and
+    measured in 3D (:func:`deepscope.measure.measure_volume`); the Labels layer has that ``scale``.
+    """
+    return _drain(_segment_steps(image, model, diameter, voxel_size))
 
 
 def count_image(image: napari.types.ImageData, model: str = "count-bbbc005") -> napari.types.LayerDataTuple:
@@ -245,10 +303,17 @@ def _in_background(steps: Any, args: tuple[Any, ...], what: str, total: int = _S
     return thread_worker(steps, start_thread=True, progress={"total": total, "desc": f"deepscope: {what}"})(*args)
 
 
-def segment_widget(image: napari.types.ImageData, model: str = "nuclei", diameter: float = 0.0
+def segment_widget(image: napari.layers.Image, model: str = "nuclei", diameter: float = 0.0
                    ) -> napari.qt.threading.FunctionWorker[napari.types.LayerDataTuple]:
-    """The *Segment (deepscope)* widget: :func:`segment_image` on a worker thread, with progress and cancel."""
-    return _in_background(_segment_steps, (image, model, diameter), f"segmenting with {model}")
+    """The *Segment (deepscope)* widget: :func:`segment_image` on a worker thread, with progress and cancel.
+
+    A 3-D image layer (a z-stack) is segmented in 3D with the layer's ``scale`` as voxel size.
+    """
+    data = np.asarray(image.data)
+    if _is_volume(data):
+        scale = tuple(float(v) for v in image.scale)
+        return _in_background(_segment_steps, (data, model, diameter, scale), "segmenting in 3D (classical)")
+    return _in_background(_segment_steps, (data, model, diameter), f"segmenting with {model}")
 
 
 def count_widget(image: napari.types.ImageData, model: str = "count-bbbc005"

@@ -148,8 +148,8 @@ def _model_columns(pipeline: Pipeline, models: Mapping[str, Any]) -> dict[str, s
     for s in pipeline.steps:
         if isinstance(s, ModelStep):
             name = s.objects or s.into or ""
-        elif getattr(s, "kind", None) == "segment":  # the segment task's step
-            name = s.objects
+        elif getattr(s, "kind", None) == "segment" and s.model_refs:  # the segment task's step (the classical 3D
+            name = s.objects                                           # method runs no model)
         elif getattr(s, "kind", None) == "count" and s.model_refs:  # a count model (not model: objects)
             name = f"Count_{s.name}"
         elif getattr(s, "kind", None) == "track" and s.model_refs:  # the model that segmented the frames
@@ -572,13 +572,20 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
                      include: Sequence[str] = (), recursive: bool = False, overlays: bool = True,
                      labels: bool = True, pixel_size: float | None = None, channel: int | None = None,
                      name: str = "analyze", diameter: float | None = None, label_images: str = "skip",
-                     counter: str | None = None) -> Pipeline:
+                     counter: str | None = None, axes: str | None = None,
+                     voxel_size: Sequence[float] | None = None, volume_method: str | None = None) -> Pipeline:
     """The one-line analysis of ``deepscope analyze``: segment nuclei, count, measure; tables and overlays.
 
     ``Count_Nuclei`` is the number of nuclei found, except on images the image QC finds blurred (where
     segmentation merges and misses nuclei): there it is the counter's estimate where the counter finds the image
     in its domain (``Count_Nuclei_Method`` says which; ``Count_Nuclei_Objects`` is the objects' count, which the
     object tables hold; :func:`deepscope.pipeline.steps.route_count`).
+
+    Z-stacks (files whose header states a Z axis, or every file with ``axes`` that has a Z) get the 3D analysis:
+    nuclei segmented in 3D as ``deepscope segment STACK`` does (``segment: {volume: classical}``,
+    :func:`deepscope.tasks.segment.volume_files.segment_stack`) and measured in 3D with the voxel size
+    (:func:`deepscope.measure.measure_volume`: volume, surface area, sphericity ...; per stack
+    :func:`~deepscope.measure.summarize_volume`). Stacks and 2-D images are not mixed in one run.
 
     Parameters
     ----------
@@ -609,6 +616,13 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
     counter : str, optional
         Count model for the blurred images (a shipped name, folder or card); default :data:`DEFAULT_COUNTER`
         when it is installed; ``"objects"``: always the objects' count.
+    axes : str, optional
+        Z-stacks: axis letters overriding the files' (``ZYX`` for plain multi-page TIFFs of optical sections).
+    voxel_size : (z, y, x), optional
+        Z-stacks: micrometres, overriding the files'.
+    volume_method : str, optional
+        Z-stacks: the 3D method (:data:`~deepscope.tasks.segment.volume_files.VOLUME_METHODS`; default
+        :data:`~deepscope.tasks.segment.volume_files.DEFAULT_VOLUME_METHOD`).
 
     Returns
     -------
@@ -618,6 +632,9 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
     ------
     deepscope.errors.ConfigError
         An unknown model or invalid option.
+    deepscope.errors.InputError
+        Z-stacks and 2-D images in one run; stack options (``axes``, ``voxel_size``, ``volume_method``) without a
+        stack; 2-D options (``count_model``, ``counter``, ``pixel_size``) with stacks.
 
     Examples
     --------
@@ -627,6 +644,17 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
     """
     if not paths:
         raise InputError("give at least one folder, image file or glob to analyze")
+    stacks = _stack_inputs(paths, include=include, recursive=recursive, label_images=label_images, axes=axes)
+    if stacks:
+        return _stack_pipeline(paths, model=model, count_model=count_model, pattern=pattern, include=include,
+                               recursive=recursive, overlays=overlays, labels=labels, pixel_size=pixel_size,
+                               channel=channel, name=name, diameter=diameter, label_images=label_images,
+                               counter=counter, axes=axes, voxel_size=voxel_size, volume_method=volume_method)
+    stack_only = {"--axes": axes, "--voxel-size": voxel_size, "--volume-method": volume_method}
+    given = [k for k, v in stack_only.items() if v is not None]
+    if given:
+        raise InputError(f"{', '.join(given)}: options for z-stacks, but no input has a Z axis (a plain multi-page "
+                         "TIFF of optical sections needs --axes ZYX)")
     if model is None:
         model = DEFAULT_SEGMENT_MODEL
         if not (zoo_dir() / f"{model}.json").is_file():
@@ -648,4 +676,67 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
                        "pattern": pattern} | ({"plane": channel} if channel is not None else {})
                       | ({"label_images": label_images} if label_images != "skip" else {}),
             "steps": steps, "outputs": {"labels": labels, "overlays": overlays}}
+    return Pipeline.from_dict(spec, source="deepscope analyze")
+
+
+def _stack_inputs(paths: Sequence[str | os.PathLike[str]], *, include: Sequence[str], recursive: bool,
+                  label_images: str, axes: str | None) -> bool:
+    """Whether the inputs are z-stacks (by their headers, or ``axes``), as ``deepscope segment`` decides; stacks
+    mixed with 2-D images are refused. Inputs that cannot be listed are left to the run to report."""
+    from deepscope.errors import DeepscopeError
+    from deepscope.io import expand_inputs
+    from deepscope.tasks.segment.volume_files import is_stack
+
+    if axes is not None:
+        return "Z" in axes.upper()
+    try:
+        with warnings.catch_warnings():  # what the scan warns about is said by the run
+            warnings.simplefilter("ignore")
+            files = expand_inputs(paths, include=list(include) or None, recursive=recursive,
+                                  label_images=label_images)
+    except (DeepscopeError, OSError):
+        return False
+    stacks = [p for p in files if is_stack(p)]
+    if stacks and len(stacks) != len(files):
+        flat = next(p for p in files if p not in set(stacks))
+        raise InputError(f"{len(stacks)} of the inputs are z-stacks (e.g. {stacks[0]}) and {len(files) - len(stacks)} "
+                         f"are 2D images (e.g. {flat}); analyze them in two runs with different --out folders")
+    return bool(stacks)
+
+
+def _stack_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | None, count_model: str | None,
+                    pattern: str | None, include: Sequence[str], recursive: bool, overlays: bool, labels: bool,
+                    pixel_size: float | None, channel: int | None, name: str, diameter: float | None,
+                    label_images: str, counter: str | None, axes: str | None,
+                    voxel_size: Sequence[float] | None, volume_method: str | None) -> Pipeline:
+    """:func:`default_pipeline` for z-stacks: a 3D segment step (the method of ``deepscope segment STACK``), the
+    objects' count and the 3D measurements."""
+    from deepscope.tasks.segment.volume_files import DEFAULT_VOLUME_METHOD
+
+    for opt, v in (("--count-model", count_model), ("--counter", counter), ("--pixel-size", pixel_size)):
+        if v is not None:
+            raise InputError(f"{opt}: an option for 2-D images; the inputs are z-stacks (measured with their voxel "
+                             "size: --voxel-size Z Y X overrides the files')")
+    method = volume_method or DEFAULT_VOLUME_METHOD
+    seg: dict[str, Any] = {"objects": "Nuclei", "volume": method}
+    if method == "classical" and model is not None:
+        raise InputError(f"--model {model}: the classical 3D method runs no model; pass --volume-method flows25d or "
+                         "slices to segment the stacks with a 2D model")
+    if method != "classical":
+        seg["model"] = model or DEFAULT_SEGMENT_MODEL
+    if diameter is not None:
+        seg["diameter"] = diameter
+    steps: list[dict[str, Any]] = [{"segment": seg}, {"count": {"model": "objects", "objects": "Nuclei"}},
+                                   {"measure": {"objects": ["Nuclei"]}}]
+    inputs: dict[str, Any] = {"paths": [os.fspath(p) for p in paths], "include": list(include),
+                              "recursive": recursive, "pattern": pattern}
+    if channel is not None:
+        inputs["plane"] = channel
+    if label_images != "skip":
+        inputs["label_images"] = label_images
+    if axes is not None:
+        inputs["axes"] = axes.upper()
+    if voxel_size is not None:
+        inputs["voxel_size"] = [float(v) for v in voxel_size]
+    spec = {"name": name, "inputs": inputs, "steps": steps, "outputs": {"labels": labels, "overlays": overlays}}
     return Pipeline.from_dict(spec, source="deepscope analyze")

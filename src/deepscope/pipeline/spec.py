@@ -148,6 +148,11 @@ class Inputs:
     label_images : {"skip", "include"}
         Files of scanned folders that look like label images or outputs (``*_mask*``, ``masks/``):
         left out with a warning (default), or read as images (``deepscope analyze --include-labels``).
+    axes : str or None
+        Z-stacks (a pipeline with a 3D segment step, ``segment: {volume: classical}``): axis letters overriding the
+        files' (``ZYX`` for plain multi-page TIFFs of optical sections; ``ZCYX`` ...).
+    voxel_size : (float, float, float) or None
+        Z-stacks: ``(z, y, x)`` in micrometres, overriding the files'.
     """
 
     paths: tuple[str, ...]
@@ -161,6 +166,8 @@ class Inputs:
     channel: str = "Image"
     plane: int | None = None
     label_images: str = "skip"
+    axes: str | None = None
+    voxel_size: tuple[float, float, float] | None = None
 
     @property
     def channel_names(self) -> tuple[str, ...]:
@@ -320,6 +327,11 @@ class Pipeline:
         return any(getattr(s, "time_lapse", False) for s in self.steps)
 
     @property
+    def z_stack(self) -> bool:
+        """Whether a step reads the image sets as z-stacks (Z x Y x X channels: a 3D segment step, ``volume:``)."""
+        return any(getattr(s, "z_stack", False) for s in self.steps)
+
+    @property
     def model_refs(self) -> tuple[str, ...]:
         """Every model the steps use (shipped names, paths, ``otsu-watershed``), once each."""
         refs: list[str] = []
@@ -343,6 +355,10 @@ class Pipeline:
             inp["label_images"] = self.inputs.label_images
         if self.inputs.plane is not None:
             inp["plane"] = self.inputs.plane
+        if self.inputs.axes is not None:  # z-stacks only, so older pipelines hash as before
+            inp["axes"] = self.inputs.axes
+        if self.inputs.voxel_size is not None:
+            inp["voxel_size"] = list(self.inputs.voxel_size)
         if self.inputs.channels is not None:
             c = self.inputs.channels
             inp["channels"] = {"by": c.by, "names": dict(c.names),
@@ -373,8 +389,9 @@ class Pipeline:
             steps.append({kind: opts})
         inp = d["inputs"]
         return {"schema": SPEC_SCHEMA, "steps": steps,
-                "grouping": {k: inp.get(k) for k in ("pattern", "channels", "planes", "channel", "plane")
-                             if k != "plane" or inp.get(k) is not None},
+                "grouping": {k: inp.get(k) for k in ("pattern", "channels", "planes", "channel", "plane", "axes",
+                                                     "voxel_size")
+                             if k not in ("plane", "axes", "voxel_size") or inp.get(k) is not None},
                 "per_set_outputs": {"labels": self.outputs.labels, "overlays": self.outputs.overlays}}
 
     def hash(self, models: Mapping[str, str] | None = None) -> str:
@@ -587,7 +604,7 @@ class _Reader:
         if isinstance(v, (str, list)):
             v = {"paths": v}
         d = self.mapping(v, p, ("paths", "include", "exclude", "recursive", "pattern", "metadata", "channels",
-                                "planes", "channel", "plane", "label_images"), required=("paths",))
+                                "planes", "channel", "plane", "label_images", "axes", "voxel_size"), required=("paths",))
         paths_raw = d["paths"] if isinstance(d["paths"], list) else [d["paths"]]
         if not paths_raw:
             self.fail(p + ("paths",), "expected at least one folder, file or glob")
@@ -632,9 +649,24 @@ class _Reader:
             label_images = self.text(d["label_images"], p + ("label_images",))
             if label_images not in LABEL_IMAGES:
                 self.fail(p + ("label_images",), f"expected one of {', '.join(LABEL_IMAGES)}; got {label_images!r}")
+        axes = None
+        if d.get("axes") is not None:
+            from deepscope.io import AXES_LETTERS
+
+            axes = self.text(d["axes"], p + ("axes",)).upper()
+            if "Z" not in axes or not set(axes) <= set(AXES_LETTERS) or len(set(axes)) != len(axes):
+                self.fail(p + ("axes",), f"expected the axis letters of z-stack files with a Z, e.g. ZYX or ZCYX; got "
+                                         f"{d['axes']!r}")
+        voxel_size = None
+        if d.get("voxel_size") is not None:
+            raw_vs = d["voxel_size"]
+            if not isinstance(raw_vs, list) or len(raw_vs) != 3:
+                self.fail(p + ("voxel_size",), f"expected [z, y, x] in micrometres; got {raw_vs!r}")
+            vz, vy, vx = (self.number(x, p + ("voxel_size", i), positive=True) for i, x in enumerate(raw_vs))
+            voxel_size = (vz, vy, vx)
         return Inputs(paths=paths, include=include, exclude=exclude, recursive=recursive, pattern=pattern,
                       metadata=metadata, channels=channels, planes=planes, channel=channel, plane=plane,
-                      label_images=label_images)
+                      label_images=label_images, axes=axes, voxel_size=voxel_size)
 
     def grouping(self, v: Any, pattern: str | None, metadata: str | None) -> ChannelGrouping:
         p = ("inputs", "channels")
@@ -783,6 +815,26 @@ class _Reader:
                     self.fail(("steps", i, kind), f"a {s.kind} step takes 2-D images, but the {first.kind} step "
                                                   f"(step {movie_steps[0]}) reads the image sets as time-lapses "
                                                   "(T x Y x X); run 2-D steps in a pipeline of their own")
+        stack_steps = [i for i, s in enumerate(out) if getattr(s, "z_stack", False)]
+        if stack_steps:  # the image sets are z-stacks: only the steps that take volumes
+            first_z = stack_steps[0]
+            for i, s in enumerate(out):
+                kind = next(iter(raw[i]))
+                ok = (isinstance(s, (NormalizeStep, MeasureStep)) or getattr(s, "z_stack", False)
+                      or (s.kind == "count" and not s.model_refs))
+                if not ok:
+                    self.fail(("steps", i, kind), f"a {s.kind} step takes 2-D images, but the 3D segment step (step "
+                                                  f"{first_z}, volume:) reads the image sets as z-stacks (Z x Y x X); "
+                                                  "a z-stack pipeline takes normalize, segment (volume:), count "
+                                                  "(model: objects) and measure steps")
+                if isinstance(s, MeasureStep) and s.pixel_size not in (None, "files"):
+                    self.fail(("steps", i, kind, "pixel_size"), "z-stacks are measured with their voxel size (the "
+                                                                "files', or inputs.voxel_size: [z, y, x]); leave out "
+                                                                "pixel_size")
+        elif inputs.axes is not None or inputs.voxel_size is not None:
+            key = "axes" if inputs.axes is not None else "voxel_size"
+            self.fail(("inputs", key), f"inputs.{key} is for z-stacks, read by a 3D segment step (segment: {{volume: "
+                                       "classical}); this pipeline has none")
         return tuple(out)
 
     def where(self, v: Any, p: tuple[Any, ...]) -> str | dict[str, tuple[float | None, float | None]]:

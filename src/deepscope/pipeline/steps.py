@@ -104,13 +104,19 @@ Segmenter = Callable[["SegmentStep", np.ndarray], Any]
 Counter = Callable[["CountStep", np.ndarray], Any]
 #: ``run_model(step, image)`` -> the task's result (with ``labels`` or ``image``) for a model step.
 ModelRunner = Callable[[ModelStep, np.ndarray], Any]
+#: ``segment_volume(step, stack, voxel_size)`` -> int32 (Z, Y, X) labels for a 3D segment step (``volume:``).
+VolumeSegmenter = Callable[["SegmentStep", np.ndarray, "tuple[float, float, float]"], Any]
 #: ``track(step, movie, masks, pixel_size, frame_interval)`` -> the track task's ``TrackResult`` for a track step.
 Tracker = Callable[["TrackStep", np.ndarray, "np.ndarray | None", "float | None", "float | None"], Any]
 
 
-def _flat(imgs: Mapping[str, np.ndarray], channel: str, kind: str) -> np.ndarray:
+def _flat(imgs: Mapping[str, np.ndarray], channel: str, kind: str, *, z_stack: bool = False) -> np.ndarray:
     """A channel image for a step that takes 2-D images; a time-lapse (T x Y x X) is refused, naming the step."""
     im = imgs[channel]
+    if np.ndim(im) == 3 and z_stack:
+        z, h, w = np.shape(im)
+        raise InputError(f"channel {channel!r} is a z-stack of {z} planes ({h} x {w}); a {kind} step takes 2-D "
+                         "images")
     if np.ndim(im) == 3:
         t, h, w = np.shape(im)
         raise InputError(f"channel {channel!r} is a time-lapse of {t} frames ({h} x {w}); a {kind} step takes 2-D "
@@ -142,16 +148,19 @@ def square_pixel_size(pixel_size: Any) -> float | None:
 
 def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment: Segmenter,
                 count: Counter, pixel_size: Any = None, run_model: ModelRunner | None = None,
-                track: Tracker | None = None, frame_interval: float | None = None) -> SetResult:
+                track: Tracker | None = None, frame_interval: float | None = None,
+                voxel_size: Any = None, segment_volume: VolumeSegmenter | None = None) -> SetResult:
     """Apply a pipeline's steps to the channel images of one image set.
 
     Parameters
     ----------
     pipeline : Pipeline
         The validated pipeline.
-    images : mapping of str to ndarray (H, W) or (T, H, W)
+    images : mapping of str to ndarray (H, W), (T, H, W) or (Z, H, W)
         One 2-D image per channel name of the pipeline; a time-lapse (T, H, W) for a pipeline with a track step
-        (which 2-D steps refuse).
+        (which 2-D steps refuse); a z-stack (Z, H, W) for a pipeline with a 3D segment step (``volume:``), whose
+        measure steps give the 3D measurements (:func:`deepscope.measure.measure_volume`) and whose per-image
+        values are the stack's (:func:`deepscope.measure.summarize_volume`).
     segment : callable
         ``segment(step, image) -> int32 labels`` (the models of this process).
     count : callable
@@ -167,6 +176,12 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
         :meth:`~deepscope.tasks.track.pipeline_step.TrackStep.run`).
     frame_interval : float, optional
         The image set's time between frames as its files state it, for track steps.
+    voxel_size : (float, float, float), optional
+        The z-stack's ``(z, y, x)`` in micrometres (3D segment and measure steps; default cubic voxels of 1).
+    segment_volume : callable, optional
+        ``segment_volume(step, stack, voxel_size) -> (Z, Y, X) labels`` for 3D segment steps; default: the
+        classical 3D method of ``deepscope segment``
+        (:func:`deepscope.tasks.segment.volume_files.segment_stack`; a model method needs the process's models).
 
     Returns
     -------
@@ -193,7 +208,10 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
     """
     from deepscope.data.transforms import check_image, normalize_percentile
     from deepscope.measure import (aggregate_objects, filter_objects, measure_image_quality, measure_objects,
-                                   relate_objects, summarize_image)
+                                   measure_volume, relate_objects, summarize_image, summarize_volume)
+
+    z_stack = pipeline.z_stack
+    vs = tuple(float(v) for v in voxel_size) if voxel_size is not None else (1.0, 1.0, 1.0)
 
     def checked(v: np.ndarray, ch: str) -> np.ndarray:  # size, NaN, overflow (a movie: of every frame)
         if np.ndim(v) == 3:
@@ -223,6 +241,23 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
         if isinstance(step, NormalizeStep):
             for ch in step.channels:
                 imgs[ch] = normalize_percentile(imgs[ch], step.low, step.high, clip=step.clip)
+        elif step.kind == "segment" and getattr(step, "volume", None) is not None:  # 3D: as deepscope segment STACK
+            stack = imgs[step.channel]
+            if np.ndim(stack) != 3:
+                raise InputError(f"channel {step.channel!r} is a 2-D image ({' x '.join(map(str, np.shape(stack)))}); "
+                                 f"the 3D segment step (volume: {step.volume}) needs a z-stack: an ImageJ hyperstack, "
+                                 "OME-TIFF or OME-Zarr with a Z axis, or a multi-page TIFF with inputs.axes: ZYX")
+            if segment_volume is None:
+                from deepscope.tasks.segment.volume_files import segment_stack
+
+                lab = segment_stack(stack, voxel_size=vs, method=step.volume, diameter=step.diameter)
+            else:
+                lab = segment_volume(step, stack, vs)
+            lab = np.asarray(lab)
+            if lab.shape != shapes[step.channel]:
+                raise InputError(f"3D segmentation ({step.volume}) returned labels of shape {lab.shape} for a stack of "
+                                 f"shape {shapes[step.channel]}")
+            labels[step.objects] = lab.astype(np.int32, copy=False)
         elif step.kind == "segment":  # the segment task's step (deepscope.tasks.segment.pipeline_step)
             got = segment(step, _flat(imgs, step.channel, "segment"))
             extra: dict[str, Any] = {}
@@ -296,8 +331,12 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
         elif isinstance(step, MeasureStep):
             ps = square_pixel_size(pixel_size) if step.pixel_size == "files" else step.pixel_size
             for obj in step.objects:
-                t = measure_objects(labels[obj], {ch: _flat(imgs, ch, "measure") for ch in step.channels}, object_name=obj,
-                                    pixel_size=ps)
+                if labels[obj].ndim == 3:  # a z-stack's objects: the 3D measurements with the voxel size
+                    t = measure_volume(labels[obj], {ch: imgs[ch] for ch in step.channels}, voxel_size=vs,
+                                       object_name=obj)
+                else:
+                    t = measure_objects(labels[obj], {ch: _flat(imgs, ch, "measure", z_stack=z_stack)
+                                                      for ch in step.channels}, object_name=obj, pixel_size=ps)
                 if obj in tables:  # measured again (e.g. other channels): new columns win
                     t = _merge_columns(tables[obj], t, ids=False)
                 for frame in relations.get(obj, []):
@@ -313,12 +352,19 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
             tables[target] = kept
     summary: dict[str, Any] = {}
     for name, lab in labels.items():
-        if name not in tracked:  # a tracked set's summary is its step's values
+        if lab.ndim == 3 and name not in tracked:  # a z-stack's objects: count, volumes (measured sets)
+            if name in tables:
+                summary.update(summarize_volume(tables[name], object_name=name))
+            else:
+                summary[f"Count_{name}"] = int(len(np.unique(lab)) - 1 if lab.any() else 0)
+        elif name not in tracked:  # a tracked set's summary is its step's values
             summary.update(summarize_image(lab, object_name=name))
     for k, v in values.items():  # model counts after the object summaries
         summary.setdefault(k, v)
     summary.update(routed)  # Count_<objects> of a routed count replaces the objects' count in its place
     summary.update(quality)
+    if z_stack:  # the voxel size the stack was segmented and measured with
+        summary.update({"Planes": int(shapes[pipeline.channels[0]][0]), "VoxelSize_Z_um": vs[0], "VoxelSize_Y_um": vs[1], "VoxelSize_X_um": vs[2]})
     for name, table in tables.items():  # CellProfiler's per-image aggregates of every object measurement
         ids = [c for c in table.attrs.get("identifiers", ()) if c in table.columns]  # e.g. frames, track ids
         for k, v in aggregate_objects(table.drop(columns=ids) if ids else table, object_name=name).items():
@@ -390,7 +436,7 @@ def _empty(pipeline: Pipeline) -> SetResult:
         high: float = float("nan")
         std: float = float("nan")
 
-    shape = (2, 4, 4) if pipeline.time_lapse else (4, 4)  # a pipeline with a track step reads movies
+    shape = (2, 4, 4) if pipeline.time_lapse or pipeline.z_stack else (4, 4)  # movies, z-stacks
     blank = {ch: np.zeros(shape, np.float32) for ch in pipeline.channels}
     def blank_model(step: ModelStep, im: np.ndarray) -> Any:
         @dataclass(frozen=True)
@@ -403,7 +449,8 @@ def _empty(pipeline: Pipeline) -> SetResult:
     return apply_steps(pipeline, blank, segment=lambda step, im: np.zeros(im.shape, np.int32),
                        count=lambda step, im: _NaNCount(), pixel_size=(1.0, 1.0),  # "files": the _um columns
                        run_model=blank_model, track=lambda step, movie, masks, px, dt: step.run(
-                           movie, masks=np.zeros(movie.shape, np.int32), pixel_size=px, frame_interval=dt))
+                           movie, masks=np.zeros(movie.shape, np.int32), pixel_size=px, frame_interval=dt),
+                       segment_volume=lambda step, stack, vs: np.zeros(stack.shape, np.int32))
 
 
 @functools.lru_cache(maxsize=8)
@@ -603,6 +650,17 @@ class _Context:
                       prob_threshold=step.prob_threshold, flow_threshold=step.flow_threshold, min_size=step.min_size)
         return r.labels, {"diameter": float("nan") if r.diameter is None else r.diameter, "in_domain": r.in_domain}
 
+    def segment_volume(self, step: SegmentStep, stack: np.ndarray, voxel_size: tuple[float, float, float]) -> Any:
+        """3D labels of one z-stack (checked by :func:`apply_steps`): the library call of ``deepscope segment STACK``
+        (:func:`~deepscope.tasks.segment.volume_files.segment_stack`), with the model of this process."""
+        from deepscope.tasks.segment.volume_files import segment_stack
+
+        model = self.step_model(step) if step.model_refs else None
+        opts = {k: getattr(step, k) for k in ("prob_threshold", "flow_threshold", "min_size")
+                if getattr(step, k) is not None}
+        return segment_stack(stack, voxel_size=voxel_size, method=step.volume, model=model, diameter=step.diameter,
+                             **opts)
+
     def run_model(self, step: ModelStep, image: np.ndarray) -> Any:
         """The task's result for one channel image (checked by :func:`apply_steps`), with the step's options."""
         return self.models[step.model].run(image, **step.options, checked=True)
@@ -752,12 +810,43 @@ def _planes_error(path: Any, n: int, planes: tuple[str, ...]) -> NoReturn:
     raise InputError(f"{path}: the image has {n} channels but inputs.planes names {len(planes)} ({', '.join(planes)})")
 
 
+def _stack_channels(img: Any, channel: str, pipeline: Pipeline) -> tuple[dict[str, np.ndarray], Any, str]:
+    """The (Z, Y, X) channels of a z-stack (:func:`~deepscope.tasks.segment.volume_files.read_stack`, as
+    ``deepscope segment`` reads stacks), its voxel size and where that came from."""
+    from deepscope.tasks.segment.volume_files import read_stack
+
+    inp = pipeline.inputs
+    path = str(img.meta.path)
+    letters = (inp.axes or img.axes or "").upper()
+    n = img.data.shape[letters.index("C")] if "C" in letters and len(letters) == img.data.ndim else 1
+    if inp.planes is not None:
+        if n != len(inp.planes):
+            _planes_error(path, n, inp.planes)
+        out, vs, source = {}, None, ""
+        for i, name in enumerate(inp.planes):
+            out[name], vs, source = read_stack(img, axes=inp.axes, channel=i, voxel_size=inp.voxel_size, path=path)
+        return out, vs, source
+    stack, vs, source = read_stack(img, axes=inp.axes, channel=inp.plane, voxel_size=inp.voxel_size, path=path)
+    return {channel: stack}, vs, source
+
+
+def _z_planes(img: Any) -> int:
+    """The number of z-planes of a read image (1 where it has no Z axis)."""
+    axes = img.axes or ""
+    return int(img.data.shape[axes.index("Z")]) if "Z" in axes and len(axes) == img.data.ndim else 1
+
+
 def _channel_images(img: Any, channel: str, pipeline: Pipeline) -> dict[str, np.ndarray]:
     from deepscope.data.transforms import to_grey
 
     movie = _movie_channels(img, channel, pipeline)
     if movie is not None:
         return movie
+    if _z_planes(img) > 1:  # never read as channels: 2-D steps refuse it, naming the 3D route
+        raise InputError(f"{img.meta.path}: a z-stack of {_z_planes(img)} planes (axes {img.axes}, shape {img.shape}); "
+                         "this pipeline's steps take 2-D images: segment it in 3D with a segment step with volume: "
+                         "classical (deepscope analyze does so for z-stacks), or project it first (deepscope "
+                         "project)")
     yxc = img.to_yxc()
     planes = pipeline.inputs.planes
     if planes is not None:
@@ -779,6 +868,15 @@ def _channel_images(img: Any, channel: str, pipeline: Pipeline) -> dict[str, np.
         raise InputError(f"{img.meta.path}: the image has {yxc.shape[-1]} distinct channels; choose one with "
                          "--channel N (deepscope analyze; inputs.plane: N in a pipeline YAML), or name them all "
                          "with inputs.planes (e.g. planes: [DNA, Actin]) to use them") from None
+
+
+def _project_labels(labels: np.ndarray) -> np.ndarray:
+    """A (Z, Y, X) label volume seen from above: each pixel takes the object nearest the top (lowest z) there, so the
+    outlines drawn on a maximum projection are the objects' silhouettes."""
+    fg = labels > 0
+    first = np.argmax(fg, axis=0)
+    out = np.take_along_axis(labels, first[None], axis=0)[0]
+    return np.where(fg.any(axis=0), out, 0).astype(np.int32)
 
 
 def _set_sha256(files: list[dict[str, Any]]) -> str | None:
@@ -830,6 +928,7 @@ def run_task(job_json: str, task: Task) -> TaskResult:
         sizes: list[Any] = []  # the files' pixel sizes: the label images carry the set's when they agree
         intervals: list[Any] = []  # the files' frame intervals (time-lapses)
         zarr_inputs: list[str] = []  # an OME-Zarr image (a plate's field) also gets its labels in labels/
+        voxels: list[Any] = []  # the z-stacks' voxel sizes
         for channel, path in t.files:
             st = os.stat(path)
             info: dict[str, Any] = {"channel": channel, "path": path, "size": st.st_size,
@@ -844,17 +943,24 @@ def run_task(job_json: str, task: Task) -> TaskResult:
                 intervals.append(file_frame_interval(img.meta))
             if img.meta.format == "ome-zarr":
                 zarr_inputs.append(path)
+            if pipeline.z_stack:
+                chans, vs, source = _stack_channels(img, channel, pipeline)
+                voxels.append(vs)
+                images.update(chans)
+                continue
             images.update(_channel_images(img, channel, pipeline))
         return Decoded(images, inputs=[lineage.InputRef(f["path"], f["sha256"]) for f in files],
                        extra={"pixel_size": sizes[0] if sizes and all(s == sizes[0] for s in sizes) else None,
                               "frame_interval": (intervals[0] if intervals and all(v == intervals[0] for v in intervals)
                                                  else None),
-                              "ngff": zarr_inputs[0] if len(t.files) == 1 and zarr_inputs else None})
+                              "ngff": zarr_inputs[0] if len(t.files) == 1 and zarr_inputs else None,
+                              "voxel_size": voxels[0] if voxels else None})
 
     def infer(ds: list[Decoded]) -> list[SetResult]:
         return [apply_steps(pipeline, ds[0].data, segment=ctx.segment, count=ctx.count,
                             pixel_size=ds[0].extra.get("pixel_size"), run_model=ctx.run_model, track=ctx.track,
-                            frame_interval=ds[0].extra.get("frame_interval"))]
+                            frame_interval=ds[0].extra.get("frame_interval"), voxel_size=ds[0].extra.get("voxel_size"),
+                            segment_volume=ctx.segment_volume)]
 
     def write(t: Task, d: Decoded, result: SetResult, row: dict[str, Any]) -> list[Any]:
         first = next(iter(d.data.values()))
@@ -866,6 +972,13 @@ def run_task(job_json: str, task: Task) -> TaskResult:
             for name, lab in result.labels.items():
                 out = ctx.run_dir / "labels" / f"{stem}.{name}.tif"
                 rec = ctx.run.record(out, inputs=d.inputs, extra={"image_set": t.set_id, "objects": name})
+                if pipeline.z_stack and lab.ndim == 3:  # ZYX OME-TIFF with the voxel size, lineage in a sidecar
+                    vs = d.extra.get("voxel_size")
+                    rec = ctx.run.record(out, inputs=d.inputs, extra={"image_set": t.set_id, "objects": name,
+                                                                      "voxel_size": list(vs) if vs else None})
+                    written.append(str(write_labels(out, lab, voxel_size=vs)))
+                    lineage.attach(out, rec)
+                    continue
                 written.append(str(write_labels(out, lab, description=lineage.embed_metadata(rec),
                                                 pixel_size=d.extra.get("pixel_size"))))
                 if d.extra.get("ngff") and lab.ndim == 2:
@@ -873,7 +986,17 @@ def run_task(job_json: str, task: Task) -> TaskResult:
 
                     add_ngff_labels(d.extra["ngff"], name, lab)
         flat = {name: lab for name, lab in result.labels.items() if lab.ndim == 2}  # a movie's: its CTC folder
-        if pipeline.outputs.overlays and flat and np.ndim(d.data[pipeline.channels[0]]) == 2:
+        if pipeline.outputs.overlays and pipeline.z_stack and result.labels:  # a z-stack: its maximum projection
+            from deepscope.data.stacks import project
+
+            proj = {name: _project_labels(lab) for name, lab in result.labels.items() if lab.ndim == 3}
+            out = ctx.run_dir / "overlays" / f"{stem}.png"
+            write_png(out, overlay_outlines(np.asarray(project(d.data[pipeline.channels[0]], method="max"),
+                                                       np.float32), proj))
+            lineage.attach(out, ctx.run.record(out, inputs=d.inputs, extra={"image_set": t.set_id,
+                                                                            "projection": "max"}))
+            written.append(str(out))
+        elif pipeline.outputs.overlays and flat and np.ndim(d.data[pipeline.channels[0]]) == 2:
             out = ctx.run_dir / "overlays" / f"{stem}.png"
             write_png(out, overlay_outlines(np.asarray(d.data[pipeline.channels[0]], np.float32), flat))
             lineage.attach(out, ctx.run.record(out, inputs=d.inputs, extra={"image_set": t.set_id}))

@@ -44,6 +44,10 @@ def _figures(res: Results, images: object) -> list[tuple[str, str, bytes]]:
          plots.count_vs_truth(images, object_name=name)),
         ("Size distribution", f"Area of every {name.lower().rstrip('s')} object{' by ' + cond if cond else ''}.",
          plots.size_distributions(res.objects, condition=cond, object_name=name)),
+        ("Volume distribution", f"3D volume (um^3, from the voxel size) of every {name.lower().rstrip('s')} "
+         f"object of the z-stacks{' by ' + cond if cond else ''}.",
+         plots.size_distributions(res.objects, condition=cond, object_name=name, value="volume",
+                                  xlabel="volume (um^3)")),
         ("Quality", "Each image's blur score against saturation; flagged images in red.",
          plots.quality_scatter(images)),
     ]

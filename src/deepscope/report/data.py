@@ -56,7 +56,8 @@ class Results:
         ``overlay`` (PNG path or ""), ``count_method`` (analyses whose count step routes between the counter
         and the objects: ``counter`` / ``objects``), and the original columns.
     objects : pandas.DataFrame
-        ``name``, ``condition`` and ``area`` per object (empty when unknown).
+        ``name``, ``condition`` and ``area`` per object (pixels), or ``volume`` (um^3) for z-stacks (empty when
+        unknown).
     object_name : str
         What was counted (``Nuclei`` ...).
     summary : dict
@@ -275,13 +276,17 @@ def _load_analysis(d: Path) -> Results:
     if table is not None:
         import pyarrow.parquet as pq
 
-        obj = (pq.read_table(table, columns=["ImageNumber", "AreaShape_Area"]).to_pandas() if table.suffix == ".parquet"
-               else pd.read_csv(table, usecols=["ImageNumber", "AreaShape_Area"]))
+        names = (pq.read_schema(table).names if table.suffix == ".parquet" else
+                 pd.read_csv(table, nrows=0).columns.tolist())
+        # z-stacks' objects (deepscope analyze on stacks) have volumes, not areas
+        size, col = ("volume", "AreaShape_Volume_um3") if "AreaShape_Area" not in names else ("area", "AreaShape_Area")
+        obj = (pq.read_table(table, columns=["ImageNumber", col]).to_pandas() if table.suffix == ".parquet"
+               else pd.read_csv(table, usecols=["ImageNumber", col]))
         key = images.set_index("ImageNumber")
         objects = pd.DataFrame({"name": obj["ImageNumber"].map(key["set_id"]).astype(str),
                                 "condition": obj["ImageNumber"].map(pd.Series(std["condition"].to_numpy(),
                                                                               index=images["ImageNumber"])),
-                                "area": obj["AreaShape_Area"].astype(float)})
+                                size: obj[col].astype(float)})
     summary = dict(manifest.get("summary") or {})
     summary.update(pipeline=manifest.get("pipeline_name"), pipeline_hash=str(manifest.get("pipeline_hash", ""))[:12],
                    sessions=len(manifest.get("sessions") or []), created=manifest.get("created"),
@@ -358,8 +363,14 @@ def _segment_sizes(images: pd.DataFrame, d: Path, limit: int = 500) -> pd.DataFr
         if not lab.is_file():
             continue
         try:
-            _, area = ids_areas(np.asarray(read_image(lab).data).reshape(-1))
+            img = read_image(lab)
+            _, area = ids_areas(np.asarray(img.data).reshape(-1))
         except Exception:
+            continue
+        if np.ndim(img.data) == 3 and img.meta.z_step and img.meta.pixel_size:  # 3D labels: volumes in um^3
+            voxel = float(img.meta.z_step) * float(img.meta.pixel_size[0]) * float(img.meta.pixel_size[1])
+            rows.append(pd.DataFrame({"name": r["name"], "condition": r["condition"],
+                                      "volume": area.astype(float) * voxel}))
             continue
         rows.append(pd.DataFrame({"name": r["name"], "condition": r["condition"], "area": area.astype(float)}))
     if not rows:

@@ -134,16 +134,19 @@ def count_distributions(images: pd.DataFrame, *, condition: str, object_name: st
     return figure_png(fig)
 
 
-def size_distributions(objects: pd.DataFrame, *, condition: str, object_name: str) -> bytes | None:
-    """Object area distributions per condition (step histograms on a shared log-spaced axis)."""
-    if objects.empty:
+def size_distributions(objects: pd.DataFrame, *, condition: str, object_name: str, value: str = "area",
+                       xlabel: str = "area (pixels)") -> bytes | None:
+    """Object size distributions per condition (step histograms on a shared log-spaced axis): the ``value`` column
+    (``area`` in pixels; ``volume`` in um^3 for z-stacks)."""
+    if objects.empty or value not in objects:
         return None
-    groups = _groups(objects["area"], objects["condition"])
+    groups = _groups(objects[value], objects["condition"])
     if not groups:
         return None
     plt = _pyplot()
     allv = np.concatenate([g for _, g in groups])
-    lo, hi = max(float(allv.min()), 1.0), max(float(allv.max()), 2.0)
+    lo = max(float(allv.min()), 1.0) if value == "area" else max(float(allv.min()), 1e-3)
+    hi = max(float(allv.max()), 2 * lo)
     bins = np.geomspace(lo, hi * 1.01, 40)
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     for i, (k, g) in enumerate(groups):
@@ -154,7 +157,7 @@ def size_distributions(objects: pd.DataFrame, *, condition: str, object_name: st
 
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("area (pixels)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("density")
     ax.legend(fontsize=7, frameon=False)
     ax.set_title(f"{object_name} size" + (f" by {condition}" if condition else ""), fontsize=9)

@@ -44,6 +44,12 @@ class SegmentStep:
     model's) is what runs the network, as ``--backend``. ``prob_threshold``, ``flow_threshold`` (flow models
     only) and ``min_size`` override the model card's post-processing thresholds (None: the card's).
 
+    ``volume`` (a method of :data:`deepscope.tasks.segment.volume_files.VOLUME_METHODS`: ``classical``, no model;
+    ``flows25d`` or ``slices`` with the 2D ``model``) segments z-stacks in 3D, as ``deepscope segment STACK`` does
+    (:func:`~deepscope.tasks.segment.volume_files.segment_stack`): the pipeline then reads its image sets as ZYX
+    stacks with their voxel size (``inputs.axes``, ``inputs.voxel_size`` override the files'), and its measure
+    steps give the 3D measurements (:func:`deepscope.measure.measure_volume`).
+
     Examples
     --------
     >>> from deepscope.pipeline import Pipeline
@@ -66,7 +72,13 @@ class SegmentStep:
     prob_threshold: float | None = None
     flow_threshold: float | None = None
     min_size: int | None = None
+    volume: str | None = None
     kind: str = field(default="segment", init=False)
+
+    @property
+    def z_stack(self) -> bool:
+        """Whether the step segments z-stacks in 3D (``volume``): its pipeline reads ZYX image sets."""
+        return self.volume is not None
 
     @property
     def made_objects(self) -> str | None:
@@ -75,11 +87,19 @@ class SegmentStep:
 
     @property
     def model_refs(self) -> tuple[str, ...]:
-        """The model the step runs (``otsu-watershed`` included)."""
-        return (self.model,)
+        """The model the step runs (``otsu-watershed`` included; none for the classical 3D method)."""
+        return () if self.volume == "classical" else (self.model,)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved options (:meth:`parse` reads them back)."""
+        if self.volume is not None:  # a 3D step: only the keys it takes
+            vol: dict[str, Any] = {"objects": self.objects, "channel": self.channel, "volume": self.volume}
+            if self.volume != "classical":
+                vol["model"] = self.model
+            for k in ("diameter", *THRESHOLDS):
+                if getattr(self, k) is not None:
+                    vol[k] = getattr(self, k)
+            return vol
         opts: dict[str, Any] = {"objects": self.objects, "channel": self.channel, "model": self.model,
                                 "tile": self.tile, "overlap": self.overlap, "tta": self.tta,
                                 "options": dict(self.options)}
@@ -105,8 +125,10 @@ class SegmentStep:
         """
         p = r.path
         d = r.mapping(opts, p, ("objects", "channel", "model", "tile", "overlap", "tta", "options", "diameter",
-                                "backend", *THRESHOLDS))
+                                "backend", "volume", *THRESHOLDS))
         chan = r.channel(d.get("channel"), p + ("channel",))
+        if d.get("volume") is not None:
+            return cls._parse_volume(d, r, chan)
         model = r.model_ref(d.get("model", "nuclei"), p + ("model",), task="segment", builtin=CLASSICAL_SEGMENTERS,
                             also=", " + ", ".join(CLASSICAL_SEGMENTERS))
         tile = r.integer(d["tile"], p + ("tile",), minimum=64) if d.get("tile") is not None else None
@@ -142,6 +164,39 @@ class SegmentStep:
         objs = r.new_objects(d.get("objects", "Nuclei"), p + ("objects",))
         return cls(objects=objs, channel=chan, model=model, tile=tile, overlap=overlap, tta=tta,
                    options=dict(options), diameter=diameter, backend=backend, **thresholds)
+
+
+    @classmethod
+    def _parse_volume(cls, d: Mapping[str, Any], r: StepReader, chan: str) -> SegmentStep:
+        """A 3D step (``volume: METHOD``): the keys :func:`~deepscope.tasks.segment.volume_files.segment_stack`
+        takes."""
+        from deepscope.tasks.segment.volume_files import _MODEL_OPTIONS, VOLUME_METHODS
+
+        p = r.path
+        method = r.choice(d["volume"], p + ("volume",), VOLUME_METHODS)
+        for k in ("tile", "overlap", "tta", "options", "backend"):
+            if d.get(k) is not None:
+                r.fail(p + (k,), f"{k} is not an option of a 3D segment step (volume: {method})")
+        model = "nuclei"
+        if method == "classical":
+            given = [k for k in ("model", *THRESHOLDS) if d.get(k) is not None]
+            if given:
+                r.fail(p + (given[0],), f"the classical 3D method (volume: classical) runs no model; leave out "
+                                        f"{given[0]}, or use volume: flows25d or slices with a 2D model")
+        else:
+            model = r.model_ref(d.get("model", "nuclei"), p + ("model",), task="segment")
+            for k in THRESHOLDS:
+                if d.get(k) is not None and k not in _MODEL_OPTIONS[method]:
+                    r.fail(p + (k,), f"not an option of volume: {method} (it takes "
+                                     f"{', '.join(_MODEL_OPTIONS[method])})")
+        diameter = (r.number(d["diameter"], p + ("diameter",), lo=1, hi=10000)
+                    if d.get("diameter") is not None else None)
+        thresholds = segment_thresholds(r, d, p, model) if method != "classical" else {}
+        if d.get("objects") is None and "Nuclei" in r.objects:
+            r.fail(p, f"missing key 'objects': name the object set this step makes ('Nuclei' is already made by "
+                      f"step {r.objects['Nuclei']})")
+        objs = r.new_objects(d.get("objects", "Nuclei"), p + ("objects",))
+        return cls(objects=objs, channel=chan, model=model, diameter=diameter, volume=method, **thresholds)
 
 
 def segment_thresholds(r: StepReader, d: Mapping[str, Any], p: tuple[Any, ...], model: str) -> dict[str, Any]:

@@ -33,7 +33,7 @@ import numpy as np
 
 from deepscope.errors import DeepscopeError, InputError
 
-__all__ = ["VOLUME_METHODS", "DEFAULT_VOLUME_METHOD", "STACK_COLUMNS", "is_stack", "segment_stack",
+__all__ = ["VOLUME_METHODS", "DEFAULT_VOLUME_METHOD", "STACK_COLUMNS", "is_stack", "read_stack", "segment_stack",
            "segment_stack_paths", "segment_files"]
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,38 @@ def is_stack(path: str | os.PathLike[str], *, axes: str | None = None) -> bool:
         return "Z" in axes.upper()
     letters, shape = _header(path)
     return "Z" in letters and len(shape) == len(letters) and shape[letters.index("Z")] > 1
+
+
+def read_stack(img: Any, *, axes: str | None = None, channel: int | None = None, frame: int | None = None,
+               voxel_size: Sequence[float] | None = None, path: str = "",
+               ) -> tuple[np.ndarray, tuple[float, float, float], str]:
+    """The ZYX pixels of a read file, its voxel size ``(z, y, x)`` (um) and where that came from.
+
+    :func:`deepscope.data.stacks.as_stack` with the rule every stack command shares for a file that states no
+    voxel size: voxels are taken as cubic (the file's pixel size, else 1 um), with a warning.
+
+    Returns
+    -------
+    stack : (Z, Y, X) ndarray
+    voxel_size : (float, float, float)
+    source : {"given", "file", "assumed"}
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        As :func:`~deepscope.data.stacks.as_stack`.
+    """
+    from deepscope.data.stacks import as_stack, check_voxel_size
+
+    given = check_voxel_size(voxel_size, name=path or "voxel_size") if voxel_size is not None else None
+    stack, vs = as_stack(img, axes=axes, channel=channel, frame=frame, voxel_size=given, path=path)
+    source = "given" if voxel_size is not None else "file"
+    if vs is None:
+        px = img.meta.pixel_size[1] if getattr(img, "meta", None) is not None and img.meta.pixel_size else 1.0
+        vs, source = (px, px, px), "assumed"
+        warnings.warn(f"{path or img.meta.path}: the file states no voxel size; voxels taken as cubic ({px:g} um); "
+                      "pass --voxel-size Z Y X (micrometres) if the z step differs", stacklevel=3)
+    return stack, vs, source
 
 
 def segment_stack(stack: Any, *, voxel_size: Any = None, method: str = DEFAULT_VOLUME_METHOD,
@@ -193,7 +225,7 @@ def segment_stack_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str
     import pandas as pd
 
     from deepscope.data.loader import image_stem
-    from deepscope.data.stacks import as_stack, check_voxel_size
+    from deepscope.data.stacks import check_voxel_size
     from deepscope.io import check_output, csv_text, expand_inputs, read_image, unique_names, write_labels, write_text
     from deepscope.predict.files import BatchResult
     from deepscope.provenance import lineage
@@ -241,14 +273,8 @@ def segment_stack_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str
                                                               "planes": None, "in_domain": None}
         try:
             img = read_image(p)
-            stack, vs = as_stack(img, axes=axes, channel=channel, frame=frame, voxel_size=vs_given, path=str(p))
-            source = "given" if vs_given else "file"
-            if vs is None:
-                px = img.meta.pixel_size[1] if img.meta.pixel_size else 1.0
-                vs, source = (px, px, px), "assumed"
-                msg = (f"{p}: the file states no voxel size; voxels taken as cubic ({px:g} um); pass --voxel-size "
-                       "Z Y X (micrometres) if the z step differs")
-                warnings.warn(msg, stacklevel=2)
+            stack, vs, source = read_stack(img, axes=axes, channel=channel, frame=frame, voxel_size=vs_given,
+                                           path=str(p))
             labels = segment_stack(stack, voxel_size=vs, method=method, model=net, diameter=diameter, **opts)
             labels = np.asarray(labels, np.int32)
             if net is not None:  # the model's domain check, on the stack's brightest plane
