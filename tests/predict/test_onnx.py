@@ -82,7 +82,7 @@ def test_export_command_and_errors(tmp_path):
     assert r.exit_code == 0, r.output
     assert "max abs difference" in " ".join(r.output.split()) and (tmp_path / "m.onnx").stat().st_size > 1e5
     r = runner.invoke(app, ["models", "export", name, "--format", "tflite", "-o", str(tmp_path / "m.tflite")])
-    assert r.exit_code == 2 and "not one of onnx, bioimageio" in " ".join(r.output.split())
+    assert r.exit_code == 2 and "not one of onnx, onnx-int8, bioimageio" in " ".join(r.output.split())
     r = runner.invoke(app, ["count", str(_fields(tmp_path / "in", n=1)), "--backend", "tensorrt", "-o",
                             str(tmp_path / "c.csv")])
     assert r.exit_code != 0 and "backend 'tensorrt' is not one of torch, onnx" in " ".join(r.output.split())
