@@ -12,7 +12,12 @@
 # Every variant trains in its own process at the same time for BUDGET_S seconds (default 420; about
 # 8.5 minutes in all on one H200). OUTDIR receives at most 6 files, each under 16 MiB: one tar per
 # generalist variant, count-q.tar, summary.json and log.txt. recipes/finalize.py turns them into
-# shipped models. A check of the whole script on a CPU at toy size:
+# shipped models.
+#
+# Beside them, for the same BUDGET_S, the run that accumulates over sessions (issue 29; ACCUMULATE=
+# turns it off) continues from its committed folder recipes/checkpoints/VARIANT/ into
+# OUTDIR/checkpoints/VARIANT/ (4 small files and accumulate.log); copy that folder back over
+# recipes/checkpoints/VARIANT/ and commit it, and the next chunk (CPU or GPU) goes on from there. A check of the whole script on a CPU at toy size:
 #
 #   DEVICE=cpu TINY=1 PYTHON=.venv/bin/python recipes/gpu/run.sh /tmp/gpu-check
 set -euo pipefail
@@ -22,6 +27,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DATA=${DEEPSCOPE_GPU_DATA:-$ROOT/.gpu/data}
 PY=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
+ACC=${ACCUMULATE-nuclei-student-b8}
 MODELS=${MODELS:-nuclei-flow-b32,nuclei-flow-b16,nuclei-dist-b16,count-q-dots-b16,count-q-dots-b32,count-q-b16}
 WORK=${WORK:-$(mktemp -d /tmp/deepscope-gpu-run.XXXXXX)}
 EXTRA=()
@@ -35,7 +41,15 @@ done
   date -u +"start %Y-%m-%dT%H:%M:%SZ"
   (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true) 2>/dev/null
   "$PY" -c "import sys, torch, numpy, scipy, skimage; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'cores', __import__('os').cpu_count())"
+  if [ -n "$ACC" ]; then  # the accumulating run, in the background for the same budget (a toy run of its own when TINY)
+    mkdir -p "$OUT/checkpoints"
+    if [ -z "${TINY:-}" ]; then cp -r "$ROOT/recipes/checkpoints/$ACC" "$OUT/checkpoints/" 2>/dev/null || true; fi
+    "$PY" "$ROOT/recipes/accumulate.py" "$ACC" --data "$DATA" --folder "$OUT/checkpoints/$ACC" --device "$DEVICE" \
+        --budget "$BUDGET" ${TINY:+--tiny --max-epochs 1 --steps-per-epoch 2} > "$OUT/checkpoints/accumulate.log" 2>&1 &
+    ACC_PID=$!
+  fi
   "$PY" "$ROOT/recipes/zoo.py" train --data "$DATA" --out "$WORK" --pack "$OUT" --device "$DEVICE" \
       --budget "$BUDGET" --grace 75 --models "$MODELS" "${EXTRA[@]}"
+  if [ -n "$ACC" ]; then wait "$ACC_PID" && tail -n 1 "$OUT/checkpoints/accumulate.log" || echo "accumulate failed: see checkpoints/accumulate.log"; fi
   date -u +"end %Y-%m-%dT%H:%M:%SZ"
 } 2>&1 | tee "$OUT/log.txt"

@@ -7,6 +7,9 @@ Two representations share one data pipeline (:class:`AugmentedInstanceTask`):
 - :class:`DistanceSegmentTask`: foreground and normalised distance to the boundary, split by a
   seeded watershed (:mod:`deepscope.tasks.segment.instances`).
 
+:class:`DistillFlowTask` trains a smaller flow network to reproduce a trained one (the teacher) on the
+same augmented crops, and validates it against the true labels exactly as :class:`FlowSegmentTask` does.
+
 Both predict one more map: for every object pixel ``log(d / target_diameter)``, where ``d`` is the
 object's diameter as the network sees it. It lets a model estimate the object size of a new image
 in one pass, so inference can rescale the image to the training scale.
@@ -32,7 +35,8 @@ from torch import nn
 
 from deepscope.errors import InputError
 
-__all__ = ["AugmentedInstanceTask", "FlowSegmentTask", "DistanceSegmentTask", "FLOW_SCALE", "FlowAugment"]
+__all__ = ["AugmentedInstanceTask", "FlowSegmentTask", "DistillFlowTask", "DistanceSegmentTask", "FLOW_SCALE",
+           "FlowAugment"]
 
 from deepscope.tasks.segment.flows import FLOW_SCALE  # noqa: E402  (re-exported for training code)
 
@@ -368,6 +372,76 @@ class FlowSegmentTask(AugmentedInstanceTask):
         from deepscope.tasks.segment.flows import flows_to_instances
 
         return flows_to_instances(prob, out[1:3] / FLOW_SCALE, self.postprocess, device=device)
+
+
+class DistillFlowTask(FlowSegmentTask):
+    """Knowledge distillation of a flow network: the teacher's raw outputs on each augmented crop are the targets.
+
+    Batches are :class:`FlowSegmentTask`'s (same images, rescaling to ``target_diameter``, crops and
+    augmentation, same random draws); the teacher runs on every batch (eval mode, no gradients) and
+    its probability logit, flows and log size become the targets. The loss weights its terms as
+    :class:`FlowSegmentTask` does: binary cross-entropy of the probability with the teacher's sigmoid
+    as a soft target, ``0.5 x`` the mean squared error of the flows, and ``size_weight x`` the squared
+    error of the log size weighted by the teacher's probability. ``hard_weight`` mixes in the
+    ground-truth loss of :class:`FlowSegmentTask` (0 = pure distillation). Validation is
+    :class:`FlowSegmentTask`'s: the DSB score against the TRUE labels of the validation images, so
+    student and teacher are compared on the same measure (:func:`deepscope.train.trainer.validate_network`).
+
+    Parameters
+    ----------
+    images, labels, **kwargs
+        As :class:`FlowSegmentTask`.
+    teacher : torch.nn.Module
+        A trained flow network with the same input channels and the 4 outputs (logit, 2 flows, log size).
+    hard_weight : float
+        Share of the ground-truth loss, in [0, 1].
+
+    Raises
+    ------
+    deepscope.errors.InputError
+        ``hard_weight`` outside [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from deepscope.models import ArchConfig
+    >>> from deepscope.models.networks import build_network
+    >>> teacher = build_network(ArchConfig("unet", 1, 4, base=4, depth=2)).eval()
+    >>> lab = np.zeros((64, 64), np.int32); lab[10:26, 10:26] = 1; lab[30:46, 30:46] = 2
+    >>> task = DistillFlowTask([np.random.default_rng(0).random((64, 64, 1), np.float32)], [lab], teacher=teacher,
+    ...                        crop=32, batch_size=2, samples_per_epoch=2, stride=4)
+    >>> x, y = next(task.batches(np.random.default_rng(0), torch.device("cpu")))
+    >>> tuple(x.shape), tuple(y.shape)
+    ((2, 1, 32, 32), (2, 8, 32, 32))
+    """
+
+    def __init__(self, images: Sequence[np.ndarray], labels: Sequence[np.ndarray], *, teacher: nn.Module,
+                 hard_weight: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(images, labels, **kwargs)
+        if not 0.0 <= float(hard_weight) <= 1.0:
+            raise InputError(f"hard_weight must be in [0, 1], got {hard_weight}")
+        self.hard_weight = float(hard_weight)
+        self.teacher = teacher.to(self.device).eval()
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+
+    def batches(self, rng: np.random.Generator, device: torch.device) -> Iterator[tuple[Any, Any]]:
+        """FlowSegmentTask's batches with the teacher's outputs appended: targets ``(N, 4 + 4, H, W)``."""
+        for x, y in super().batches(rng, device):
+            with torch.no_grad():
+                t = self.teacher(x.to(self.device)).float().to(device)
+            yield x, torch.cat([y, t], 1)
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        truth, t = targets[:, :4], targets[:, 4:]
+        soft = torch.sigmoid(t[:, 0])
+        loss = F.binary_cross_entropy_with_logits(outputs[:, 0], soft)
+        loss = loss + 0.5 * F.mse_loss(outputs[:, 1:3], t[:, 1:3])
+        if self.size_weight > 0:
+            loss = loss + self.size_weight * ((outputs[:, -1] - t[:, -1]) ** 2 * soft).sum() / soft.sum().clamp(min=1.0)
+        if self.hard_weight > 0:
+            loss = (1 - self.hard_weight) * loss + self.hard_weight * super().loss(outputs, truth)
+        return loss
 
 
 class DistanceSegmentTask(AugmentedInstanceTask):

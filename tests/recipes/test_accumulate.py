@@ -1,0 +1,106 @@
+"""recipes/accumulate.py at toy size: a run continued chunk after chunk resumes exactly (issue 29)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+VARIANT = "nuclei-student-b8"
+
+
+def _chunk(folder: Path, epochs: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "recipes/accumulate.py", VARIANT, "--tiny", "--foreground", "--folder",
+                        str(folder), "--max-epochs", str(epochs), "--steps-per-epoch", "2", "--threads", "1", "--budget", "600"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    two = tmp_path_factory.mktemp("two-chunks")
+    one = tmp_path_factory.mktemp("one-chunk")
+    first, second = _chunk(two, 1), _chunk(two, 1)
+    whole = _chunk(one, 2)
+    return two, one, (first, second, whole)
+
+
+def test_two_chunks_equal_one_run(runs):
+    from safetensors.torch import load_file
+
+    from deepscope.train.portable import STATE, TRAINER_STATE
+
+    two, one, _ = runs
+    a, b = load_file(str(two / STATE)), load_file(str(one / STATE))
+    assert a.keys() == b.keys()
+    assert any(k.startswith("ema/") for k in a) and any(k.startswith("optimizer/") for k in a)
+    for k in a:  # weights, weight average, optimiser moments and the torch random state, bit for bit
+        assert a[k].dtype == b[k].dtype and bool((a[k] == b[k]).all()), k
+    ta, tb = json.loads((two / TRAINER_STATE).read_text()), json.loads((one / TRAINER_STATE).read_text())
+    for key in ("step", "epoch", "rng", "optimizer_param_groups", "scheduler"):
+        assert ta[key] == tb[key], key
+    assert ta["step"] == 4 and ta["epoch"] == 2
+
+
+def test_chunks_are_recorded(runs):
+    two, one, (first, second, whole) = runs
+    lines = [json.loads(s) for s in (two / "chunks.jsonl").read_text().splitlines()]
+    assert [ln["chunk"] for ln in lines] == [1, 2]
+    assert (lines[0]["start_step"], lines[0]["end_step"], lines[1]["start_step"], lines[1]["end_step"]) == (0, 2, 2, 4)
+    for ln in lines:
+        assert ln["device"] == "cpu" and ln["machine"] and ln["seconds"] > 0
+        assert 0.0 <= ln["val_dsb"] <= 1.0 and "teacher_val_dsb" in ln and "git_commit" in ln
+    assert len((one / "chunks.jsonl").read_text().splitlines()) == 1 and whole["end_step"] == 4
+    # the teacher is scored once, by the measure the student is validated with
+    teacher = json.loads((two / "teacher.json").read_text())
+    assert teacher["metrics"]["val_dsb"] == lines[0]["teacher_val_dsb"] == lines[1]["teacher_val_dsb"]
+    # small enough to commit
+    assert sum(p.stat().st_size for p in two.iterdir()) < 8.5e6
+
+
+def test_export_refuses_a_student_that_does_not_beat_the_teacher(runs, tmp_path):
+    two, _, (first, second, _) = runs
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "recipes/accumulate.py", VARIANT, "--folder", str(two), "--export", str(tmp_path)]
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    if second["val_dsb"] <= second["teacher_val_dsb"]:
+        assert r.returncode != 0 and "does not beat the teacher" in r.stderr
+    r = subprocess.run(cmd + ["--force"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    from deepscope.models import load_model
+
+    model = load_model(tmp_path / VARIANT, device="cpu")
+    assert model.arch.base == 8 and model.representation == "flows"
+    assert model.model_card.output["target_diameter"] == 17.0 and "domain" not in model.model_card.output
+
+
+def test_distill_loss_is_zero_when_the_student_is_the_teacher():
+    import numpy as np
+    import torch
+
+    from deepscope.models import ArchConfig
+    from deepscope.models.networks import build_network
+    from deepscope.tasks.segment.training_generalist import DistillFlowTask
+
+    torch.manual_seed(0)
+    teacher = build_network(ArchConfig("unet", 1, 4, base=4, depth=2)).eval()
+    lab = np.zeros((64, 64), np.int32)
+    lab[10:26, 10:26], lab[30:46, 30:46] = 1, 2
+    img = np.random.default_rng(0).random((64, 64, 1), np.float32)
+    task = DistillFlowTask([img], [lab], teacher=teacher, crop=32, batch_size=2, samples_per_epoch=2, stride=4)
+    x, y = next(task.batches(np.random.default_rng(0), torch.device("cpu")))
+    with torch.no_grad():
+        out = teacher(x)
+    soft = torch.sigmoid(out[:, 0])
+    entropy = torch.nn.functional.binary_cross_entropy_with_logits(out[:, 0], soft)
+    assert float(task.loss(out, y)) == pytest.approx(float(entropy), abs=1e-6)  # the BCE floor: soft targets
+    assert float(task.loss(out + 0.5, y)) > float(entropy)
+    with pytest.raises(Exception, match="hard_weight"):
+        DistillFlowTask([img], [lab], teacher=teacher, hard_weight=1.5, crop=32, stride=4)
