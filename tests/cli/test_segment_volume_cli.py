@@ -76,7 +76,17 @@ def test_stack_gets_3d_labels_with_voxel_size_lineage_and_counts(stacks, tmp_pat
     rec = lineage.read(tmp_path / "hyper.labels.tif")
     assert rec.command == "segment" and rec.extra["voxel_size"] == [1.0, 0.5, 0.5]
     assert rec.extra["method"] == "classical" and rec.inputs[0].sha256
-    assert not list(tmp_path.glob("*.overlay.png"))
+    # the overlay: the maximum projection with the silhouettes of the objects, one outline colour per object
+    ov = tmp_path / "hyper.overlay.png"
+    assert ov.is_file() and lineage.read(ov).extra["projection"] == "max"
+    from deepscope.data.stacks import project_labels
+
+    top = project_labels(img.data)
+    assert top.shape == v.stack.shape[1:] and set(np.unique(top)) - {0} <= set(np.unique(img.data)) - {0}
+    assert len(np.unique(top)) - 1 >= 0.8 * (len(np.unique(img.data)) - 1)  # most nuclei are seen from above
+    res = runner.invoke(app, ["segment", str(d / "hyper.tif"), "--out", str(tmp_path / "no"), "--no-overlay",
+                              "--no-report"])
+    assert res.exit_code == 0 and not list((tmp_path / "no").glob("*.overlay.png"))
 
 
 def test_plain_tiff_with_axes_and_voxel_size(stacks, tmp_path):

@@ -57,6 +57,8 @@ def test_volumes_runs_as_written(tmp_path, monkeypatch):
     assert int(counts["count"][0]) == ns["vol"].count == 20  # type: ignore[index,attr-defined]
     assert counts["method"][0] == "classical" and counts["voxel_size_source"][0] == "file"  # type: ignore[index]
     assert lineage.read(project / "nuclei" / "stack.labels.tif").extra["voxel_size"] == [1.0, 0.5, 0.5]
+    # "OUT/<stem>.overlay.png, the stack's maximum projection with the outlines of the nuclei"
+    assert lineage.read(project / "nuclei" / "stack.overlay.png").extra["projection"] == "max"
     pages = read_image(project / "nuclei_pages" / "pages.labels.tif")
     assert pages.shape == (16, 128, 128) and pages.meta.z_step == pytest.approx(1.0)
 

@@ -19,7 +19,8 @@ def segment(
                                        "--recursive). A z-stack (ImageJ hyperstack, OME-TIFF, OME-Zarr with a Z axis; "
                                        "a plain multi-page TIFF with --axes ZYX) gets 3D labels.", metavar="PATH"),
     out: Path | None = out_option(help="Output folder (required): <stem>.labels.tif, <stem>.overlay.png, "
-                                  "counts.csv (z-stacks: ZYX labels with the voxel size, no overlay)."),
+                                  "counts.csv (z-stacks: ZYX labels with the voxel size; the overlay is of the maximum "
+                                  "projection)."),
     output: Path | None = output_alias(),
     model: str | None = typer.Option(None, "--model", "-m", help="Shipped model name (nuclei, cells-bbbc005), run "
                                      "folder of `deepscope train segment`, or model .json/.safetensors file. "

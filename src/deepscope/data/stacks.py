@@ -26,7 +26,7 @@ from scipy import ndimage as ndi
 
 from deepscope.errors import InputError
 
-__all__ = ["PROJECTIONS", "project", "focus_measure", "as_stack"]
+__all__ = ["PROJECTIONS", "project", "project_labels", "focus_measure", "as_stack"]
 
 #: Projection methods :func:`project` takes.
 PROJECTIONS = ("max", "mean", "edf")
@@ -120,6 +120,16 @@ def project(stack: Any, *, method: str = "max", smooth: float = 2.0, noise_sigma
         out += w * planes[k]
         total += w
     return (out / np.maximum(total, 1e-12)).astype(np.float32)
+
+
+def project_labels(labels: Any) -> np.ndarray:
+    """A (Z, Y, X) label volume seen from above: each pixel takes the object nearest the top (lowest z) there, so the
+    outlines drawn on a maximum projection are the objects' silhouettes (int32, (Y, X))."""
+    lab = np.asarray(labels)
+    fg = lab > 0
+    first = np.argmax(fg, axis=0)
+    out = np.take_along_axis(lab, first[None], axis=0)[0]
+    return np.where(fg.any(axis=0), out, 0).astype(np.int32)
 
 
 def as_stack(image: Any, *, axes: str | None = None, channel: int | None = None,

@@ -870,15 +870,6 @@ def _channel_images(img: Any, channel: str, pipeline: Pipeline) -> dict[str, np.
                          "with inputs.planes (e.g. planes: [DNA, Actin]) to use them") from None
 
 
-def _project_labels(labels: np.ndarray) -> np.ndarray:
-    """A (Z, Y, X) label volume seen from above: each pixel takes the object nearest the top (lowest z) there, so the
-    outlines drawn on a maximum projection are the objects' silhouettes."""
-    fg = labels > 0
-    first = np.argmax(fg, axis=0)
-    out = np.take_along_axis(labels, first[None], axis=0)[0]
-    return np.where(fg.any(axis=0), out, 0).astype(np.int32)
-
-
 def _set_sha256(files: list[dict[str, Any]]) -> str | None:
     import hashlib
 
@@ -987,9 +978,9 @@ def run_task(job_json: str, task: Task) -> TaskResult:
                     add_ngff_labels(d.extra["ngff"], name, lab)
         flat = {name: lab for name, lab in result.labels.items() if lab.ndim == 2}  # a movie's: its CTC folder
         if pipeline.outputs.overlays and pipeline.z_stack and result.labels:  # a z-stack: its maximum projection
-            from deepscope.data.stacks import project
+            from deepscope.data.stacks import project, project_labels
 
-            proj = {name: _project_labels(lab) for name, lab in result.labels.items() if lab.ndim == 3}
+            proj = {name: project_labels(lab) for name, lab in result.labels.items() if lab.ndim == 3}
             out = ctx.run_dir / "overlays" / f"{stem}.png"
             write_png(out, overlay_outlines(np.asarray(project(d.data[pipeline.channels[0]], method="max"),
                                                        np.float32), proj))

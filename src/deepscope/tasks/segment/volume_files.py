@@ -177,8 +177,9 @@ def segment_stack_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str
                         voxel_size: Sequence[float] | None = None, diameter: float | None = None,
                         device: str = "auto", backend: str | None = None, include: str | Sequence[str] | None = None,
                         recursive: bool = False, label_images: str = "skip", progress: Any = None,
-                        **model_options: Any) -> Any:
-    """Segment every z-stack of ``paths`` into ``output_dir/<stem>.labels.tif`` (3D) and ``counts.csv``.
+                        overlay: bool = True, **model_options: Any) -> Any:
+    """Segment every z-stack of ``paths`` into ``output_dir/<stem>.labels.tif`` (3D), ``<stem>.overlay.png`` and
+    ``counts.csv``.
 
     Parameters
     ----------
@@ -207,6 +208,9 @@ def segment_stack_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str
         Folder scans, as :func:`deepscope.predict.files.segment_paths`.
     progress : callable, optional
         ``progress(done, total)`` after each stack.
+    overlay : bool, default True
+        Also write ``<stem>.overlay.png``: the stack's maximum projection with the outlines of the objects as seen
+        from above (each pixel shows the object nearest the top).
     **model_options
         Options of the 2D model (:func:`segment_stack`).
 
@@ -226,7 +230,8 @@ def segment_stack_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str
 
     from deepscope.data.loader import image_stem
     from deepscope.data.stacks import check_voxel_size
-    from deepscope.io import check_output, csv_text, expand_inputs, read_image, unique_names, write_labels, write_text
+    from deepscope.io import (check_output, csv_text, expand_inputs, read_image, unique_names, write_labels, write_png,
+                              write_text)
     from deepscope.predict.files import BatchResult
     from deepscope.provenance import lineage
 
@@ -267,6 +272,7 @@ def segment_stack_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str
     label = f"{method}:{net.name}" if net is not None else method
     rows: list[dict[str, Any]] = []
     inputs: list[Any] = []
+    overlays: list[str] = []
     run = lineage.Run.start(command="segment", params=params, models=models)
     for i, (p, stem) in enumerate(zip(files, stems)):
         row: dict[str, Any] = {c: "" for c in STACK_COLUMNS} | {"path": str(p), "count": None, "method": label,
@@ -291,6 +297,15 @@ def segment_stack_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str
                 "count": n, "method": label, "planes": int(stack.shape[0]), "voxel_size": list(vs),
                 "voxel_size_source": source, "axes": axes or img.axes, "channel": channel, "frame": frame})
             lineage.attach(target, rec)
+            if overlay:
+                from deepscope.data.stacks import project, project_labels
+                from deepscope.predict.overlay import overlay_outlines
+
+                png = out / f"{stem}.overlay.png"
+                write_png(png, overlay_outlines(np.asarray(project(stack, method="max"), np.float32),
+                                                project_labels(labels)))
+                lineage.attach(png, run.record(png, inputs=[img.meta], extra={"projection": "max", "count": n}))
+                overlays.append(str(png))
             inputs.append(img.meta)
             row.update(count=n, planes=int(stack.shape[0]), shape=" x ".join(str(s) for s in stack.shape),
                        voxel_size=_voxel_text(vs), voxel_size_source=source, labels=str(target))
@@ -308,7 +323,7 @@ def segment_stack_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str
     lineage.attach(table_path, run.record(table_path, inputs=inputs,
                                           extra={"n_images": len(files), "n_failed": n_failed}))
     run.finish("ok" if n_failed < len(files) else "failed", {"images": len(files), "failed": n_failed})
-    outputs = tuple(str(r) for r in table["labels"] if r) + (str(table_path),)
+    outputs = tuple(str(r) for r in table["labels"] if r) + tuple(overlays) + (str(table_path),)
     return BatchResult(table, outputs, len(files), n_failed, run.run_id)
 
 
@@ -373,7 +388,6 @@ def segment_files(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         if rois:
             raise InputError(f"--rois writes 2D ImageJ ROI sets; {stacks[0]} is a z-stack, whose objects are written "
                              "as 3D labels only: leave out --rois")
-        options.pop("overlay", None)
         options.pop("zarr_labels", None)
         options.pop("jobs", None)
         return segment_stack_paths(stacks, out, method=volume_method, slices=slices, model=model, axes=axes,
