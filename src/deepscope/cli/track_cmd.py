@@ -11,6 +11,7 @@ import typer
 
 from deepscope.cli._common import console, escape, handle_errors, out_option
 from deepscope.cli.count_cmd import report_errors
+from deepscope.cli.report_cmd import report_option, write_and_say
 
 
 def _movie_progress(update: Any) -> Any:
@@ -58,6 +59,7 @@ def track(
                                                 "flow models, as in `deepscope segment`."),
     min_size: int | None = typer.Option(None, "--min-size", help="Smallest object kept, in pixels at the model's "
                                         "scale, as in `deepscope segment`."),
+    report: bool = report_option(),
 ) -> None:
     """Track cells through time-lapse movies: per-frame objects linked into tracks and lineages (divisions, gaps,
     cells entering and leaving), written in the Cell Tracking Challenge format with per-object and per-track tables.
@@ -84,6 +86,8 @@ def track(
                       f"division(s)")
     report_errors(res.table)
     console.print(f"{res.summary()}; wrote CTC results and tables to {escape(str(out))}")
+    if report:  # tracks over a frame, lineage trees, speeds and cell cycles (deepscope report OUT)
+        write_and_say(out)
     if res.all_failed:
         raise typer.Exit(code=1)
 

@@ -50,6 +50,9 @@ def test_track_masks_writes_ctc_tables_and_lineage_and_scores_one(files, movie):
     rec = lineage.read(tmp / "out" / "movie.tracks.csv")
     assert rec.command == "track" and rec.extra["source"] == "masks" and len(rec.inputs) == 2
     assert lineage.read(tmp / "out" / "movie" / "res_track.txt") is not None
+    # the report is written at the end: its table counts the tracks of res_track.txt
+    html = (tmp / "out" / "report.html").read_text()
+    assert "report:" in r.output and f'data-v="{len(tracks)}"' in html
 
     r = runner.invoke(app, ["evaluate", "track", str(tmp / "out" / "movie"), str(gt), "--json", str(tmp / "m.json")])
     assert r.exit_code == 0, r.output
@@ -78,8 +81,10 @@ def test_masks_folder_of_per_frame_label_files(files, movie):
     (tmp / "mf").mkdir()
     for t in range(len(movie.labels)):
         write_tiff(tmp / "mf" / f"lab{t}.tif", movie.labels[t])
-    r = runner.invoke(app, ["track", str(tmp / "movie.tif"), "--masks", str(tmp / "mf"), "--out", str(tmp / "o")])
+    r = runner.invoke(app, ["track", str(tmp / "movie.tif"), "--masks", str(tmp / "mf"), "--out", str(tmp / "o"),
+                            "--no-report"])
     assert r.exit_code == 0, r.output
+    assert not (tmp / "o" / "report.html").exists()
     np.testing.assert_array_equal(read_ctc_labels(tmp / "o" / "movie")[0] > 0, movie.labels > 0)
 
 
