@@ -14,13 +14,33 @@ ROOT = Path(__file__).resolve().parents[2]
 VARIANT = "nuclei-student-b8"
 
 
+def _recipe():
+    """recipes/accumulate.py as a module: its chunks run in this process (three interpreter starts, each importing
+    torch, cost more than the toy chunks themselves)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_accumulate_recipe", ROOT / "recipes" / "accumulate.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def _chunk(folder: Path, epochs: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "recipes/accumulate.py", VARIANT, "--tiny", "--foreground", "--folder",
-                        str(folder), "--max-epochs", str(epochs), "--steps-per-epoch", "2", "--threads", "1", "--budget", "600"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    import contextlib
+    import io
+
+    import torch
+
+    out = io.StringIO()
+    threads = torch.get_num_threads()
+    try:
+        with contextlib.redirect_stdout(out):
+            assert _recipe().main([VARIANT, "--tiny", "--foreground", "--folder", str(folder), "--max-epochs",
+                                   str(epochs), "--steps-per-epoch", "2", "--threads", "1", "--budget", "600"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return json.loads(out.getvalue().strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
