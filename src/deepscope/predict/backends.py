@@ -66,7 +66,7 @@ def _fuse_conv_bn(net: Any) -> Any:
             layers = list(mod)
             for i in range(len(layers) - 1):
                 if isinstance(layers[i], nn.Conv2d) and isinstance(layers[i + 1], nn.BatchNorm2d):
-                    mod[i] = fuse_conv_bn_eval(layers[i], layers[i + 1])  # type: ignore[type-var, arg-type]
+                    mod[i] = fuse_conv_bn_eval(layers[i], layers[i + 1])
                     mod[i + 1] = nn.Identity()
     return net
 
@@ -159,8 +159,7 @@ def network_onnx(net: Any, in_channels: int, *, opset: int = ONNX_OPSET) -> byte
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation notes are not the user's business
-        # the exporter writes to a file-like object too (its annotation names paths only)
-        torch.onnx.export(net, (torch.zeros(1, in_channels, 64, 64),), buf,  # type: ignore[arg-type]
+        torch.onnx.export(net, (torch.zeros(1, in_channels, 64, 64),), buf,
                           input_names=["input"], output_names=["output"], opset_version=opset,
                           dynamic_axes={"input": axes, "output": axes}, dynamo=False)
     return buf.getvalue()
