@@ -32,8 +32,10 @@ torch-cpu:
 demo: $(STAMP)
 	@$(PY) -m deepscope.demo --out $(DEMO_OUT)
 
+# PYTHONDONTWRITEBYTECODE is cleared for the tests: with it set (as on this machine) every test process and
+# every subprocess a test starts would compile the same modules from source again (pytest's rewritten tests too).
 test: $(STAMP)
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile --durations=20
+	PYTHONDONTWRITEBYTECODE= OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile --durations=20
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

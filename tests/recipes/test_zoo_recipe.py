@@ -39,12 +39,18 @@ def _train(pack: Path, out: Path, variants: str, synth: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def count_run(pack, tmp_path_factory):
-    """count-pct-p4 (the shipped counter's recipe) trained once: its own test checks it, the dot recipe starts
-    from it."""
-    out = tmp_path_factory.mktemp("count")
-    _train(pack, out, "count-pct-p4", out / "synth")
+def trained(pack, tmp_path_factory):
+    """count-pct-p4 (the shipped counter's recipe) and the two restoration recipes, trained by one run of the
+    recipe (one synthetic pool, the variants side by side as on a GPU machine); the dot recipe starts from the
+    counter."""
+    out = tmp_path_factory.mktemp("zoo")
+    _train(pack, out, "count-pct-p4,deblur-bbbc005,label-bbbc005-w2", out / "synth")
     return out
+
+
+@pytest.fixture(scope="module")
+def count_run(trained):
+    return trained
 
 
 def test_count_recipe_at_reduced_size(count_run):
@@ -83,10 +89,10 @@ def test_dot_annotation_recipe_at_reduced_size(pack, count_run, tmp_path, shared
     assert card["training"]["initialised_from"].startswith("count-pct-p4")
 
 
-def test_restore_recipe_at_reduced_size(pack, tmp_path):
+def test_restore_recipe_at_reduced_size(trained):
     from deepscope.models import load_model, model_card
 
-    _train(pack, tmp_path, "deblur-bbbc005,label-bbbc005-w2", tmp_path / "synth")
+    tmp_path = trained
     for name in ("deblur-bbbc005", "label-bbbc005-w2"):  # both restoration models of issue 8
         model = load_model(tmp_path / name, device="cpu")
         assert model.arch == model_card(name).architecture
