@@ -29,7 +29,7 @@ def segment(
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda ..."),
     tile: int | None = typer.Option(None, "--tile", help="Tile size for large images (default from the model "
                                     "card); tiles overlap, objects are never cut at tile borders."),
-    tta: str = typer.Option("none", "--tta", help="Test-time augmentation: none, flips, d8."),
+    tta: str = typer.Option("none", "--tta", help="Test-time augmentation: none, transpose (2 passes), flips (4), d8 (8)."),
     channel: int | None = typer.Option(None, "--channel", help="Channel of multi-channel images to segment."),
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write outline overlays (PNG)."),
     zarr_labels: bool = typer.Option(True, "--zarr-labels/--no-zarr-labels", help="For OME-Zarr inputs, also "

@@ -17,8 +17,9 @@ from deepscope.errors import InputError
 
 __all__ = ["to_nchw", "to_tensor", "to_numpy", "pad_to_multiple", "tile_grid", "Tile", "TTA_MODES"]
 
-#: Test-time augmentation: none, flips (4 = identity, two flips, both), all 8 square symmetries.
-TTA_MODES = ("none", "flips", "d8")
+#: Test-time augmentation: none, transpose (2 = identity and the transposed image), flips (4 = identity, two
+#: flips, both), all 8 square symmetries.
+TTA_MODES = ("none", "transpose", "flips", "d8")
 
 
 def to_nchw(x: np.ndarray) -> np.ndarray:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from deepscope.errors import InputError, OutputError, user_stacklevel
+from deepscope.predict.engine import TTA_MODES
 from deepscope.predict.inputs import image_array, model_input, read_input, resolve_model, tile_overlap
 from deepscope.predict.runner import BatchRunner, Decoded, Outcome, Progress
 
@@ -463,7 +464,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         never cut or duplicated at tile borders.
     overlap : int, optional
         Context added around each tile (default from the card, or a quarter of a small ``tile``).
-    tta : {"none", "flips", "d8"}, default "none"
+    tta : {"none", "transpose", "flips", "d8"}, default "none"
         Test-time augmentation.
     channel : int, optional
         Channel of multi-channel images to segment.
@@ -523,8 +524,8 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     >>> res = segment_paths(["../shared/data/dsb2018/images"], "out")  # doctest: +SKIP
     >>> res.table[["path", "count"]].head()                           # doctest: +SKIP
     """
-    if tta not in ("none", "flips", "d8"):
-        raise InputError(f"tta={tta!r} is not one of ('none', 'flips', 'd8')")
+    if tta not in TTA_MODES:
+        raise InputError(f"tta={tta!r} is not one of {TTA_MODES}")
     net = resolve_model(model, task="segment", device=device, backend=backend)
     # the task's options: the tile-overlap rule, and a diameter only for models that estimate it
     opts = net.options(tile=tile, overlap=overlap, tta=tta, channel=channel, diameter=diameter, checked=True,

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from deepscope.errors import InputError
+from deepscope.predict.engine import TTA_MODES
 
 #: OME-Zarr images whose plane has more pixels than this are segmented tile by tile from their store
 #: (:func:`segment_ngff`): about 7,000 x 7,000, a few GB of working memory as whole images.
@@ -251,7 +252,7 @@ def segment_ngff(path: str | os.PathLike[str], *, model: Any = "nuclei", level: 
     tile, overlap : int, optional
         Tile side and context at the model's scale (default from the model card; the card's context shrinks to
         a quarter of a tile too small to hold it, as in ``deepscope segment``).
-    tta : {"none", "flips", "d8"}
+    tta : {"none", "transpose", "flips", "d8"}
     diameter : float, optional
         Object diameter in pixels (generalist models; default: estimated on the central window).
     progress : callable, optional
@@ -278,8 +279,8 @@ def segment_ngff(path: str | os.PathLike[str], *, model: Any = "nuclei", level: 
     if level != 0:
         raise InputError(f"level={level}: labels are written at level 0; segment level 0 (or write the level you "
                          "want as its own OME-Zarr image)")
-    if tta not in ("none", "flips", "d8"):
-        raise InputError(f"tta={tta!r} is not one of ('none', 'flips', 'd8')")
+    if tta not in TTA_MODES:
+        raise InputError(f"tta={tta!r} is not one of {TTA_MODES}")
     p = Path(path)
     arr, img = open_ngff_level(p, level=level)
     _check_work(p, img.meta.shape)

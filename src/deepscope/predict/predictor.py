@@ -41,6 +41,8 @@ def tta_ops(mode: str) -> list[tuple[int, bool]]:
     """
     if mode == "none":
         return [(0, False)]
+    if mode == "transpose":
+        return [(0, False), (0, True)]  # identity and the transpose: half the passes of flips
     if mode == "flips":
         return [(0, False), (2, False), (1, True), (3, True)]  # id, rot180, and the two axis flips
     if mode == "d8":
@@ -70,7 +72,7 @@ class Predictor:
         (divided by the network's own down-sampling, if any).
     batch_size : int
         Images of equal size per backend call.
-    tta : {"none", "flips", "d8"}
+    tta : {"none", "transpose", "flips", "d8"}
         Average over flips or the 8 symmetries of the square.
     activation : callable, optional
         Applied to each augmented output before averaging (e.g. :func:`softplus` for densities).

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from deepscope.predict.engine import TTA_MODES  # the modes of ``segment.tta`` (one home: the engine)
+
 if TYPE_CHECKING:
     from deepscope.tasks.contracts import StepReader
 
@@ -23,8 +25,6 @@ CLASSICAL_SEGMENTERS = ("otsu-watershed",)
 #: Options of the classical segmenter (keyword arguments of :func:`deepscope.predict.classical.otsu_watershed`).
 OTSU_OPTIONS = ("min_size", "smoothing_sigma", "footprint", "object_size", "distance_sigma", "fill_holes",
                 "exclude_border")
-#: Test-time augmentation modes of ``segment.tta``.
-TTA_MODES = ("none", "flips", "d8")
 #: Post-processing thresholds a segment step may set over the model card's.
 THRESHOLDS = ("prob_threshold", "flow_threshold", "min_size")
 
