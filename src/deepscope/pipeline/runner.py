@@ -259,7 +259,8 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike[str], out: str | os.Path
         The run folder. A new folder, an empty one, or one holding an earlier (interrupted or
         finished) run of the *same* pipeline, which is then completed.
     jobs : int, optional
-        Local worker processes (default: the CPU cores; 0 = in this process).
+        Local worker processes (default: the CPU cores, or this process when the pipeline has a single
+        image set: a worker would spend seconds starting for it; 0 = in this process).
     workers : int, optional
         Run on a new Dask ``LocalCluster`` with this many worker processes instead.
     scheduler : str, optional
@@ -330,6 +331,10 @@ def run_pipeline(pipeline: Pipeline | str | os.PathLike[str], out: str | os.Path
     models = resolve_models(pipeline)
     phash = pipeline.hash({ref: m.sha256 for ref, m in models.items()})
     sets, skipped = discover_image_sets(pipeline.inputs, exclude_dirs=[run_dir])
+    if len(sets) == 1 and all(v is None for v in (jobs, workers, scheduler, executor)):
+        # one image set by default: in this process. A worker process would spend seconds starting (importing
+        # the libraries, loading the models) for a single set, and there is nothing to run beside it.
+        ex = SerialExecutor()
     check_run_dir(run_dir)  # before anything (even a lock file) is written into someone else's folder
     with ex:
         ex.open()  # an unreachable scheduler fails here, before the run folder is touched
