@@ -256,3 +256,16 @@ def test_catalog_records_the_run_and_images(nuclei_dir, tmp_path):
         info = cat.get_run(run_id)
         assert info["status"] == "ok" and info["command"] == "run"
         assert json.loads(json.dumps(info, default=str))  # plain data
+
+
+def test_a_single_image_set_runs_in_this_process_by_default(tmp_path):
+    """One image set and no jobs/workers given: no worker process is started for it (seconds of start-up for
+    nothing to run beside); the tables are those of an explicit jobs=0."""
+    folder = tmp_path / "one"
+    write_nuclei(folder, n=1)
+    result = run_pipeline(Pipeline.from_dict(segment_pipeline(folder)), tmp_path / "run")
+    assert result.n_sets == 1 and result.n_failed == 0
+    assert read_manifest(tmp_path / "run")["sessions"][-1]["executor"] == "serial (this process)"
+    explicit = run_pipeline(Pipeline.from_dict(segment_pipeline(folder)), tmp_path / "run0", jobs=0)
+    assert_same_tables(tmp_path / "run", tmp_path / "run0")
+    assert explicit.n_sets == 1
