@@ -230,3 +230,23 @@ def test_segment_and_run_give_identical_labels_with_thresholds(images, tmp_path)
         np.testing.assert_array_equal(by_cli, by_run)
         changed.append(not np.array_equal(by_cli, default.predict_image(read_image(images / f"img_{i}.tif").data)))
     assert any(changed), "the thresholds changed nothing: the comparison would not show they reach the step"
+
+
+def test_analyze_takes_the_thresholds_into_its_segment_step(tmp_path):
+    """``deepscope analyze --prob-threshold/--flow-threshold/--min-size``: the segment step of the one-line pipeline
+    carries them (RUN_DIR/pipeline.yaml shows them), and a model they do not go with is refused before any work."""
+    from deepscope.pipeline import default_pipeline
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    write_tiff(folder / "a.tif", generate_field(5, size=(96, 128), stains=1, seed=3).image(1))
+    seg = default_pipeline([folder], prob_threshold=0.3, flow_threshold=0.5, min_size=12).to_dict()["steps"][0]
+    assert (seg["segment"]["prob_threshold"], seg["segment"]["flow_threshold"], seg["segment"]["min_size"]) == (
+        0.3, 0.5, 12)
+    assert "prob_threshold" not in default_pipeline([folder]).to_dict()["steps"][0]["segment"]
+    r = CliRunner().invoke(app, ["analyze", str(folder), "--model", "otsu-watershed", "--min-size", "12", "--out",
+                                 str(tmp_path / "run")])
+    assert r.exit_code != 0 and "min_size is for trained models" in _out(r)
+    assert not (tmp_path / "run" / "images.parquet").exists()
+    r = CliRunner().invoke(app, ["analyze", str(folder), "--prob-threshold", "1.5", "--out", str(tmp_path / "run2")])
+    assert r.exit_code != 0 and "strictly between 0 and 1" in _out(r)

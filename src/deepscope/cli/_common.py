@@ -222,6 +222,30 @@ def label_images(include: bool) -> str:
     return "include" if include else "skip"
 
 
+def prob_threshold_option() -> Any:
+    """``--prob-threshold``: the segmenter's probability threshold over its card's (segment, analyze)."""
+    return typer.Option(
+        None, "--prob-threshold", help="(Cell) probability above which a pixel belongs to an object, in (0, 1): "
+        "higher gives fewer, tighter objects (precision), lower more (recall). Default: the model card's tuned "
+        "value.")
+
+
+def flow_threshold_option() -> Any:
+    """``--flow-threshold``: the flow check of flow models over the card's (segment, analyze)."""
+    return typer.Option(
+        None, "--flow-threshold", help="Flow models (nuclei) only: drop objects whose predicted flows disagree "
+        "with their shape by more than this mean squared error (0 = no check; lower drops more). Watershed models "
+        "(cells-bbbc005, nuclei-fluo) have no flow check and refuse it. Default: the card's.")
+
+
+def min_size_option() -> Any:
+    """``--min-size``: the smallest object kept, over the card's (segment, analyze)."""
+    return typer.Option(
+        None, "--min-size", help="Remove objects smaller than this many pixels (generalist models: pixels at the "
+        "model's scale, objects rescaled to its diameter). Default: the card's. The thresholds used are recorded "
+        "in the lineage.")
+
+
 def recursive_option() -> Any:
     """``--recursive/-r``: scan sub-folders of folders (off by default in every command)."""
     return typer.Option(False, "--recursive/--no-recursive", "-r", show_default=False,

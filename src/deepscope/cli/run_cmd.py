@@ -9,9 +9,9 @@ from typing import Any
 
 import typer
 
-from deepscope.cli._common import (console, err_console, escape, handle_errors, out_option, output_alias, pick_out,
-                                   progress_callback, recursive_option,
-                                   include_labels_option, label_images)
+from deepscope.cli._common import (console, err_console, escape, flow_threshold_option, handle_errors,
+                                   include_labels_option, label_images, min_size_option, out_option, output_alias,
+                                   pick_out, prob_threshold_option, progress_callback, recursive_option)
 from deepscope.cli.report_cmd import report_option, write_and_say
 
 _ON_CHANGE_HELP = ("When RUN_DIR holds another pipeline's results or inputs changed since their results were made: "
@@ -131,6 +131,9 @@ def analyze(
                                             "(default: each image's own, where its file states one)."),
     diameter: float | None = typer.Option(None, "--diameter", help="Nucleus diameter in pixels (default: "
                                           "estimated per image, in the Diameter_Nuclei column)."),
+    prob_threshold: float | None = prob_threshold_option(),
+    flow_threshold: float | None = flow_threshold_option(),
+    min_size: int | None = min_size_option(),
     jobs: int | None = typer.Option(None, "--jobs", "-j", help="Local worker processes (default: CPU cores)."),
     workers: int | None = typer.Option(None, "--workers", help="Run on a new Dask LocalCluster with N workers."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Run on an existing Dask cluster."),
@@ -166,7 +169,8 @@ def analyze(
         pipe = default_pipeline(paths, model=model, count_model=count_model, pattern=pattern, include=include,
                                 recursive=recursive, overlays=overlays, labels=labels, pixel_size=pixel_size,
                                 diameter=diameter, channel=channel, label_images=label_images(include_labels),
-                                counter=counter, axes=axes, voxel_size=voxel_size, volume_method=volume_method)
+                                counter=counter, axes=axes, voxel_size=voxel_size, volume_method=volume_method,
+                                prob_threshold=prob_threshold, flow_threshold=flow_threshold, min_size=min_size)
     for w in caught:
         if not issubclass(w.category, DeprecationWarning):
             err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}")

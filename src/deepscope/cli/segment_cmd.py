@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
-from deepscope.cli._common import (backend_option, console, escape, handle_errors, jobs_option, out_option,
-                                   output_alias, pick_out, recursive_option,
-                                   include_labels_option, label_images)
+from deepscope.cli._common import (backend_option, console, escape, flow_threshold_option, handle_errors,
+                                   include_labels_option, jobs_option, label_images, min_size_option, out_option,
+                                   output_alias, pick_out, prob_threshold_option, recursive_option)
 from deepscope.cli.count_cmd import SHOWN_ROWS, progress_bar, report_errors
 from deepscope.cli.report_cmd import report_option, write_and_say
 
@@ -45,18 +45,9 @@ def segment(
     include: str | None = typer.Option(None, "--include", help="Glob on file names in folders."),
     diameter: float | None = typer.Option(None, "--diameter", help="Object diameter in pixels (generalist "
                                           "models; default: estimated per image and written to counts.csv)."),
-    prob_threshold: float | None = typer.Option(
-        None, "--prob-threshold", help="(Cell) probability above which a pixel belongs to an object, in (0, 1): "
-        "higher gives fewer, tighter objects (precision), lower more (recall). Default: the model card's tuned "
-        "value."),
-    flow_threshold: float | None = typer.Option(
-        None, "--flow-threshold", help="Flow models (nuclei) only: drop objects whose predicted flows disagree "
-        "with their shape by more than this mean squared error (0 = no check; lower drops more). Watershed models "
-        "(cells-bbbc005, nuclei-fluo) have no flow check and refuse it. Default: the card's."),
-    min_size: int | None = typer.Option(
-        None, "--min-size", help="Remove objects smaller than this many pixels (generalist models: pixels at the "
-        "model's scale, objects rescaled to its diameter). Default: the card's. The thresholds used are recorded "
-        "in the lineage."),
+    prob_threshold: float | None = prob_threshold_option(),
+    flow_threshold: float | None = flow_threshold_option(),
+    min_size: int | None = min_size_option(),
     axes: str | None = typer.Option(None, "--axes", help="Z-stacks: axis letters overriding the file's, e.g. ZYX "
                                     "for a plain multi-page TIFF of optical sections, ZCYX."),
     voxel_size: tuple[float, float, float] | None = typer.Option(None, "--voxel-size", help="Z-stacks: Z Y X in "

@@ -578,7 +578,9 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
                      labels: bool = True, pixel_size: float | None = None, channel: int | None = None,
                      name: str = "analyze", diameter: float | None = None, label_images: str = "skip",
                      counter: str | None = None, axes: str | None = None,
-                     voxel_size: Sequence[float] | None = None, volume_method: str | None = None) -> Pipeline:
+                     voxel_size: Sequence[float] | None = None, volume_method: str | None = None,
+                     prob_threshold: float | None = None, flow_threshold: float | None = None,
+                     min_size: int | None = None) -> Pipeline:
     """The one-line analysis of ``deepscope analyze``: segment nuclei, count, measure; tables and overlays.
 
     ``Count_Nuclei`` is the number of nuclei found, except on images the image QC finds blurred (where
@@ -628,6 +630,9 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
     volume_method : str, optional
         Z-stacks: the 3D method (:data:`~deepscope.tasks.segment.volume_files.VOLUME_METHODS`; default
         :data:`~deepscope.tasks.segment.volume_files.DEFAULT_VOLUME_METHOD`).
+    prob_threshold, flow_threshold, min_size : optional
+        The segmentation thresholds of the trained model, over its card's (as ``deepscope segment
+        --prob-threshold ...``; the segment step's keys of the same names).
 
     Returns
     -------
@@ -649,12 +654,15 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
     """
     if not paths:
         raise InputError("give at least one folder, image file or glob to analyze")
+    thresholds = {k: v for k, v in (("prob_threshold", prob_threshold), ("flow_threshold", flow_threshold),
+                                    ("min_size", min_size)) if v is not None}
     stacks = _stack_inputs(paths, include=include, recursive=recursive, label_images=label_images, axes=axes)
     if stacks:
         return _stack_pipeline(paths, model=model, count_model=count_model, pattern=pattern, include=include,
                                recursive=recursive, overlays=overlays, labels=labels, pixel_size=pixel_size,
                                channel=channel, name=name, diameter=diameter, label_images=label_images,
-                               counter=counter, axes=axes, voxel_size=voxel_size, volume_method=volume_method)
+                               counter=counter, axes=axes, voxel_size=voxel_size, volume_method=volume_method,
+                               thresholds=thresholds)
     stack_only = {"--axes": axes, "--voxel-size": voxel_size, "--volume-method": volume_method}
     given = [k for k, v in stack_only.items() if v is not None]
     if given:
@@ -666,7 +674,7 @@ def default_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | No
             warnings.warn(f"the shipped '{model}' model is not installed; segmenting with the classical "
                           "otsu-watershed instead (pass --model to choose)", stacklevel=user_stacklevel())
             model = "otsu-watershed"
-    seg: dict[str, Any] = {"objects": "Nuclei", "model": model}
+    seg: dict[str, Any] = {"objects": "Nuclei", "model": model, **thresholds}
     if diameter is not None:
         seg["diameter"] = diameter
     if counter is None:
@@ -713,7 +721,8 @@ def _stack_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | Non
                     pattern: str | None, include: Sequence[str], recursive: bool, overlays: bool, labels: bool,
                     pixel_size: float | None, channel: int | None, name: str, diameter: float | None,
                     label_images: str, counter: str | None, axes: str | None,
-                    voxel_size: Sequence[float] | None, volume_method: str | None) -> Pipeline:
+                    voxel_size: Sequence[float] | None, volume_method: str | None,
+                    thresholds: Mapping[str, Any]) -> Pipeline:
     """:func:`default_pipeline` for z-stacks: a 3D segment step (the method of ``deepscope segment STACK``), the
     objects' count and the 3D measurements."""
     from deepscope.tasks.segment.volume_files import DEFAULT_VOLUME_METHOD
@@ -723,7 +732,7 @@ def _stack_pipeline(paths: Sequence[str | os.PathLike[str]], *, model: str | Non
             raise InputError(f"{opt}: an option for 2-D images; the inputs are z-stacks (measured with their voxel "
                              "size: --voxel-size Z Y X overrides the files')")
     method = volume_method or DEFAULT_VOLUME_METHOD
-    seg: dict[str, Any] = {"objects": "Nuclei", "volume": method}
+    seg: dict[str, Any] = {"objects": "Nuclei", "volume": method, **thresholds}
     if method == "classical" and model is not None:
         raise InputError(f"--model {model}: the classical 3D method runs no model; pass --volume-method flows25d or "
                          "slices to segment the stacks with a 2D model")
