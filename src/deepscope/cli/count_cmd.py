@@ -49,6 +49,9 @@ def count(
     channel: int | None = typer.Option(None, "--channel", help="Channel of multi-channel (e.g. RGB) images to "
                                        "count in (0-based)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Images per network batch."),
+    tta: str | None = typer.Option(None, "--tta", help="Test-time augmentation of the density network: none (1 "
+                                   "pass), transpose (2), flips (4), d8 (8). Default: the model card's "
+                                   "(count-bbbc005: transpose), with which its intervals were calibrated."),
     recursive: bool = recursive_option(),
     include_labels: bool = include_labels_option(),
     backend: str = backend_option(),
@@ -66,7 +69,8 @@ def count(
     with progress_bar("count") as progress:
         res = count_paths(paths, model=model, output=output, device=device, channel=channel,
                           batch_size=batch_size, include=include, recursive=recursive,
-                          label_images=label_images(include_labels), progress=progress, backend=backend, jobs=jobs)
+                          label_images=label_images(include_labels), progress=progress, backend=backend, jobs=jobs,
+                          tta=tta)
     ok = res.table[res.table["error"] == ""]
     if res.n_images <= SHOWN_ROWS:
         from rich.table import Table

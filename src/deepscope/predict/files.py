@@ -368,7 +368,7 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
                 output: str | os.PathLike[str] | None = None, device: str = "auto", channel: int | None = None,
                 batch_size: int = 8, include: str | Sequence[str] | None = None, recursive: bool = False,
                 label_images: str = "skip", progress: Progress | None = None, backend: str | None = None,
-                jobs: int | None = None) -> BatchResult:
+                jobs: int | None = None, tta: str | None = None) -> BatchResult:
     """Count objects in image files; one row per file (an error row for a file that fails).
 
     Counting looks at the pixels only, never at the file name.
@@ -398,6 +398,9 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
     jobs : int, optional
         Worker threads reading and inferring batches at once (default: every CPU core); the results
         are those of ``jobs=1``, written in input order (:class:`deepscope.predict.runner.BatchRunner`).
+    tta : {"none", "transpose", "flips", "d8"}, optional
+        Test-time augmentation of the density network (passes: 1, 2, 4, 8); default the card's
+        (``count-bbbc005``: ``transpose``), with which its intervals were calibrated.
 
     Returns
     -------
@@ -427,10 +430,15 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
     """
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
-    return predict_files(paths, model, output, {"channel": channel, "batch_size": batch_size}, task="count",
+    if tta is not None and tta not in TTA_MODES:
+        raise InputError(f"tta={tta!r} is not one of {TTA_MODES}")
+    opts: dict[str, Any] = {"channel": channel, "batch_size": batch_size}
+    if tta is not None:
+        opts["tta"] = tta
+    return predict_files(paths, model, output, opts, task="count",
                          device=device, backend=backend, include=include, recursive=recursive,
                          label_images=label_images, progress=progress, jobs=jobs,
-                         record={"channel": channel, "batch_size": batch_size})
+                         record={"channel": channel, "batch_size": batch_size, "tta": tta})
 
 
 # --------------------------------------------------------------------------- segment
