@@ -149,3 +149,25 @@ def test_segment_image_on_a_z_stack_runs_the_3d_path():
     np.testing.assert_allclose(feats["AreaShape_Volume_um3"], [props[i] for i in feats["ObjectNumber"]])
     with pytest.raises(ValueError, match="voxel size"):
         segment_image(vol.stack, voxel_size=(0, 0.5, 0.5))
+
+
+@pytest.mark.skipif("cells-bbbc005" not in SHIPPED, reason="needs the shipped cells-bbbc005")
+def test_segment_widget_takes_the_thresholds_of_deepscope_segment():
+    """The widget's threshold fields: the card's values by default; a larger minimum size keeps fewer objects (as
+    ``deepscope segment --min-size``), recorded in the layer's metadata; a flow check on a watershed model and any
+    threshold on a z-stack are clear errors."""
+    from deepscope.errors import InputError
+    from deepscope.napari import _thresholds
+
+    assert _thresholds(0.0, -1.0, -1) == {}
+    assert _thresholds(0.3, 0.0, 0) == {"prob_threshold": 0.3, "flow_threshold": 0.0, "min_size": 0}
+    image = generate_field(12, size=(160, 200), seed=5, stains=(1,)).images[(1, 1)]
+    default, kw0, _ = segment_image(image, model="cells-bbbc005")
+    strict, kw1, _ = segment_image(image, model="cells-bbbc005", min_size=2000)
+    assert "thresholds" not in kw0["metadata"]["deepscope"]
+    assert kw1["metadata"]["deepscope"]["thresholds"] == {"min_size": 2000}
+    assert len(np.unique(strict)) < len(np.unique(default))
+    with pytest.raises(InputError, match="flow"):
+        segment_image(image, model="cells-bbbc005", flow_threshold=0.4)
+    with pytest.raises(InputError, match="z-stack layer"):
+        segment_image(np.stack([image] * 4), min_size=10)

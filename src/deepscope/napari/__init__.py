@@ -156,7 +156,21 @@ def _segment_volume_steps(image: Any, diameter: float = 0.0, voxel_size: Any = N
                      "metadata": {"deepscope": meta}}, "labels")
 
 
-def _segment_steps(image: Any, model: str = "nuclei", diameter: float = 0.0, voxel_size: Any = None) -> Any:
+def _thresholds(prob_threshold: float, flow_threshold: float, min_size: int) -> dict[str, Any]:
+    """The widget's threshold fields as options: the card's value where a field holds its "use the card's"
+    value (``prob_threshold`` 0, ``flow_threshold`` and ``min_size`` below 0; 0 is a real value for those two)."""
+    out: dict[str, Any] = {}
+    if prob_threshold:
+        out["prob_threshold"] = float(prob_threshold)
+    if flow_threshold >= 0:
+        out["flow_threshold"] = float(flow_threshold)
+    if min_size >= 0:
+        out["min_size"] = int(min_size)
+    return out
+
+
+def _segment_steps(image: Any, model: str = "nuclei", diameter: float = 0.0, voxel_size: Any = None,
+                   thresholds: dict[str, Any] | None = None) -> Any:
     """:func:`segment_image` in steps: yields ``(done, total, what)`` before each, returns the layer data tuple.
 
     A worker (the napari widget) can stop between steps: after loading the model, or before measuring. A 3-D
@@ -166,6 +180,11 @@ def _segment_steps(image: Any, model: str = "nuclei", diameter: float = 0.0, vox
     from deepscope.models import load_model
 
     if _is_volume(image):
+        if thresholds:
+            from deepscope.errors import InputError
+
+            raise InputError(f"{', '.join(thresholds)}: thresholds of the trained 2-D models; a z-stack layer is "
+                             "segmented by the classical 3D method, which has none (leave the fields at the card's)")
         return (yield from _segment_volume_steps(image, diameter, voxel_size))
     yield 0, _STEPS, f"loading {model}"
     net = load_model(model, task="segment")
@@ -173,7 +192,9 @@ def _segment_steps(image: Any, model: str = "nuclei", diameter: float = 0.0, vox
     meta: dict[str, Any] = {"model": model, "weights_sha256": getattr(net.model_card.weights, "sha256", ""),
                             "in_domain": None}
     yield 1, _STEPS, "segmenting"
-    result = net.run(data, diameter=float(diameter) if diameter else None)
+    result = net.run(data, diameter=float(diameter) if diameter else None, **(thresholds or {}))
+    if thresholds:
+        meta["thresholds"] = dict(thresholds)
     if result.info is not None:  # a generalist: its size estimate
         meta["diameter"] = result.info.diameter
     meta["in_domain"] = result.in_domain
@@ -273,14 +294,20 @@ def _drain(steps: Any) -> Any:
 
 
 def segment_image(image: napari.types.ImageData, model: str = "nuclei", diameter: float = 0.0,
-                  voxel_size: Any = None) -> napari.types.LayerDataTuple:
+                  voxel_size: Any = None, prob_threshold: float = 0.0, flow_threshold: float = -1.0,
+                  min_size: int = -1) -> napari.types.LayerDataTuple:
     """Segment an image layer's data with a deepscope model (name or run folder; ``diameter`` 0 = estimate).
+
+    ``prob_threshold`` (0 = the card's), ``flow_threshold`` and ``min_size`` (below 0 = the card's) are the
+    thresholds of ``deepscope segment --prob-threshold ...`` (docs/segmentation.md, "Trading precision for
+    recall"); the values given are in the layer's metadata.
 
     A 3-D layer (Z x Y x X, not RGB) is a z-stack: segmented in 3D by the classical method of ``deepscope segment
     STACK`` with ``voxel_size`` ``(z, y, x)`` in um (the layer's ``scale``; default cubic voxels of 1), and
     measured in 3D (:func:`deepscope.measure.measure_volume`); the Labels layer has that ``scale``.
     """
-    return _drain(_segment_steps(image, model, diameter, voxel_size))
+    return _drain(_segment_steps(image, model, diameter, voxel_size,
+                                 _thresholds(prob_threshold, flow_threshold, min_size)))
 
 
 def count_image(image: napari.types.ImageData, model: str = "count-bbbc005") -> napari.types.LayerDataTuple:
@@ -303,17 +330,21 @@ def _in_background(steps: Any, args: tuple[Any, ...], what: str, total: int = _S
     return thread_worker(steps, start_thread=True, progress={"total": total, "desc": f"deepscope: {what}"})(*args)
 
 
-def segment_widget(image: napari.layers.Image, model: str = "nuclei", diameter: float = 0.0
+def segment_widget(image: napari.layers.Image, model: str = "nuclei", diameter: float = 0.0,
+                   prob_threshold: float = 0.0, flow_threshold: float = -1.0, min_size: int = -1
                    ) -> napari.qt.threading.FunctionWorker[napari.types.LayerDataTuple]:
     """The *Segment (deepscope)* widget: :func:`segment_image` on a worker thread, with progress and cancel.
 
-    A 3-D image layer (a z-stack) is segmented in 3D with the layer's ``scale`` as voxel size.
+    A 3-D image layer (a z-stack) is segmented in 3D with the layer's ``scale`` as voxel size. The threshold
+    fields: 0 (probability) or below 0 (flow check, minimum size) keep the model card's values.
     """
     data = np.asarray(image.data)
     if _is_volume(data):
         scale = tuple(float(v) for v in image.scale)
         return _in_background(_segment_steps, (data, model, diameter, scale), "segmenting in 3D (classical)")
-    return _in_background(_segment_steps, (data, model, diameter), f"segmenting with {model}")
+    return _in_background(_segment_steps, (data, model, diameter, None,
+                                           _thresholds(prob_threshold, flow_threshold, min_size)),
+                          f"segmenting with {model}")
 
 
 def count_widget(image: napari.types.ImageData, model: str = "count-bbbc005"
