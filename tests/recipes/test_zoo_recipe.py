@@ -66,9 +66,13 @@ def test_count_recipe_at_reduced_size(count_run):
     assert (tmp_path / "count.tar").exists()
 
 
+@pytest.mark.slow
 def test_dot_annotation_recipe_at_reduced_size(pack, count_run, tmp_path, shared_data, monkeypatch):
     """recipes/pack_dots.py: per-field centroids only where the segmented nuclei match the true count,
-    and the count-p4-dots-ft variant (not shipped) trains on them from a first run."""
+    and the count-p4-dots-ft variant (not shipped) trains on them from a first run.
+
+    Marked slow (``pytest -m slow``): it is the recipe of a variant that was tried and not shipped (finalize.py:
+    its counts were biased low), and costs ~15 CPU-seconds of the suite's budget."""
     monkeypatch.syspath_prepend(str(ROOT / "recipes"))
     import _pack
 
