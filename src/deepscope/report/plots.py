@@ -35,10 +35,18 @@ def _pyplot() -> Any:
 
 
 def figure_png(fig: Any, *, dpi: int = 100) -> bytes:
-    """The figure as PNG bytes (then closed)."""
+    """The figure as PNG bytes (then closed).
+
+    The layout is fitted once (``tight_layout``: titles, labels, colour bars and the in-axes legends of these
+    figures) and the figure drawn once; ``bbox_inches="tight"`` would draw it twice, ~20% of a report's time."""
+    import warnings
+
     plt = _pyplot()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "not compatible with tight_layout": drawn as laid out
+        fig.tight_layout(pad=0.4)
+    fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
     return buf.getvalue()
 
