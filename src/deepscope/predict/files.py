@@ -430,8 +430,6 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
     """
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
-    if tta is not None and tta not in TTA_MODES:
-        raise InputError(f"tta={tta!r} is not one of {TTA_MODES}")
     opts: dict[str, Any] = {"channel": channel, "batch_size": batch_size}
     if tta is not None:
         opts["tta"] = tta
