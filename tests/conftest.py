@@ -12,6 +12,37 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DEEPSCOPE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+def _build_each_cli_once() -> None:
+    """``typer.testing.CliRunner.invoke`` rebuilds the whole click command tree of the app it is given (every
+    command's parameters from its signature: ~25 ms for deepscope's) on each call; the suite invokes the CLI
+    about 450 times. Build it once per app and per set of registered commands (a test that registers a toy
+    command gets a tree with it), and invoke that: the same click objects ``deepscope`` itself builds once per
+    process."""
+    try:
+        import typer.testing
+    except ImportError:  # pragma: no cover
+        return
+    build = typer.testing._get_command
+    built: dict[tuple[object, ...], object] = {}
+
+    def shape(app: object) -> tuple[object, ...]:
+        cmds = tuple((c.name, id(c.callback)) for c in app.registered_commands)  # type: ignore[attr-defined]
+        groups = tuple((g.name, shape(g.typer_instance)) for g in app.registered_groups)  # type: ignore[attr-defined]
+        cb = app.registered_callback  # type: ignore[attr-defined]
+        return (id(app), cmds, groups, id(cb.callback) if cb is not None else None)
+
+    def get_command(app: object) -> object:
+        key = shape(app)
+        if key not in built:
+            built[key] = build(app)
+        return built[key]
+
+    typer.testing._get_command = get_command  # type: ignore[assignment]
+
+
+_build_each_cli_once()
+
+
 def _need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not available at {path}")
