@@ -38,8 +38,9 @@ demo: $(STAMP)
 
 # PYTHONDONTWRITEBYTECODE is cleared for the tests: with it set (as on this machine) every test process and
 # every subprocess a test starts would compile the same modules from source again (pytest's rewritten tests too).
+# Whole files go to the two workers in collection order, long files first (tests/conftest.py).
 test: $(STAMP)
-	PYTHONDONTWRITEBYTECODE= OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile --durations=20
+	PYTHONDONTWRITEBYTECODE= OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=20
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -88,3 +88,16 @@ def _keep_torch_threads():
             threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or None
         if threads and torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
+
+
+#: Test files that take 10-40 s each (whole documents run as written, every shipped model, recipe runs, the demo).
+HEAVY = ("tests/docs/", "tests/models/test_zoo_reference.py", "tests/recipes/", "tests/test_demo.py")
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Start the long test files first. ``make test`` hands whole files to two workers, one at a time as each
+    runs out of work, in collection order (``--no-loadscope-reorder``: xdist's default order, files with the
+    most tests first, put these one-test files last, so one worker ran a 40 s document while the other had
+    finished). Long files first, the short ones even the two workers out at the end. The order inside a
+    file, and of the other files, is unchanged."""
+    items.sort(key=lambda item: 0 if item.nodeid.startswith(HEAVY) else 1)
