@@ -134,3 +134,47 @@ def test_count_and_run_give_identical_counts_on_onnx(images, tmp_path, monkeypat
     assert list(by_cli.index) == list(by_run.index) == ["img_0.tif", "img_1.tif"]
     np.testing.assert_allclose(by_cli.to_numpy(), by_run.to_numpy(), rtol=1e-6)
     assert ("count", "onnx") in backends  # the pipeline's model was put on ONNX Runtime
+
+
+def test_count_tta_is_checked_and_gives_the_counts_of_count_tta(images, tmp_path):
+    """``count: {tta: ...}`` is ``deepscope count --tta``: checked against the modes, refused for ``model: objects``,
+    kept out of the hash when not given, and the pipeline's counts are the command's."""
+    import pandas as pd
+
+    from deepscope.errors import ConfigError
+    from deepscope.pipeline import Pipeline
+
+    def spec(**count):
+        return {"inputs": {"paths": [str(images)]}, "steps": [{"segment": {"model": "otsu-watershed"}},
+                                                              {"count": count}],
+                "outputs": {"labels": False, "overlays": False}}
+
+    with pytest.raises(ConfigError, match=r"steps\[1\]\.count\.tta: 'mirror' is not one of none, transpose, flips, d8"):
+        Pipeline.from_dict(spec(model="count-bbbc005", tta="mirror"))
+    with pytest.raises(ConfigError, match="tta is for count models; model: objects runs no network"):
+        Pipeline.from_dict(spec(objects="Nuclei", tta="flips"))
+    p = Pipeline.from_dict(spec(model="count-bbbc005"))
+    q = Pipeline.from_dict(spec(model="count-bbbc005", tta="none"))
+    assert "tta" not in p.to_dict()["steps"][1]["count"]  # a pipeline without it keeps its hash
+    assert q.steps[1].tta == "none" and Pipeline.from_dict(q.to_dict()) == q and q.hash() != p.hash()
+
+    runner = CliRunner()
+    by_cli = {}
+    for tta in ("none", "transpose"):  # count-bbbc005-fast's card says none: transpose gives other counts
+        out = tmp_path / f"counts_{tta}.csv"
+        r = runner.invoke(app, ["count", str(images), "--model", "count-bbbc005-fast", "--tta", tta, "--out", str(out),
+                                "--jobs", "1", "--no-report"])
+        assert r.exit_code == 0, r.output
+        t = pd.read_csv(out)
+        by_cli[tta] = t.set_index(t["path"].map(lambda s: s.rsplit("/", 1)[-1]))["count"].sort_index()
+    assert not np.allclose(by_cli["none"].to_numpy(), by_cli["transpose"].to_numpy())
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump({"inputs": {"paths": [str(images)]},
+                                 "steps": [{"count": {"model": "count-bbbc005-fast", "name": "Cells", "tta": "transpose"}}],
+                                 "outputs": {"labels": False, "overlays": False}}))
+    r = runner.invoke(app, ["run", str(f), "--out", str(tmp_path / "run"), "--jobs", "0", "--no-report"])
+    assert r.exit_code == 0, r.output
+    run = pd.read_parquet(tmp_path / "run" / "images.parquet")
+    name_col = next(c for c in run.columns if c.startswith("FileName_"))
+    by_run = run.set_index(name_col)["Count_Cells"].sort_index()
+    np.testing.assert_allclose(by_cli["transpose"].to_numpy(), by_run.to_numpy(), rtol=1e-6)

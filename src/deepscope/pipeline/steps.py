@@ -673,16 +673,18 @@ class _Context:
         return step.run(movie, masks=masks, model=model, pixel_size=pixel_size, frame_interval=frame_interval)
 
     def count(self, step: CountStep, image: np.ndarray) -> Any:
-        """The count of one channel image (checked by :func:`apply_steps`), on the step's ``backend``."""
+        """The count of one channel image (checked by :func:`apply_steps`), on the step's ``backend``, with its
+        ``tta`` (None: the card's), as ``deepscope count --backend --tta``."""
+        tta = {"tta": step.tta} if step.tta is not None else {}
         if step.objects is None:
-            return self.step_model(step).run(image, checked=True)
+            return self.step_model(step).run(image, checked=True, **tta)
         # a routed count (route_count) takes the counter's estimate only where the counter accepts the image, the
         # objects' elsewhere: so no generalist fallback (general={}: none) and no warning for an image it refuses
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return self.step_model(step).run(image, checked=True, general={})
+            return self.step_model(step).run(image, checked=True, general={}, **tta)
 
 
 _CONTEXT_LOCK = threading.Lock()

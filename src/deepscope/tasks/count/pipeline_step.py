@@ -32,16 +32,17 @@ class CountStep:
     ``objects``) and ``Count_<objects>_Objects`` keeps the objects' count (see
     :func:`deepscope.pipeline.steps.route_count`).
     ``backend`` (``torch`` or ``onnx``; None: the model's) is what runs a count model's network, as
-    ``deepscope count --backend``.
+    ``deepscope count --backend``; ``tta`` (``none``, ``transpose``, ``flips``, ``d8``; None: the card's) is the
+    density's test-time augmentation, as ``deepscope count --tta``.
 
     Examples
     --------
     >>> from deepscope.pipeline import Pipeline
     >>> p = Pipeline.from_dict({"inputs": {"paths": ["/d"]}, "steps": [
     ...     {"segment": {"model": "otsu-watershed"}}, {"count": {}},
-    ...     {"count": {"model": "count-bbbc005", "name": "Cells", "backend": "onnx"}}]})
-    >>> [(s.name, s.model, s.backend) for s in p.steps[1:]]
-    [('Nuclei', 'objects', None), ('Cells', 'count-bbbc005', 'onnx')]
+    ...     {"count": {"model": "count-bbbc005", "name": "Cells", "backend": "onnx", "tta": "flips"}}]})
+    >>> [(s.name, s.model, s.backend, s.tta) for s in p.steps[1:]]
+    [('Nuclei', 'objects', None, None), ('Cells', 'count-bbbc005', 'onnx', 'flips')]
     """
 
     name: str
@@ -49,6 +50,7 @@ class CountStep:
     channel: str | None = None
     objects: str | None = None
     backend: str | None = None
+    tta: str | None = None
     kind: str = field(default="count", init=False)
 
     @property
@@ -65,8 +67,9 @@ class CountStep:
         """The resolved options (:meth:`parse` reads them back)."""
         opts: dict[str, Any] = {"name": self.name, "model": self.model, "channel": self.channel,
                                 "objects": self.objects}
-        if self.backend is not None:  # only when given: the hash of a pipeline without it is unchanged
-            opts["backend"] = self.backend
+        for key in ("backend", "tta"):  # only when given: the hash of a pipeline without them is unchanged
+            if getattr(self, key) is not None:
+                opts[key] = getattr(self, key)
         return opts
 
     @classmethod
@@ -77,17 +80,18 @@ class CountStep:
         ------
         deepscope.errors.ConfigError
             An unknown key or model, a channel or object set that does not exist, a ``Count_<name>`` column that
-            another step writes too, or an option that does not go with the model (``channel`` and ``backend``
-            for ``model: objects``, a ``name`` other than ``objects`` for a count model with ``objects``).
+            another step writes too, or an option that does not go with the model (``channel``, ``backend`` and
+            ``tta`` for ``model: objects``, a ``name`` other than ``objects`` for a count model with ``objects``).
         """
         p = r.path
-        d = r.mapping(opts, p, ("name", "model", "channel", "objects", "backend"))
+        d = r.mapping(opts, p, ("name", "model", "channel", "objects", "backend", "tta"))
         model = d.get("model", OBJECT_COUNT)
         if model == OBJECT_COUNT:
             if d.get("channel") is not None:
                 r.fail(p + ("channel",), "model: objects counts segmented objects and reads no channel")
-            if d.get("backend") is not None:
-                r.fail(p + ("backend",), "backend is for count models; model: objects runs no network")
+            for key in ("backend", "tta"):
+                if d.get(key) is not None:
+                    r.fail(p + (key,), f"{key} is for count models; model: objects runs no network")
             default = list(r.objects)[-1] if r.objects else None
             if d.get("objects", default) is None:
                 r.fail(p, "model: objects counts a segmented object set, but none is made before this step; "
@@ -104,14 +108,19 @@ class CountStep:
             from deepscope.predict.backends import BACKENDS
 
             backend = r.choice(d["backend"], p + ("backend",), BACKENDS)
+        tta = None
+        if d.get("tta") is not None:
+            from deepscope.predict.engine import TTA_MODES
+
+            tta = r.choice(d["tta"], p + ("tta",), TTA_MODES)
         if d.get("objects") is not None:  # Count_<objects>: the objects' count, or the counter's on blurred images
             objs = r.existing_objects(d["objects"], p + ("objects",))
             if r.name(d.get("name", objs), p + ("name",), "count name") != objs:
                 r.fail(p + ("name",), f"a count model with objects gives the column Count_{objs}; leave out name")
-            return cls(name=objs, model=model, channel=chan, objects=objs, backend=backend)
+            return cls(name=objs, model=model, channel=chan, objects=objs, backend=backend, tta=tta)
         nm = r.name(d.get("name", "Cells"), p + ("name",), "count name")
         if nm in r.objects or nm in r.counts:
             r.fail(p + ("name",), f"Count_{nm} would clash with the object set or count {nm!r} made earlier; give "
                                   "this count another name")
         r.reserve_count(nm)
-        return cls(name=nm, model=model, channel=chan, backend=backend)
+        return cls(name=nm, model=model, channel=chan, backend=backend, tta=tta)
