@@ -9,13 +9,29 @@ the shared augmentations are in :mod:`deepscope.train.augment`.
 Imports go one way: ``train`` imports ``models``, ``predict`` (padding, the predictor for
 validation) and ``evaluate`` (validation scores); none of them imports ``train``; the task packages do.
 
-Importing this package imports torch.
+The loop itself (:class:`Trainer`, :class:`TrainResult`) is imported on first use, and with it torch: the
+command line reads the settings and split defaults of this package at start-up, and ``deepscope --help`` (or
+``inspect``, ``report``, ``catalog`` ...) does not pay torch's second of import for them.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from deepscope.models.base import resolve_device
 from deepscope.train.config import TrainConfig
 from deepscope.train.runs import fit_model, resolve_train_config, split_parts
-from deepscope.train.trainer import Trainer, TrainResult
+
+if TYPE_CHECKING:
+    from deepscope.train.trainer import Trainer, TrainResult
 
 __all__ = ["Trainer", "TrainConfig", "TrainResult", "resolve_device", "fit_model", "resolve_train_config",
            "split_parts"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Trainer", "TrainResult"):
+        from deepscope.train import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module 'deepscope.train' has no attribute {name!r}")
