@@ -164,20 +164,28 @@ def _metadata_from_names(names: list[str]) -> pd.DataFrame:
 
 
 def _quality_from_files(paths: list[str]) -> pd.DataFrame:
-    """Quality measurements of image files (first channel), NaN where a file cannot be read."""
+    """Quality measurements of image files (first channel), NaN where a file cannot be read.
+
+    The files are read and measured on threads (decoding and the FFT release the GIL): ~40 ms a 520 x 696 field
+    on one core, so a report of 10,000 segmented images spent minutes here on one core."""
     import pandas as pd
+    from concurrent.futures import ThreadPoolExecutor
 
     from deepscope.io import as_pixels, read_image
     from deepscope.measure import measure_image_quality
 
-    rows = []
-    for p in paths:
+    def one(p: str) -> dict[str, Any]:
         try:
             x = np.asarray(as_pixels(read_image(p)))
-            rows.append(measure_image_quality(x if x.ndim == 2 else x[..., 0], channel="Image"))
+            return measure_image_quality(x if x.ndim == 2 else x[..., 0], channel="Image")
         except Exception:  # unreadable files are the table's error rows already
-            rows.append({})
-    return pd.DataFrame(rows)
+            return {}
+
+    workers = min(8, os.cpu_count() or 1, max(1, len(paths)))
+    if workers == 1:
+        return pd.DataFrame([one(p) for p in paths])
+    with ThreadPoolExecutor(workers) as pool:
+        return pd.DataFrame(list(pool.map(one, paths)))
 
 
 def _standard(images: pd.DataFrame, *, name: Any, ok: Any, error: Any, count: Any, overlay: Any,
