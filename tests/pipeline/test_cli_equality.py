@@ -82,22 +82,27 @@ def test_diameter_message_names_the_shipped_generalists():
                             "steps": [{"segment": {"model": "otsu-watershed", "diameter": 20}}]})
 
 
-def test_pipeline_count_backend_is_checked_and_kept():
-    """The count step takes ``backend`` as ``deepscope count --backend`` does (a count model only)."""
+@pytest.mark.parametrize("key, bad, choices, good", [
+    ("backend", "tvm", "torch, onnx", "onnx"),
+    ("tta", "mirror", "none, transpose, flips, d8", "none"),
+])
+def test_pipeline_count_options_are_checked_and_kept(key, bad, choices, good):
+    """The count step takes ``backend`` and ``tta`` as ``deepscope count --backend/--tta`` do (a count model
+    only), and a pipeline that gives neither keeps its hash."""
     from deepscope.errors import ConfigError
     from deepscope.pipeline import Pipeline
 
     def spec(**count):
         return {"inputs": {"paths": ["x"]}, "steps": [{"segment": {"model": "otsu-watershed"}}, {"count": count}]}
 
-    with pytest.raises(ConfigError, match=r"steps\[1\]\.count\.backend: 'tvm' is not one of torch, onnx"):
-        Pipeline.from_dict(spec(model="count-bbbc005", backend="tvm"))
-    with pytest.raises(ConfigError, match="backend is for count models; model: objects runs no network"):
-        Pipeline.from_dict(spec(objects="Nuclei", backend="onnx"))
+    with pytest.raises(ConfigError, match=rf"steps\[1\]\.count\.{key}: '{bad}' is not one of {choices}"):
+        Pipeline.from_dict(spec(model="count-bbbc005", **{key: bad}))
+    with pytest.raises(ConfigError, match=f"{key} is for count models; model: objects runs no network"):
+        Pipeline.from_dict(spec(objects="Nuclei", **{key: good}))
     p = Pipeline.from_dict(spec(model="count-bbbc005"))
-    q = Pipeline.from_dict(spec(model="count-bbbc005", backend="onnx"))
-    assert "backend" not in p.to_dict()["steps"][1]["count"]  # a pipeline without it keeps its hash
-    assert q.steps[1].backend == "onnx" and Pipeline.from_dict(q.to_dict()) == q and q.hash() != p.hash()
+    q = Pipeline.from_dict(spec(model="count-bbbc005", **{key: good}))
+    assert key not in p.to_dict()["steps"][1]["count"]
+    assert getattr(q.steps[1], key) == good and Pipeline.from_dict(q.to_dict()) == q and q.hash() != p.hash()
 
 
 def test_count_and_run_give_identical_counts_on_onnx(images, tmp_path, monkeypatch):
@@ -136,27 +141,9 @@ def test_count_and_run_give_identical_counts_on_onnx(images, tmp_path, monkeypat
     assert ("count", "onnx") in backends  # the pipeline's model was put on ONNX Runtime
 
 
-def test_count_tta_is_checked_and_gives_the_counts_of_count_tta(images, tmp_path):
-    """``count: {tta: ...}`` is ``deepscope count --tta``: checked against the modes, refused for ``model: objects``,
-    kept out of the hash when not given, and the pipeline's counts are the command's."""
+def test_count_tta_gives_the_counts_of_count_tta(images, tmp_path):
+    """``count: {tta: ...}`` in a pipeline gives the counts of ``deepscope count --tta``."""
     import pandas as pd
-
-    from deepscope.errors import ConfigError
-    from deepscope.pipeline import Pipeline
-
-    def spec(**count):
-        return {"inputs": {"paths": [str(images)]}, "steps": [{"segment": {"model": "otsu-watershed"}},
-                                                              {"count": count}],
-                "outputs": {"labels": False, "overlays": False}}
-
-    with pytest.raises(ConfigError, match=r"steps\[1\]\.count\.tta: 'mirror' is not one of none, transpose, flips, d8"):
-        Pipeline.from_dict(spec(model="count-bbbc005", tta="mirror"))
-    with pytest.raises(ConfigError, match="tta is for count models; model: objects runs no network"):
-        Pipeline.from_dict(spec(objects="Nuclei", tta="flips"))
-    p = Pipeline.from_dict(spec(model="count-bbbc005"))
-    q = Pipeline.from_dict(spec(model="count-bbbc005", tta="none"))
-    assert "tta" not in p.to_dict()["steps"][1]["count"]  # a pipeline without it keeps its hash
-    assert q.steps[1].tta == "none" and Pipeline.from_dict(q.to_dict()) == q and q.hash() != p.hash()
 
     runner = CliRunner()
     by_cli = {}
