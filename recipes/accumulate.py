@@ -256,9 +256,15 @@ def export(variant: str, args: argparse.Namespace) -> Path:
         teacher_out = json.loads(json.dumps(t.model_card.output, default=dict))
         card["output"].update({k: w for k, w in teacher_out.items()
                                if k not in ("domain", "postprocess_tuned_dsb", "postprocess_tuned_on")})
+        chunks = [json.loads(line) for line in (folder / CHUNKS).read_text().splitlines() if line.strip()] \
+            if (folder / CHUNKS).exists() else []
+        keep = ("chunk", "start_step", "end_step", "seconds", "device", "machine", "torch", "git_commit", "val_dsb",
+                "ended")
         card["training"] = {"recipe": f"recipes/accumulate.py {variant}", "teacher": v["teacher"],
                             "step": meta["step"], "epoch": meta["epoch"], "val_dsb": score,
-                            "teacher_val_dsb": teacher["val_dsb"], "settings": v}
+                            "teacher_val_dsb": teacher["val_dsb"], "settings": v,
+                            # every chunk of the run, as recipes/checkpoints/<variant>/chunks.jsonl records it
+                            "chunks": [{k: c[k] for k in keep if k in c} for c in chunks]}
     dst = Path(args.export) / variant
     model.save(dst)
     return dst

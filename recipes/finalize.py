@@ -41,6 +41,8 @@ ZOO = ROOT / "src" / "deepscope" / "models" / "zoo"
 CHOICES = {
     "count-bbbc005": "count-q-b16",
     "nuclei": "nuclei-flow-b16-ft",
+    # the CPU-trained student (recipes/accumulate.py nuclei-student-b8 ... --export DIR --force, then --runs DIR)
+    "nuclei-fast": "nuclei-student-b8",
     "nuclei-fluo": "nuclei-b8",
     "cells-bbbc005": "cells-bbbc005",
     "deblur-bbbc005": "deblur-bbbc005",
@@ -206,6 +208,15 @@ def finalize_generalist(model: Any) -> None:
             "and H&E images (grey or RGB, any object size): U-Net (base " + str(model.arch.base) + ") predicting "
             "Cellpose-style flow fields and an object-size map; estimates each image's nucleus diameter and "
             "rescales to 17 px; says when an image looks unlike its training images (in_domain)")
+        if model.name == "nuclei-fast":
+            t = card.get("training") or {}
+            card["description"] = (
+                "The fast generalist: nuclei's outputs distilled into a quarter-size network on the CPU (teacher "
+                f"'{t.get('teacher', 'nuclei')}', {t.get('step', '?')} steps), ~2.7x faster a pass and a little less "
+                "accurate (the metrics below; nuclei's are on its own card). " + card["description"])
+            card["training_data"] = {**card["training_data"], "sources": (
+                "the teacher's outputs on the training crops of DSB2018 stage1 (BBBC038v1: ../shared/data/dsb2018 and "
+                "dsb2018_other); validated against their true labels")}
     print("postprocess", pp)
 
 
@@ -567,7 +578,7 @@ def headline(name: str, m: dict[str, Any]) -> list[str]:
         if name.startswith("count"):
             o = m["bbbc005_test_fields"]["overall"]
             return [f"BBBC005 test MAE {o['mae']:.2f}", f"RMSE {o['rmse']:.2f}", f"95% cover {o['coverage']:.2f}"]
-        if name == "nuclei":
+        if name in ("nuclei", "nuclei-fast"):
             t = m["test"]
             return [f"fluorescence F1@0.5 {t['fluorescence']['f1@0.5_mean']:.3f} DSB {t['fluorescence']['dsb_score']:.3f}",
                     f"H&E F1 {t['he']['f1@0.5_mean']:.2f} DSB {t['he']['dsb_score']:.2f}",
@@ -652,12 +663,17 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         model = load_model(src, device="cpu")
         model.name = name
-        model.update_card(variant=variant, training={**model.model_card.training, "recipe": (
-            f"recipes/pack_data.py, then recipes/zoo.py train --only {variant} (GPU; see recipes/README.md), "
-            f"then recipes/finalize.py --only {name}")})
+        recipe = (f"recipes/pack_data.py, then recipes/zoo.py train --only {variant} (GPU; see recipes/README.md), "
+                  f"then recipes/finalize.py --only {name}")
+        if name == "nuclei-fast":
+            recipe = (f"recipes/pack_data.py --only dsb,other, then recipes/accumulate.py {variant} in chunks (CPU; "
+                      f"state in recipes/checkpoints/{variant}/, one line per chunk in its chunks.jsonl), then "
+                      f"recipes/accumulate.py {variant} --export DIR --force, then recipes/finalize.py --only {name} "
+                      "--runs DIR")
+        model.update_card(variant=variant, training={**model.model_card.training, "recipe": recipe})
         if name == "count-bbbc005":
             finalize_count(model)
-        elif name == "nuclei":
+        elif name in ("nuclei", "nuclei-fast"):
             finalize_generalist(model)
         elif name == "nuclei-fluo":
             finalize_nuclei(model)

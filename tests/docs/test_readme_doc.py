@@ -72,6 +72,9 @@ def test_readme_runs_as_written(tmp_path, monkeypatch):
         ("fluorescence 0.90 / 0.62", metric("nuclei", "test", "fluorescence", "f1@0.5_mean"), 0.90),
         ("fluorescence 0.90 / 0.62", metric("nuclei", "test", "fluorescence", "dsb_score"), 0.62),
         ("H&E 0.77 / 0.37", metric("nuclei", "test", "he", "f1@0.5_mean"), 0.77),
+        ("fluorescence 0.90 / 0.60, H&E 0.71 / 0.32", metric("nuclei-fast", "test", "fluorescence", "dsb_score"), 0.60),
+        ("fluorescence 0.90 / 0.60, H&E 0.71 / 0.32", metric("nuclei-fast", "test", "he", "f1@0.5_mean"), 0.71),
+        ("brightfield 0.71 / 0.37 |", metric("nuclei-fast", "test", "brightfield", "dsb_score"), 0.37),
         ("F1@0.5 0.92, DSB score 0.66", metric("nuclei-fluo", "dsb2018_test", "f1@0.5_mean"), 0.92),
         ("F1@0.5 0.92, DSB score 0.66", metric("nuclei-fluo", "dsb2018_test", "dsb_score"), 0.66),
         ("real w1 count MAE 0.37", metric("cells-bbbc005", "bbbc005_test_fields_object_count", "mae_stain=1"), 0.37),
@@ -83,4 +86,4 @@ def test_readme_runs_as_written(tmp_path, monkeypatch):
         assert round(recorded, 2 if figure < 10 else 1) == pytest.approx(figure), (words, recorded)
     listed = run.output("deepscope models")
     table = re.findall(r"^\| `([\w-]+)` \| ", (ROOT / "README.md").read_text(encoding="utf-8"), flags=re.M)
-    assert len(table) == 8 and all(name in listed for name in table), (table, listed)
+    assert len(table) == 9 and all(name in listed for name in table), (table, listed)

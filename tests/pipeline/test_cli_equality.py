@@ -75,9 +75,9 @@ def test_diameter_message_names_the_shipped_generalists():
     from deepscope.pipeline import Pipeline
     from deepscope.tasks.segment.pipeline_step import generalist_models
 
-    assert generalist_models() == ["nuclei"]
+    assert generalist_models() == ["nuclei-fast", "nuclei"]
     assert set(generalist_models()) <= {m.name for m in list_models("segment")}
-    with pytest.raises(ConfigError, match=r"diameter is for the generalist models \(nuclei\);"):
+    with pytest.raises(ConfigError, match=r"diameter is for the generalist models \(nuclei-fast, nuclei\);"):
         Pipeline.from_dict({"inputs": {"paths": ["x"]},
                             "steps": [{"segment": {"model": "otsu-watershed", "diameter": 20}}]})
 
