@@ -48,6 +48,7 @@ COMMANDS = {
     "count": ["count", "-o", "{tmp}/counts.csv", "--no-report"],
     "count_fast": ["count", "--model", "count-bbbc005-fast", "-o", "{tmp}/counts.csv", "--no-report"],
     "segment": ["segment", "-o", "{tmp}/seg", "--no-report"],
+    "segment_fast": ["segment", "--model", "nuclei-fast", "-o", "{tmp}/seg", "--no-report"],
     "restore": ["restore", "--model", "deblur-bbbc005", "-o", "{tmp}/restored"],
 }
 
@@ -175,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         if kept:
             result["kept_from_run_of"] = old.get("date")
             result.update(kept)
+    if previous.exists() and "speed" in parts:  # commands not rerun keep their figures (with their run's date)
+        old = json.loads(previous.read_text())
+        others = {k: v for k, v in old.get("speed", {}).items() if k not in result["speed"]}
+        if others:
+            result["speed"] = {**others, **result["speed"], "others_from_run_of": old.get("date")}
     report("engine", result)
     return 0
 
