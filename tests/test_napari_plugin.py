@@ -171,3 +171,29 @@ def test_segment_widget_takes_the_thresholds_of_deepscope_segment():
         segment_image(image, model="cells-bbbc005", flow_threshold=0.4)
     with pytest.raises(InputError, match="z-stack layer"):
         segment_image(np.stack([image] * 4), min_size=10)
+
+
+@pytest.mark.skipif(not {"count-bbbc005-fast", "cells-bbbc005"} <= set(SHIPPED), reason="needs the shipped models")
+def test_count_and_segment_widgets_take_tta_as_the_commands_do():
+    """``tta`` in the count and segment functions (and so their widgets) is ``--tta``: empty keeps the card's, a
+    mode gives the library's result with that mode and is recorded in the layer's metadata; an unknown mode and a
+    mode on a z-stack are clear errors."""
+    from deepscope.errors import InputError
+    from deepscope.models import load_model
+
+    field = generate_field(40, size=(256, 320), seed=6, stains=(1,)).images[(1, 1)]
+    counter = load_model("count-bbbc005-fast")  # its card: tta none
+    card, want = counter.predict_image(field).count, counter.predict_image(field, tta="d8").count
+    assert card != want
+    _, kw, _ = count_image(field, model="count-bbbc005-fast")
+    assert kw["metadata"]["deepscope"]["count"] == pytest.approx(card) and "tta" not in kw["metadata"]["deepscope"]
+    _, kw, _ = count_image(field, model="count-bbbc005-fast", tta="d8")
+    assert kw["metadata"]["deepscope"]["count"] == pytest.approx(want) and kw["metadata"]["deepscope"]["tta"] == "d8"
+    with pytest.raises(InputError, match="tta='mirror' is not one of"):
+        count_image(field, model="count-bbbc005-fast", tta="mirror")
+
+    labels, kw, _ = segment_image(field, model="cells-bbbc005", tta="flips")
+    lib = load_model("cells-bbbc005").run(field, tta="flips").labels
+    assert np.array_equal(labels, lib) and kw["metadata"]["deepscope"]["tta"] == "flips"
+    with pytest.raises(InputError, match="tta: options of the trained 2-D models"):
+        segment_image(np.stack([field] * 4), tta="flips")

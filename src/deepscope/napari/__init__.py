@@ -170,7 +170,7 @@ def _thresholds(prob_threshold: float, flow_threshold: float, min_size: int) -> 
 
 
 def _segment_steps(image: Any, model: str = "nuclei", diameter: float = 0.0, voxel_size: Any = None,
-                   thresholds: dict[str, Any] | None = None) -> Any:
+                   thresholds: dict[str, Any] | None = None, tta: str = "") -> Any:
     """:func:`segment_image` in steps: yields ``(done, total, what)`` before each, returns the layer data tuple.
 
     A worker (the napari widget) can stop between steps: after loading the model, or before measuring. A 3-D
@@ -180,11 +180,12 @@ def _segment_steps(image: Any, model: str = "nuclei", diameter: float = 0.0, vox
     from deepscope.models import load_model
 
     if _is_volume(image):
-        if thresholds:
+        if thresholds or tta:
             from deepscope.errors import InputError
 
-            raise InputError(f"{', '.join(thresholds)}: thresholds of the trained 2-D models; a z-stack layer is "
-                             "segmented by the classical 3D method, which has none (leave the fields at the card's)")
+            given = [*(thresholds or {}), *(["tta"] if tta else [])]
+            raise InputError(f"{', '.join(given)}: options of the trained 2-D models; a z-stack layer is segmented "
+                             "by the classical 3D method, which has none (leave the fields at the card's)")
         return (yield from _segment_volume_steps(image, diameter, voxel_size))
     yield 0, _STEPS, f"loading {model}"
     net = load_model(model, task="segment")
@@ -192,9 +193,12 @@ def _segment_steps(image: Any, model: str = "nuclei", diameter: float = 0.0, vox
     meta: dict[str, Any] = {"model": model, "weights_sha256": getattr(net.model_card.weights, "sha256", ""),
                             "in_domain": None}
     yield 1, _STEPS, "segmenting"
-    result = net.run(data, diameter=float(diameter) if diameter else None, **(thresholds or {}))
+    result = net.run(data, diameter=float(diameter) if diameter else None, **(thresholds or {}),
+                     **({"tta": tta} if tta else {}))
     if thresholds:
         meta["thresholds"] = dict(thresholds)
+    if tta:
+        meta["tta"] = tta
     if result.info is not None:  # a generalist: its size estimate
         meta["diameter"] = result.info.diameter
     meta["in_domain"] = result.in_domain
@@ -207,14 +211,14 @@ def _segment_steps(image: Any, model: str = "nuclei", diameter: float = 0.0, vox
     return labels, {"name": f"{model}: {n} objects{flag}", "features": table, "metadata": {"deepscope": meta}}, "labels"
 
 
-def _count_steps(image: Any, model: str = "count-bbbc005") -> Any:
+def _count_steps(image: Any, model: str = "count-bbbc005", tta: str = "") -> Any:
     """:func:`count_image` in steps (as :func:`_segment_steps`)."""
     from deepscope.models import load_model
 
     yield 0, _STEPS, f"loading {model}"
     net = load_model(model, task="count")
     yield 1, _STEPS, "counting"
-    r = net.predict_image(np.asarray(image))
+    r = net.predict_image(np.asarray(image), **({"tta": tta} if tta else {}))
     interval = "no interval" if not np.isfinite(r.low) else f"95% {r.low:.1f}-{r.high:.1f}"
     points = np.zeros((0, 2))
     yield 2, _STEPS, "marking the objects"
@@ -226,7 +230,7 @@ def _count_steps(image: Any, model: str = "count-bbbc005") -> Any:
         ids = np.unique(labels[labels > 0])
         points = np.array(ndi.center_of_mass(labels > 0, labels, ids)).reshape(-1, 2)
     meta = {"deepscope": {"model": model, "count": r.count, "low": r.low, "high": r.high, "method": r.method,
-                          "in_domain": r.in_domain}}
+                          "in_domain": r.in_domain, **({"tta": tta} if tta else {})}}
     flag = "" if r.in_domain is not False else ", OUT OF DOMAIN"
     return (points, {"name": f"{model}: {r.count:.1f} cells ({interval}, {r.method}{flag})", "metadata": meta,
                      "size": 6}, "points")
@@ -295,24 +299,27 @@ def _drain(steps: Any) -> Any:
 
 def segment_image(image: napari.types.ImageData, model: str = "nuclei", diameter: float = 0.0,
                   voxel_size: Any = None, prob_threshold: float = 0.0, flow_threshold: float = -1.0,
-                  min_size: int = -1) -> napari.types.LayerDataTuple:
+                  min_size: int = -1, tta: str = "") -> napari.types.LayerDataTuple:
     """Segment an image layer's data with a deepscope model (name or run folder; ``diameter`` 0 = estimate).
 
     ``prob_threshold`` (0 = the card's), ``flow_threshold`` and ``min_size`` (below 0 = the card's) are the
     thresholds of ``deepscope segment --prob-threshold ...`` (docs/segmentation.md, "Trading precision for
-    recall"); the values given are in the layer's metadata.
+    recall"); the values given are in the layer's metadata. ``tta`` (``none``, ``transpose``, ``flips``, ``d8``;
+    empty = the card's) is ``deepscope segment --tta``.
 
     A 3-D layer (Z x Y x X, not RGB) is a z-stack: segmented in 3D by the classical method of ``deepscope segment
     STACK`` with ``voxel_size`` ``(z, y, x)`` in um (the layer's ``scale``; default cubic voxels of 1), and
     measured in 3D (:func:`deepscope.measure.measure_volume`); the Labels layer has that ``scale``.
     """
     return _drain(_segment_steps(image, model, diameter, voxel_size,
-                                 _thresholds(prob_threshold, flow_threshold, min_size)))
+                                 _thresholds(prob_threshold, flow_threshold, min_size), tta))
 
 
-def count_image(image: napari.types.ImageData, model: str = "count-bbbc005") -> napari.types.LayerDataTuple:
-    """Count the cells of an image layer's data with a deepscope counting model."""
-    return _drain(_count_steps(image, model))
+def count_image(image: napari.types.ImageData, model: str = "count-bbbc005", tta: str = ""
+                ) -> napari.types.LayerDataTuple:
+    """Count the cells of an image layer's data with a deepscope counting model; ``tta`` (``none``, ``transpose``,
+    ``flips``, ``d8``; empty = the card's) is ``deepscope count --tta``."""
+    return _drain(_count_steps(image, model, tta))
 
 
 def track_layers(image: napari.types.ImageData, model: str = "nuclei", masks: napari.types.LabelsData | None = None,
@@ -331,26 +338,31 @@ def _in_background(steps: Any, args: tuple[Any, ...], what: str, total: int = _S
 
 
 def segment_widget(image: napari.layers.Image, model: str = "nuclei", diameter: float = 0.0,
-                   prob_threshold: float = 0.0, flow_threshold: float = -1.0, min_size: int = -1
+                   prob_threshold: float = 0.0, flow_threshold: float = -1.0, min_size: int = -1, tta: str = ""
                    ) -> napari.qt.threading.FunctionWorker[napari.types.LayerDataTuple]:
     """The *Segment (deepscope)* widget: :func:`segment_image` on a worker thread, with progress and cancel.
 
     A 3-D image layer (a z-stack) is segmented in 3D with the layer's ``scale`` as voxel size. The threshold
-    fields: 0 (probability) or below 0 (flow check, minimum size) keep the model card's values.
+    fields: 0 (probability) or below 0 (flow check, minimum size) keep the model card's values, an empty ``tta``
+    the card's test-time augmentation.
     """
     data = np.asarray(image.data)
     if _is_volume(data):
         scale = tuple(float(v) for v in image.scale)
-        return _in_background(_segment_steps, (data, model, diameter, scale), "segmenting in 3D (classical)")
+        # thresholds or tta set on a z-stack get the same clear error as segment_image gives
+        return _in_background(_segment_steps, (data, model, diameter, scale,
+                                               _thresholds(prob_threshold, flow_threshold, min_size), tta),
+                              "segmenting in 3D (classical)")
     return _in_background(_segment_steps, (data, model, diameter, None,
-                                           _thresholds(prob_threshold, flow_threshold, min_size)),
+                                           _thresholds(prob_threshold, flow_threshold, min_size), tta),
                           f"segmenting with {model}")
 
 
-def count_widget(image: napari.types.ImageData, model: str = "count-bbbc005"
+def count_widget(image: napari.types.ImageData, model: str = "count-bbbc005", tta: str = ""
                  ) -> napari.qt.threading.FunctionWorker[napari.types.LayerDataTuple]:
-    """The *Count (deepscope)* widget: :func:`count_image` on a worker thread, with progress and cancel."""
-    return _in_background(_count_steps, (image, model), f"counting with {model}")
+    """The *Count (deepscope)* widget: :func:`count_image` on a worker thread, with progress and cancel (``tta``
+    empty: the card's)."""
+    return _in_background(_count_steps, (image, model, tta), f"counting with {model}")
 
 
 def track_widget(image: napari.types.ImageData, model: str = "nuclei", masks: napari.types.LabelsData | None = None,
