@@ -17,7 +17,9 @@
 # Beside them, for the same BUDGET_S, the run that accumulates over sessions (issue 29; ACCUMULATE=
 # turns it off) continues from its committed folder recipes/checkpoints/VARIANT/ into
 # OUTDIR/checkpoints/VARIANT/ (4 small files and accumulate.log); copy that folder back over
-# recipes/checkpoints/VARIANT/ and commit it, and the next chunk (CPU or GPU) goes on from there. A check of the whole script on a CPU at toy size:
+# recipes/checkpoints/VARIANT/ and commit it, and the next chunk (CPU or GPU) goes on from there. Where its
+# validation has risen, ship it again in the same session: accumulate.py VARIANT --export DIR --force, then
+# finalize.py --only nuclei-fast --runs DIR (recipes/README.md). A check of the whole script on a CPU at toy size:
 #
 #   DEVICE=cpu TINY=1 PYTHON=.venv/bin/python recipes/gpu/run.sh /tmp/gpu-check
 set -euo pipefail
