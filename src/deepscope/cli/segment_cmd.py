@@ -22,9 +22,10 @@ def segment(
                                   "counts.csv (z-stacks: ZYX labels with the voxel size; the overlay is of the maximum "
                                   "projection)."),
     output: Path | None = output_alias(),
-    model: str | None = typer.Option(None, "--model", "-m", help="Shipped model name (nuclei, cells-bbbc005), run "
-                                     "folder of `deepscope train segment`, or model .json/.safetensors file. "
-                                     "Default: nuclei. Z-stacks: the 2D model of --slices and --volume-method "
+    model: str | None = typer.Option(None, "--model", "-m", help="Shipped model name (nuclei, nuclei-fast: faster, "
+                                     "less accurate on H&E and brightfield; nuclei-fluo, cells-bbbc005: `deepscope "
+                                     "models` lists them), run folder of `deepscope train segment`, or model "
+                                     ".json/.safetensors file. Default: nuclei. Z-stacks: the 2D model of --slices and --volume-method "
                                      "flows25d."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda ..."),
     tile: int | None = typer.Option(None, "--tile", help="Tile size for large images (default from the model "
