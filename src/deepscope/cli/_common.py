@@ -233,7 +233,7 @@ def prob_threshold_option() -> Any:
 def flow_threshold_option() -> Any:
     """``--flow-threshold``: the flow check of flow models over the card's (segment, analyze)."""
     return typer.Option(
-        None, "--flow-threshold", help="Flow models (nuclei) only: drop objects whose predicted flows disagree "
+        None, "--flow-threshold", help="Flow models (nuclei, nuclei-fast) only: drop objects whose predicted flows disagree "
         "with their shape by more than this mean squared error (0 = no check; lower drops more). Watershed models "
         "(cells-bbbc005, nuclei-fluo) have no flow check and refuse it. Default: the card's.")
 

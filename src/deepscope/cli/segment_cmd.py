@@ -25,12 +25,13 @@ def segment(
     model: str | None = typer.Option(None, "--model", "-m", help="Shipped model name (nuclei, nuclei-fast: faster, "
                                      "less accurate on H&E and brightfield; nuclei-fluo, cells-bbbc005: `deepscope "
                                      "models` lists them), run folder of `deepscope train segment`, or model "
-                                     ".json/.safetensors file. Default: nuclei. Z-stacks: the 2D model of --slices and --volume-method "
-                                     "flows25d."),
+                                     ".json/.safetensors file. Default: nuclei. Z-stacks: the 2D model of --slices "
+                                     "and --volume-method flows25d."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda ..."),
     tile: int | None = typer.Option(None, "--tile", help="Tile size for large images (default from the model "
                                     "card); tiles overlap, objects are never cut at tile borders."),
-    tta: str = typer.Option("none", "--tta", help="Test-time augmentation: none, transpose (2 passes), flips (4), d8 (8)."),
+    tta: str = typer.Option("none", "--tta", help="Test-time augmentation: none, transpose (2 passes), flips (4), "
+                            "d8 (8)."),
     channel: int | None = typer.Option(None, "--channel", help="Channel of multi-channel images to segment."),
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write outline overlays (PNG)."),
     zarr_labels: bool = typer.Option(True, "--zarr-labels/--no-zarr-labels", help="For OME-Zarr inputs, also "

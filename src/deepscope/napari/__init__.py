@@ -169,6 +169,11 @@ def _thresholds(prob_threshold: float, flow_threshold: float, min_size: int) -> 
     return out
 
 
+def _given(thresholds: dict[str, Any] | None, tta: str) -> dict[str, Any]:
+    """The options a widget's fields set (thresholds, and ``tta`` unless empty): what the model is run with."""
+    return {**(thresholds or {}), **({"tta": tta} if tta else {})}
+
+
 def _segment_steps(image: Any, model: str = "nuclei", diameter: float = 0.0, voxel_size: Any = None,
                    thresholds: dict[str, Any] | None = None, tta: str = "") -> Any:
     """:func:`segment_image` in steps: yields ``(done, total, what)`` before each, returns the layer data tuple.
@@ -179,12 +184,12 @@ def _segment_steps(image: Any, model: str = "nuclei", diameter: float = 0.0, vox
     from deepscope.measure import measure_objects
     from deepscope.models import load_model
 
+    opts = _given(thresholds, tta)
     if _is_volume(image):
-        if thresholds or tta:
+        if opts:
             from deepscope.errors import InputError
 
-            given = [*(thresholds or {}), *(["tta"] if tta else [])]
-            raise InputError(f"{', '.join(given)}: options of the trained 2-D models; a z-stack layer is segmented "
+            raise InputError(f"{', '.join(opts)}: options of the trained 2-D models; a z-stack layer is segmented "
                              "by the classical 3D method, which has none (leave the fields at the card's)")
         return (yield from _segment_volume_steps(image, diameter, voxel_size))
     yield 0, _STEPS, f"loading {model}"
@@ -193,8 +198,7 @@ def _segment_steps(image: Any, model: str = "nuclei", diameter: float = 0.0, vox
     meta: dict[str, Any] = {"model": model, "weights_sha256": getattr(net.model_card.weights, "sha256", ""),
                             "in_domain": None}
     yield 1, _STEPS, "segmenting"
-    result = net.run(data, diameter=float(diameter) if diameter else None, **(thresholds or {}),
-                     **({"tta": tta} if tta else {}))
+    result = net.run(data, diameter=float(diameter) if diameter else None, **opts)
     if thresholds:
         meta["thresholds"] = dict(thresholds)
     if tta:
@@ -218,7 +222,8 @@ def _count_steps(image: Any, model: str = "count-bbbc005", tta: str = "") -> Any
     yield 0, _STEPS, f"loading {model}"
     net = load_model(model, task="count")
     yield 1, _STEPS, "counting"
-    r = net.predict_image(np.asarray(image), **({"tta": tta} if tta else {}))
+    opts = _given(None, tta)
+    r = net.predict_image(np.asarray(image), **opts)
     interval = "no interval" if not np.isfinite(r.low) else f"95% {r.low:.1f}-{r.high:.1f}"
     points = np.zeros((0, 2))
     yield 2, _STEPS, "marking the objects"
@@ -230,7 +235,7 @@ def _count_steps(image: Any, model: str = "count-bbbc005", tta: str = "") -> Any
         ids = np.unique(labels[labels > 0])
         points = np.array(ndi.center_of_mass(labels > 0, labels, ids)).reshape(-1, 2)
     meta = {"deepscope": {"model": model, "count": r.count, "low": r.low, "high": r.high, "method": r.method,
-                          "in_domain": r.in_domain, **({"tta": tta} if tta else {})}}
+                          "in_domain": r.in_domain, **opts}}
     flag = "" if r.in_domain is not False else ", OUT OF DOMAIN"
     return (points, {"name": f"{model}: {r.count:.1f} cells ({interval}, {r.method}{flag})", "metadata": meta,
                      "size": 6}, "points")

@@ -173,6 +173,7 @@ def _quality_from_files(paths: list[str]) -> pd.DataFrame:
 
     from deepscope.io import as_pixels, read_image
     from deepscope.measure import measure_image_quality
+    from deepscope.predict.runner import default_jobs
 
     def one(p: str) -> dict[str, Any]:
         try:
@@ -181,7 +182,7 @@ def _quality_from_files(paths: list[str]) -> pd.DataFrame:
         except Exception:  # unreadable files are the table's error rows already
             return {}
 
-    workers = min(8, os.cpu_count() or 1, max(1, len(paths)))
+    workers = min(8, default_jobs(), max(1, len(paths)))
     if workers == 1:
         return pd.DataFrame([one(p) for p in paths])
     with ThreadPoolExecutor(workers) as pool:
