@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/bench_engine.py [--files 120] [--parts speed,stages,memory]
 
 - speed: ``deepscope count`` (default ``count-bbbc005``), ``deepscope count --model count-bbbc005-fast``,
-  ``deepscope segment`` (default ``nuclei``, overlays on) and ``deepscope restore --model deblur-bbbc005`` as
+  ``deepscope segment`` (default ``nuclei``, overlays on) and ``deepscope restore --model deblur-bbbc005`` (and, by
+  ``--commands``, ``segment_fast`` (``nuclei-fast``) and ``count_torch``/``segment_torch``/``segment_fast_torch``:
+  the same on PyTorch where ``--backend auto`` picks int8) as
   whole processes (start-up, reading, inference, outputs; ``--no-report`` where the command writes a report) with ``--jobs 1`` and with the
   default (every core), and a Python process reading the same files and labelling them with
   ``otsu_watershed`` (the classical baseline the bars are ratios to), on the 120 BBBC005 test images
@@ -50,6 +52,11 @@ COMMANDS = {
     "segment": ["segment", "-o", "{tmp}/seg", "--no-report"],
     "segment_fast": ["segment", "--model", "nuclei-fast", "-o", "{tmp}/seg", "--no-report"],
     "restore": ["restore", "--model", "deblur-bbbc005", "-o", "{tmp}/restored"],
+    # the same commands on PyTorch (float), what the default ran before --backend auto picked int8 on a CPU
+    "count_torch": ["count", "--backend", "torch", "-o", "{tmp}/counts.csv", "--no-report"],
+    "segment_torch": ["segment", "--backend", "torch", "-o", "{tmp}/seg", "--no-report"],
+    "segment_fast_torch": ["segment", "--model", "nuclei-fast", "--backend", "torch", "-o", "{tmp}/seg",
+                           "--no-report"],
 }
 
 
@@ -110,6 +117,8 @@ def stages(files: list[str], commands: list[str]) -> dict:
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in commands:
+            if name not in ("count", "count_fast", "segment", "restore"):
+                continue  # the speed part's other commands (torch, nuclei-fast) have no stages run here
             if name == "count":
                 res = count_paths(files, output=f"{tmp}/c.csv")
             elif name == "count_fast":

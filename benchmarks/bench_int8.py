@@ -16,6 +16,9 @@ For each model, same process, same inputs, 2 threads each:
 - the issue's rule: int8 may be a default only where F1 stays within 0.005 and MAE within 0.05 of float,
   and it is faster.
 
+Each model also records what ``--backend auto`` (the default) runs it on: int8 where its card says so, a
+decision ``recipes/finalize.py --int8`` made on validation images; these test figures check it.
+
 Result: ``benchmarks/results/int8.json``.
 """
 
@@ -34,7 +37,10 @@ sys.path.insert(0, str(HERE.parent / "recipes"))
 from _util import report, start  # noqa: E402
 
 COUNTERS = ("count-bbbc005", "count-bbbc005-fast")
-SEGMENTERS = ("nuclei", "nuclei-fluo")
+SEGMENTERS = ("nuclei", "nuclei-fast", "nuclei-fluo")
+#: segmenters of BBBC005 fields (the counter's hybrid rule): judged by their objects against the file-name counts
+FIELD_SEGMENTERS = ("cells-bbbc005",)
+GENERALISTS = ("nuclei", "nuclei-fast")
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
@@ -45,11 +51,15 @@ def test_inputs(name: str) -> list[np.ndarray]:
     from pack_data import bbbc005_split, dsb_split
 
     model = load_model(name, device="cpu")
-    if name in COUNTERS:
+    if name in COUNTERS + FIELD_SEGMENTERS:
         ds, part = bbbc005_split()
         idx = np.flatnonzero(part == "test")[::15][:8]
         with network_inputs(model) as rec:
-            model.count_images([ds.get_image(int(i)) for i in idx], tta="none")
+            if name in COUNTERS:
+                model.count_images([ds.get_image(int(i)) for i in idx], tta="none")
+            else:
+                for i in idx:
+                    model.predict_image(ds.get_image(int(i)))
         return [np.concatenate(rec.batches)[:8]]
     ds, part = dsb_split()
     idx = np.flatnonzero(part == "test")[::10][:4]
@@ -78,7 +88,7 @@ def speed(name: str, repeats: int) -> dict:
             for x in xs:
                 be.forward(x)
             times[kind].append(time.perf_counter() - t)
-    n_images = 8 if name in COUNTERS else 4
+    n_images = 8 if name in COUNTERS + FIELD_SEGMENTERS else 4
     ref = [bes["torch"].forward(x) for x in xs]
     out: dict = {"inputs": [list(x.shape) for x in xs], "network_passes": len(xs), "images": n_images}
     for kind in BACKENDS:
@@ -119,17 +129,33 @@ def count_accuracy(name: str, n_files: int) -> dict:
     return out
 
 
-def segment_accuracy(name: str) -> dict:
+def field_segment_accuracy(name: str) -> dict:
+    """Objects of a BBBC005-field segmenter against the file-name counts on the test fields (no masks exist)."""
     from deepscope.models import load_model
-    from finalize import dsb_eval, generalist_eval, generalist_sets
+    from finalize import real_bbbc005_object_counts
 
-    sets = generalist_sets("test") if name == "nuclei" else {"fluorescence": None}
     out: dict = {}
     for kind in ("torch", "onnx-int8"):
         model = load_model(name, device="cpu")
         model.backend = kind
         t = time.perf_counter()
-        res = generalist_eval(model, sets) if name == "nuclei" else {"fluorescence": dsb_eval(model)}
+        out[kind] = {**real_bbbc005_object_counts(model, "test"), "seconds": time.perf_counter() - t}
+    out["mae_change"] = out["onnx-int8"]["mae_objects_vs_count"] - out["torch"]["mae_objects_vs_count"]
+    out["within_rule"] = bool(out["mae_change"] <= 0.05)
+    return out
+
+
+def segment_accuracy(name: str) -> dict:
+    from deepscope.models import load_model
+    from finalize import dsb_eval, generalist_eval, generalist_sets
+
+    sets = generalist_sets("test") if name in GENERALISTS else {"fluorescence": None}
+    out: dict = {}
+    for kind in ("torch", "onnx-int8"):
+        model = load_model(name, device="cpu")
+        model.backend = kind
+        t = time.perf_counter()
+        res = generalist_eval(model, sets) if name in GENERALISTS else {"fluorescence": dsb_eval(model)}
         keys = ("n_images", "n_pred", "f1@0.5_mean", "f1@0.5_pooled", "dsb_score", "f1@0.9_mean")
         out[kind] = {k: {m: v[m] for m in keys}
                      for k, v in res.items()}
@@ -144,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--count-files", type=int, default=120)
     ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--models", default=",".join(COUNTERS + SEGMENTERS))
+    ap.add_argument("--models", default=",".join(COUNTERS + SEGMENTERS + FIELD_SEGMENTERS))
     ap.add_argument("--speed-only", action="store_true")
     ap.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime threads")
     args = ap.parse_args(argv)
@@ -158,8 +184,14 @@ def main(argv: list[str] | None = None) -> int:
         r: dict = {"speed": speed(name, args.repeats)}
         print(name, {k: round(v["ms_per_pass"], 1) for k, v in r["speed"].items() if isinstance(v, dict)}, flush=True)
         if not args.speed_only:
-            r["accuracy"] = count_accuracy(name, args.count_files) if name in COUNTERS else segment_accuracy(name)
+            r["accuracy"] = (count_accuracy(name, args.count_files) if name in COUNTERS else
+                             field_segment_accuracy(name) if name in FIELD_SEGMENTERS else segment_accuracy(name))
             r["meets_rule"] = bool(r["accuracy"]["within_rule"] and r["speed"]["int8_speedup_vs_torch"] > 1)
+            from deepscope.models import load_model
+            from deepscope.predict.backends import auto_backend
+
+            # what --backend auto runs (decided by the card, from validation images) and whether the test agrees
+            r["auto_backend"] = auto_backend(load_model(name, device="cpu"))
             print(name, r["accuracy"], flush=True)
         result[name] = r
     report("int8" if not args.speed_only else f"int8_speed_{args.threads}thread", result)

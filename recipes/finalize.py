@@ -4,7 +4,12 @@
     .venv/bin/python recipes/finalize.py --only nuclei --refit-domain   # the installed model's domain check only
     .venv/bin/python recipes/finalize.py --only count-bbbc005 --refit-intervals   # the hybrid interval only
     .venv/bin/python recipes/finalize.py --only count-bbbc005 --tta transpose      # its TTA, rules recalibrated
-    .venv/bin/python recipes/finalize.py --only count-bbbc005,nuclei --int8   # the int8 networks only
+    .venv/bin/python recipes/finalize.py --only cells-bbbc005,count-bbbc005,nuclei --int8   # the int8 networks only
+
+``--int8`` builds a model's int8 network (calibrated on training images), then runs float and int8 on the
+model's validation images and records both in the card's ``int8.agreement``; ``int8.cpu_default`` (what
+``--backend auto`` follows) is true only where int8 stays within 0.005 F1@0.5 / 0.05 count MAE of float.
+A counter's hybrid segmenter runs on the counter's backend, so build ``cells-bbbc005`` before ``count-bbbc005``.
 
 For each shipped model this script takes the chosen variant from the training run folder
 (``recipes/zoo.py``), then on this machine (CPU):
@@ -621,8 +626,9 @@ def main(argv: list[str] | None = None) -> int:
                          "and the picture check), then re-evaluate it; weights and post-processing unchanged")
     ap.add_argument("--int8", action="store_true",
                     help="start from the installed model and build its int8 network (<name>.int8.onnx, for "
-                         "--backend onnx-int8) calibrated on development images (training parts); record it in "
-                         "the card's int8 entry; weights and everything else unchanged")
+                         "--backend onnx-int8) calibrated on development images (training parts); compare it with "
+                         "float on the validation images; record both in the card's int8 entry (cpu_default: "
+                         "within the rule); weights and everything else unchanged")
     args = ap.parse_args(argv)
     from deepscope.models import load_model
 
@@ -696,7 +702,13 @@ INT8_CALIBRATION = {
     "count-bbbc005-fast": ("bbbc005", "train", {"bbbc005": 16}),
     "nuclei": ("generalist", "train", {"fluorescence": 12, "he": 4, "brightfield": 2}),
     "nuclei-fluo": ("dsb2018", "train", {"fluorescence": 12}),
+    "nuclei-fast": ("generalist", "train", {"fluorescence": 12, "he": 4, "brightfield": 2}),
+    "cells-bbbc005": ("bbbc005", "train", {"bbbc005": 16}),
 }
+#: issue 29's rule for int8 as a default: F1@0.5 no more than this below float (segmenters, every kind) ...
+INT8_F1_TOLERANCE = 0.005
+#: ... and a count MAE no more than this above float (counters; segmenters of BBBC005 fields: objects vs count)
+INT8_MAE_TOLERANCE = 0.05
 
 
 def int8_calibration_images(name: str) -> tuple[list[np.ndarray], str]:
@@ -756,6 +768,40 @@ def build_int8(zoo: Path, name: str) -> None:
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     print(f"{name}: {path.name} {len(data) / 1e6:.2f} MB, {info['calibration_inputs']} calibration inputs "
           f"({note}) in {time.perf_counter() - t:.0f}s")
+    agreement = int8_agreement(zoo, name)
+    card = json.loads(card_path.read_text())
+    card["int8"]["agreement"] = agreement
+    card["int8"]["cpu_default"] = agreement["within_rule"]
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    print(f"{name}: int8 against float on validation images: {agreement['changes']} -> CPU default "
+          f"{agreement['within_rule']} ({time.perf_counter() - t:.0f}s)")
+
+
+def int8_agreement(zoo: Path, name: str) -> dict[str, Any]:
+    """Float against int8 on the model's VALIDATION images (never its test images): whether int8 keeps the
+    accuracy within issue 29's rule (:data:`INT8_F1_TOLERANCE`, :data:`INT8_MAE_TOLERANCE`), which makes it the
+    model's CPU default (``--backend auto``). A counter's hybrid segmenter runs on the counter's backend."""
+    from deepscope.models import load_model
+
+    def scores(backend: str) -> dict[str, float]:
+        model = load_model(zoo / f"{name}.json", device="cpu")
+        model.backend = backend
+        if name.startswith("count-"):
+            return {"mae": float(table_to_dict(count_eval(model, "valid")["table"])["overall"]["mae"])}
+        if name == "cells-bbbc005":
+            return {"mae_objects_vs_count": real_bbbc005_object_counts(model, "valid")["mae_objects_vs_count"]}
+        if name == "nuclei-fluo":
+            return {"f1@0.5 fluorescence": dsb_eval(model, "valid")["f1@0.5_mean"]}
+        return {f"f1@0.5 {k}": v["f1@0.5_mean"] for k, v in generalist_eval(model, generalist_sets("valid")).items()}
+
+    fl, q = scores("torch"), scores("onnx-int8")
+    changes = {k: round(q[k] - fl[k], 4) for k in fl}
+    ok = all((c <= INT8_MAE_TOLERANCE) if k.startswith("mae") else (c >= -INT8_F1_TOLERANCE) for k, c in changes.items())
+    return {"images": "validation part (" + ("BBBC005 fields, " + SPLIT_NOTE["bbbc005"] if name.startswith(("count-", "cells-"))
+                                            else "the card's development splits") + ")",
+            "float": {k: round(v, 4) for k, v in fl.items()}, "int8": {k: round(v, 4) for k, v in q.items()},
+            "changes": changes, "rule": f"F1@0.5 at most {INT8_F1_TOLERANCE} below float, MAE at most "
+            f"{INT8_MAE_TOLERANCE} above", "within_rule": bool(ok)}
 
 
 def keep_weights(zoo: Path, name: str, weights: bytes, entry: dict[str, Any]) -> None:

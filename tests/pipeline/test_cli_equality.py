@@ -57,7 +57,7 @@ def test_pipeline_backend_is_checked_against_the_backends():
     from deepscope.errors import ConfigError
     from deepscope.pipeline import Pipeline
 
-    with pytest.raises(ConfigError, match=r"steps\[0\]\.segment\.backend: 'tvm' is not one of torch, onnx"):
+    with pytest.raises(ConfigError, match=r"steps\[0\]\.segment\.backend: 'tvm' is not one of auto, torch, onnx"):
         Pipeline.from_dict({"inputs": {"paths": ["x"]}, "steps": [{"segment": {"model": "nuclei", "backend": "tvm"}}]})
     with pytest.raises(ConfigError, match="backend is for trained models; otsu-watershed runs no network"):
         Pipeline.from_dict({"inputs": {"paths": ["x"]},
@@ -83,7 +83,7 @@ def test_diameter_message_names_the_shipped_generalists():
 
 
 @pytest.mark.parametrize("key, bad, choices, good", [
-    ("backend", "tvm", "torch, onnx", "onnx"),
+    ("backend", "tvm", "auto, torch, onnx", "onnx"),
     ("tta", "mirror", "none, transpose, flips, d8", "none"),
 ])
 def test_pipeline_count_options_are_checked_and_kept(key, bad, choices, good):

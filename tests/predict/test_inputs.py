@@ -24,7 +24,7 @@ def net():
 
 
 def test_resolve_model_leaves_the_callers_model_as_it_was(net):
-    assert (net.backend, net.device_name) == ("torch", "auto")
+    assert (net.backend, net.device_name) == ("auto", "auto")
     assert resolve_model(net, task="segment") is net  # nothing to change: the model itself
     on_onnx = resolve_model(net, task="segment", backend="onnx")
     assert on_onnx is not net and on_onnx.backend == "onnx" and on_onnx.net is net.net  # the weights shared
@@ -32,7 +32,7 @@ def test_resolve_model_leaves_the_callers_model_as_it_was(net):
     assert on_cpu.device_name == "cpu" and on_cpu.net is not net.net
     for a, b in zip(on_cpu.net.state_dict().values(), net.net.state_dict().values()):
         assert np.array_equal(a.cpu().numpy(), b.cpu().numpy())
-    assert (net.backend, net.device_name) == ("torch", "auto")  # the caller's model unchanged
+    assert (net.backend, net.device_name) == ("auto", "auto")  # the caller's model unchanged
 
 
 def test_tile_overlap_is_one_rule(net):

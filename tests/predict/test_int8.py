@@ -20,8 +20,8 @@ from deepscope.data.synth import generate_field  # noqa: E402
 from deepscope.errors import ConfigError, InputError, ModelError  # noqa: E402
 from deepscope.io import read_image, write_tiff  # noqa: E402
 from deepscope.models import list_models, load_model  # noqa: E402
-from deepscope.predict.backends import (BACKENDS, OnnxInt8Backend, export_onnx_int8, inference_backend,  # noqa: E402
-                                        int8_file, weights_digest)
+from deepscope.predict.backends import (BACKENDS, OnnxInt8Backend, TorchBackend, auto_backend,  # noqa: E402
+                                        backend_of, export_onnx_int8, inference_backend, int8_file, weights_digest)
 
 SHIPPED = [m.name for m in list_models()]
 WITH_INT8 = [n for n in SHIPPED if load_model(n, device="cpu").card.get("int8")]
@@ -46,7 +46,7 @@ def _small_fields(folder, n=2):
 
 
 def test_backend_registry_lists_onnx_int8():
-    assert BACKENDS == ("torch", "onnx", "onnx-int8")
+    assert BACKENDS == ("auto", "torch", "onnx", "onnx-int8")
 
 
 @pytest.mark.skipif("count-bbbc005-fast" not in WITH_INT8, reason="needs the shipped counter's int8 network")
@@ -88,14 +88,14 @@ def test_segment_cli_onnx_int8_labels_close_to_float(tmp_path):
 def test_bad_backend_names_list_the_choices(tmp_path):
     folder = _small_fields(tmp_path / "in", n=1)
     r = runner.invoke(app, ["count", str(folder), "--backend", "int8", "-o", str(tmp_path / "c.csv")])
-    assert r.exit_code != 0 and "backend 'int8' is not one of torch, onnx, onnx-int8" in " ".join(r.output.split())
+    assert r.exit_code != 0 and "backend 'int8' is not one of auto, torch, onnx, onnx-int8" in " ".join(r.output.split())
     from deepscope.predict.inputs import resolve_model
 
-    with pytest.raises(InputError, match="not one of torch, onnx, onnx-int8"):
+    with pytest.raises(InputError, match="not one of auto, torch, onnx, onnx-int8"):
         resolve_model("nuclei-fluo", task="segment", backend="tensorrt")
     model = load_model("nuclei-fluo", device="cpu")
     model.backend = "openvino"
-    with pytest.raises(ConfigError, match="not one of torch, onnx, onnx-int8"):
+    with pytest.raises(ConfigError, match="not one of auto, torch, onnx, onnx-int8"):
         inference_backend(model)
 
 
@@ -126,6 +126,59 @@ def test_shipped_int8_networks_belong_to_the_shipped_weights(name):
     be = inference_backend(model)
     assert isinstance(be, OnnxInt8Backend) and be.info["weights_digest"] == entry["weights_digest"]
     assert inference_backend(model) is be  # made once, cached
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_auto_runs_int8_on_a_cpu_exactly_where_the_card_allows_it(name):
+    model = load_model(name, device="cpu")
+    entry = model.card.get("int8") or {}
+    assert model.backend == "auto"
+    want = "onnx-int8" if entry.get("cpu_default") is True else "torch"
+    assert auto_backend(model) == backend_of(model) == want
+    be = inference_backend(model)
+    assert isinstance(be, OnnxInt8Backend if want == "onnx-int8" else TorchBackend)
+    if entry:  # the decision's evidence: float and int8 on validation images, within issue 29's rule
+        ag = entry["agreement"]
+        assert "validation" in ag["images"] and "test" not in ag["images"]
+        ok = all(c <= 0.05 if k.startswith("mae") else c >= -0.005 for k, c in ag["changes"].items())
+        assert ag["within_rule"] is ok is entry["cpu_default"]
+
+
+@pytest.mark.skipif("nuclei-fluo" not in WITH_INT8, reason="needs the shipped nuclei-fluo int8 network")
+def test_auto_falls_back_to_torch_for_other_weights_a_card_that_says_no_or_no_onnxruntime(tmp_path, monkeypatch):
+    import sys
+
+    import torch
+
+    zoo = int8_file(load_model("nuclei-fluo", device="cpu")).parent
+    for suffix in (".json", ".safetensors", ".int8.onnx"):
+        shutil.copy(zoo / f"nuclei-fluo{suffix}", tmp_path / f"nuclei-fluo{suffix}")
+    model = load_model(tmp_path / "nuclei-fluo.json", device="cpu")
+    assert backend_of(model) == "onnx-int8"
+    with torch.no_grad():  # fine-tuned: the int8 file was made for other weights; no warning, no calibration
+        next(model.net.parameters()).mul_(1.01)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert backend_of(model) == "torch" and isinstance(inference_backend(model), TorchBackend)
+    card = json.loads((tmp_path / "nuclei-fluo.json").read_text())
+    card["int8"]["cpu_default"] = False
+    (tmp_path / "nuclei-fluo.json").write_text(json.dumps(card))
+    assert backend_of(load_model(tmp_path / "nuclei-fluo.json", device="cpu")) == "torch"
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # not installed
+    assert backend_of(load_model("nuclei-fluo", device="cpu")) == "torch"
+
+
+@pytest.mark.skipif("nuclei-fluo" not in WITH_INT8, reason="needs the shipped nuclei-fluo int8 network")
+def test_a_run_records_the_backend_auto_chose(tmp_path):
+    folder = _small_fields(tmp_path / "in", n=1)
+    out = tmp_path / "seg"
+    r = runner.invoke(app, ["segment", str(folder), "-m", "nuclei-fluo", "--device", "cpu", "--no-overlay",
+                            "-o", str(out), "--no-report"])
+    assert r.exit_code == 0, r.output
+    text = "\n".join(p.read_text() for p in out.rglob("*") if p.suffix in (".json", ".yaml", ".csv"))
+    assert "onnx-int8" in text and "auto" not in text.replace("auto_", "")
 
 
 @pytest.mark.skipif("nuclei-fluo" not in WITH_INT8, reason="needs the shipped nuclei-fluo int8 network")

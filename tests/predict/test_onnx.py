@@ -65,7 +65,7 @@ def test_segment_labels_are_the_same_on_both_backends(tmp_path):
     from deepscope.predict.files import segment_paths
 
     folder = _fields(tmp_path / "in", n=2)
-    segment_paths([folder], tmp_path / "torch", model="nuclei-fluo", overlay=False)
+    segment_paths([folder], tmp_path / "torch", model="nuclei-fluo", overlay=False, backend="torch")
     res = segment_paths([folder], tmp_path / "onnx", model="nuclei-fluo", overlay=False, backend="onnx")
     assert (res.table["error"] == "").all()
     for i in range(2):
@@ -85,8 +85,8 @@ def test_export_command_and_errors(tmp_path):
     assert r.exit_code == 2 and "not one of onnx, onnx-int8, bioimageio" in " ".join(r.output.split())
     r = runner.invoke(app, ["count", str(_fields(tmp_path / "in", n=1)), "--backend", "tensorrt", "-o",
                             str(tmp_path / "c.csv")])
-    assert r.exit_code != 0 and "backend 'tensorrt' is not one of torch, onnx" in " ".join(r.output.split())
+    assert r.exit_code != 0 and "backend 'tensorrt' is not one of auto, torch, onnx" in " ".join(r.output.split())
     from deepscope.predict.inputs import resolve_model
 
-    with pytest.raises(InputError, match="not one of torch, onnx"):
+    with pytest.raises(InputError, match="not one of auto, torch, onnx"):
         resolve_model(name, task="segment", backend="tvm")

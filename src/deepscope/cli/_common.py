@@ -198,10 +198,11 @@ def pick_out(out: Path | None, output: Path | None, *, default: Path | None = No
 
 
 def backend_option() -> Any:
-    """``--backend torch|onnx|onnx-int8``: what runs the network (ONNX Runtime needs ``deepscope[onnx]``)."""
-    return typer.Option("torch", "--backend", help="What runs the network: torch, onnx (ONNX Runtime, same results "
-                        "to ~1e-5), or onnx-int8 (ONNX Runtime, int8-quantised on CPU: faster, results close but not "
-                        "equal; see BENCHMARKS.md). The ONNX ones need pip install 'deepscope[onnx]'.")
+    """``--backend auto|torch|onnx|onnx-int8``: what runs the network."""
+    return typer.Option("auto", "--backend", help="What runs the network: auto (onnx-int8 on a CPU for the models "
+                        "whose int8 network keeps their accuracy, see `deepscope models show NAME`; torch otherwise), "
+                        "torch, onnx (ONNX Runtime, same results as torch to ~1e-5), or onnx-int8 (ONNX Runtime, "
+                        "int8-quantised, CPU: 2-4x faster, results close but not equal; see BENCHMARKS.md).")
 
 
 def jobs_option() -> Any:

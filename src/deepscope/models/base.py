@@ -130,9 +130,9 @@ class DeepscopeModel:
                  name: str | None = None, device: str = "auto", model_dir: str | os.PathLike[str] | None = None,
                  **options: Any) -> None:
         self.device_name = device
-        #: What runs the network at inference: "torch", "onnx" or "onnx-int8" (ONNX Runtime;
-        #: deepscope.predict.backends).
-        self.backend = "torch"
+        #: What runs the network at inference: "auto" (int8 ONNX Runtime on a CPU where the card says its int8
+        #: network keeps the accuracy, else PyTorch), "torch", "onnx" or "onnx-int8" (deepscope.predict.backends).
+        self.backend = "auto"
         #: The card file it was loaded from (set by load_model; a fine-tune records its parent's).
         self.source: str | None = None
         self.model_dir = Path(model_dir) if model_dir else None

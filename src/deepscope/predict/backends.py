@@ -16,6 +16,9 @@ test-time augmentation, activation, tiling), so a new runtime is one class with 
   model runs on images given (the shipped models' ``<name>.int8.onnx`` were calibrated on their
   development images, ``recipes/finalize.py --int8``; the card's ``int8`` entry names the split); a model
   without such a file is calibrated on the first batch it is given (with a warning).
+* ``"auto"`` (every model's default, ``--backend auto``): :func:`auto_backend` picks ``onnx-int8`` on a CPU for
+  the models whose card marks their shipped int8 network as the CPU default (its accuracy held within 0.005
+  F1 / 0.05 count MAE of float on validation images when it was built), and ``torch`` everywhere else.
 """
 
 from __future__ import annotations
@@ -32,13 +35,13 @@ from deepscope.errors import ConfigError
 from deepscope.predict.stages import stage
 
 __all__ = ["InferenceBackend", "TorchBackend", "OnnxBackend", "OnnxInt8Backend", "PRECISIONS", "BACKENDS", "ONNX_OPSET",
-           "torch_backend", "inference_backend", "export_onnx", "export_onnx_int8", "quantize_onnx", "network_onnx",
+           "torch_backend", "inference_backend", "auto_backend", "backend_of", "export_onnx", "export_onnx_int8", "quantize_onnx", "network_onnx",
            "network_inputs", "weights_digest"]
 
 #: Precisions of :class:`TorchBackend` (bf16/fp16 autocast apply on CUDA only).
 PRECISIONS = ("float32", "bf16", "fp16")
-#: Inference backends a model can run on (``model.backend``).
-BACKENDS = ("torch", "onnx", "onnx-int8")
+#: Inference backends a model can run on (``model.backend``); ``auto`` is :func:`auto_backend`'s choice.
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 #: Formats of :func:`quantize_onnx`: QDQ (QuantizeLinear/DequantizeLinear pairs that ONNX Runtime fuses into
 #: int8 kernels) or QOperator (QLinearConv ...). QDQ measured faster here (benchmarks/bench_int8.py).
 INT8_FORMATS = ("qdq", "qoperator")
@@ -498,10 +501,61 @@ def _int8_backend(model: Any, threads: int) -> OnnxInt8Backend:
     return OnnxInt8Backend(export_onnx(model), calibrate_on_first=True, threads=threads)
 
 
+def _auto_choice(model: Any) -> str:
+    device = getattr(getattr(model, "device", None), "type", "cpu")
+    if device != "cpu":
+        return "torch"
+    card: Any = getattr(model, "card", None)
+    entry = card.get("int8") if hasattr(card, "get") else None
+    if not isinstance(entry, Mapping) or entry.get("cpu_default") is not True:
+        return "torch"
+    path, _ = _int8_entry(model)
+    if path is None or entry.get("weights_digest") != weights_digest(model):
+        return "torch"  # not shipped beside this card, or made for other weights (trained or fine-tuned since)
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return "torch"
+    return "onnx-int8"
+
+
+def auto_backend(model: Any) -> str:
+    """What ``backend="auto"`` runs a model on: ``"onnx-int8"`` where all of these hold, else ``"torch"``.
+
+    * the model runs on the CPU (on a GPU PyTorch is faster and exact);
+    * its card's ``int8`` entry says ``cpu_default: true``: ``recipes/finalize.py --int8`` built the int8
+      network and found it within 0.005 F1@0.5 (segmenters, every kind of image) or 0.05 count MAE
+      (counters) of float on the model's *validation* images (the figures are in the entry's ``agreement``;
+      the test figures in BENCHMARKS.md, "int8 CPU inference"), and it is 2-4x faster on a CPU;
+    * that network is beside the card and was made for the weights the model holds now (a fine-tuned or
+      retrained model runs on PyTorch);
+    * ONNX Runtime is installed.
+
+    Decided once per weights and device (cached on the model).
+
+    Examples
+    --------
+    >>> from deepscope.models import load_model
+    >>> auto_backend(load_model("nuclei", device="cpu")), auto_backend(load_model("deblur-bbbc005", device="cpu"))
+    ('onnx-int8', 'torch')
+    """
+    choice: str = model.runtime.backend("auto", (model.weights_version(), str(getattr(model, "device", "cpu"))),
+                                        lambda: _auto_choice(model))
+    return choice
+
+
+def backend_of(model: Any) -> str:
+    """The backend a model's predictions run on now: its ``backend``, with ``"auto"`` resolved
+    (:func:`auto_backend`). What a run's record names."""
+    kind = getattr(model, "backend", "torch")
+    return auto_backend(model) if kind == "auto" else str(kind)
+
+
 def inference_backend(model: Any, *, precision: str = "float32") -> Any:
-    """The backend a model's predictions run on: its ``backend`` attribute (``"torch"``, the default,
-    ``"onnx"``: the network exported once per weights and cached on the model, or ``"onnx-int8"``: its
-    int8 network, the one shipped beside its card or one quantised on the first batch, cached the same way).
+    """The backend a model's predictions run on: its ``backend`` attribute (``"auto"``, the default:
+    :func:`auto_backend`'s choice; ``"torch"``; ``"onnx"``: the network exported once per weights and cached
+    on the model; or ``"onnx-int8"``: its int8 network, the one shipped beside its card or one quantised on
+    the first batch, cached the same way).
 
     Raises
     ------
@@ -509,6 +563,8 @@ def inference_backend(model: Any, *, precision: str = "float32") -> Any:
         A backend that is not one of :data:`BACKENDS` (the message lists them).
     """
     kind = getattr(model, "backend", "torch")
+    if kind == "auto":
+        kind = auto_backend(model)
     if kind == "torch":
         return torch_backend(model, precision=precision)
     if kind not in BACKENDS:

@@ -326,6 +326,7 @@ def predict_files(paths: Iterable[str | os.PathLike[str]], model: Any, out: str 
         ``out`` cannot be written (checked before any image is processed).
     """
     from deepscope.io import check_output, expand_inputs
+    from deepscope.predict.backends import backend_of
 
     jobs = _jobs(jobs)
     files = expand_inputs(paths, include=include, recursive=recursive, label_images=label_images,
@@ -339,7 +340,7 @@ def predict_files(paths: Iterable[str | os.PathLike[str]], model: Any, out: str 
         check_output(out, folder=outputs.out_is_folder)  # writable, with free space: before any image
     run = _start_run(outputs.command or net.task, net, model if ref is None else ref, files,
                      **(dict(record) if record is not None else outputs.params()), device=device,
-                     backend=net.backend, jobs=jobs)
+                     backend=backend_of(net), jobs=jobs)
     decode_file = _decoder(net, getattr(options, "channel", None), files if outputs.stems else None,
                            keep_colour=outputs.keep_colour)
 
@@ -392,9 +393,9 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
         Scan sub-folders of folders too.
     progress : callable, optional
         ``progress(done, total)`` after each image.
-    backend : {"torch", "onnx", "onnx-int8"}, optional
-        What runs the network: PyTorch (default) or ONNX Runtime (the network exported on the fly;
-        ``pip install "deepscope[onnx]"``); None keeps the model's ``backend``.
+    backend : {"auto", "torch", "onnx", "onnx-int8"}, optional
+        What runs the network: None keeps the model's ``backend`` (``auto`` unless set: int8 ONNX Runtime on a CPU
+        where the model's card allows it, else PyTorch; :func:`deepscope.predict.backends.auto_backend`).
     jobs : int, optional
         Worker threads reading and inferring batches at once (default: every CPU core); the results
         are those of ``jobs=1``, written in input order (:class:`deepscope.predict.runner.BatchRunner`).
@@ -486,9 +487,9 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         the file, for every image that looks unlike their training images.
     rois : bool, default False
         Also write ``<stem>.rois.zip``, the objects as an ImageJ/Fiji ROI set (:mod:`deepscope.io.rois`).
-    backend : {"torch", "onnx", "onnx-int8"}, optional
-        What runs the network: PyTorch (default) or ONNX Runtime (the network exported on the fly;
-        ``pip install "deepscope[onnx]"``); None keeps the model's ``backend``.
+    backend : {"auto", "torch", "onnx", "onnx-int8"}, optional
+        What runs the network: None keeps the model's ``backend`` (``auto`` unless set: int8 ONNX Runtime on a CPU
+        where the model's card allows it, else PyTorch; :func:`deepscope.predict.backends.auto_backend`).
     zarr_labels : bool, default True
         For OME-Zarr inputs (images, or the fields of a plate), also write the labels into the image's
         own ``labels/<model name>`` group (:func:`deepscope.io.ngff.write_ngff_labels`), where napari
@@ -577,9 +578,9 @@ def restore_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
     include : str or sequence of str, optional
     recursive : bool, default False
     progress : callable, optional
-    backend : {"torch", "onnx", "onnx-int8"}, optional
-        What runs the network: PyTorch (default) or ONNX Runtime (the network exported on the fly;
-        ``pip install "deepscope[onnx]"``); None keeps the model's ``backend``.
+    backend : {"auto", "torch", "onnx", "onnx-int8"}, optional
+        What runs the network: None keeps the model's ``backend`` (``auto`` unless set: int8 ONNX Runtime on a CPU
+        where the model's card allows it, else PyTorch; :func:`deepscope.predict.backends.auto_backend`).
     jobs : int, optional
         Worker threads reading and restoring images at once (default: every CPU core); the results
         are those of ``jobs=1``, written in input order (:class:`deepscope.predict.runner.BatchRunner`).

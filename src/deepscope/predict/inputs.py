@@ -32,7 +32,8 @@ __all__ = ["resolve_model", "tile_overlap", "image_array", "model_input", "read_
 
 def resolve_model(model: Any, *, task: str, device: str = "auto", backend: str | None = None) -> Any:
     """A loaded model: ``model`` itself, or :func:`deepscope.models.load_model` of a name or path, set to
-    run on ``device`` and ``backend`` (``"torch"``, ``"onnx"`` or ``"onnx-int8"``; None keeps the model's).
+    run on ``device`` and ``backend`` (``"auto"``, ``"torch"``, ``"onnx"`` or ``"onnx-int8"``; None keeps the
+    model's).
 
     A loaded model passed in is never changed: when it must run elsewhere (another ``device`` or
     ``backend``) the result is a copy of it (sharing its network and caches where the device is the same),

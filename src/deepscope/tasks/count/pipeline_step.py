@@ -31,7 +31,7 @@ class CountStep:
     counter's domain, the number of objects elsewhere; ``Count_<objects>_Method`` says which (``counter`` /
     ``objects``) and ``Count_<objects>_Objects`` keeps the objects' count (see
     :func:`deepscope.pipeline.steps.route_count`).
-    ``backend`` (``torch`` or ``onnx``; None: the model's) is what runs a count model's network, as
+    ``backend`` (``auto``, ``torch``, ``onnx``, ``onnx-int8``; None: the model's, ``auto``) is what runs a count model's network, as
     ``deepscope count --backend``; ``tta`` (``none``, ``transpose``, ``flips``, ``d8``; None: the card's) is the
     density's test-time augmentation, as ``deepscope count --tta``.
 

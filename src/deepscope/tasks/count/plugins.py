@@ -357,7 +357,9 @@ class _Counting(TorchTaskPlugin):
                               stacklevel=user_stacklevel())
             return seg
 
-        return model.runtime.helper("segmenter", load)
+        seg = model.runtime.helper("segmenter", load)
+        seg.backend = model.backend  # the counter's backend (auto: each model's own choice) runs the segmenter too
+        return seg
 
     def _objects(self, model: CountModel, image: np.ndarray, *, channel: int | None = None,
                  checked: bool = False) -> tuple[int, float]:

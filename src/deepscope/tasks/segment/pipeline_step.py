@@ -40,8 +40,8 @@ class SegmentStep:
     images table gets ``Diameter_<objects>`` (the diameter used) and ``InDomain_<objects>`` (1 when
     the image looks like the model's training images, 0 when not). ``tile``, ``overlap`` and ``tta``
     mean what they mean to ``deepscope segment`` (one overlap rule,
-    :func:`deepscope.predict.inputs.tile_overlap`); ``backend`` (``torch`` or ``onnx``; None: the
-    model's) is what runs the network, as ``--backend``. ``prob_threshold``, ``flow_threshold`` (flow models
+    :func:`deepscope.predict.inputs.tile_overlap`); ``backend`` (``auto``, ``torch``, ``onnx``,
+    ``onnx-int8``; None: the model's, ``auto``) is what runs the network, as ``--backend``. ``prob_threshold``, ``flow_threshold`` (flow models
     only) and ``min_size`` override the model card's post-processing thresholds (None: the card's).
 
     ``volume`` (a method of :data:`deepscope.tasks.segment.volume_files.VOLUME_METHODS`: ``classical``, no model;
