@@ -25,6 +25,7 @@ Result: ``benchmarks/results/int8.json``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "recipes"))
-from _util import report, start  # noqa: E402
+from _util import RESULTS, report, start  # noqa: E402
 
 COUNTERS = ("count-bbbc005", "count-bbbc005-fast")
 SEGMENTERS = ("nuclei", "nuclei-fast", "nuclei-fluo")
@@ -194,7 +195,14 @@ def main(argv: list[str] | None = None) -> int:
             r["auto_backend"] = auto_backend(load_model(name, device="cpu"))
             print(name, r["accuracy"], flush=True)
         result[name] = r
-    report("int8" if not args.speed_only else f"int8_speed_{args.threads}thread", result)
+    topic = "int8" if not args.speed_only else f"int8_speed_{args.threads}thread"
+    previous = RESULTS / f"{topic}.json"  # models not rerun keep their figures (with their run's date)
+    if previous.exists():
+        old = json.loads(previous.read_text())
+        others = {k: v for k, v in old.items() if isinstance(v, dict) and "speed" in v and k not in result}
+        if others:
+            result = {**result, **others, "others_from_run_of": old.get("date")}
+    report(topic, result)
     return 0
 
 

@@ -113,6 +113,7 @@ def build(variant: str, args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     v = VARIANTS[variant]
     device = torch.device(args.device)
     teacher = load_model(v["teacher"], device=args.device)
+    teacher.backend = "torch"  # the float teacher (--backend auto may run int8 on a CPU)
     out = teacher.model_card.output
     d = _tiny_data() if args.tiny else zoo.load_generalist(Path(args.data), False)
     spec = teacher.spec
@@ -244,6 +245,7 @@ def export(variant: str, args: argparse.Namespace) -> Path:
     from deepscope.models import load_model
 
     t = load_model(v["teacher"], device="cpu")
+    t.backend = "torch"  # the float teacher (--backend auto may run int8 on a CPU)
     arch = ArchConfig("unet", t.spec.channels, 4, base=v["base"], depth=v["depth"])
     tensors = load_file(str(folder / STATE))
     part = "ema/" if meta["has_ema"] else "model/"

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -430,8 +431,12 @@ def refit_count_tta(model: Any, tta: str) -> None:
     ev = count_eval(model, "test", by_count=True)
     model.update_card(metrics={**model.model_card.metrics, "bbbc005_test_fields": table_to_dict(ev["table"]),
                                "general_test": general_count_eval(model, generalist_sets("test"))})
+    from deepscope.predict.predictor import tta_ops
+
     with model.edit_card() as card:
-        card["description"] = card["description"].replace("(flip TTA)", f"({tta} TTA: 2 passes)")
+        n = len(tta_ops(tta))
+        card["description"] = re.sub(r"\((flip|\w+ TTA: \d+ passes?)\)|\(flip TTA\)", f"({tta} TTA: {n} pass{'es' if n > 1 else ''})",
+                                     card["description"])
 
 
 def general_count_eval(model: Any, sets: dict[str, tuple[list[np.ndarray], list[np.ndarray]]]) -> dict[str, Any]:
@@ -618,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="count-bbbc005 only: start from the installed model and re-calibrate the hybrid rule's "
                          "interval so that it grows with the count (sqrt-count), then re-evaluate on the test fields; "
                          "weights, counts and every other rule unchanged")
-    ap.add_argument("--tta", default="", choices=["", "none", "transpose", "flips", "d8"],
+    ap.add_argument("--tta", default="", choices=["", "none", "transpose", "diagonal", "flips", "d8"],
                     help="count-bbbc005 only: start from the installed model, switch its test-time augmentation and "
                          "re-calibrate the hybrid rule and the intervals on the validation fields; weights unchanged")
     ap.add_argument("--refit-domain", action="store_true",
@@ -656,6 +661,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"--refit: only count-bbbc005 can be refitted, not {name}")
             t = time.perf_counter()
             model = load_model(zoo / f"{name}.json", device="cpu")
+            model.backend = "torch"  # the card's figures are float (--backend auto may run int8 on a CPU)
             finalize_count(model, refit=True)
             with model.edit_card() as card:
                 card["training"]["recipe"] += f"; recipes/finalize.py --only {name} --refit"
@@ -668,6 +674,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t = time.perf_counter()
         model = load_model(src, device="cpu")
+        model.backend = "torch"  # the card's figures are float (--backend auto may run int8 on a CPU)
         model.name = name
         recipe = (f"recipes/pack_data.py, then recipes/zoo.py train --only {variant} (GPU; see recipes/README.md), "
                   f"then recipes/finalize.py --only {name}")
@@ -785,6 +792,7 @@ def int8_agreement(zoo: Path, name: str) -> dict[str, Any]:
 
     def scores(backend: str) -> dict[str, float]:
         model = load_model(zoo / f"{name}.json", device="cpu")
+        model.backend = "torch"  # the card's figures are float (--backend auto may run int8 on a CPU)
         model.backend = backend
         if name.startswith("count-"):
             return {"mae": float(table_to_dict(count_eval(model, "valid")["table"])["overall"]["mae"])}
@@ -821,6 +829,7 @@ def refit_installed(zoo: Path, name: str, step: Any, flag: str) -> None:
 
     t = time.perf_counter()
     model = load_model(zoo / f"{name}.json", device="cpu")
+    model.backend = "torch"  # the card's figures are float (--backend auto may run int8 on a CPU)
     weights = (zoo / f"{name}.safetensors").read_bytes()
     entry = dict(model.card["weights"])
     step(model)

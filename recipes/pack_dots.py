@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from deepscope.models import load_model
 
     seg = load_model(args.segmenter, device="cpu")
+    seg.backend = "torch"  # the float segmenter the labels were made with
     ds, part = pack_data._limit(*pack_data.bbbc005_split(), args.limit, by="field")
     md = ds.metadata
     fields = md["field"].to_numpy()

@@ -149,24 +149,24 @@ def test_evaluate_count_test_subset_matches_the_training_split(tmp_path, bbbc, m
 
 
 def test_tta_is_the_cards_unless_given_and_is_recorded(tmp_path):
-    """``--tta``: the shipped counter's own (transpose, 2 passes) by default; ``none`` runs one pass and gives a
+    """``--tta``: the shipped counter's own (diagonal, 4 passes) by default; ``none`` runs one pass and gives a
     (slightly) different count; the choice is in the lineage; an unknown mode is one clear error."""
     from deepscope.models import list_models, model_card
     from deepscope.provenance import lineage
 
     if "count-bbbc005" not in {m.name for m in list_models()}:
         pytest.skip("needs the shipped counter")
-    assert model_card("count-bbbc005").output["tta"] == "transpose"
+    assert model_card("count-bbbc005").output["tta"] == "diagonal"
     sample = Path(__file__).resolve().parents[2] / "src" / "deepscope" / "samples" / "SIMCEPImages_A05_C18_F1_s01_w1.TIF"
     runner = CliRunner()
     counts = {}
-    for tta in (None, "none", "transpose"):
+    for tta in (None, "none", "diagonal"):
         out = tmp_path / f"{tta}.csv"
         r = runner.invoke(app, ["count", str(sample), "-o", str(out), "--no-report"] + (["--tta", tta] if tta else []))
         assert r.exit_code == 0, r.output
         counts[tta] = float(pd.read_csv(out)["count"].iloc[0])
         assert lineage.read(out).params["tta"] == tta
-    assert counts[None] == counts["transpose"] != counts["none"]
+    assert counts[None] == counts["diagonal"] != counts["none"]
     assert abs(counts["none"] - 18) < 2 and abs(counts[None] - 18) < 2
     r = runner.invoke(app, ["count", str(sample), "-o", str(tmp_path / "x.csv"), "--tta", "d16"])
     assert r.exit_code != 0 and "tta='d16' is not one of" in r.output

@@ -84,7 +84,7 @@ def test_diameter_message_names_the_shipped_generalists():
 
 @pytest.mark.parametrize("key, bad, choices, good", [
     ("backend", "tvm", "auto, torch, onnx", "onnx"),
-    ("tta", "mirror", "none, transpose, flips, d8", "none"),
+    ("tta", "mirror", "none, transpose, diagonal, flips, d8", "none"),
 ])
 def test_pipeline_count_options_are_checked_and_kept(key, bad, choices, good):
     """The count step takes ``backend`` and ``tta`` as ``deepscope count --backend/--tta`` do (a count model

@@ -124,7 +124,7 @@ def test_missing_pipeline_file(tmp_path):
 
 
 def test_from_dict_without_marks_still_names_the_key():
-    with pytest.raises(ConfigError, match=r"^<dict>: steps\[0\]\.segment\.tta: 'd16' is not one of none, transpose, flips, d8"):
+    with pytest.raises(ConfigError, match=r"^<dict>: steps\[0\]\.segment\.tta: 'd16' is not one of none, transpose, diagonal, flips, d8"):
         Pipeline.from_dict({"inputs": {"paths": ["/x"]},
                             "steps": [{"segment": {"model": "otsu-watershed", "tta": "d16"}}]})
 

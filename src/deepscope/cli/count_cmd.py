@@ -50,8 +50,9 @@ def count(
                                        "count in (0-based)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Images per network batch."),
     tta: str | None = typer.Option(None, "--tta", help="Test-time augmentation of the density network: none (1 "
-                                   "pass), transpose (2), flips (4), d8 (8). Default: the model card's "
-                                   "(count-bbbc005: transpose), with which its intervals were calibrated."),
+                                   "pass), transpose (2), diagonal (4: the image, its transpose and their 180-degree "
+                                   "turns), flips (4), d8 (8). Default: the model card's (count-bbbc005: diagonal), "
+                                   "with which its intervals were calibrated."),
     recursive: bool = recursive_option(),
     include_labels: bool = include_labels_option(),
     backend: str = backend_option(),

@@ -19,7 +19,7 @@ __all__ = ["to_nchw", "to_tensor", "to_numpy", "pad_to_multiple", "tile_grid", "
 
 #: Test-time augmentation: none, transpose (2 = identity and the transposed image), flips (4 = identity, two
 #: flips, both), all 8 square symmetries.
-TTA_MODES = ("none", "transpose", "flips", "d8")
+TTA_MODES = ("none", "transpose", "diagonal", "flips", "d8")
 
 
 def to_nchw(x: np.ndarray) -> np.ndarray:

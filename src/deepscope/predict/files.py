@@ -399,7 +399,7 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
     jobs : int, optional
         Worker threads reading and inferring batches at once (default: every CPU core); the results
         are those of ``jobs=1``, written in input order (:class:`deepscope.predict.runner.BatchRunner`).
-    tta : {"none", "transpose", "flips", "d8"}, optional
+    tta : {"none", "transpose", "diagonal", "flips", "d8"}, optional
         Test-time augmentation of the density network (passes: 1, 2, 4, 8); default the card's
         (``count-bbbc005``: ``transpose``), with which its intervals were calibrated.
 
@@ -471,7 +471,7 @@ def segment_paths(paths: Iterable[str | os.PathLike[str]], output_dir: str | os.
         never cut or duplicated at tile borders.
     overlap : int, optional
         Context added around each tile (default from the card, or a quarter of a small ``tile``).
-    tta : {"none", "transpose", "flips", "d8"}, default "none"
+    tta : {"none", "transpose", "diagonal", "flips", "d8"}, default "none"
         Test-time augmentation.
     channel : int, optional
         Channel of multi-channel images to segment.

@@ -43,6 +43,8 @@ def tta_ops(mode: str) -> list[tuple[int, bool]]:
         return [(0, False)]
     if mode == "transpose":
         return [(0, False), (0, True)]  # identity and the transpose: half the passes of flips
+    if mode == "diagonal":  # the symmetries that keep the main diagonal: id, transpose, rot180, anti-transpose
+        return [(0, False), (0, True), (2, False), (2, True)]
     if mode == "flips":
         return [(0, False), (2, False), (1, True), (3, True)]  # id, rot180, and the two axis flips
     if mode == "d8":
