@@ -37,3 +37,29 @@ def test_onnx_runs_as_written(tmp_path, monkeypatch):
     int8 = pd.read_csv(run.project / "counts_int8.csv")
     assert len(int8) == 2 and int8["count"].tolist() == pytest.approx([r.count for r in torch_counts], abs=0.5)
     assert (run.project / "nuclei-fluo-mine.int8.onnx").stat().st_size > 100_000
+
+
+def test_the_int8_figures_are_the_benchmarks():
+    """"0.957 -> 0.957 (`count-bbbc005`)", "0.904 -> 0.902, H&E 0.766 -> 0.768, brightfield 0.791 -> 0.797", "from
+    X to Y images/s (`count`) and from X to Y (`segment`)": benchmarks/results/int8.json and engine.json."""
+    import json
+
+    from ._harness import ROOT, page
+
+    text = " ".join(page("docs/onnx.md").split())
+    res = ROOT / "benchmarks" / "results"
+    acc = json.loads((res / "int8.json").read_text())
+    c = acc["count-bbbc005"]["accuracy"]
+    assert f"{c['torch']['mae']:.3f} -> {c['onnx-int8']['mae']:.3f} (`count-bbbc005`)" in text
+    n = acc["nuclei"]["accuracy"]
+    f1 = {k: (n["torch"][k]["f1@0.5_mean"], n["onnx-int8"][k]["f1@0.5_mean"]) for k in ("fluorescence", "he", "brightfield")}
+    assert ("{:.3f} -> {:.3f}, H&E {:.3f} -> {:.3f}, brightfield {:.3f} -> {:.3f} (`nuclei`)".format(
+        *f1["fluorescence"], *f1["he"], *f1["brightfield"])) in text
+    # every model auto runs on int8 met the rule on the test sets too
+    for name, r in acc.items():
+        if isinstance(r, dict) and "auto_backend" in r:
+            assert r["auto_backend"] != "onnx-int8" or r["accuracy"]["within_rule"], name
+    speed = json.loads((res / "engine.json").read_text())["speed"]
+    figures = [speed[k]["images_per_s"] for k in ("count_torch_jobs_default", "count_jobs_default",
+                                                  "segment_torch_jobs_default", "segment_jobs_default")]
+    assert "went from {:.1f} to {:.1f} images/s (`count`) and from {:.1f} to {:.1f} (`segment`)".format(*figures) in text
