@@ -141,11 +141,11 @@ class TorchBackend:
             return self.net.encode(t).float().cpu().numpy()
 
 
-def torch_backend(model: Any, *, precision: str = "float32") -> TorchBackend:
+def torch_backend(model: Any, *, precision: str = "float32", version: Any = None) -> TorchBackend:
     """The (cached) inference backend of a :class:`~deepscope.models.DeepscopeModel`, rebuilt after its
-    weights, device or precision change."""
+    weights, device or precision change (``version``: the model's ``weights_version()`` when the caller has it)."""
     backend: TorchBackend = model.runtime.backend(
-        "torch", (model.weights_version(), precision),
+        "torch", (model.weights_version() if version is None else version, precision),
         lambda: TorchBackend(model.net, device=model.device, precision=precision))
     return backend
 
@@ -542,8 +542,11 @@ def auto_backend(model: Any) -> str:
     >>> auto_backend(load_model("nuclei", device="cpu")), auto_backend(load_model("deblur-bbbc005", device="cpu"))
     ('onnx-int8', 'torch')
     """
-    choice: str = model.runtime.backend("auto", (model.weights_version(), str(getattr(model, "device", "cpu"))),
-                                        lambda: _auto_choice(model))
+    return _auto(model, model.weights_version())
+
+
+def _auto(model: Any, version: Any) -> str:
+    choice: str = model.runtime.backend("auto", version, lambda: _auto_choice(model))  # version holds the device
     return choice
 
 
@@ -566,16 +569,16 @@ def inference_backend(model: Any, *, precision: str = "float32") -> Any:
         A backend that is not one of :data:`BACKENDS` (the message lists them).
     """
     kind = getattr(model, "backend", "torch")
-    if kind == "auto":
-        kind = auto_backend(model)
     if kind == "torch":
         return torch_backend(model, precision=precision)
     if kind not in BACKENDS:
         raise ConfigError(f"backend {kind!r} is not one of {', '.join(BACKENDS)}")
+    version = model.weights_version()  # once per call: it reads every tensor's version
+    if kind == "auto" and _auto(model, version) == "torch":
+        return torch_backend(model, precision=precision, version=version)
     import torch
 
-    if kind == "onnx-int8":
-        return model.runtime.backend("onnx-int8", model.weights_version(),
-                                     lambda: _int8_backend(model, torch.get_num_threads()))
-    return model.runtime.backend("onnx", model.weights_version(),
+    if kind in ("auto", "onnx-int8"):
+        return model.runtime.backend("onnx-int8", version, lambda: _int8_backend(model, torch.get_num_threads()))
+    return model.runtime.backend("onnx", version,
                                  lambda: OnnxBackend(export_onnx(model), threads=torch.get_num_threads()))
