@@ -111,3 +111,46 @@ def test_estimate_is_a_median_over_objects_not_pixels():
     run = ideal_run([])
     est = estimate_diameter(run(prepared(lab)), D0)
     assert est == pytest.approx(2 * np.sqrt(100 / np.pi), rel=0.05)
+
+
+def test_the_domain_check_reuses_the_segmentation_pass():
+    """A generalist's domain check cuts its window from the pass that segmented the image (one network pass fewer
+    per image); where that window is the whole image at the model's scale the features are exactly those of a
+    separate pass over it, and a separate pass is still made when no single pass covered the image."""
+    from deepscope.data.synth import generate_field
+    from deepscope.models import list_models, load_model
+    from deepscope.predict.backends import inference_backend
+
+    if "nuclei" not in {m.name for m in list_models()}:
+        pytest.skip("needs the shipped nuclei model")
+    model = load_model("nuclei", device="cpu")
+    model.backend = "torch"
+    plugin, opts = model.plugin, model.options()
+    be = inference_backend(model)
+    calls = []
+    forward = type(be).forward
+    be.forward = lambda x: (calls.append(x.shape), forward(be, x))[1]  # type: ignore[method-assign]
+    exact = 0
+    try:
+        for size, seed in (((160, 200), 5), ((520, 696), 6)):
+            im = generate_field(12, size=size, blurs=(1,), stains=(1,), seed=seed).image(1, 1)
+            calls.clear()
+            _, info, dom = model.predict_image(im, return_info=True)
+            assert len(calls) == info.passes and dom.score is not None  # no pass besides the segmentation's own
+            x = plugin.prepare(model, im)
+            keep: dict = {}
+            segment_generalist(x, lambda a: plugin.raw_outputs(model, a), mode=plugin.postprocess_mode,
+                               postprocess=opts.postprocess, config=plugin.generalist_config(model, options=opts),
+                               keep=keep)
+            assert set(keep) == {"scaled", "outputs"} and keep["outputs"].shape[-2:] == keep["scaled"].shape[:2]
+            reused, separate = plugin.features(model, x, info.scale, keep), plugin.features(model, x, info.scale)
+            if max(keep["scaled"].shape[:2]) <= 256:  # the window is the whole scaled image: the same features
+                np.testing.assert_allclose(reused, separate, rtol=1e-5, atol=1e-6)
+                exact += 1
+            assert np.isfinite(reused[:8]).all()
+        assert exact == 1  # the small field is seen whole at the model's scale, the large one is not
+        calls.clear()  # without a kept pass (tiled, or features() called alone) the window gets its own pass
+        plugin.features(model, plugin.prepare(model, im), 0.5)
+        assert len(calls) == 1
+    finally:
+        del be.forward

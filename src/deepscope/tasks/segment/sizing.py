@@ -124,7 +124,8 @@ def estimate_diameter(out: np.ndarray, target_diameter: float, *, threshold: flo
 
 def segment_generalist(image: np.ndarray, run: Callable[[np.ndarray], np.ndarray], *, mode: str, postprocess: Any,
                        config: GeneralistConfig, diameter: float | None = None, device: Any = "cpu",
-                       out: np.ndarray | None = None) -> tuple[np.ndarray, SegmentInfo]:
+                       out: np.ndarray | None = None, keep: dict[str, np.ndarray] | None = None
+                       ) -> tuple[np.ndarray, SegmentInfo]:
     """Instance labels (int32, same height and width as ``image``) of a prepared image.
 
     Parameters
@@ -140,6 +141,9 @@ def segment_generalist(image: np.ndarray, run: Callable[[np.ndarray], np.ndarray
         Object diameter in input pixels; skips the estimate.
     out : numpy.ndarray (H, W) int32, optional
         Where to write the labels (e.g. a memory map for a huge image).
+    keep : dict, optional
+        When the labels come from one pass over the whole image, filled with that pass's input (``"scaled"``,
+        the image at the model's scale) and raw outputs (``"outputs"``), for the domain check to reuse.
 
     Raises
     ------
@@ -163,6 +167,8 @@ def segment_generalist(image: np.ndarray, run: Callable[[np.ndarray], np.ndarray
             d, source = float(np.clip(est, config.min_diameter, config.max_diameter)), "estimated"
         # the probe saw the whole image at (about) the right scale: its maps are the result
         if whole and est is not None and abs(math.log(d0 / d / s_probe)) < math.log(config.tolerance):
+            if keep is not None:
+                keep.update(scaled=rescale_image(image, s_probe), outputs=probe_out)
             labels = instances_from_outputs(probe_out, mode, postprocess, device=device, shape=(h, w))
             if out is not None:
                 out[...] = labels
@@ -170,12 +176,13 @@ def segment_generalist(image: np.ndarray, run: Callable[[np.ndarray], np.ndarray
             return labels, SegmentInfo(round(d, 2), source, round(s_probe, 4), passes)
     scale = d0 / d
     labels, n, refined = _segment_at(image, run, scale, mode, postprocess, config, device, out,
-                                     refine=source == "estimated")
+                                     refine=source == "estimated", keep=keep)
     passes += n
     if refined is not None:
         d = float(np.clip(refined, config.min_diameter, config.max_diameter))
         scale = d0 / d
-        labels, n, _ = _segment_at(image, run, scale, mode, postprocess, config, device, out, refine=False)
+        labels, n, _ = _segment_at(image, run, scale, mode, postprocess, config, device, out, refine=False,
+                                   keep=keep)
         passes += n
     return labels, SegmentInfo(round(d, 2), source, round(scale, 4), passes)
 
@@ -218,7 +225,7 @@ def _probe(image: np.ndarray, run: Callable[[np.ndarray], np.ndarray], config: G
 
 def _segment_at(image: np.ndarray, run: Callable[[np.ndarray], np.ndarray], scale: float, mode: str,
                 postprocess: Any, config: GeneralistConfig, device: Any, out: np.ndarray | None, *,
-                refine: bool) -> tuple[np.ndarray, int, float | None]:
+                refine: bool, keep: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, int, float | None]:
     """Labels of ``image`` segmented at ``scale``; (labels, passes, refined diameter or None)."""
     from deepscope.predict.predictor import label_tiles
     from deepscope.predict.scale import rescale_image
@@ -238,6 +245,8 @@ def _segment_at(image: np.ndarray, run: Callable[[np.ndarray], np.ndarray], scal
             if est is not None and abs(math.log(est / config.target_diameter)) > math.log(1.5):
                 refined = est / scale
                 return np.zeros((h, w), np.int32), 1, refined
+        if keep is not None:
+            keep.update(scaled=x, outputs=o)
         labels = instances_from_outputs(o, mode, postprocess, device=device, shape=(h, w))
         if out is not None:
             out[...] = labels
