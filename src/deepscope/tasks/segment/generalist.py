@@ -167,22 +167,22 @@ class GeneralistSegmentation(SegmentPlugin):
         central window of ``DOMAIN_WINDOW`` pixels at the model's scale, and the model's outputs there.
 
         ``seen`` (``"scaled"``: the whole image at the model's scale, ``"outputs"``: the model's raw outputs on
-        it, as :func:`deepscope.tasks.segment.sizing.segment_generalist` keeps them) gives both without another
-        network pass: the window is cut from them.
+        it, as :func:`deepscope.tasks.segment.sizing.segment_generalist` keeps them) saves the window's own
+        network pass where the window is the whole image: the features are then those of that pass. Only there:
+        a window cut from a larger pass sees context where a pass of its own sees padding, and the checks'
+        scores moved by up to 1.9 that way (a held-out photograph 646 x 213 scored 2.75 on its own pass and 0.84
+        cut from the segmentation pass, below the threshold 1.0; BENCHMARKS.md).
         """
         from deepscope.predict.domain import image_features, picture_features
         from deepscope.tasks.segment.flows import FLOW_SCALE
         from deepscope.predict.scale import rescale_image
 
-        if seen and "scaled" in seen and "outputs" in seen:
-            xs, o = seen["scaled"], seen["outputs"]
-            hs, ws = xs.shape[:2]
-            r0, c0 = max(0, (hs - DOMAIN_WINDOW) // 2), max(0, (ws - DOMAIN_WINDOW) // 2)
-            win = xs[r0:r0 + DOMAIN_WINDOW, c0:c0 + DOMAIN_WINDOW]
-            out = o[:, r0:r0 + DOMAIN_WINDOW, c0:c0 + DOMAIN_WINDOW] if self.postprocess_mode == "flows" else None
+        h, w = x.shape[:2]
+        side = int(np.ceil(DOMAIN_WINDOW / max(scale, 1e-6)))
+        if seen and "scaled" in seen and "outputs" in seen and side >= max(h, w):
+            win = seen["scaled"]
+            out = seen["outputs"] if self.postprocess_mode == "flows" else None
         else:
-            h, w = x.shape[:2]
-            side = int(np.ceil(DOMAIN_WINDOW / max(scale, 1e-6)))
             r0, c0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
             win = rescale_image(x[r0:r0 + side, c0:c0 + side], scale)
             out = self.raw_outputs(model, win) if self.postprocess_mode == "flows" else None
@@ -206,9 +206,7 @@ class GeneralistSegmentation(SegmentPlugin):
 
     def _domain_features(self, model: SegmentModel, images: list[np.ndarray]) -> np.ndarray:
         """Domain features of raw images, each seen as :meth:`run` sees it: segmented with the default options, at
-        the scale it was segmented at, from that pass where it covered the whole image (the checks shipped before
-        2026-12-07 were fitted on a separate pass over the window at the probe's scale; on 196 held-out images the
-        two gave the same verdicts, BENCHMARKS.md)."""
+        the scale it was segmented at (:meth:`features`, with the segmentation pass where it is the window)."""
         from deepscope.tasks.segment.sizing import segment_generalist
 
         opts = self.options(model)
