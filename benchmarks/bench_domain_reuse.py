@@ -2,9 +2,11 @@
 
     .venv/bin/python benchmarks/bench_domain_reuse.py [--models nuclei,nuclei-fast] [--n 5]
 
-Since 2026-12-07 a generalist (``nuclei``, ``nuclei-fast``) cuts its domain window from the network pass that
-segmented the image instead of running the network again on the window; its checks were fitted on separate
-passes. For every image this runs both (``features(model, x, scale, kept)`` and ``features(model, x, scale)``)
+A generalist (``nuclei``, ``nuclei-fast``) may take its domain window from the network pass that segmented the
+image instead of running the network again on the window (``features(..., seen)``); its checks were fitted on
+separate passes. Since 2026-12-07 01:00 it does so only where that pass is the whole window (identical
+features); ``results/domain_reuse.json`` holds the comparison of the withdrawn variant that cut the window from
+any pass (BENCHMARKS.md). For every image this runs both (``features(model, x, scale, kept)`` and ``features(model, x, scale)``)
 and compares the scores and verdicts: the held-out test images of every trained kind, 60 BBBC005 test fields
 (every other one) and ``--n`` held-out pictures of each kind of ``benchmarks/bench_domain.py`` (2n of the hard
 kinds), seeds never used for calibration. Result: ``benchmarks/results/domain_reuse.json``.

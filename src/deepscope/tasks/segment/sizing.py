@@ -160,7 +160,7 @@ def segment_generalist(image: np.ndarray, run: Callable[[np.ndarray], np.ndarray
             raise InputError(f"diameter must be a positive number of pixels, got {diameter}")
         d, source = float(diameter), "given"
     else:
-        est, s_probe, probe_out, whole, passes = _probe(image, run, config)
+        est, s_probe, probe_in, probe_out, whole, passes = _probe(image, run, config)
         if est is None:
             d, source = d0, "default"
         else:
@@ -168,7 +168,7 @@ def segment_generalist(image: np.ndarray, run: Callable[[np.ndarray], np.ndarray
         # the probe saw the whole image at (about) the right scale: its maps are the result
         if whole and est is not None and abs(math.log(d0 / d / s_probe)) < math.log(config.tolerance):
             if keep is not None:
-                keep.update(scaled=rescale_image(image, s_probe), outputs=probe_out)
+                keep.update(scaled=probe_in, outputs=probe_out)
             labels = instances_from_outputs(probe_out, mode, postprocess, device=device, shape=(h, w))
             if out is not None:
                 out[...] = labels
@@ -194,11 +194,11 @@ def _central(image: np.ndarray, side: int) -> np.ndarray:
 
 
 def _probe(image: np.ndarray, run: Callable[[np.ndarray], np.ndarray], config: GeneralistConfig
-           ) -> tuple[float | None, float, np.ndarray, bool, int]:
+           ) -> tuple[float | None, float, np.ndarray, np.ndarray, bool, int]:
     """Object diameter (input pixels) from the size maps of one or two cheap passes.
 
-    Returns (diameter or None, coarse probe scale, coarse probe outputs, whether the coarse probe saw
-    the whole image, passes). The coarse probe shrinks (the central ``4 x probe_side`` window of) the
+    Returns (diameter or None, coarse probe scale, coarse probe input and outputs, whether the coarse probe
+    saw the whole image, passes). The coarse probe shrinks (the central ``4 x probe_side`` window of) the
     image to ``probe_side``; when that shrinks it, a fine probe looks at the central
     ``probe_side`` square at full size. At a coarse scale whole cells can pass for nuclei (brightfield),
     so the fine estimate wins wherever it found objects no larger than ``fine_cap`` pixels (on the
@@ -210,7 +210,8 @@ def _probe(image: np.ndarray, run: Callable[[np.ndarray], np.ndarray], config: G
     h, w = image.shape[:2]
     win = _central(image, 4 * config.probe_side)
     s = min(1.0, config.probe_side / max(win.shape[:2]))
-    o = run(rescale_image(win, s))
+    x = rescale_image(win, s)
+    o = run(x)
     coarse = estimate_diameter(o, config.target_diameter)
     est = None if coarse is None else coarse / s
     whole = win.shape[:2] == (h, w)
@@ -220,7 +221,7 @@ def _probe(image: np.ndarray, run: Callable[[np.ndarray], np.ndarray], config: G
         passes += 1
         if fine is not None and (est is None or fine <= config.fine_cap):
             est = fine
-    return est, s, o, whole, passes
+    return est, s, x, o, whole, passes
 
 
 def _segment_at(image: np.ndarray, run: Callable[[np.ndarray], np.ndarray], scale: float, mode: str,
@@ -231,6 +232,8 @@ def _segment_at(image: np.ndarray, run: Callable[[np.ndarray], np.ndarray], scal
     from deepscope.predict.scale import rescale_image
 
     h, w = image.shape[:2]
+    if keep is not None:
+        keep.clear()  # only this call's single whole-image pass may be kept, never an earlier scale's
     # tiles are cut in input pixels so that, rescaled, they are at most config.tile across
     tile_in = max(32, int(config.tile / scale))
     # the context is at most a quarter of the tile, so each tile's core is at least half of it: a small tile
