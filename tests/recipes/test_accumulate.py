@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 VARIANT = "nuclei-student-b8"
+ANNEAL = "nuclei-student-b8-anneal"
 
 
 def _recipe():
@@ -26,7 +27,7 @@ def _recipe():
     return mod
 
 
-def _chunk(folder: Path, epochs: int) -> dict:
+def _chunk(folder: Path, epochs: int, variant: str = VARIANT, *extra: str) -> dict:
     import contextlib
     import io
 
@@ -36,8 +37,9 @@ def _chunk(folder: Path, epochs: int) -> dict:
     threads = torch.get_num_threads()
     try:
         with contextlib.redirect_stdout(out):
-            assert _recipe().main([VARIANT, "--tiny", "--foreground", "--folder", str(folder), "--max-epochs",
-                                   str(epochs), "--steps-per-epoch", "2", "--threads", "1", "--budget", "600"]) == 0
+            assert _recipe().main([variant, "--tiny", "--foreground", "--folder", str(folder), "--max-epochs",
+                                   str(epochs), "--steps-per-epoch", "2", "--threads", "1", "--budget", "600",
+                                   *extra]) == 0
     finally:
         torch.set_num_threads(threads)
     return json.loads(out.getvalue().strip().splitlines()[-1])
@@ -83,6 +85,48 @@ def test_chunks_are_recorded(runs):
     assert teacher["metrics"]["val_dsb"] == lines[0]["teacher_val_dsb"] == lines[1]["teacher_val_dsb"]
     # small enough to commit
     assert sum(p.stat().st_size for p in two.iterdir()) < 8.5e6
+
+
+def test_an_anneal_starts_from_the_run_and_ends(runs, tmp_path):
+    """A phase that ends (``init`` + ``epochs``): it starts from the other run's weight average, its cosine spans
+    the whole phase whatever the chunks (two chunks of one epoch = one chunk of two), and it stops at its end."""
+    from safetensors.torch import load_file
+
+    from deepscope.train.portable import STATE, TRAINER_STATE
+
+    two, _, _ = runs
+    phase = ("--init-folder", str(two), "--anneal-epochs", "3")
+    a, b = tmp_path / "a", tmp_path / "b"
+    first = _chunk(a, 1, ANNEAL, *phase)
+    assert first["start_step"] == 0 and first["end_step"] == 2
+    _chunk(a, 1, ANNEAL, *phase)
+    _chunk(b, 2, ANNEAL, *phase)
+    sa, sb = load_file(str(a / STATE)), load_file(str(b / STATE))
+    for k in sa:
+        assert bool((sa[k] == sb[k]).all()), k
+    ta, tb = json.loads((a / TRAINER_STATE).read_text()), json.loads((b / TRAINER_STATE).read_text())
+    assert ta["scheduler"] == tb["scheduler"] and ta["step"] == 4
+    lrs = [h["lr"] for h in json.loads(ta["history"])]
+    assert lrs[0] > lrs[1] > 0  # decaying, not constant
+    # the start is the other run's weight average, not the variant's seed
+    import argparse
+
+    from deepscope.models import ArchConfig
+    from deepscope.models.networks import build_network
+
+    base = load_file(str(two / STATE))
+    net = build_network(ArchConfig("unet", base["ema/down.0.0.weight"].shape[1], 4, base=8, depth=4))
+    _recipe()._initialise(net, ANNEAL, argparse.Namespace(init_folder=str(two), tiny=True))
+    for k, w in net.state_dict().items():
+        assert bool((w == base[f"ema/{k}"]).all()), k
+    last = _chunk(a, 5, ANNEAL, *phase)  # one epoch left of three, though five are allowed
+    assert last["end_epoch"] == 3 and _chunk(a, 5, ANNEAL, *phase)["end_epoch"] == 3
+
+
+def test_an_anneal_needs_its_run():
+    with pytest.raises(SystemExit, match="holds no run"):
+        _recipe().main([ANNEAL, "--tiny", "--foreground", "--folder", "/nonexistent-out", "--init-folder",
+                        "/nonexistent-run", "--max-epochs", "1", "--steps-per-epoch", "2", "--threads", "1"])
 
 
 def test_export_refuses_a_student_that_does_not_beat_the_teacher(runs, tmp_path):

@@ -257,8 +257,12 @@ class Trainer:
             save_file(tensors, str(tmp))
 
     # ---------------------------------------------------------------- loop
-    def fit(self, *, resume: bool = True) -> TrainResult:
+    def fit(self, *, resume: bool = True, until_epoch: int | None = None) -> TrainResult:
         """Train until ``epochs``, early stopping or the time budget; resume from a checkpoint if present.
+
+        ``until_epoch`` stops after that epoch (validated and checkpointed) while the schedule still
+        counts the config's ``epochs``: a run of N epochs trained a few epochs at a time, each ``fit``
+        resuming the last, follows the same learning rates as one ``fit`` of all N.
 
         Returns
         -------
@@ -273,7 +277,8 @@ class Trainer:
         out_of_time = False
         bar = _Bar(total=self.total_steps, done=self.step, enabled=self.progress)
         try:
-            while self.epoch < c.epochs and not stopped_early and not out_of_time:
+            last = c.epochs if until_epoch is None else min(int(until_epoch), c.epochs)
+            while self.epoch < last and not stopped_early and not out_of_time:
                 if self.step_in_epoch == 0 or self._epoch_rng_state is None:
                     self._epoch_rng_state = _rng_state(self.rng)
                 epoch_rng = np.random.default_rng()
