@@ -168,3 +168,38 @@ def test_distill_loss_is_zero_when_the_student_is_the_teacher():
     assert float(task.loss(out + 0.5, y)) > float(entropy)
     with pytest.raises(Exception, match="hard_weight"):
         DistillFlowTask([img], [lab], teacher=teacher, hard_weight=1.5, crop=32, stride=4)
+
+
+def test_a_counter_fine_tune_starts_from_the_shipped_weights(tmp_path):
+    """count-bbbc005-ema: its first weights are the shipped counter's, it is judged by the validation MAE (lower is
+    better, the shipped network scored by the same measure), and it exports as that counter with new weights."""
+    import numpy as np
+    import torch
+    from safetensors.torch import load_file
+
+    from deepscope.models import load_model
+    from deepscope.train.portable import STATE
+
+    rec = _recipe()
+    args = rec.main.__globals__["argparse"].Namespace(tiny=True, device="cpu", data="")
+    task, net, reference, _ = rec.build("count-bbbc005-ema", args)
+    shipped = load_model("count-bbbc005", device="cpu")
+    for k, w in shipped.net.state_dict().items():  # the same weights; only the input binning differs (4x -> 2x)
+        assert torch.equal(net.state_dict()[k], w) and torch.equal(reference.net.state_dict()[k], w), k
+    assert rec._beats("count-bbbc005-ema", 0.9, 1.0) and not rec._beats("count-bbbc005-ema", 1.1, 1.0)
+    assert rec._beats(VARIANT, 0.44, 0.43)
+
+    record = _chunk(tmp_path / "run", 1, "count-bbbc005-ema")
+    teacher = json.loads((tmp_path / "run" / "teacher.json").read_text())
+    assert record["teacher_val_mae"] == teacher["metrics"]["val_mae"] > 0 and "val_mae" in record
+    assert "CountTask" in teacher["measure"]
+    assert _recipe().main(["count-bbbc005-ema", "--tiny", "--folder", str(tmp_path / "run"), "--export",
+                           str(tmp_path / "out"), "--force"]) == 0
+    model = load_model(tmp_path / "out" / "count-bbbc005-ema", device="cpu")
+    assert model.arch == shipped.arch and model.card["output"]["tta"] == shipped.card["output"]["tta"]
+    ema = {k[4:]: w for k, w in load_file(str(tmp_path / "run" / STATE)).items() if k.startswith("ema/")}
+    for k, w in model.net.state_dict().items():
+        assert torch.equal(w, ema[k]), k
+    assert not all(torch.equal(w, shipped.net.state_dict()[k]) for k, w in model.net.state_dict().items())
+    field = np.random.default_rng(0).random((96, 128)).astype(np.float32)
+    assert np.isfinite(model.count_images([field])[0].count)
