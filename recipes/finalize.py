@@ -439,6 +439,38 @@ def refit_count_tta(model: Any, tta: str) -> None:
                                      card["description"])
 
 
+def reweight_count(model: Any, src: Path, *, force: bool = False) -> None:
+    """New weights for the installed counter (``recipes/accumulate.py count-bbbc005-ema --export DIR``): the hybrid
+    rule, its gate and both intervals re-calibrated for them on the validation fields (as ``--tta`` does), then a
+    gate before anything else is measured: the whole count (the card's test-time augmentation, hybrid rule, domain
+    check) must have a lower validation MAE than the installed weights by the same procedure (``force``: go on
+    anyway). Only then are the domain check and general counting refitted and the test fields evaluated."""
+    from safetensors.torch import load_file
+
+    ds, parts = bbbc005_split()
+    va = np.flatnonzero(parts == "valid")
+    before = float(table_to_dict(count_eval(model, "valid")["table"])["overall"]["mae"])
+    weights = load_file(str(src / "model.safetensors"))
+    model.net.load_state_dict(weights)
+    hy = dict(model.card["output"]["hybrid"])
+    model.plugin.calibrate_hybrid(model, [ds.get_image(int(i)) for i in va], ds.y[va].astype(float),
+                                  segmenter=hy["segmenter"], max_object_area=float(hy["max_object_area"]),
+                                  name="BBBC005 validation fields (120 images)")
+    after = table_to_dict(count_eval(model, "valid")["table"])
+    blurs = ", ".join(f"{k} {float(v['mae']):.3f}" for k, v in after.items() if k.startswith("blur"))
+    print(f"validation MAE (whole count, {model.card['output'].get('tta')} TTA, hybrid rule calibrated on these "
+          f"fields): installed weights {before:.4f}, new {float(after['overall']['mae']):.4f} ({blurs})", flush=True)
+    if float(after["overall"]["mae"]) >= before and not force:
+        raise SystemExit("the new weights do not lower the validation MAE: not installed (--force to go on)")
+    finalize_count(model, refit=True)
+    fine = json.loads((src / "model.json").read_text()).get("training", {})
+    with model.edit_card() as card:
+        first = {k: w for k, w in card.get("training", {}).items() if k != "fine_tune"}
+        card["training"] = {**first, "fine_tune": {k: w for k, w in fine.items() if k != "first_run"},
+                            "validation_mae_whole_count": {"before": round(before, 4),
+                                                           "after": round(float(after["overall"]["mae"]), 4)}}
+
+
 def general_count_eval(model: Any, sets: dict[str, tuple[list[np.ndarray], list[np.ndarray]]]) -> dict[str, Any]:
     """Counting metrics on the development sets by kind: MAPE, coverage of the interval, methods used."""
     out: dict[str, Any] = {}
@@ -629,6 +661,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refit-domain", action="store_true",
                     help="nuclei only: start from the installed model and refit its domain check (feature ranges "
                          "and the picture check), then re-evaluate it; weights and post-processing unchanged")
+    ap.add_argument("--weights", default="",
+                    help="count-bbbc005 only: a model folder with new weights for the installed counter (recipes/"
+                         "accumulate.py count-bbbc005-ema --export DIR: DIR/count-bbbc005-ema); its rules are "
+                         "re-calibrated on the validation fields and it is installed only if it lowers the "
+                         "validation MAE of the whole count")
+    ap.add_argument("--force", action="store_true", help="with --weights: install even without a validation gain")
     ap.add_argument("--int8", action="store_true",
                     help="start from the installed model and build its int8 network (<name>.int8.onnx, for "
                          "--backend onnx-int8) calibrated on development images (training parts); compare it with "
@@ -643,6 +681,19 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         if args.int8:
             build_int8(zoo, name)
+            continue
+        if args.weights:
+            if name != "count-bbbc005":
+                raise SystemExit(f"--weights: only count-bbbc005 takes new weights this way, not {name}")
+            t = time.perf_counter()
+            model = load_model(zoo / f"{name}.json", device="cpu")
+            model.backend = "torch"  # the card's figures are float (--backend auto may run int8 on a CPU)
+            reweight_count(model, Path(args.weights), force=args.force)
+            with model.edit_card() as card:
+                card["training"]["recipe"] += (f"; recipes/accumulate.py count-bbbc005-ema in chunks (CPU), then "
+                                               f"--export DIR, then recipes/finalize.py --only {name} --weights "
+                                               "DIR/count-bbbc005-ema, then --int8")
+            _install(model, zoo, name, args.weights, t)
             continue
         if args.tta:
             if name != "count-bbbc005":
