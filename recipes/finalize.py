@@ -685,15 +685,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.weights:
             if name != "count-bbbc005":
                 raise SystemExit(f"--weights: only count-bbbc005 takes new weights this way, not {name}")
-            t = time.perf_counter()
-            model = load_model(zoo / f"{name}.json", device="cpu")
-            model.backend = "torch"  # the card's figures are float (--backend auto may run int8 on a CPU)
-            reweight_count(model, Path(args.weights), force=args.force)
-            with model.edit_card() as card:
-                card["training"]["recipe"] += (f"; recipes/accumulate.py count-bbbc005-ema in chunks (CPU), then "
-                                               f"--export DIR, then recipes/finalize.py --only {name} --weights "
-                                               "DIR/count-bbbc005-ema, then --int8")
-            _install(model, zoo, name, args.weights, t)
+            refit_installed(zoo, name, lambda m: reweight_count(m, Path(args.weights), force=args.force),
+                            "--weights DIR/count-bbbc005-ema (DIR: recipes/accumulate.py count-bbbc005-ema in chunks, "
+                            "then its --export DIR), then --int8", new_weights=True)
             continue
         if args.tta:
             if name != "count-bbbc005":
@@ -710,13 +704,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.refit:
             if name != "count-bbbc005":
                 raise SystemExit(f"--refit: only count-bbbc005 can be refitted, not {name}")
-            t = time.perf_counter()
-            model = load_model(zoo / f"{name}.json", device="cpu")
-            model.backend = "torch"  # the card's figures are float (--backend auto may run int8 on a CPU)
-            finalize_count(model, refit=True)
-            with model.edit_card() as card:
-                card["training"]["recipe"] += f"; recipes/finalize.py --only {name} --refit"
-            _install(model, zoo, name, f"{zoo / name}.json", t)
+            refit_installed(zoo, name, lambda m: finalize_count(m, refit=True), "--refit")
             continue
         variant = CHOICES[name]
         src = next((Path(r) / variant for r in args.runs if (Path(r) / variant / "model.json").exists()), None)
@@ -873,9 +861,9 @@ def keep_weights(zoo: Path, name: str, weights: bytes, entry: dict[str, Any]) ->
     path.write_text(json.dumps(card, indent=2) + "\n")
 
 
-def refit_installed(zoo: Path, name: str, step: Any, flag: str) -> None:
+def refit_installed(zoo: Path, name: str, step: Any, flag: str, *, new_weights: bool = False) -> None:
     """Refit one part of an installed model (``step(model)``), record ``flag`` in its recipe, install it again
-    with its weights file kept byte for byte."""
+    with its weights file kept byte for byte (``new_weights``: the step gave it new ones, written as they are)."""
     from deepscope.models import load_model
 
     t = time.perf_counter()
@@ -889,7 +877,8 @@ def refit_installed(zoo: Path, name: str, step: Any, flag: str) -> None:
         model.update_card(training={**training, "recipe": training.get("recipe", "") +
                                     f"; recipes/finalize.py --only {name} {flag}"})
     _install(model, zoo, name, f"{zoo / name}.json", t)
-    keep_weights(zoo, name, weights, entry)
+    if not new_weights:
+        keep_weights(zoo, name, weights, entry)
 
 
 def _install(model: Any, zoo: Path, name: str, src: Any, t: float) -> None:
