@@ -56,6 +56,24 @@ def test_exact_resume_matches_uninterrupted(tmp_path):
     assert [h["epoch"] for h in hist] == [1, 2, 3]
 
 
+def test_until_epoch_trains_a_schedule_in_pieces(tmp_path):
+    """fit(until_epoch=k) stops after epoch k while the cosine still spans the config's epochs: fits of 1, then 3,
+    then all epochs give the weights and learning rates of one uninterrupted fit."""
+    cfg = TrainConfig(epochs=4, batch_size=3, lr=1e-2, seed=5, device="cpu", monitor="val_mae", schedule="cosine")
+    a = _net()
+    whole = Trainer(a, _count_task(), cfg, tmp_path / "a", progress=False).fit()
+    b = _net()
+    first = Trainer(b, _count_task(), cfg, tmp_path / "b", progress=False).fit(until_epoch=1)
+    assert first.epochs_done == 1
+    assert Trainer(_net(seed=7), _count_task(), cfg, tmp_path / "b", progress=False).fit(until_epoch=3).epochs_done == 3
+    c = _net(seed=9)
+    last = Trainer(c, _count_task(), cfg, tmp_path / "b", progress=False).fit(until_epoch=10)  # capped at 4
+    assert last.epochs_done == 4
+    torch.testing.assert_close(_weights(a), _weights(c), rtol=0, atol=0)
+    lrs = [h["lr"] for h in whole.history]
+    assert [h["lr"] for h in last.history] == lrs and lrs[0] > lrs[1] > lrs[2] > lrs[3]
+
+
 def test_resume_mid_epoch_from_step_checkpoint(tmp_path):
     cfg = TrainConfig(epochs=2, batch_size=3, lr=1e-2, seed=1, device="cpu", monitor="val_mae")
     a = _net()
