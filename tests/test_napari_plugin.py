@@ -183,12 +183,12 @@ def test_count_and_segment_widgets_take_tta_as_the_commands_do():
 
     field = generate_field(40, size=(256, 320), seed=6, stains=(1,)).images[(1, 1)]
     counter = load_model("count-bbbc005-fast")  # its card: tta none
-    card, want = counter.predict_image(field).count, counter.predict_image(field, tta="d8").count
+    card, want = counter.predict_image(field).estimate, counter.predict_image(field, tta="d8").estimate
     assert card != want
     _, kw, _ = count_image(field, model="count-bbbc005-fast")
-    assert kw["metadata"]["deepscope"]["count"] == pytest.approx(card) and "tta" not in kw["metadata"]["deepscope"]
+    assert kw["metadata"]["deepscope"]["estimate"] == pytest.approx(card) and "tta" not in kw["metadata"]["deepscope"]
     _, kw, _ = count_image(field, model="count-bbbc005-fast", tta="d8")
-    assert kw["metadata"]["deepscope"]["count"] == pytest.approx(want) and kw["metadata"]["deepscope"]["tta"] == "d8"
+    assert kw["metadata"]["deepscope"]["estimate"] == pytest.approx(want) and kw["metadata"]["deepscope"]["tta"] == "d8"
     with pytest.raises(InputError, match="tta='mirror' is not one of"):
         count_image(field, model="count-bbbc005-fast", tta="mirror")
 

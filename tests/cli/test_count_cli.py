@@ -56,7 +56,8 @@ def test_count_writes_csv_with_error_rows(tmp_path, bbbc, model):
     assert r.exit_code == 0, r.output
     assert "2 of 3 image(s) done, 1 failed" in _out(r) and "notes.png" in _out(r)
     t = pd.read_csv(out, keep_default_na=False)
-    assert list(t.columns) == ["path", "count", "count_low", "count_high", "std", "method", "in_domain", "error"]
+    assert list(t.columns) == ["path", "count", "count_low", "count_high", "count_estimate", "std", "method", "in_domain",
+                               "error"]
     assert len(t) == 3 and (t["error"] != "").sum() == 1
     good = t[t["error"] == ""]
     assert (good["count_low"].astype(float) <= good["count"].astype(float)).all()
@@ -164,7 +165,7 @@ def test_tta_is_the_cards_unless_given_and_is_recorded(tmp_path):
         out = tmp_path / f"{tta}.csv"
         r = runner.invoke(app, ["count", str(sample), "-o", str(out), "--no-report"] + (["--tta", tta] if tta else []))
         assert r.exit_code == 0, r.output
-        counts[tta] = float(pd.read_csv(out)["count"].iloc[0])
+        counts[tta] = float(pd.read_csv(out)["count_estimate"].iloc[0])
         assert lineage.read(out).params["tta"] == tta
     assert counts[None] == counts["diagonal"] != counts["none"]
     assert abs(counts["none"] - 18) < 2 and abs(counts[None] - 18) < 2

@@ -16,7 +16,7 @@ pytest.importorskip("torch")
 from ._harness import run_document, true_count  # noqa: E402
 
 #: The columns of counts.csv, in the page's table's order.
-COLUMNS = ["path", "count", "count_low", "count_high", "std", "method", "in_domain", "error"]
+COLUMNS = ["path", "count", "count_low", "count_high", "count_estimate", "std", "method", "in_domain", "error"]
 
 
 def test_counting_runs_as_written(tmp_path, monkeypatch):

@@ -80,9 +80,12 @@ def test_intervals_scale_with_the_image_and_cover_mosaics():
     mos = m.count_images([_mosaic([f.images[(1, 1)] for f in fields], 2)])[0]
     assert one.method == mos.method == "density+objects"
     assert one.count < 33.5 < 66.5 < mos.count
-    assert one.high - one.count == pytest.approx(q_lo * math.sqrt(one.count + 1))
-    assert mos.high - mos.count == pytest.approx(q_hi * math.sqrt(mos.count + 1))
-    assert mos.high - mos.count > 2.5 * (one.high - one.count)  # ~9x the cells: ~3x the width
+    # the interval is calibrated around the estimate, then widened to whole numbers
+    for r, q in ((one, q_lo), (mos, q_hi)):
+        assert r.count == math.floor(r.estimate + 0.5)
+        assert r.high == math.ceil(r.estimate + q * math.sqrt(r.estimate + 1))
+        assert r.low == math.floor(max(0.0, r.estimate - q * math.sqrt(r.estimate + 1)))
+    assert mos.high - mos.low > 2 * (one.high - one.low)  # ~9x the cells: ~3x the width
     assert mos.low <= true <= mos.high
 
     old = load_model("count-bbbc005", device="cpu")
@@ -90,8 +93,8 @@ def test_intervals_scale_with_the_image_and_cover_mosaics():
                               "interval_method": "absolute", "interval_scale": 2.75})
     one_old = old.count_images([fields[0].images[(1, 1)]])[0]
     mos_old = old.count_images([_mosaic([f.images[(1, 1)] for f in fields], 2)])[0]
-    assert one_old.high - one_old.count == pytest.approx(2.75) and mos_old.high - mos_old.count == pytest.approx(5.5)
+    assert one_old.high == math.ceil(one_old.estimate + 2.75) and mos_old.high == math.ceil(mos_old.estimate + 5.5)
     assert area_factor(hy, (1040, 1392)) == pytest.approx(2.0)
     bodies_one = m.count_images([fields[1].images[(2, 1)]], hybrid=False)[0]
     bodies_mos = m.count_images([_mosaic([f.images[(2, 1)] for f in fields], 2)], hybrid=False)[0]
-    assert bodies_mos.high - bodies_mos.count > 1.5 * (bodies_one.high - bodies_one.count)
+    assert bodies_mos.high - bodies_mos.low > 1.5 * (bodies_one.high - bodies_one.low)

@@ -44,7 +44,7 @@ def test_shipped_model_outputs_unchanged(now, name):
         g = got[key]
         if ref["task"] == "count":
             assert g["method"] == r["method"], key
-            for f in ("count", "low", "high", "std"):
+            for f in ("count", "low", "high", "std", "estimate"):
                 assert _close(g[f], r[f], 1e-5, 1e-6), (key, f, g[f], r[f])
         elif ref["task"] == "segment":
             assert (g["dtype"], g["shape"], g["n_objects"]) == (r["dtype"], r["shape"], r["n_objects"]), key

@@ -83,7 +83,8 @@ def compute(only: set[str] | None = None) -> dict[str, Any]:
         if info.task == "count":
             whole = {k: v for k, v in ims.items() if not k.endswith("_crop")}
             for k, r in zip(whole, model.count_images(list(whole.values()))):
-                res[k] = {"count": r.count, "low": r.low, "high": r.high, "std": r.std, "method": r.method}
+                res[k] = {"count": r.count, "low": r.low, "high": r.high, "std": r.std, "method": r.method,
+                          "estimate": r.estimate}
         elif info.task == "segment":
             for k in ("w1_f1", "w2_f1", "w1_f23", "u16_w1", "small_w1"):
                 res[k] = _labels_summary(model.predict_image(ims[k]))

@@ -53,7 +53,9 @@ def test_count_is_the_same_on_both_backends(tmp_path):
     t = count_paths([folder], model="count-bbbc005", backend="torch").table
     o = count_paths([folder], model="count-bbbc005", backend="onnx").table
     assert (o["error"] == "").all() and list(o["method"]) == list(t["method"])
-    assert np.allclose(o["count"], t["count"], atol=1e-3) and np.allclose(o["count_high"], t["count_high"], atol=1e-3)
+    # the estimates agree to 1e-3; the whole numbers made of them (count, interval ends) within one
+    assert np.allclose(o["count_estimate"], t["count_estimate"], atol=1e-3)
+    assert (abs(o["count"] - t["count"]) <= 1).all() and (abs(o["count_high"] - t["count_high"]) <= 1).all()
     model = load_model("count-bbbc005")
     model.backend = "onnx"
     assert isinstance(inference_backend(model), OnnxBackend)

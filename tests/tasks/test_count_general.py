@@ -94,6 +94,6 @@ def test_count_paths_writes_method_and_in_domain_and_empty_intervals(counter, tm
         assert t.loc[name, "in_domain"] is False or t.loc[name, "in_domain"] is np.False_
         assert np.isnan(t.loc[name, "count_low"]) and np.isnan(t.loc[name, "count_high"])
     written = (tmp_path / "out" / "counts.csv").read_text().splitlines()
-    assert written[0].startswith("path,count,count_low,count_high,std,method,in_domain")
+    assert written[0].startswith("path,count,count_low,count_high,count_estimate,std,method,in_domain")
     noise = next(line for line in written if "noise.png" in line).split(",")
-    assert noise[2] == "" and noise[3] == "" and noise[6] == "False"
+    assert noise[2] == "" and noise[3] == "" and noise[7] == "False"

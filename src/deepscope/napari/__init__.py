@@ -224,7 +224,7 @@ def _count_steps(image: Any, model: str = "count-bbbc005", tta: str = "") -> Any
     yield 1, _STEPS, "counting"
     opts = _given(None, tta)
     r = net.predict_image(np.asarray(image), **opts)
-    interval = "no interval" if not np.isfinite(r.low) else f"95% {r.low:.1f}-{r.high:.1f}"
+    interval = "no interval" if not np.isfinite(r.low) else f"95% {r.low:.0f}-{r.high:.0f}"
     points = np.zeros((0, 2))
     yield 2, _STEPS, "marking the objects"
     if r.method == "instances":  # the objects behind the count, at their centres
@@ -234,10 +234,11 @@ def _count_steps(image: Any, model: str = "count-bbbc005", tta: str = "") -> Any
         labels = seg.run(np.asarray(image)).labels
         ids = np.unique(labels[labels > 0])
         points = np.array(ndi.center_of_mass(labels > 0, labels, ids)).reshape(-1, 2)
-    meta = {"deepscope": {"model": model, "count": r.count, "low": r.low, "high": r.high, "method": r.method,
+    meta = {"deepscope": {"model": model, "count": r.count, "low": r.low, "high": r.high, "estimate": r.estimate,
+                          "method": r.method,
                           "in_domain": r.in_domain, **opts}}
     flag = "" if r.in_domain is not False else ", OUT OF DOMAIN"
-    return (points, {"name": f"{model}: {r.count:.1f} cells ({interval}, {r.method}{flag})", "metadata": meta,
+    return (points, {"name": f"{model}: {r.count:.0f} cells ({interval}, {r.method}{flag})", "metadata": meta,
                      "size": 6}, "points")
 
 

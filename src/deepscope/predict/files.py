@@ -401,14 +401,14 @@ def count_paths(paths: Iterable[str | os.PathLike[str]], *, model: Any = "count-
         are those of ``jobs=1``, written in input order (:class:`deepscope.predict.runner.BatchRunner`).
     tta : {"none", "transpose", "diagonal", "flips", "d8"}, optional
         Test-time augmentation of the density network (passes: 1, 2, 4, 8); default the card's
-        (``count-bbbc005``: ``transpose``), with which its intervals were calibrated.
+        (``count-bbbc005``: ``diagonal``), with which its intervals were calibrated.
 
     Returns
     -------
     BatchResult
-        ``table`` has the columns of :data:`deepscope.tasks.count.files.COUNT_COLUMNS`: the count is a float
-        estimate with its
-        95% interval ``[count_low, count_high]`` and the standard deviation behind it; ``method`` says
+        ``table`` has the columns of :data:`deepscope.tasks.count.files.COUNT_COLUMNS`: the count (a whole
+        number: ``count_estimate``, the network's own figure, rounded) with its 95% interval
+        ``[count_low, count_high]`` (whole numbers) and the standard deviation behind it; ``method`` says
         how it was counted (``density``: the counting network; ``instances``: the objects of the
         card's generalist segmenter, for images unlike the counter's training images) and
         ``in_domain`` whether that method's domain check accepts the image. Out of every method's

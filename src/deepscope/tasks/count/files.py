@@ -15,7 +15,7 @@ from deepscope.tasks.files import FileOutputs
 __all__ = ["CountOutputs", "COUNT_COLUMNS"]
 
 #: Columns of the counts table.
-COUNT_COLUMNS = ("path", "count", "count_low", "count_high", "std", "method", "in_domain", "error")
+COUNT_COLUMNS = ("path", "count", "count_low", "count_high", "count_estimate", "std", "method", "in_domain", "error")
 
 
 class CountOutputs(FileOutputs):
@@ -39,10 +39,12 @@ class CountOutputs(FileOutputs):
         return {"channel": self.options.channel, "batch_size": self.options.batch_size}
 
     def empty_row(self, path: Path) -> dict[str, Any]:
-        return {"path": str(path), "count": np.nan, "count_low": np.nan, "count_high": np.nan, "std": np.nan,
+        return {"path": str(path), "count": np.nan, "count_low": np.nan, "count_high": np.nan,
+                "count_estimate": np.nan, "std": np.nan,
                 "method": "", "in_domain": None, "error": ""}
 
     def write(self, path: Path, decoded: Decoded, result: CountResult, row: dict[str, Any], run: Any) -> list[Any]:
-        row.update(count=result.count, count_low=result.low, count_high=result.high, std=result.std,
+        row.update(count=result.count, count_low=result.low, count_high=result.high, count_estimate=result.estimate,
+                   std=result.std,
                    method=result.method, in_domain=result.in_domain)
         return []

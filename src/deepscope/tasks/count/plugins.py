@@ -225,8 +225,8 @@ class _Counting(TorchTaskPlugin):
                 else:
                     warnings.warn(f"{where}: looks unlike the images count model {model.name!r} was trained on; "
                                   "its count is a guess and gets no interval", stacklevel=user_stacklevel())
-                    out.append(CountResult(float(c), float("nan"), float("nan"), float(s), self.representation,
-                                           False))
+                    out.append(CountResult.whole(float(c), float("nan"), float("nan"), float(s), self.representation,
+                                                 False))
                 continue
             method = self.representation
             # clearly large objects (area per counted cell above the gate): the rule would not use the
@@ -245,7 +245,7 @@ class _Counting(TorchTaskPlugin):
                 assert hy is not None
                 q = hy.half_width(float(c), shape)
                 lo, hi = max(0.0, float(c) - q), float(c) + q
-            out.append(CountResult(float(c), lo, hi, float(s), method, ok))
+            out.append(CountResult.whole(float(c), lo, hi, float(s), method, ok))
         return out
 
     # ------------------------------------------------------------------ domain check and general images
@@ -305,12 +305,12 @@ class _Counting(TorchTaskPlugin):
         if r.in_domain is False:
             warnings.warn(f"{path}: looks unlike the images of both the counter {model.name!r} and the segmenter "
                           f"{seg.name!r}; its count ({n:.0f} objects) is a guess and gets no interval", stacklevel=user_stacklevel())
-            return CountResult(n, float("nan"), float("nan"), float("nan"), "instances", False)
+            return CountResult.whole(n, float("nan"), float("nan"), float("nan"), "instances", False)
         scales = general.interval
         q = float(scales.get(image_kind(seg.prepare(image, channel=options.channel, checked=True)),  # checked above
                              scales.get("all", float("nan"))))
         half = q * math.sqrt(n + 1.0)
-        return CountResult(n, max(0.0, n - half), n + half, math.sqrt(n + 1.0), "instances", True)
+        return CountResult.whole(n, max(0.0, n - half), n + half, math.sqrt(n + 1.0), "instances", True)
 
     def calibrate_general(self, model: CountModel, sets: dict[str, tuple[list[np.ndarray], list[float]]], *,
                           segmenter: str, level: float = 0.95) -> dict[str, Any]:
@@ -389,7 +389,7 @@ class _Counting(TorchTaskPlugin):
         model.runtime.helpers.pop("segmenter", None)
         res = self.count_images(model, images)
         small = np.array([r.method != self.representation for r in res])
-        est = np.array([r.count for r in res])
+        est = np.array([r.estimate for r in res])
         std = np.array([r.std for r in res])
         n = int(small.sum())
         hy["interval_scale"] = hybrid_interval_scale(true[small], est[small], level) if n else 0.0
@@ -423,7 +423,7 @@ class _Counting(TorchTaskPlugin):
         small = np.array([r.method == "density+objects" for r in res])
         if not small.any():
             raise InputError("none of the held-out images is counted by the hybrid rule; nothing to calibrate on")
-        est = np.array([r.count for r in res])
+        est = np.array([r.estimate for r in res])
         hy = {**opts.hybrid.to_dict(), "interval_method": "sqrt-count",
               "interval_scale": round(hybrid_interval_scale(true[small], est[small], level), 4),
               "count_edges": list(COUNT_EDGES),
