@@ -23,7 +23,7 @@ def test_counting_runs_as_written(tmp_path, monkeypatch):
     run = run_document("docs/counting.md", tmp_path, monkeypatch)
     project, ns = run.project, run.namespace
 
-    # one stain of a plate: the nuclear-stain fields are counted by `density+objects` (the table: MAE 0.96
+    # one stain of a plate: the nuclear-stain fields are counted by `density+objects` (the table: MAE 0.89
     # cells, 100% of true counts inside the 95% interval); count_low is never below 0
     w1 = pd.read_csv(project / "w1_counts.csv")
     assert list(w1.columns) == COLUMNS
@@ -61,3 +61,33 @@ def test_counting_runs_as_written(tmp_path, monkeypatch):
         assert (project / "runs" / "count" / f).is_file(), f
     # the book-shaped Python API: one float count per test image
     assert len(ns["pred"]) == len(ns["test"]) > 0  # type: ignore[arg-type]
+
+
+def test_the_counters_figures_are_the_cards_and_the_benchmarks():
+    """The shipped counters' table (MAE 0.89 and 1.33), their worst blur level (1.05 and 1.37), the rounding figures
+    (0.875 against 0.957 on the test fields, 0.918 -> 0.892 on the validation fields) and int8 (0.892 float and
+    0.875 int8): the cards, benchmarks/results/count_rounding_*.json and int8.json."""
+    import json
+    from pathlib import Path
+
+    from deepscope.models import model_card
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "docs" / "counting.md").read_text()
+    res = root / "benchmarks" / "results"
+    cards = {n: model_card(n).metrics["bbbc005_test_fields"] for n in ("count-bbbc005", "count-bbbc005-fast")}
+    main_row = next(ln for ln in text.splitlines() if ln.startswith("| `count-bbbc005` (default)"))
+    fast_row = next(ln for ln in text.splitlines() if ln.startswith("| `count-bbbc005-fast`"))
+    assert f"| {cards['count-bbbc005']['overall']['mae']:.2f} |" in main_row
+    assert f"| {cards['count-bbbc005-fast']['overall']['mae']:.2f} |" in fast_row
+    worst = {n: max(v["mae"] for k, v in c.items() if k.startswith("blur=")) for n, c in cards.items()}
+    assert (f"{worst['count-bbbc005']:.2f} cells (F48) for `count-bbbc005` and {worst['count-bbbc005-fast']:.2f} for "
+            "`count-bbbc005-fast`") in " ".join(text.split())
+    test = json.loads((res / "count_rounding_test.json").read_text())["count-bbbc005"]
+    valid = json.loads((res / "count_rounding_valid.json").read_text())["count-bbbc005"]
+    flat = " ".join(text.split())
+    assert (f"MAE of `count-bbbc005` is {test['count']['mae']:.3f} rounded against {test['estimate']['mae']:.3f} for "
+            "the estimates") in flat
+    assert f"from {valid['estimate']['mae']:.3f} to {valid['count']['mae']:.3f}" in flat
+    int8 = json.loads((res / "int8.json").read_text())["count-bbbc005"]["accuracy"]
+    assert f"MAE {int8['torch']['mae']:.3f} float and {int8['onnx-int8']['mae']:.3f} int8" in flat
