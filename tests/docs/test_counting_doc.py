@@ -91,3 +91,18 @@ def test_the_counters_figures_are_the_cards_and_the_benchmarks():
     assert f"from {valid['estimate']['mae']:.3f} to {valid['count']['mae']:.3f}" in flat
     int8 = json.loads((res / "int8.json").read_text())["count-bbbc005"]["accuracy"]
     assert f"MAE {int8['torch']['mae']:.3f} float and {int8['onnx-int8']['mae']:.3f} int8" in flat
+
+
+def test_the_interval_figures_are_the_cards():
+    """"100% of true counts fell inside the intervals (mean width 9.9 cells ...), and 100% in each third of the count
+    range: 1-33 cells (width 6.3), 34-66 (9.3), 67-100 (12.6)": count-bbbc005's card."""
+    from pathlib import Path
+
+    from deepscope.models import model_card
+
+    m = model_card("count-bbbc005").metrics["bbbc005_test_fields"]
+    flat = " ".join((Path(__file__).resolve().parents[2] / "docs" / "counting.md").read_text().split())
+    assert all(m[k]["coverage"] == 1.0 for k in ("overall", "count=1-33", "count=34-66", "count=67-100"))
+    assert f"fell inside the intervals (mean width {m['overall']['mean_width']:.1f} cells" in flat
+    widths = [f"{m[k]['mean_width']:.1f}" for k in ("count=1-33", "count=34-66", "count=67-100")]
+    assert f"1-33 cells (width {widths[0]}), 34-66 ({widths[1]}), 67-100 ({widths[2]})" in flat
