@@ -423,7 +423,7 @@ def route_count(step: CountStep, n_objects: int, image: np.ndarray, *, slope: fl
            and np.isfinite(r.count))
     return {f"Count_{name}": int(np.rint(r.count)) if use else int(n_objects),
             f"Count_{name}_Method": "counter" if use else "objects", f"Count_{name}_Objects": int(n_objects),
-            f"Count_{name}_Counter": float(r.count) if r is not None else nan,
+            f"Count_{name}_Counter": float(getattr(r, "estimate", r.count)) if r is not None else nan,
             f"Count_{name}_Low": float(r.low) if use else nan, f"Count_{name}_High": float(r.high) if use else nan}
 
 
