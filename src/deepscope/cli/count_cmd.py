@@ -1,4 +1,4 @@
-"""``deepscope count``: count cells in images with a trained model (a float estimate and a 95% interval)."""
+"""``deepscope count``: count cells in images with a trained model (a whole number and a 95% interval)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def report_errors(table: Any, *, limit: int = 10) -> None:
         err_console.print(f"... and {len(bad) - limit} more error(s); see the output table")
 
 
-def _num(v: Any, digits: int = 1) -> str:
+def _num(v: Any, digits: int = 0) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{float(v):.{digits}f}"
 
 
@@ -60,7 +60,8 @@ def count(
     include: str | None = typer.Option(None, "--include", help="Glob on file names in folders, e.g. '*_w1.TIF'."),
     report: bool = report_option(),
 ) -> None:
-    """Count cells per image: a float estimate with a 95% interval. Counting never looks at file names.
+    """Count cells per image: a whole number (counts.csv keeps the unrounded estimate too) with a 95% interval.
+    Counting never looks at file names.
 
     Exits with code 1 only when every image failed; unreadable files get an error row.
     """
