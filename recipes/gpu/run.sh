@@ -19,7 +19,10 @@
 # OUTDIR/checkpoints/VARIANT/ (4 small files and accumulate.log); copy that folder back over
 # recipes/checkpoints/VARIANT/ and commit it, and the next chunk (CPU or GPU) goes on from there. Where its
 # validation has risen, ship it again in the same session: accumulate.py VARIANT --export DIR --force, then
-# finalize.py --only nuclei-fast --runs DIR (recipes/README.md). A check of the whole script on a CPU at toy size:
+# finalize.py --only nuclei-fast --runs DIR (recipes/README.md). ACCUMULATE=count-bbbc005-ema continues the
+# counter's fine-tune instead (its data: pack_data.py --only half as well; then accumulate.py count-bbbc005-ema
+# --export DIR and finalize.py --only count-bbbc005 --weights DIR/count-bbbc005-ema, which installs it only if the
+# whole count's validation MAE falls). A check of the whole script on a CPU at toy size:
 #
 #   DEVICE=cpu TINY=1 PYTHON=.venv/bin/python recipes/gpu/run.sh /tmp/gpu-check
 set -euo pipefail
