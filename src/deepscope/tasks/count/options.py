@@ -201,8 +201,8 @@ class CountResult:
     Cells come in whole numbers: ``count`` is the nearest whole number to ``estimate`` (the network's own figure:
     the density map's sum, or the mean of it and the object count; halves round up), and ``low``/``high`` are
     the calibrated interval around ``estimate`` widened to whole numbers (``floor(low)``, ``ceil(high)``), so
-    that the interval holds ``count``. On the BBBC005 validation fields the whole number is the closer one:
-    ``count-bbbc005``'s MAE 0.918 as an estimate, 0.892 rounded (``benchmarks/bench_count_rounding.py``).
+    that the interval holds ``count``. On the BBBC005 fields the whole number is the closer one (BENCHMARKS.md,
+    "Counts in whole numbers"; ``benchmarks/bench_count_rounding.py``).
     A sum over many images is best made of ``estimate`` (rounding each adds up to half a cell per image).
     """
 
