@@ -382,9 +382,7 @@ def finalize_count(model: Any, *, segmenter: str = "nuclei", refit: bool = False
         model.update_output(tta="none", hybrid=None)
         counts, std = model.count_arrays(imgs)
         model.calibrate_interval(ds.y[va].astype(float), counts, std, name=name)
-    model.plugin.fit_domain_check(model, [ds.get_image(int(i)) for i in tr], imgs, calibrated_on=(
-        f"features of the {len(tr)} BBBC005 training images; threshold: 99th percentile of the 120 validation "
-        "images x 1.25"))
+    fit_count_domain(model, [ds.get_image(int(i)) for i in tr], imgs)
     valid = generalist_sets("valid")
     model.plugin.calibrate_general(model, {k: (v[0], [float(len(np.unique(lab)) - 1) for lab in v[1]])
                                            for k, v in valid.items()}, segmenter=segmenter)
@@ -401,6 +399,14 @@ def finalize_count(model: Any, *, segmenter: str = "nuclei", refit: bool = False
                                "general_test": general_count_eval(model, generalist_sets("test"))},
                       evaluation={"split": SPLIT_NOTE["bbbc005"], "test_images": int(len(ev["pred"])),
                                   "general": SPLIT_NOTE["dsb2018"] + "; " + SPLIT_NOTE["dsb2018_other"]})
+
+
+def fit_count_domain(model: Any, train: list[np.ndarray], valid: list[np.ndarray]) -> None:
+    """The counter's domain check: feature ranges of the BBBC005 training images (the network's own features, so
+    it is refitted with every new set of weights), threshold from the validation images."""
+    model.plugin.fit_domain_check(model, train, valid, calibrated_on=(
+        f"features of the {len(train)} BBBC005 training images; threshold: 99th percentile of the {len(valid)} "
+        "validation images x 1.25"))
 
 
 def refit_count_intervals(model: Any) -> None:
@@ -455,7 +461,8 @@ def reevaluate_count(model: Any) -> None:
 def reweight_count(model: Any, src: Path, *, force: bool = False) -> None:
     """New weights for the installed counter (``recipes/accumulate.py count-bbbc005-ema --export DIR``): the hybrid
     rule, its gate and both intervals re-calibrated for them on the validation fields (as ``--tta`` does), then a
-    gate before anything else is measured: the whole count (the card's test-time augmentation, hybrid rule, domain
+    gate before anything else is measured (the domain check, which reads the network's features, refitted first):
+    the whole count (the card's test-time augmentation, hybrid rule, domain
     check) must have a lower validation MAE than the installed weights by the same procedure (``force``: go on
     anyway). Only then are the domain check and general counting refitted and the test fields evaluated."""
     from safetensors.torch import load_file
@@ -465,8 +472,12 @@ def reweight_count(model: Any, src: Path, *, force: bool = False) -> None:
     before = float(table_to_dict(count_eval(model, "valid")["table"])["overall"]["mae"])
     weights = load_file(str(src / "model.safetensors"))
     model.net.load_state_dict(weights)
+    # the domain check reads the network's features: refit it for the new weights first (else fields the new
+    # network counts well fall out of its domain and are counted by instances)
+    valid = [ds.get_image(int(i)) for i in va]
+    fit_count_domain(model, [ds.get_image(int(i)) for i in np.flatnonzero(parts == "train")], valid)
     hy = dict(model.card["output"]["hybrid"])
-    model.plugin.calibrate_hybrid(model, [ds.get_image(int(i)) for i in va], ds.y[va].astype(float),
+    model.plugin.calibrate_hybrid(model, valid, ds.y[va].astype(float),
                                   segmenter=hy["segmenter"], max_object_area=float(hy["max_object_area"]),
                                   name="BBBC005 validation fields (120 images)")
     after = table_to_dict(count_eval(model, "valid")["table"])
