@@ -319,11 +319,19 @@ def run_chunk(variant: str, args: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
-def _initialise(net: Any, variant: str, args: argparse.Namespace) -> None:
-    """A phase's first weights: the weight average of the run it continues, at the step its settings record."""
+def averaged_weights(folder: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """The network weights of a run's folder: its weight average where it keeps one, else its weights."""
     from safetensors.torch import load_file
 
-    from deepscope.train.portable import STATE, TRAINER_STATE
+    from deepscope.train.portable import STATE
+
+    part = "ema/" if meta["has_ema"] else "model/"
+    return {k[len(part):]: w for k, w in load_file(str(folder / STATE)).items() if k.startswith(part)}
+
+
+def _initialise(net: Any, variant: str, args: argparse.Namespace) -> None:
+    """A phase's first weights: the weight average of the run it continues, at the step its settings record."""
+    from deepscope.train.portable import TRAINER_STATE
 
     name, step = VARIANTS[variant]["init"]
     src = Path(args.init_folder) if args.init_folder else checkpoint_folder(name)
@@ -333,9 +341,7 @@ def _initialise(net: Any, variant: str, args: argparse.Namespace) -> None:
     if int(meta["step"]) != int(step) and not args.tiny:
         raise SystemExit(f"{variant} starts from '{name}' at step {step}, but {src} is at step {meta['step']}: "
                          f"check out the commit whose chunks.jsonl ends at step {step}")
-    tensors = load_file(str(src / STATE))
-    part = "ema/" if meta["has_ema"] else "model/"
-    net.load_state_dict({k[len(part):]: w for k, w in tensors.items() if k.startswith(part)})
+    net.load_state_dict(averaged_weights(src, meta))
 
 
 def _count_chunks(folder: Path) -> int:
@@ -346,10 +352,8 @@ def _count_chunks(folder: Path) -> int:
 def export(variant: str, args: argparse.Namespace) -> Path:
     """Write the run's network (its weight average) as a model folder for recipes/finalize.py: a distilled student
     as a new segmenter with its teacher's settings, a fine-tuned counter as its reference model with new weights."""
-    from safetensors.torch import load_file
-
     from deepscope.models import ArchConfig, SegmentModel, load_model
-    from deepscope.train.portable import STATE, TRAINER_STATE
+    from deepscope.train.portable import TRAINER_STATE
 
     v = VARIANTS[variant]
     key, _ = _monitor(variant)
@@ -365,9 +369,7 @@ def export(variant: str, args: argparse.Namespace) -> Path:
                          "not exported (--force to export anyway)")
     t = load_model(v["teacher"], device="cpu")
     t.backend = "torch"  # the float teacher (--backend auto may run int8 on a CPU)
-    tensors = load_file(str(folder / STATE))
-    part = "ema/" if meta["has_ema"] else "model/"
-    weights = {k[len(part):]: w for k, w in tensors.items() if k.startswith(part)}
+    weights = averaged_weights(folder, meta)
     if v.get("task") == "count":
         model = t  # the shipped counter, its settings kept (finalize.py re-calibrates what depends on the weights)
         model.net.load_state_dict(weights)

@@ -356,12 +356,13 @@ def real_bbbc005_object_counts(model: Any, part: str = "test") -> dict[str, Any]
 
 # ============================================================================ per model
 
-def finalize_count(model: Any, *, segmenter: str = "nuclei", refit: bool = False) -> None:
+def finalize_count(model: Any, *, segmenter: str = "nuclei", refit: bool = False, domain: bool = True) -> None:
     """The single-pass counter: interval calibration and the domain check on BBBC005, and counting by
     instances (``segmenter``) for images unlike BBBC005, calibrated per kind on the development sets.
 
     ``refit``: the model is the shipped one; keep its weights, its counting rule (hybrid) and its BBBC005
-    interval, and only (re)fit the domain check and the counting of general images.
+    interval, and only (re)fit the domain check and the counting of general images. ``domain=False``: the domain
+    check is fitted already (``reweight_count`` fits it before its gate) and is kept.
 
     The domain check is fitted on whole fields only. Adding random crops (128-520 px) of the training
     fields made BBBC005 crops of 192 px and more count by density, but it also accepted 38 of 38 DSB2018
@@ -377,12 +378,13 @@ def finalize_count(model: Any, *, segmenter: str = "nuclei", refit: bool = False
     tr = np.flatnonzero(parts == "train")
     imgs = [ds.get_image(int(i)) for i in va]
     name = "BBBC005 validation fields (120 images)"
-    model.update_output(domain=None, general=None)
+    model.update_output(general=None, **({"domain": None} if domain else {}))
     if not refit:
         model.update_output(tta="none", hybrid=None)
         counts, std = model.count_arrays(imgs)
         model.calibrate_interval(ds.y[va].astype(float), counts, std, name=name)
-    fit_count_domain(model, [ds.get_image(int(i)) for i in tr], imgs)
+    if domain:
+        fit_count_domain(model, [ds.get_image(int(i)) for i in tr], imgs)
     valid = generalist_sets("valid")
     model.plugin.calibrate_general(model, {k: (v[0], [float(len(np.unique(lab)) - 1) for lab in v[1]])
                                            for k, v in valid.items()}, segmenter=segmenter)
@@ -486,7 +488,7 @@ def reweight_count(model: Any, src: Path, *, force: bool = False) -> None:
           f"fields): installed weights {before:.4f}, new {float(after['overall']['mae']):.4f} ({blurs})", flush=True)
     if float(after["overall"]["mae"]) >= before and not force:
         raise SystemExit("the new weights do not lower the validation MAE: not installed (--force to go on)")
-    finalize_count(model, refit=True)
+    finalize_count(model, refit=True, domain=False)
     fine = json.loads((src / "model.json").read_text()).get("training", {})
     with model.edit_card() as card:
         first = {k: w for k, w in card.get("training", {}).items() if k != "fine_tune"}

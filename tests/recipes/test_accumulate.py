@@ -180,8 +180,10 @@ def test_a_counter_fine_tune_starts_from_the_shipped_weights(tmp_path):
     from deepscope.models import load_model
     from deepscope.train.portable import STATE
 
+    import argparse
+
     rec = _recipe()
-    args = rec.main.__globals__["argparse"].Namespace(tiny=True, device="cpu", data="")
+    args = argparse.Namespace(tiny=True, device="cpu", data="")
     task, net, reference, _ = rec.build("count-bbbc005-ema", args)
     shipped = load_model("count-bbbc005", device="cpu")
     for k, w in shipped.net.state_dict().items():  # the same weights; only the input binning differs (4x -> 2x)
