@@ -58,7 +58,9 @@ def score(movie: Any, masks: np.ndarray | None, model: Any, tmp: Path, name: str
     return {"DET": e["DET"], "SEG": e["SEG"], "TRA": e["TRA"], "BC(0)": e["BC(0)"], "gt_divisions": e["gt_divisions"],
             "tp_div": e["tp_div(0)"], "fp_div": e["fp_div(0)"], "fps": len(movie.frames) / dt,
             "cpu_s_per_frame": cpu / len(movie.frames),
-            "cells_max": int(max(len(np.unique(lab)) - 1 for lab in movie.labels))}
+            "cells_max": int(max(len(np.unique(lab)) - 1 for lab in movie.labels)),
+            # the movie's scale check (segmentation only): "estimate" = each frame at its own size estimate
+            **({"scale": res.info["scale"]} if "scale" in res.info else {})}
 
 
 def summarise(rows: list[dict[str, float]]) -> dict[str, float]:

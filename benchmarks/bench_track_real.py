@@ -53,6 +53,8 @@ TOLERANCE = 5.0
 #: name -> extra arguments of ``deepscope track``
 CONFIGS: dict[str, list[str]] = {
     "default": [],
+    "per-frame": ["--per-frame-diameter"],
+    "nuclei-fast-per-frame": ["--model", "nuclei-fast", "--per-frame-diameter"],
     "d30": ["--diameter", "30"],
     "d40": ["--diameter", "40"],
     "d50": ["--diameter", "50"],
@@ -119,8 +121,12 @@ def score(out: Path, stem: str, data: Path) -> dict[str, Any]:
 
     g_in, p_in = gt[inside(gt[:, 2:])], points[inside(points[:, 1:])]
     interior = evaluate_points(labels, tracks, g_in, detections=p_in, ignore=points[~inside(points[:, 1:])])
+    from deepscope.provenance import lineage
+
+    extra = lineage.read(out / f"{stem}.tracks.csv").extra  # how the frames were segmented
     return {**strict, **{f"{k}@{TOLERANCE:g}px": near[k] for k in keys},
-            "edge_points": int(len(gt) - len(g_in)), **{f"{k}_interior": interior[k] for k in keys + ("links",)}}
+            "edge_points": int(len(gt) - len(g_in)), **{f"{k}_interior": interior[k] for k in keys + ("links",)},
+            "diameter": extra.get("diameter"), **({"scale": extra["scale"]} if "scale" in extra else {})}
 
 
 def main() -> None:

@@ -61,16 +61,22 @@ def test_tracking_runs_as_written(tmp_path, monkeypatch):
 
 
 def test_the_real_movie_figures_are_the_benchmarks():
-    """"point-TRA 0.80 with the estimate, 0.90 with `--diameter 60`; `--model nuclei-fast --diameter 60` scores the
-    same 0.90 and runs at 4.5 frames/s": the figures of benchmarks/results/track_real.json."""
+    """"point-TRA 0.79 with each frame's estimate (`--per-frame-diameter`), 0.87 by default (the check moved from 21
+    to 72 px), 0.90 with `--diameter 60`": the figures of benchmarks/results/track_real.json; the check's settings
+    are the code's."""
     import json
+
+    from deepscope.tasks.track.scale import KEEP, REACH
 
     from ._harness import ROOT, page
 
     text = " ".join(page("docs/tracking.md").split())
     r = json.loads((ROOT / "benchmarks" / "results" / "track_real.json").read_text())
-    assert "point-TRA 0.80 with the estimate, 0.90 with `--diameter 60`" in text
-    assert round(r["default"]["point_TRA"], 2) == 0.80 and round(r["d60"]["point_TRA"], 2) == 0.90
-    assert "`--model nuclei-fast --diameter 60` scores the same 0.90 and runs at 4.5 frames/s" in text
-    assert round(r["nuclei-fast-d60"]["point_TRA"], 2) == 0.90 and round(r["nuclei-fast-d60"]["fps"], 1) == 4.5
-    assert r["nuclei-fast-d60"]["args"] == "--model nuclei-fast --diameter 60"
+    assert ("point-TRA 0.79 with each frame's estimate (`--per-frame-diameter`), 0.87 by default (the check moved "
+            "from 21 to 72 px), 0.90 with `--diameter 60`") in text
+    assert r["per-frame"]["args"] == "--per-frame-diameter" and r["default"]["args"] == ""
+    assert round(r["per-frame"]["point_TRA"], 2) == 0.79 and round(r["default"]["point_TRA"], 2) == 0.87
+    assert round(r["d60"]["point_TRA"], 2) == 0.90
+    scale = r["default"]["scale"]
+    assert scale["reason"] == "coherence" and round(scale["estimate"]) == 21 and round(r["default"]["diameter"]) == 72
+    assert f"at least {KEEP} of the best diameter" in text and f"within {REACH} of the best" in text

@@ -43,7 +43,11 @@ def track(
                                       "runs. One movie only."),
     model: str = typer.Option("nuclei", "--model", "-m", help="Segmentation model for the frames (as in `deepscope "
                               "segment`)."),
-    diameter: float | None = typer.Option(None, "--diameter", help="Object diameter in pixels (generalist models)."),
+    diameter: float | None = typer.Option(None, "--diameter", help="Object diameter in pixels (generalist models; "
+                                          "default: each frame's estimate, or one larger diameter for the movie when "
+                                          "objects cut at the estimates do not persist from frame to frame)."),
+    per_frame_diameter: bool = typer.Option(False, "--per-frame-diameter", help="Each frame at its own diameter "
+                                            "estimate, without checking that objects persist."),
     pixel_size: float | None = typer.Option(None, "--pixel-size", help="Micrometres per pixel (default: from the "
                                             "file)."),
     frame_interval: float | None = typer.Option(None, "--frame-interval", help="Time between frames (default: from "
@@ -76,7 +80,8 @@ def track(
         if v is not None and not (math.isfinite(v) and v > 0):
             raise InputError(f"{name} must be a positive number; got {v}")
     options = TrackOptions(max_distance=max_distance, max_gap=max_gap, divisions=divisions, model=model,
-                           diameter=diameter, channel=channel, prob_threshold=prob_threshold,
+                           diameter=diameter, per_frame_diameter=per_frame_diameter, channel=channel,
+                           prob_threshold=prob_threshold,
                            flow_threshold=flow_threshold, min_size=min_size)
     with progress_callback("track", unit="frames") as update:
         res = track_paths(paths, out, masks=masks, options=options, pixel_size=pixel_size,

@@ -243,13 +243,15 @@ def _count_steps(image: Any, model: str = "count-bbbc005", tta: str = "") -> Any
 
 
 def _track_total(image: Any, masks: Any) -> int:
-    """Steps of :func:`_track_steps`: linking alone with masks; else loading, one per frame, linking."""
-    return 1 if masks is not None else int(np.shape(image)[0]) + 2
+    """Steps of :func:`_track_steps`: linking alone with masks; else loading, the scale check, one per frame,
+    linking."""
+    return 1 if masks is not None else int(np.shape(image)[0]) + 3
 
 
 def _track_steps(image: Any, model: str = "nuclei", masks: Any = None, max_gap: int = 2,
                  divisions: bool = True) -> Any:
-    """:func:`track_layers` in steps (as :func:`_segment_steps`): the model loaded, then one step per frame
+    """:func:`track_layers` in steps (as :func:`_segment_steps`): the model loaded, the movie's object scale checked
+    (:func:`deepscope.tasks.track.scale.choose_diameter`, as ``deepscope track`` does), then one step per frame
     segmented, then linking; with ``masks``, linking only."""
     from deepscope.errors import InputError
     from deepscope.tasks.track import TrackOptions, link, segment_frames
@@ -273,16 +275,24 @@ def _track_steps(image: Any, model: str = "nuclei", masks: Any = None, max_gap: 
 
         yield 0, total, f"loading {model}"
         net = load_model(model, task="segment")
+        yield 1, total, "checking the object scale"
+        diameter, scale = None, None
+        if frames.shape[0] >= 2:
+            from deepscope.tasks.track.scale import choose_diameter
+
+            diameter, scale = choose_diameter(
+                frames, lambda f, diameter=None: net.run(f, **({} if diameter is None else {"diameter": diameter})))
         labels = np.zeros(frames.shape, np.int32)
         checks: list[bool | None] = []
         for t in range(frames.shape[0]):
-            yield t + 1, total, f"segmenting frame {t + 1} of {frames.shape[0]}"
-            lab, check = segment_frames(frames[t:t + 1], net)
+            yield t + 2, total, f"segmenting frame {t + 1} of {frames.shape[0]}"
+            lab, check = segment_frames(frames[t:t + 1], net, diameter=diameter)
             labels[t] = lab[0]
             checks += check
         known = [c for c in checks if c is not None]
         meta.update(source="model", model=model, weights_sha256=getattr(net.model_card.weights, "sha256", ""),
-                    in_domain=all(known) if known else None, frames_out_of_domain=sum(1 for c in known if not c))
+                    in_domain=all(known) if known else None, frames_out_of_domain=sum(1 for c in known if not c),
+                    diameter=diameter, scale=scale)
         name = model
     yield total - 1, total, "linking"
     result = link(labels, frames=frames, options=options)

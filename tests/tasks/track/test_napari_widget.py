@@ -88,10 +88,13 @@ def test_track_widget_segments_each_frame_in_steps_with_the_model(movie, ctc, mo
             layers = stop.value
             break
     n = movie.frames.shape[0]
-    assert [s[:2] for s in seen] == [(t, n + 2) for t in range(n + 2)]
-    assert seen[0][2] == "loading stand-in" and seen[1][2] == f"segmenting frame 1 of {n}" and seen[-1][2] == "linking"
+    assert [s[:2] for s in seen] == [(t, n + 3) for t in range(n + 3)]
+    assert [s[2] for s in seen[:3]] == ["loading stand-in", "checking the object scale", f"segmenting frame 1 of {n}"]
+    assert seen[-1][2] == "linking"
     meta, name = _check_layers(layers, *ctc)
     assert meta["source"] == "model" and meta["in_domain"] is False and meta["frames_out_of_domain"] == 1
+    # the stand-in gives no size estimate: every frame at the model's own settings
+    assert meta["diameter"] is None and meta["scale"]["reason"] == "no estimate"
     assert name.startswith("stand-in: ") and name.endswith("OUT OF DOMAIN")
     cancelled = _track_steps(movie.frames, model="stand-in")
     next(cancelled)

@@ -74,6 +74,14 @@ def test_track_segments_raw_frames_from_a_frame_folder(files, movie):
     assert r.exit_code == 0, r.output
     tra = float(next(line.split()[1] for line in r.output.splitlines() if line.startswith("TRA")))
     assert tra > 0.9
+    # these nuclei (11-20 px) persist at their size estimates: each frame is segmented at its own
+    scale = rec.extra["scale"]
+    assert scale["reason"] == "estimate" and rec.extra["diameter"] is None and scale["diameter"] is None
+    assert 9 < scale["estimate"] < 22 and len(scale["estimates"]) == 5 and len(scale["coherence"]) >= 3
+    r = runner.invoke(app, ["track", str(tmp / "ctc" / "01"), "--out", str(tmp / "per-frame"), "--per-frame-diameter"])
+    assert r.exit_code == 0, r.output
+    rec = lineage.read(tmp / "per-frame" / "01.tracks.csv")
+    assert rec.extra["diameter"] is None and "scale" not in rec.extra and rec.params["per_frame_diameter"] is True
 
 
 def test_masks_folder_of_per_frame_label_files(files, movie):

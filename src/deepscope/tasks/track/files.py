@@ -67,12 +67,7 @@ def segment_frames(frames: np.ndarray, model: Any = "nuclei", *, diameter: float
     deepscope.errors.InputError
         If the model is not a segmentation model.
     """
-    from deepscope.models import load_model
-
-    net = load_model(model, device="cpu") if isinstance(model, (str, os.PathLike)) else model
-    if getattr(net, "task", None) != "segment":
-        raise InputError(f"model {getattr(net, 'name', model)!r} is a {getattr(net, 'task', '?')} model; tracking "
-                         "needs a segmentation model (e.g. nuclei) or --masks")
+    net = _segmenter(model)
     given = {k: v for k, v in {"diameter": diameter, **segment}.items() if v is not None}
     out = np.zeros(frames.shape, np.int32)
     in_domain: list[bool | None] = []
@@ -83,6 +78,17 @@ def segment_frames(frames: np.ndarray, model: Any = "nuclei", *, diameter: float
         if progress is not None:
             progress(t + 1, frames.shape[0])
     return out, in_domain
+
+
+def _segmenter(model: Any) -> Any:
+    """The loaded segmentation model (a name, folder or card is loaded on the CPU)."""
+    from deepscope.models import load_model
+
+    net = load_model(model, device="cpu") if isinstance(model, (str, os.PathLike)) else model
+    if getattr(net, "task", None) != "segment":
+        raise InputError(f"model {getattr(net, 'name', model)!r} is a {getattr(net, 'task', '?')} model; tracking "
+                         "needs a segmentation model (e.g. nuclei) or --masks")
+    return net
 
 
 def track_movie(movie: Movie | str | os.PathLike[str], *, masks: str | os.PathLike[str] | np.ndarray | None = None,
@@ -117,14 +123,39 @@ def track_movie(movie: Movie | str | os.PathLike[str], *, masks: str | os.PathLi
     dt = frame_interval if frame_interval is not None else mv.frame_interval
     inputs = list(mv.inputs)
     if masks is None:
-        labels, checks = segment_frames(mv.frames, model if model is not None else options.model,
-                                        diameter=options.diameter, prob_threshold=options.prob_threshold,
-                                        flow_threshold=options.flow_threshold, min_size=options.min_size,
-                                        progress=progress)
+        net = _segmenter(model if model is not None else options.model)
+        thresholds = {k: v for k, v in {"prob_threshold": options.prob_threshold,
+                                        "flow_threshold": options.flow_threshold,
+                                        "min_size": options.min_size}.items() if v is not None}
+        diameter, scale, offset = options.diameter, None, 0
+        if diameter is None and not options.per_frame_diameter and mv.frames.shape[0] >= 2:
+            from deepscope.tasks.track.scale import choose_diameter
+
+            def check_progress(done: int, total: int) -> None:
+                if progress is not None:
+                    progress(done, total + mv.frames.shape[0])
+
+            def run(frame: np.ndarray, diameter: float | None = None) -> Any:
+                return net.run(frame, **({} if diameter is None else {"diameter": diameter}), **thresholds)
+
+            diameter, scale = choose_diameter(mv.frames, run, progress=check_progress)
+            offset = int(scale.get("frames_segmented", 0))
+            if diameter is not None:
+                log.info("%s: objects cut at the estimated diameter (%s px) do not persist between frames; every "
+                         "frame is segmented at %s px", mv.path, scale["estimate"], diameter)
+
+        def frame_progress(done: int, total: int) -> None:
+            if progress is not None:
+                progress(offset + done, offset + total)
+
+        labels, checks = segment_frames(mv.frames, net, diameter=diameter, progress=frame_progress, **thresholds)
         known = [c for c in checks if c is not None]
-        info: dict[str, Any] = {"source": "model", "model": str(getattr(model, "name", options.model)),
+        info: dict[str, Any] = {"source": "model", "model": str(getattr(net, "name", options.model)),
                                 "in_domain": all(known) if known else None,
-                                "frames_out_of_domain": sum(1 for c in known if not c)}
+                                "frames_out_of_domain": sum(1 for c in known if not c),
+                                "diameter": diameter}
+        if scale is not None:
+            info["scale"] = scale
         if known and not all(known):
             import warnings
 

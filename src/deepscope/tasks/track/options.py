@@ -42,7 +42,11 @@ class TrackOptions(TaskOptions):
     model : str
         Segmentation model for raw frames (a shipped name, run folder or card).
     diameter : float or None
-        Object diameter in pixels for generalist models (None: estimated).
+        Object diameter in pixels for generalist models (None: estimated per frame, unless objects cut at the
+        estimate do not persist from frame to frame; then one larger diameter for the movie, where they do:
+        :mod:`deepscope.tasks.track.scale`).
+    per_frame_diameter : bool
+        Skip that check: each frame at its own estimate.
     prob_threshold, flow_threshold, min_size : optional
         The segmentation model's thresholds, as on ``deepscope segment`` (None: the model card's values; the
         segment task checks them).
@@ -57,6 +61,7 @@ class TrackOptions(TaskOptions):
     divisions: bool = True
     model: str = "nuclei"
     diameter: float | None = None
+    per_frame_diameter: bool = False
     channel: int | None = None
     prob_threshold: float | None = None
     flow_threshold: float | None = None
