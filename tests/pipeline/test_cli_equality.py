@@ -138,6 +138,11 @@ def test_count_and_run_give_identical_counts_on_onnx(images, tmp_path, monkeypat
     by_run = run.set_index(name_col)["Count_Cells"].sort_index()
     assert list(by_cli.index) == list(by_run.index) == ["img_0.tif", "img_1.tif"]
     np.testing.assert_allclose(by_cli.to_numpy(), by_run.to_numpy(), rtol=1e-6)
+    # the unrounded estimate too: counts.csv's count_estimate is the run's Count_Cells_Estimate
+    est_cli = table.set_index(table["path"].map(lambda s: s.rsplit("/", 1)[-1]))["count_estimate"].sort_index()
+    np.testing.assert_allclose(est_cli.to_numpy(), run.set_index(name_col)["Count_Cells_Estimate"].sort_index(),
+                               rtol=1e-6)
+    assert (run["Count_Cells"] == np.floor(run["Count_Cells_Estimate"] + 0.5)).all()
     assert ("count", "onnx") in backends  # the pipeline's model was put on ONNX Runtime
 
 

@@ -82,7 +82,8 @@ class SetResult:
         Object set name -> per-object table (measured object sets only).
     values : dict of str to object
         Per-image values: each object set's summary (``Count_<name>``, mean area, confluence),
-        the count steps' ``Count_<name>[_Low|_High|_Std]`` (a count model with ``objects``: ``Count_<objects>`` from
+        the count steps' ``Count_<name>[_Low|_High|_Std|_Estimate]`` (the count in whole cells, its interval, the
+        spread and the network's unrounded estimate; a count model with ``objects``: ``Count_<objects>`` from
         the counter or the objects, with ``_Method``, ``_Objects``, ``_Counter``, ``_Low``, ``_High``; see
         :func:`route_count`), each channel's quality control
         (``ImageQuality_*_<channel>``, on the raw pixels) and each measured set's
@@ -286,7 +287,8 @@ def apply_steps(pipeline: Pipeline, images: Mapping[str, np.ndarray], *, segment
                 assert step.channel is not None
                 r = count(step, _flat(imgs, step.channel, "count"))
                 values.update({f"Count_{step.name}": float(r.count), f"Count_{step.name}_Low": float(r.low),
-                               f"Count_{step.name}_High": float(r.high), f"Count_{step.name}_Std": float(r.std)})
+                               f"Count_{step.name}_High": float(r.high), f"Count_{step.name}_Std": float(r.std),
+                               f"Count_{step.name}_Estimate": float(getattr(r, "estimate", r.count))})
         elif step.kind == "track":  # the track task's step (deepscope.tasks.track.pipeline_step)
             if track is None:
                 raise InputError(f"track step {step.objects!r}: no tracker in this process")
