@@ -47,10 +47,8 @@ ZOO = ROOT / "src" / "deepscope" / "models" / "zoo"
 CHOICES = {
     "count-bbbc005": "count-q-b16",
     "nuclei": "nuclei-flow-b16-ft",
-    # the CPU-trained student: recipes/accumulate.py nuclei-student-b8 to 20,550 steps, then its phase with the true
-    # labels mixed in, nuclei-student-b8-hard (4,500 steps), --export DIR, then --runs DIR (2026-12-07; the
-    # 2026-12-06 nuclei-fast was nuclei-student-b8 itself at 16,500 steps)
-    "nuclei-fast": "nuclei-student-b8-hard",
+    # the CPU-trained student (recipes/accumulate.py nuclei-student-b8 ... --export DIR --force, then --runs DIR)
+    "nuclei-fast": "nuclei-student-b8",
     "nuclei-fluo": "nuclei-b8",
     "cells-bbbc005": "cells-bbbc005",
     "deblur-bbbc005": "deblur-bbbc005",
@@ -754,10 +752,9 @@ def main(argv: list[str] | None = None) -> int:
         recipe = (f"recipes/pack_data.py, then recipes/zoo.py train --only {variant} (GPU; see recipes/README.md), "
                   f"then recipes/finalize.py --only {name}")
         if name == "nuclei-fast":
-            recipe = ("recipes/pack_data.py --only dsb,other, then recipes/accumulate.py nuclei-student-b8 in chunks "
-                      "to 20,550 steps, then recipes/accumulate.py " + variant + " (from that run's weight average; "
-                      "CPU; state in recipes/checkpoints/<variant>/, one line per chunk in its chunks.jsonl), then "
-                      f"recipes/accumulate.py {variant} --export DIR, then recipes/finalize.py --only {name} "
+            recipe = (f"recipes/pack_data.py --only dsb,other, then recipes/accumulate.py {variant} in chunks (CPU; "
+                      f"state in recipes/checkpoints/{variant}/, one line per chunk in its chunks.jsonl), then "
+                      f"recipes/accumulate.py {variant} --export DIR --force, then recipes/finalize.py --only {name} "
                       "--runs DIR")
         model.update_card(variant=variant, training={**model.model_card.training, "recipe": recipe})
         if name == "count-bbbc005":
@@ -785,8 +782,7 @@ INT8_CALIBRATION = {
     "count-bbbc005-fast": ("bbbc005", "train", {"bbbc005": 16}),
     "nuclei": ("generalist", "train", {"fluorescence": 12, "he": 4, "brightfield": 2}),
     "nuclei-fluo": ("dsb2018", "train", {"fluorescence": 12}),
-    # doubled 2026-12-07: the hard-label student's first build on 12 / 4 / 2 lost 0.0052 F1 on validation
-    "nuclei-fast": ("generalist", "train", {"fluorescence": 24, "he": 8, "brightfield": 4}),
+    "nuclei-fast": ("generalist", "train", {"fluorescence": 12, "he": 4, "brightfield": 2}),
     "cells-bbbc005": ("bbbc005", "train", {"bbbc005": 16}),
 }
 #: issue 29's rule for int8 as a default: F1@0.5 no more than this below float (segmenters, every kind) ...

@@ -107,7 +107,7 @@ def choose_diameter(frames: np.ndarray, run: Callable[..., Any], *, probes: int 
     for t in probe_t:
         info = getattr(run(frames[t], diameter=None), "info", None)
         step()
-        if getattr(info, "diameter_source", None) == "estimated":
+        if info is not None and getattr(info, "diameter_source", None) == "estimated":
             estimates.append(float(info.diameter))
     if not estimates:
         return None, {"reason": "no estimate", "estimates": [], "frames_segmented": done}
