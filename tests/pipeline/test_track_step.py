@@ -166,6 +166,12 @@ def test_track_step_parses_and_round_trips():
     assert (d.objects, d.channel, d.model, d.masks, d.max_gap, d.divisions) == ("Nuclei", "Image", "nuclei", None, 2,
                                                                                 True)
     assert _step(pixel_size="files").pixel_size is None
+    # the movie's scale check is on unless per_frame_diameter says otherwise (deepscope track --per-frame-diameter)
+    assert d.per_frame_diameter is False and d.track_options().per_frame_diameter is False
+    pf = _step(objects="Cells", per_frame_diameter=True)
+    assert pf.track_options().per_frame_diameter is True and pf.to_dict()["per_frame_diameter"] is True
+    p = Pipeline.from_dict({"inputs": {"paths": ["x"]}, "steps": [{"track": pf.to_dict()}]})
+    assert p.steps[0] == pf and "per_frame_diameter" not in d.to_dict()
 
 
 @pytest.mark.parametrize("opts, match", [
@@ -183,6 +189,9 @@ def test_track_step_parses_and_round_trips():
     ({"model": "count-bbbc005"}, r"steps\[0\]\.track\.model: model 'count-bbbc005' is a count model; this step "
                                  r"needs a segment model"),
     ({"model": "otsu-watershed", "diameter": 20}, r"steps\[0\]\.track\.diameter: diameter is for the generalist"),
+    ({"model": "otsu-watershed", "per_frame_diameter": True},
+     r"steps\[0\]\.track\.per_frame_diameter: per_frame_diameter is for the generalist models"),
+    ({"per_frame_diameter": "yes"}, r"steps\[0\]\.track\.per_frame_diameter: expected true or false"),
     ({"model": "nuclei", "options": {"min_size": 3}}, r"steps\[0\]\.track\.options: options are for model: "
                                                       r"otsu-watershed"),
     ({"model": "otsu-watershed", "options": {"sigma": 3}}, r"steps\[0\]\.track\.options\.sigma: unknown option"),
@@ -199,6 +208,9 @@ def test_track_step_errors_of_masks_and_2d_steps(tmp_path):
         Pipeline.from_dict({"inputs": planes, "steps": [{"track": {"masks": "Masks", "model": "nuclei"}}]})
     with pytest.raises(ConfigError, match=r"steps\[0\]\.track\.diameter: diameter is for segmenting the frames"):
         Pipeline.from_dict({"inputs": planes, "steps": [{"track": {"masks": "Masks", "diameter": 12}}]})
+    with pytest.raises(ConfigError, match=r"steps\[0\]\.track\.per_frame_diameter: per_frame_diameter is for "
+                                          r"segmenting the frames"):
+        Pipeline.from_dict({"inputs": planes, "steps": [{"track": {"masks": "Masks", "per_frame_diameter": True}}]})
     with pytest.raises(ConfigError, match=r"steps\[1\]\.track\.objects: object set 'Nuclei' is already made"):
         Pipeline.from_dict({"inputs": planes, "steps": [{"track": {"masks": "Masks"}},
                                                         {"track": {"masks": "Masks", "objects": "Nuclei"}}]})

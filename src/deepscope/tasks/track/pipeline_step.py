@@ -38,8 +38,8 @@ class TrackStep:
     movie of label images, ids arbitrary per frame) is taken as the objects; the objects are then linked into
     tracks and lineages with laptrack, as ``deepscope track`` does. ``max_distance``, ``split_distance`` (pixels),
     ``max_gap`` (frames) and ``divisions`` are the linking options of
-    :class:`~deepscope.tasks.track.options.TrackOptions`; ``diameter`` and the thresholds those of the segmentation
-    model. ``pixel_size`` (micrometres) and ``frame_interval`` override what the files state (None: the files').
+    :class:`~deepscope.tasks.track.options.TrackOptions`; ``diameter``, ``per_frame_diameter`` (skip the movie's
+    scale check, :mod:`deepscope.tasks.track.scale`) and the thresholds those of the segmentation model. ``pixel_size`` (micrometres) and ``frame_interval`` override what the files state (None: the files').
 
     Examples
     --------
@@ -57,6 +57,7 @@ class TrackStep:
     masks: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     diameter: float | None = None
+    per_frame_diameter: bool = False
     prob_threshold: float | None = None
     flow_threshold: float | None = None
     min_size: int | None = None
@@ -91,6 +92,8 @@ class TrackStep:
             opts["model"] = self.model
             if self.options:
                 opts["options"] = dict(self.options)
+            if self.per_frame_diameter:
+                opts["per_frame_diameter"] = True
         for k in ("diameter", "prob_threshold", "flow_threshold", "min_size", "max_distance", "split_distance",
                   "pixel_size", "frame_interval"):
             if getattr(self, k) is not None:
@@ -113,7 +116,8 @@ class TrackStep:
                                                            segment_thresholds)
 
         p = r.path
-        d = r.mapping(opts, p, ("objects", "channel", "model", "masks", "options", "diameter", *THRESHOLDS,
+        d = r.mapping(opts, p, ("objects", "channel", "model", "masks", "options", "diameter", "per_frame_diameter",
+                                *THRESHOLDS,
                                 "max_distance", "split_distance", "max_gap", "divisions", "pixel_size",
                                 "frame_interval"))
         chan = r.channel(d.get("channel"), p + ("channel",))
@@ -121,6 +125,7 @@ class TrackStep:
         options: Any = d.get("options") or {}
         thresholds: dict[str, Any] = {}
         diameter = None
+        per_frame = False
         if d.get("masks") is not None:
             if d.get("model") is not None:
                 r.fail(p + ("model",), "give model (each frame segmented) or masks (a channel of label images), not "
@@ -129,8 +134,8 @@ class TrackStep:
             if masks == chan:
                 r.fail(p + ("masks",), f"masks names the channel the step tracks ({chan!r}); give the channel of "
                                        "the label images")
-            for k in ("options", "diameter", *THRESHOLDS):
-                if d.get(k) is not None:
+            for k in ("options", "diameter", "per_frame_diameter", *THRESHOLDS):
+                if d.get(k) is not None and d.get(k) is not False:
                     r.fail(p + (k,), f"{k} is for segmenting the frames with a model; with masks only linking runs")
         else:
             model = r.model_ref(d.get("model", "nuclei"), p + ("model",), task="segment",
@@ -140,6 +145,13 @@ class TrackStep:
                     r.fail(p + ("diameter",), f"diameter is for the generalist models; {model} takes its settings "
                                               "from options")
                 diameter = r.number(d["diameter"], p + ("diameter",), lo=1, hi=10000)
+            per_frame = d.get("per_frame_diameter", False)
+            if not isinstance(per_frame, bool):
+                r.fail(p + ("per_frame_diameter",), f"expected true or false; got {r.type_name(per_frame)} "
+                                                    f"{per_frame!r}")
+            if per_frame and model in CLASSICAL_SEGMENTERS:
+                r.fail(p + ("per_frame_diameter",), f"per_frame_diameter is for the generalist models; {model} "
+                                                    "estimates no diameter")
             thresholds = segment_thresholds(r, d, p, model)
             if not isinstance(options, dict):
                 r.fail(p + ("options",), f"expected a mapping of options; got {r.type_name(options)}")
@@ -165,7 +177,7 @@ class TrackStep:
                       f"step {r.objects['Nuclei']})")
         objs = r.new_objects(d.get("objects", "Nuclei"), p + ("objects",))
         return cls(objects=objs, channel=chan, model=model, masks=masks, options=dict(options), diameter=diameter,
-                   max_gap=max_gap, divisions=divisions, **thresholds, **lengths)
+                   per_frame_diameter=per_frame, max_gap=max_gap, divisions=divisions, **thresholds, **lengths)
 
     # ------------------------------------------------------------------ running it
     def track_options(self) -> TrackOptions:
@@ -174,7 +186,7 @@ class TrackStep:
 
         return TrackOptions(max_distance=self.max_distance, split_distance=self.split_distance, max_gap=self.max_gap,
                             divisions=self.divisions, model=self.model or "nuclei", diameter=self.diameter,
-                            prob_threshold=self.prob_threshold, flow_threshold=self.flow_threshold,
+                            per_frame_diameter=self.per_frame_diameter, prob_threshold=self.prob_threshold, flow_threshold=self.flow_threshold,
                             min_size=self.min_size)
 
     def run(self, movie: np.ndarray, *, masks: np.ndarray | None = None, model: Any = None,
