@@ -324,7 +324,8 @@ def render_track_html(res: Results, figures: list[tuple[str, str, bytes]], *, ti
         cards.append((out, "out of the model's domain", "warn" if out else ""))
     cols = [("name", "movie"), ("frames", "frames"), ("tracks", "tracks"), ("divisions", "divisions"),
             ("objects", "objects"), ("mean_speed", "mean speed"), ("speed_unit", "speed unit"),
-            ("median_cycle_time", "median cell-cycle time"), ("pixel_size", "pixel size (um)"),
+            ("median_cycle_time", "median cell-cycle time"), ("diameter", "diameter (px)"),
+            ("diameter_source", "diameter from"), ("pixel_size", "pixel size (um)"),
             ("frame_interval", "frame interval"), ("in_domain", "in domain"), ("error", "error")]
 
     def row_class(r: Any) -> str:
@@ -340,8 +341,11 @@ def render_track_html(res: Results, figures: list[tuple[str, str, bytes]], *, ti
 <p class="note">One row per movie. Tracks and divisions (mothers with two daughters) are counted from each movie's
 res_track.txt; mean speed is the mean over its tracks of two frames or more (um where the pixel size is known, per
 the frame interval's time unit where it is known, else px and frames); the cell-cycle time is from division to
-division. In domain: whether every frame looked like the segmentation model's training images (blank: masks were
-given, or the model has no check). Click a column to sort.</p>
+division. Diameter: the object size every frame was segmented at, from --diameter ("given") or from the movie's
+scale check ("scale check": objects cut at the size estimate did not persist from frame to frame); blank where each
+frame was segmented at its own estimate ("per frame"), at the model's own scale, or masks were given. In domain:
+whether every frame looked like the segmentation model's training images (blank: masks were given, or the model
+has no check). Click a column to sort.</p>
 <div class="scroll">{_table(movies, cols, row_class=row_class)}</div>
 <h2>Figures</h2><div class="figs">{figs}</div>{cycle_note}
 <h2>How these results were made</h2>{_lineage(res)}

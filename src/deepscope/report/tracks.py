@@ -167,7 +167,8 @@ def load_tracks(source: Path) -> Results:
                                "frames": r.get("frames"), "pixel_size": r.get("pixel_size"),
                                "frame_interval": r.get("frame_interval"), "in_domain": _in_domain(r.get("in_domain")),
                                "tracks": np.nan, "divisions": np.nan, "objects": np.nan, "mean_speed": np.nan,
-                               "speed_unit": "", "median_cycle_time": np.nan}
+                               "speed_unit": "", "median_cycle_time": np.nan,
+                               "diameter": r.get("diameter"), "diameter_source": r.get("diameter_source", "")}
         if not error:
             try:
                 mv = _read_movie(source, stem, _number(r.get("frame_interval")))

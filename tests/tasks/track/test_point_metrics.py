@@ -183,4 +183,5 @@ def test_real_movie_default_scale_check_moves_off_the_chromocentres():
     res, _, r = _real_first_frames(8)
     scale = res.info["scale"]
     assert scale["reason"] == "coherence" and scale["estimate"] < 30 and res.info["diameter"] > 40
+    assert res.info["diameter_source"] == "scale check"
     assert r["det_precision"] >= 0.9 and r["point_TRA"] >= 0.9

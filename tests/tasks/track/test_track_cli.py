@@ -49,10 +49,13 @@ def test_track_masks_writes_ctc_tables_and_lineage_and_scores_one(files, movie):
     assert len(summary) == len(tracks) and {"generation", "mean_speed", "straightness"} <= set(summary.columns)
     rec = lineage.read(tmp / "out" / "movie.tracks.csv")
     assert rec.command == "track" and rec.extra["source"] == "masks" and len(rec.inputs) == 2
+    movies = pd.read_csv(tmp / "out" / "movies.csv")
+    assert movies["diameter_source"].tolist() == ["masks"] and movies["diameter"].isna().all()
     assert lineage.read(tmp / "out" / "movie" / "res_track.txt") is not None
     # the report is written at the end: its table counts the tracks of res_track.txt
     html = (tmp / "out" / "report.html").read_text()
     assert "report:" in r.output and f'data-v="{len(tracks)}"' in html
+    assert "<th>diameter from</th>" in html and ">masks<" in html
 
     r = runner.invoke(app, ["evaluate", "track", str(tmp / "out" / "movie"), str(gt), "--json", str(tmp / "m.json")])
     assert r.exit_code == 0, r.output
@@ -77,11 +80,23 @@ def test_track_segments_raw_frames_from_a_frame_folder(files, movie):
     # these nuclei (11-20 px) persist at their size estimates: each frame is segmented at its own
     scale = rec.extra["scale"]
     assert scale["reason"] == "estimate" and rec.extra["diameter"] is None and scale["diameter"] is None
+    assert movies["diameter_source"].tolist() == ["per frame"] and movies["diameter"].isna().all()
     assert 9 < scale["estimate"] < 22 and len(scale["estimates"]) == 5 and len(scale["coherence"]) >= 3
     r = runner.invoke(app, ["track", str(tmp / "ctc" / "01"), "--out", str(tmp / "per-frame"), "--per-frame-diameter"])
     assert r.exit_code == 0, r.output
     rec = lineage.read(tmp / "per-frame" / "01.tracks.csv")
     assert rec.extra["diameter"] is None and "scale" not in rec.extra and rec.params["per_frame_diameter"] is True
+    assert pd.read_csv(tmp / "per-frame" / "movies.csv")["diameter_source"].tolist() == ["per frame"]
+
+
+def test_a_given_diameter_is_the_movies_and_skips_the_scale_check(files):
+    tmp, _ = files
+    r = runner.invoke(app, ["track", str(tmp / "ctc" / "01"), "--out", str(tmp / "given"), "--diameter", "15",
+                            "--no-report"])
+    assert r.exit_code == 0, r.output
+    movies = pd.read_csv(tmp / "given" / "movies.csv")
+    assert movies["diameter_source"].tolist() == ["given"] and movies["diameter"].tolist() == [15.0]
+    assert "scale" not in lineage.read(tmp / "given" / "01.tracks.csv").extra
 
 
 def test_masks_folder_of_per_frame_label_files(files, movie):

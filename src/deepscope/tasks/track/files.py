@@ -8,7 +8,8 @@ Per movie ``<stem>``, under ``OUT``:
 * ``<stem>.track_summary.csv``: one row per track (:data:`~deepscope.tasks.track.options.TRACK_COLUMNS`);
 * a lineage sidecar (``.prov.json``) beside each table and ``res_track.txt``;
 
-and ``OUT/movies.csv``, one row per movie (an ``error`` column for a movie that failed: a batch goes on).
+and ``OUT/movies.csv``, one row per movie (the object size the frames were segmented at and where it came from,
+:data:`DIAMETER_SOURCES`; an ``error`` column for a movie that failed: a batch goes on).
 """
 
 from __future__ import annotations
@@ -28,13 +29,19 @@ from deepscope.tasks.track.linking import link
 from deepscope.tasks.track.movies import Movie, read_masks, read_movie
 from deepscope.tasks.track.options import TrackOptions, TrackResult, check_physical
 
-__all__ = ["segment_frames", "track_movie", "track_paths", "write_track_outputs", "TrackRun", "MOVIE_COLUMNS"]
+__all__ = ["segment_frames", "track_movie", "track_paths", "write_track_outputs", "TrackRun", "MOVIE_COLUMNS",
+           "DIAMETER_SOURCES"]
 
 log = logging.getLogger(__name__)
 
 #: Columns of ``OUT/movies.csv``.
-MOVIE_COLUMNS = ("path", "stem", "frames", "objects", "tracks", "divisions", "pixel_size", "frame_interval",
-                 "in_domain", "result", "error")
+MOVIE_COLUMNS = ("path", "stem", "frames", "objects", "tracks", "divisions", "diameter", "diameter_source",
+                 "pixel_size", "frame_interval", "in_domain", "result", "error")
+#: ``diameter_source`` of movies.csv: how the frames' object size was set (``diameter``, px, is blank unless one size
+#: was used for every frame)
+DIAMETER_SOURCES = {"given": "--diameter", "scale check": "one size for the movie, where objects persist between "
+                    "frames (deepscope.tasks.track.scale)", "per frame": "each frame's own size estimate",
+                    "model": "the model's own scale (it estimates no size)", "masks": "no segmentation (--masks)"}
 
 Progress = Callable[[int, int], None]
 
@@ -89,6 +96,16 @@ def _segmenter(model: Any) -> Any:
         raise InputError(f"model {getattr(net, 'name', model)!r} is a {getattr(net, 'task', '?')} model; tracking "
                          "needs a segmentation model (e.g. nuclei) or --masks")
     return net
+
+
+def _diameter_source(options: TrackOptions, scale: dict[str, Any] | None, net: Any) -> str:
+    """The ``diameter_source`` (:data:`DIAMETER_SOURCES`) of a movie segmented with ``net``."""
+    if options.diameter is not None:
+        return "given"
+    if scale is not None:
+        return {"coherence": "scale check", "estimate": "per frame"}.get(str(scale.get("reason")), "model")
+    output = getattr(getattr(net, "model_card", None), "output", None) or {}
+    return "per frame" if output.get("size_channel") else "model"
 
 
 def track_movie(movie: Movie | str | os.PathLike[str], *, masks: str | os.PathLike[str] | np.ndarray | None = None,
@@ -153,7 +170,8 @@ def track_movie(movie: Movie | str | os.PathLike[str], *, masks: str | os.PathLi
         info: dict[str, Any] = {"source": "model", "model": str(getattr(net, "name", options.model)),
                                 "in_domain": all(known) if known else None,
                                 "frames_out_of_domain": sum(1 for c in known if not c),
-                                "diameter": diameter}
+                                "diameter": diameter,
+                                "diameter_source": _diameter_source(options, scale, net)}
         if scale is not None:
             info["scale"] = scale
         if known and not all(known):
@@ -165,11 +183,11 @@ def track_movie(movie: Movie | str | os.PathLike[str], *, masks: str | os.PathLi
         labels = masks
         if labels.shape != mv.frames.shape:
             raise InputError(f"masks of shape {labels.shape} do not match the movie's {mv.frames.shape}")
-        info = {"source": "masks"}
+        info = {"source": "masks", "diameter_source": "masks"}
     else:
         labels, mask_inputs = read_masks(masks, n_frames=mv.frames.shape[0], shape=mv.frames.shape[1:])
         inputs += list(mask_inputs)
-        info = {"source": "masks", "masks": str(masks)}
+        info = {"source": "masks", "masks": str(masks), "diameter_source": "masks"}
     result = link(labels, frames=mv.frames, options=options, pixel_size=px, frame_interval=dt,
                   progress=progress if masks is not None else None)
     info["inputs"] = inputs
@@ -289,7 +307,9 @@ def track_paths(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
                                   frame_interval=frame_interval, progress=progress(stem) if progress else None)
                 ctc = write_track_outputs(out, stem, res, run=run)
                 row.update(frames=int(res.labels.shape[0]), objects=int(len(res.objects)), tracks=res.n_tracks,
-                           divisions=res.n_divisions, pixel_size=res.pixel_size, frame_interval=res.frame_interval,
+                           divisions=res.n_divisions, diameter=res.info.get("diameter") or "",
+                           diameter_source=res.info.get("diameter_source", ""), pixel_size=res.pixel_size,
+                           frame_interval=res.frame_interval,
                            in_domain=res.info.get("in_domain"), result=str(ctc))
             except (DeepscopeError, OSError) as exc:
                 log.warning("%s: %s", p, exc)
