@@ -87,8 +87,10 @@ def track(
         res = track_paths(paths, out, masks=masks, options=options, pixel_size=pixel_size,
                           frame_interval=frame_interval, progress=_movie_progress(update))
     for rec in res.table[res.table["error"] == ""].to_dict("records"):
+        size = (f"; objects segmented at {float(rec['diameter']):.0f} px ({rec['diameter_source']})"
+                if rec.get("diameter") not in ("", None) else "")
         console.print(f"{escape(rec['stem'])}: {rec['frames']} frames, {rec['tracks']} tracks, {rec['divisions']} "
-                      f"division(s)")
+                      f"division(s){escape(size)}")
     report_errors(res.table)
     console.print(f"{res.summary()}; wrote CTC results and tables to {escape(str(out))}")
     if report:  # tracks over a frame, lineage trees, speeds and cell cycles (deepscope report OUT)

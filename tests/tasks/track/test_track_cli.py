@@ -96,6 +96,7 @@ def test_a_given_diameter_is_the_movies_and_skips_the_scale_check(files):
     assert r.exit_code == 0, r.output
     movies = pd.read_csv(tmp / "given" / "movies.csv")
     assert movies["diameter_source"].tolist() == ["given"] and movies["diameter"].tolist() == [15.0]
+    assert "objects segmented at 15 px (given)" in r.output
     assert "scale" not in lineage.read(tmp / "given" / "01.tracks.csv").extra
 
 
