@@ -81,8 +81,7 @@ def track(
             raise InputError(f"{name} must be a positive number; got {v}")
     options = TrackOptions(max_distance=max_distance, max_gap=max_gap, divisions=divisions, model=model,
                            diameter=diameter, per_frame_diameter=per_frame_diameter, channel=channel,
-                           prob_threshold=prob_threshold,
-                           flow_threshold=flow_threshold, min_size=min_size)
+                           prob_threshold=prob_threshold, flow_threshold=flow_threshold, min_size=min_size)
     with progress_callback("track", unit="frames") as update:
         res = track_paths(paths, out, masks=masks, options=options, pixel_size=pixel_size,
                           frame_interval=frame_interval, progress=_movie_progress(update))

@@ -251,10 +251,10 @@ def _track_total(image: Any, masks: Any) -> int:
 def _track_steps(image: Any, model: str = "nuclei", masks: Any = None, max_gap: int = 2,
                  divisions: bool = True) -> Any:
     """:func:`track_layers` in steps (as :func:`_segment_steps`): the model loaded, the movie's object scale checked
-    (:func:`deepscope.tasks.track.scale.choose_diameter`, as ``deepscope track`` does), then one step per frame
+    (:func:`deepscope.tasks.track.movie_diameter`, as ``deepscope track`` does), then one step per frame
     segmented, then linking; with ``masks``, linking only."""
     from deepscope.errors import InputError
-    from deepscope.tasks.track import TrackOptions, link, segment_frames
+    from deepscope.tasks.track import TrackOptions, link, movie_diameter, segment_frames
 
     frames = np.asarray(image)
     if frames.ndim != 3:
@@ -276,12 +276,7 @@ def _track_steps(image: Any, model: str = "nuclei", masks: Any = None, max_gap: 
         yield 0, total, f"loading {model}"
         net = load_model(model, task="segment")
         yield 1, total, "checking the object scale"
-        diameter, scale = None, None
-        if frames.shape[0] >= 2:
-            from deepscope.tasks.track.scale import choose_diameter
-
-            diameter, scale = choose_diameter(
-                frames, lambda f, diameter=None: net.run(f, **({} if diameter is None else {"diameter": diameter})))
+        diameter, scale = movie_diameter(frames, net, options)
         labels = np.zeros(frames.shape, np.int32)
         checks: list[bool | None] = []
         for t in range(frames.shape[0]):

@@ -214,6 +214,10 @@ class CountResult:
     in_domain: bool | None = None
     estimate: float = float("nan")
 
+    def __post_init__(self) -> None:
+        if math.isnan(self.estimate):  # a result made from a count alone: the count is its estimate
+            object.__setattr__(self, "estimate", float(self.count))
+
     @classmethod
     def whole(cls, estimate: float, low: float, high: float, std: float, method: str,
               in_domain: bool | None) -> CountResult:

@@ -24,7 +24,8 @@ class CountStep:
     """Count objects: with a count model on a channel, or (``model: objects``) the segmented ``objects``.
 
     A model writes ``Count_<name>`` (whole cells) with ``Count_<name>_Low``/``_High`` (95% interval),
-    ``_Std`` and ``_Estimate`` (the network's unrounded estimate, as counts.csv's ``count_estimate``); ``objects`` writes ``Count_<objects>`` (also part of every object set's summary). A model *and*
+    ``_Std`` and ``_Estimate`` (the network's unrounded estimate, as counts.csv's ``count_estimate``); ``objects``
+    writes ``Count_<objects>`` (also part of every object set's summary). A model *and*
     ``objects`` (``- count: {model: count-bbbc005, objects: Nuclei}``, what ``deepscope analyze`` runs) make
     ``Count_<objects>`` the counter's estimate on images the image QC finds blurred (power-log-log slope at or
     below :data:`deepscope.measure.quality.BLUR_SLOPE`, where segmentation merges and misses objects) and in the

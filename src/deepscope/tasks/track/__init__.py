@@ -16,8 +16,8 @@
 laptrack and ctc_metrics are imported when a function needs them, so importing this package stays cheap.
 """
 
-from deepscope.tasks.track.files import (MOVIE_COLUMNS, TrackRun, segment_frames, track_movie, track_paths,
-                                         write_track_outputs)
+from deepscope.tasks.track.files import (MOVIE_COLUMNS, TrackRun, movie_diameter, segment_frames, track_movie,
+                                         track_paths, write_track_outputs)
 from deepscope.tasks.track.linking import detect, link, link_objects
 from deepscope.tasks.track.metrics import CTC_MEASURES, evaluate_ctc, evaluate_points
 from deepscope.tasks.track.movies import Movie, read_masks, read_movie
@@ -30,5 +30,5 @@ Result = TrackResult
 
 __all__ = ["TrackOptions", "TrackResult", "Options", "Result", "OBJECT_COLUMNS", "TRACK_COLUMNS", "detect", "link",
            "link_objects", "evaluate_ctc", "evaluate_points", "CTC_MEASURES", "Movie", "read_movie", "read_masks",
-           "segment_frames", "track_movie", "track_paths", "write_track_outputs", "TrackRun", "MOVIE_COLUMNS",
-           "TrackStep", "TrackPlugin"]
+           "segment_frames", "movie_diameter", "track_movie", "track_paths", "write_track_outputs", "TrackRun",
+           "MOVIE_COLUMNS", "TrackStep", "TrackPlugin"]

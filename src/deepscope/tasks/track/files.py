@@ -29,8 +29,8 @@ from deepscope.tasks.track.linking import link
 from deepscope.tasks.track.movies import Movie, read_masks, read_movie
 from deepscope.tasks.track.options import TrackOptions, TrackResult, check_physical
 
-__all__ = ["segment_frames", "track_movie", "track_paths", "write_track_outputs", "TrackRun", "MOVIE_COLUMNS",
-           "DIAMETER_SOURCES"]
+__all__ = ["segment_frames", "movie_diameter", "track_movie", "track_paths", "write_track_outputs", "TrackRun",
+           "MOVIE_COLUMNS", "DIAMETER_SOURCES"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def segment_frames(frames: np.ndarray, model: Any = "nuclei", *, diameter: float
         If the model is not a segmentation model.
     """
     net = _segmenter(model)
-    given = {k: v for k, v in {"diameter": diameter, **segment}.items() if v is not None}
+    given = _given(diameter=diameter, **segment)
     out = np.zeros(frames.shape, np.int32)
     in_domain: list[bool | None] = []
     for t in range(frames.shape[0]):
@@ -98,14 +98,47 @@ def _segmenter(model: Any) -> Any:
     return net
 
 
+def _given(**options: Any) -> dict[str, Any]:
+    """The segmentation options that were given (None leaves the model card's value)."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def movie_diameter(frames: np.ndarray, net: Any, options: TrackOptions, *,
+                   progress: Progress | None = None) -> tuple[float | None, dict[str, Any] | None]:
+    """The one object diameter every frame of a (T, Y, X) movie is segmented at, or None (each frame at its own
+    estimate), and the record of the movie's scale check (:func:`deepscope.tasks.track.scale.choose_diameter`; None
+    where it did not run: a given ``diameter``, ``per_frame_diameter``, or a single frame)."""
+    if (options.diameter is not None or options.per_frame_diameter or frames.shape[0] < 2
+            or not _estimates_diameter(net)):
+        return options.diameter, None
+    from deepscope.tasks.track.scale import choose_diameter
+
+    thresholds = _given(prob_threshold=options.prob_threshold, flow_threshold=options.flow_threshold,
+                        min_size=options.min_size)
+
+    def run(frame: np.ndarray, diameter: float | None = None) -> Any:
+        return net.run(frame, **_given(diameter=diameter, **thresholds))
+
+    diameter, scale = choose_diameter(frames, run, progress=progress)
+    if diameter is not None:
+        log.info("objects cut at the estimated diameter (%s px) do not persist between frames; every frame is "
+                 "segmented at %s px", scale["estimate"], diameter)
+    return diameter, scale
+
+
 def _diameter_source(options: TrackOptions, scale: dict[str, Any] | None, net: Any) -> str:
     """The ``diameter_source`` (:data:`DIAMETER_SOURCES`) of a movie segmented with ``net``."""
     if options.diameter is not None:
         return "given"
     if scale is not None:
         return {"coherence": "scale check", "estimate": "per frame"}.get(str(scale.get("reason")), "model")
-    output = getattr(getattr(net, "model_card", None), "output", None) or {}
-    return "per frame" if output.get("size_channel") else "model"
+    return "per frame" if _estimates_diameter(net) else "model"
+
+
+def _estimates_diameter(net: Any) -> bool:
+    """Whether a segmentation model estimates each image's object diameter (its plugin says; a stand-in without
+    one is asked, by the scale check's probes)."""
+    return bool(getattr(getattr(net, "plugin", None), "estimates_diameter", True))
 
 
 def track_movie(movie: Movie | str | os.PathLike[str], *, masks: str | os.PathLike[str] | np.ndarray | None = None,
@@ -141,31 +174,21 @@ def track_movie(movie: Movie | str | os.PathLike[str], *, masks: str | os.PathLi
     inputs = list(mv.inputs)
     if masks is None:
         net = _segmenter(model if model is not None else options.model)
-        thresholds = {k: v for k, v in {"prob_threshold": options.prob_threshold,
-                                        "flow_threshold": options.flow_threshold,
-                                        "min_size": options.min_size}.items() if v is not None}
-        diameter, scale, offset = options.diameter, None, 0
-        if diameter is None and not options.per_frame_diameter and mv.frames.shape[0] >= 2:
-            from deepscope.tasks.track.scale import choose_diameter
 
-            def check_progress(done: int, total: int) -> None:
-                if progress is not None:
-                    progress(done, total + mv.frames.shape[0])
+        def check_progress(done: int, total: int) -> None:
+            if progress is not None:
+                progress(done, total + mv.frames.shape[0])
 
-            def run(frame: np.ndarray, diameter: float | None = None) -> Any:
-                return net.run(frame, **({} if diameter is None else {"diameter": diameter}), **thresholds)
-
-            diameter, scale = choose_diameter(mv.frames, run, progress=check_progress)
-            offset = int(scale.get("frames_segmented", 0))
-            if diameter is not None:
-                log.info("%s: objects cut at the estimated diameter (%s px) do not persist between frames; every "
-                         "frame is segmented at %s px", mv.path, scale["estimate"], diameter)
+        diameter, scale = movie_diameter(mv.frames, net, options, progress=check_progress)
+        offset = int(scale.get("frames_segmented", 0)) if scale else 0
 
         def frame_progress(done: int, total: int) -> None:
             if progress is not None:
                 progress(offset + done, offset + total)
 
-        labels, checks = segment_frames(mv.frames, net, diameter=diameter, progress=frame_progress, **thresholds)
+        labels, checks = segment_frames(mv.frames, net, diameter=diameter, progress=frame_progress,
+                                        prob_threshold=options.prob_threshold, flow_threshold=options.flow_threshold,
+                                        min_size=options.min_size)
         known = [c for c in checks if c is not None]
         info: dict[str, Any] = {"source": "model", "model": str(getattr(net, "name", options.model)),
                                 "in_domain": all(known) if known else None,

@@ -39,7 +39,8 @@ class TrackStep:
     tracks and lineages with laptrack, as ``deepscope track`` does. ``max_distance``, ``split_distance`` (pixels),
     ``max_gap`` (frames) and ``divisions`` are the linking options of
     :class:`~deepscope.tasks.track.options.TrackOptions`; ``diameter``, ``per_frame_diameter`` (skip the movie's
-    scale check, :mod:`deepscope.tasks.track.scale`) and the thresholds those of the segmentation model. ``pixel_size`` (micrometres) and ``frame_interval`` override what the files state (None: the files').
+    scale check, :mod:`deepscope.tasks.track.scale`) and the thresholds those of the segmentation model.
+    ``pixel_size`` (micrometres) and ``frame_interval`` override what the files state (None: the files').
 
     Examples
     --------
@@ -117,8 +118,7 @@ class TrackStep:
 
         p = r.path
         d = r.mapping(opts, p, ("objects", "channel", "model", "masks", "options", "diameter", "per_frame_diameter",
-                                *THRESHOLDS,
-                                "max_distance", "split_distance", "max_gap", "divisions", "pixel_size",
+                                *THRESHOLDS, "max_distance", "split_distance", "max_gap", "divisions", "pixel_size",
                                 "frame_interval"))
         chan = r.channel(d.get("channel"), p + ("channel",))
         masks = model = None
@@ -186,8 +186,8 @@ class TrackStep:
 
         return TrackOptions(max_distance=self.max_distance, split_distance=self.split_distance, max_gap=self.max_gap,
                             divisions=self.divisions, model=self.model or "nuclei", diameter=self.diameter,
-                            per_frame_diameter=self.per_frame_diameter, prob_threshold=self.prob_threshold, flow_threshold=self.flow_threshold,
-                            min_size=self.min_size)
+                            per_frame_diameter=self.per_frame_diameter, prob_threshold=self.prob_threshold,
+                            flow_threshold=self.flow_threshold, min_size=self.min_size)
 
     def run(self, movie: np.ndarray, *, masks: np.ndarray | None = None, model: Any = None,
             pixel_size: float | None = None, frame_interval: float | None = None,
